@@ -1,0 +1,60 @@
+/**
+ * Read-only HTTP status API of the control plane (loopback by default):
+ *   GET /healthz           liveness
+ *   GET /status            revisions (accepted/rejected with diagnostics) and every proxy's per-type state
+ *   GET /proxies/<id>      one proxy's status and the resources (proto3 JSON) in its current snapshot
+ */
+import { createServer, type Server } from 'node:http';
+import type { ControlPlane } from '../app/control-plane.js';
+import { SHORT_NAME, type TypeUrl } from '../xds/type-urls.js';
+
+export function statusDocument(cp: ControlPlane): object {
+  const current = cp.current?.result.revision;
+  return {
+    controlPlane: { startedAt: cp.startedAt, xdsPort: cp.xdsPort, configDir: cp.settings.configDir },
+    revision: {
+      current: current ?? null,
+      lastRejected: [...cp.revisions].reverse().find((r) => r.status === 'rejected') ?? null,
+    },
+    revisions: [...cp.revisions].reverse(),
+    proxies: cp.ads.registry.all().map((p) => ({ ...p, upToDate: isUpToDate(p.types, current) })),
+  };
+}
+
+function isUpToDate(types: Record<string, { acked?: { revision?: string }; pending: boolean }>, revision: string | undefined): boolean {
+  const list = Object.values(types);
+  return list.length > 0 && list.every((t) => !t.pending && t.acked?.revision === revision);
+}
+
+export function proxyDocument(cp: ControlPlane, id: string): object | undefined {
+  const snap = cp.ads.snapshots.get(id);
+  const status = cp.ads.registry.get(id);
+  if (!snap && !status) return undefined;
+  const resources: Record<string, object[]> = {};
+  for (const [typeUrl, t] of snap?.types ?? []) {
+    resources[SHORT_NAME[typeUrl as TypeUrl]] = [...t.resources.values()].map((r) => ({ name: r.name, version: r.version, origins: r.origins, resource: r.json }));
+  }
+  return { id, revision: snap?.revision ?? null, version: snap?.version ?? null, status: status ?? null, resources };
+}
+
+export function startStatusServer(cp: ControlPlane, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://status');
+    const send = (code: number, body: unknown): void => {
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body, null, 2));
+    };
+    if (req.method !== 'GET') return send(405, { error: 'read-only API: use GET' });
+    if (url.pathname === '/healthz') return send(200, { ok: true });
+    if (url.pathname === '/status') return send(200, statusDocument(cp));
+    if (url.pathname.startsWith('/proxies/')) {
+      const doc = proxyDocument(cp, decodeURIComponent(url.pathname.slice('/proxies/'.length)));
+      return doc ? send(200, doc) : send(404, { error: 'no such proxy' });
+    }
+    send(404, { error: 'not found', endpoints: ['/healthz', '/status', '/proxies/<namespace>/<name>'] });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * `chancery bootstrap`: writes the Envoy bootstrap for one workload's sidecar.
+ */
+import { writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { compileSource } from '../compiler.js';
+import { formatHuman } from '../diag/format.js';
+import { isLoopback } from '../model/sidecars.js';
+import { readDirectory } from '../source/directory.js';
+import { buildBootstrap } from '../xds/bootstrap.js';
+import { command, DEFAULT_CONFIG_DIR, parse, parseHostPort, UsageError } from './args.js';
+
+const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME [options]
+
+  --out FILE              write to FILE (.json for JSON, otherwise YAML); default: stdout
+  --sotw                  use State-of-the-World ADS instead of Delta
+  --xds-address HOST:PORT control plane address (default 127.0.0.1:15010)
+  --admin-address H:P     Envoy admin listener (default: the workload's address if it is loopback, else 127.0.0.1; port 15000)
+  --initial-fetch-timeout D  how long Envoy waits for its first config before starting anyway (default 10s)`;
+
+export function runBootstrap(argv: string[]): Promise<number> {
+  return command(HELP, argv, () => {
+    const { values } = parse(argv, {
+      config: { type: 'string', default: DEFAULT_CONFIG_DIR },
+      workload: { type: 'string' },
+      out: { type: 'string' },
+      sotw: { type: 'boolean', default: false },
+      'xds-address': { type: 'string', default: '127.0.0.1:15010' },
+      'admin-address': { type: 'string' },
+      'initial-fetch-timeout': { type: 'string', default: '10s' },
+    });
+    if (!values.workload) throw new UsageError('--workload NAMESPACE/NAME is required');
+    if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!)) throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
+    const src = readDirectory(values.config!);
+    const result = compileSource(src.value, src.diagnostics);
+    if (!result.ok || !result.model) {
+      console.error(formatHuman(result.diagnostics, new Map(src.value.files.map((f) => [f.path, f.text]))));
+      return 1;
+    }
+    const w = result.model.workloads.find((x) => x.id === values.workload);
+    if (!w) {
+      console.error(`chancery: no WorkloadEntry "${values.workload}"; known: ${result.model.workloads.map((x) => x.id).join(', ') || 'none'}`);
+      return 1;
+    }
+    const xds = parseHostPort(values['xds-address']!, '--xds-address');
+    const admin = values['admin-address']
+      ? parseHostPort(values['admin-address'], '--admin-address')
+      : { host: isLoopback(w.address) ? w.address : '127.0.0.1', port: 15000 };
+    const config = buildBootstrap({
+      nodeId: w.id,
+      cluster: w.namespace,
+      metadata: { 'chancery.dev/workload': w.id, 'chancery.dev/identity': w.identity },
+      xds,
+      admin: { address: admin.host, port: admin.port },
+      variant: values.sotw ? 'sotw' : 'delta',
+      initialFetchTimeout: values['initial-fetch-timeout']!,
+    });
+    const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config);
+    if (values.out) writeFileSync(values.out, text);
+    else process.stdout.write(text);
+    return 0;
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * Entry point of the `chancery` command: dispatches to a subcommand in cli/.
+ */
+import { runBootstrap } from './cli/bootstrap.js';
+import { runCheck } from './cli/check.js';
+import { runRender } from './cli/render.js';
+import { runServe } from './cli/serve.js';
+
+const USAGE = `chancery: a GitOps control plane for stock Envoy sidecars
+
+Usage:
+  chancery serve     [--config DIR] [--xds-port 15010] [--xds-host 0.0.0.0] [--admin-port 15014] [--state-dir DIR]
+  chancery bootstrap --config DIR --workload NAMESPACE/NAME [--out FILE] [--sotw] [--xds-address HOST:PORT] [--admin-address HOST:PORT]
+  chancery check     DIR [--format human|json|github]
+  chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
+
+Run "chancery <command> --help" for the options of one command.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'serve':
+      return runServe(rest);
+    case 'bootstrap':
+      return runBootstrap(rest);
+    case 'check':
+      return runCheck(rest);
+    case 'render':
+      return runRender(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`chancery: unknown command "${cmd}"\n\n${USAGE}`);
+      return 2;
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Stage: model. Policy objects -> MeshModel. Resolves selectors and references and reports cross-resource
+ * problems (duplicates, unknown references, conflicts) with the origin of the offending field.
+ */
+import { Diagnostics, type Result } from '../diag/diagnostic.js';
+import {
+  MESH_DEFAULTS,
+  objectRef,
+  type MeshPolicy,
+  type PolicyObject,
+  type ServiceEntry,
+  type Sidecar,
+  type WorkloadEntry,
+} from '../policy/types.js';
+import { labelsMatch, spiffeId, type MeshModel, type Service, type ServiceEndpoint, type Workload } from './mesh-model.js';
+import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
+
+export function buildModel(objects: readonly PolicyObject[], revision: string): Result<MeshModel> {
+  const diags = new Diagnostics();
+  const unique = dropDuplicates(objects, diags);
+  const meshes = unique.filter((o): o is MeshPolicy => o.kind === 'Mesh');
+  for (const extra of meshes.slice(1)) {
+    diags.report('CH0405', `only one Mesh is allowed; ${objectRef('Mesh', meshes[0].meta)} is already defined`, {
+      location: extra.origin,
+      object: objectRef('Mesh', extra.meta),
+      related: [{ message: 'first Mesh', location: meshes[0].origin }],
+    });
+  }
+  const mesh = meshes[0]?.spec ?? MESH_DEFAULTS;
+  const entries = unique.filter((o): o is ServiceEntry => o.kind === 'ServiceEntry');
+  const workloadEntries = unique.filter((o): o is WorkloadEntry => o.kind === 'WorkloadEntry');
+  const sidecars = unique.filter((o): o is Sidecar => o.kind === 'Sidecar');
+
+  const workloads: Workload[] = workloadEntries.map((we) => {
+    const sa = we.spec.serviceAccount ?? 'default';
+    return {
+      id: `${we.meta.namespace}/${we.meta.name}`,
+      namespace: we.meta.namespace,
+      name: we.meta.name,
+      address: we.spec.address,
+      labels: { ...we.spec.labels, ...we.meta.labels },
+      ports: we.spec.ports,
+      serviceAccount: sa,
+      identity: spiffeId(mesh.trustDomain, we.meta.namespace, sa),
+      services: [],
+      origin: we.origin,
+    };
+  });
+
+  const services: Service[] = [];
+  const byHost = new Map<string, ServiceEntry>();
+  for (const se of entries) {
+    const ref = objectRef('ServiceEntry', se.meta);
+    let endpoints: ServiceEndpoint[];
+    const selector = se.spec.workloadSelector;
+    if (selector) {
+      const selected = workloads.filter((w) => w.namespace === se.meta.namespace && labelsMatch(selector, w.labels));
+      if (selected.length === 0) {
+        diags.report('CH0303', `workloadSelector matches no WorkloadEntry in namespace ${se.meta.namespace}`, {
+          location: se.at['spec.workloadSelector'] ?? se.origin,
+          path: 'spec.workloadSelector',
+          object: ref,
+        });
+      }
+      endpoints = selected.map((w) => ({
+        address: w.address,
+        ports: w.ports,
+        labels: w.labels,
+        serviceAccount: w.serviceAccount,
+        workload: w.id,
+        origin: w.origin,
+      }));
+    } else {
+      endpoints = se.spec.endpoints.map((e) => ({ ...e, serviceAccount: e.serviceAccount ?? 'default', origin: se.origin }));
+    }
+    se.spec.hosts.forEach((host, i) => {
+      const prev = byHost.get(host);
+      if (prev) {
+        diags.report('CH0402', `host ${host} is already declared by ${objectRef('ServiceEntry', prev.meta)}`, {
+          location: se.at[`spec.hosts[${i}]`] ?? se.origin,
+          path: `spec.hosts[${i}]`,
+          object: ref,
+          related: [{ message: 'first declared here', location: prev.origin }],
+        });
+        return;
+      }
+      byHost.set(host, se);
+      if (selector) for (const ep of endpoints) workloads.find((w) => w.id === ep.workload)?.services.push(host);
+      services.push({
+        host,
+        namespace: se.meta.namespace,
+        name: se.meta.name,
+        ports: se.spec.ports,
+        location: se.spec.location,
+        resolution: se.spec.resolution,
+        endpoints: [...endpoints].sort((a, b) => cmp(`${a.address}|${a.workload ?? ''}`, `${b.address}|${b.workload ?? ''}`)),
+        origin: se.origin,
+      });
+    });
+  }
+  services.sort((a, b) => cmp(a.host, b.host));
+  for (const w of workloads) w.services.sort();
+
+  const namespaces = [...new Set(unique.filter((o) => o.meta.namespace).map((o) => o.meta.namespace))].sort();
+  attachSidecars(sidecars, workloads, mesh.rootNamespace, diags);
+  const model: MeshModel = {
+    revision,
+    mesh,
+    ...(meshes[0] ? { meshOrigin: meshes[0].origin } : {}),
+    services,
+    workloads: workloads.sort((a, b) => cmp(a.id, b.id)),
+    namespaces,
+  };
+  for (const sc of sidecars) checkSidecarHosts(sc, model, diags);
+  checkListenerConflicts(model, diags);
+  return { value: model, diagnostics: diags.items };
+}
+
+function dropDuplicates(objects: readonly PolicyObject[], diags: Diagnostics): PolicyObject[] {
+  const seen = new Map<string, PolicyObject>();
+  const out: PolicyObject[] = [];
+  for (const o of objects) {
+    const key = objectRef(o.kind, o.meta);
+    const prev = seen.get(key);
+    if (prev) {
+      diags.report('CH0401', `${key} is defined twice`, {
+        location: o.origin,
+        object: key,
+        related: [{ message: 'first definition', location: prev.origin }],
+      });
+      continue;
+    }
+    seen.set(key, o);
+    out.push(o);
+  }
+  return out;
+}
+
+/**
+ * Istio's rule: a Sidecar with a workloadSelector applies to the workloads it selects in its namespace; a
+ * selector-less Sidecar is the namespace default; one in the root namespace is the mesh default.
+ */
+function attachSidecars(sidecars: Sidecar[], workloads: Workload[], rootNamespace: string, diags: Diagnostics): void {
+  const nsDefaults = new Map<string, Sidecar>();
+  for (const sc of sidecars) {
+    if (sc.spec.workloadSelector) continue;
+    const prev = nsDefaults.get(sc.meta.namespace);
+    if (prev) {
+      diags.report('CH0403', `namespace ${sc.meta.namespace} already has a Sidecar without workloadSelector (${objectRef('Sidecar', prev.meta)})`, {
+        location: sc.origin,
+        object: objectRef('Sidecar', sc.meta),
+        related: [{ message: 'the other one', location: prev.origin }],
+      });
+      continue;
+    }
+    nsDefaults.set(sc.meta.namespace, sc);
+  }
+  for (const sc of sidecars) {
+    const selector = sc.spec.workloadSelector;
+    if (!selector) continue;
+    const selected = workloads.filter((w) => w.namespace === sc.meta.namespace && labelsMatch(selector, w.labels));
+    if (selected.length === 0) {
+      diags.report('CH0303', `workloadSelector matches no WorkloadEntry in namespace ${sc.meta.namespace}`, {
+        location: sc.at['spec.workloadSelector'] ?? sc.origin,
+        path: 'spec.workloadSelector',
+        object: objectRef('Sidecar', sc.meta),
+      });
+    }
+    for (const w of selected) {
+      if (w.sidecar) {
+        diags.report('CH0403', `workload ${w.id} is selected by two Sidecars: ${w.sidecar.ref} and ${objectRef('Sidecar', sc.meta)}`, {
+          location: sc.at['spec.workloadSelector'] ?? sc.origin,
+          object: objectRef('Sidecar', sc.meta),
+          related: [{ message: 'the other Sidecar', location: w.sidecar.origin }],
+        });
+        continue;
+      }
+      w.sidecar = { ref: objectRef('Sidecar', sc.meta), spec: sc.spec, origin: sc.origin };
+    }
+  }
+  for (const w of workloads) {
+    if (w.sidecar) continue;
+    const def = nsDefaults.get(w.namespace) ?? nsDefaults.get(rootNamespace);
+    if (def) w.sidecar = { ref: objectRef('Sidecar', def.meta), spec: def.spec, origin: def.origin };
+  }
+}
+
+export function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

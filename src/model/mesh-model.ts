@@ -1,0 +1,76 @@
+/**
+ * Stage: model. The MeshModel: every policy object resolved and cross-checked, Envoy-free, shared by all proxies.
+ * Collections are sorted so that everything derived from the model is deterministic.
+ */
+import type { Origin } from '../diag/diagnostic.js';
+import type { MeshSpec, Protocol, ServicePort, SidecarSpec } from '../policy/types.js';
+
+export interface ServiceEndpoint {
+  address: string;
+  /** Port per service port name, from WorkloadEntry.ports (falls back to targetPort or the service port). */
+  ports: Record<string, number>;
+  labels: Record<string, string>;
+  serviceAccount: string;
+  locality?: string;
+  weight?: number;
+  /** `namespace/name` of the WorkloadEntry, when the endpoint is one. */
+  workload?: string;
+  origin: Origin;
+}
+
+export interface Service {
+  host: string;
+  /** Namespace and name of the ServiceEntry that declares it. */
+  namespace: string;
+  name: string;
+  ports: ServicePort[];
+  location: 'MESH_INTERNAL' | 'MESH_EXTERNAL';
+  resolution: 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'NONE';
+  endpoints: ServiceEndpoint[];
+  origin: Origin;
+}
+
+export interface Workload {
+  /** `namespace/name`: also the Envoy node id of its sidecar. */
+  id: string;
+  namespace: string;
+  name: string;
+  address: string;
+  labels: Record<string, string>;
+  ports: Record<string, number>;
+  serviceAccount: string;
+  /** SPIFFE id: spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>. */
+  identity: string;
+  /** Hosts of the services whose workloadSelector selects this workload. */
+  services: string[];
+  /** The Sidecar that applies, if any. */
+  sidecar?: { ref: string; spec: SidecarSpec; origin: Origin };
+  origin: Origin;
+}
+
+export interface MeshModel {
+  revision: string;
+  mesh: MeshSpec;
+  meshOrigin?: Origin;
+  /** Sorted by host. */
+  services: Service[];
+  /** Sorted by id. */
+  workloads: Workload[];
+  /** Every namespace that holds an object, sorted. */
+  namespaces: string[];
+}
+
+export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}
+
+export function endpointPort(service: Service, port: ServicePort, ep: ServiceEndpoint): number {
+  return ep.ports[port.name] ?? port.targetPort ?? port.number;
+}
+
+export function labelsMatch(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
+  return true;
+}
+
+export type { Protocol };

@@ -1,0 +1,173 @@
+/**
+ * Stage: model. What a workload's sidecar listens on (explicit mode) and which services it may reach, derived from
+ * the Sidecar that applies to it, or from the defaults when none does. Also the checks on those: egress hosts that
+ * name nothing, and two listeners on one address and port.
+ */
+import type { Diagnostics, Origin } from '../diag/diagnostic.js';
+import { isHttpProtocol, objectRef, type Protocol, type Sidecar, type SidecarEgress } from '../policy/types.js';
+import { endpointPort, type MeshModel, type Service, type Workload } from './mesh-model.js';
+
+/** Default outbound HTTP proxy port when no Sidecar egress names one. */
+export const DEFAULT_OUTBOUND_PORT = 15001;
+export const DEFAULT_OUTBOUND_BIND = '127.0.0.1';
+
+export interface InboundPlan {
+  address: string;
+  port: number;
+  protocol: Protocol;
+  /** Where the application listens. */
+  app: { address: string; port: number };
+  origin: Origin;
+}
+
+export interface OutboundPlan {
+  bind: string;
+  port: number;
+  protocol: Protocol;
+  /** Services reachable through this listener, sorted by host. */
+  services: Service[];
+  origin: Origin;
+}
+
+export function hostPatternMatches(p: { namespace: string; host: string }, svc: Service, sidecarNamespace: string): boolean {
+  const ns = p.namespace === '.' ? sidecarNamespace : p.namespace;
+  if (ns === '~') return false;
+  if (ns !== '*' && ns !== svc.namespace) return false;
+  if (p.host === '*') return true;
+  if (p.host.startsWith('*.')) return svc.host.endsWith(p.host.slice(1));
+  return p.host === svc.host;
+}
+
+function egressScope(egress: SidecarEgress, model: MeshModel, ns: string): Service[] {
+  return model.services.filter((s) => egress.hosts.some((h) => hostPatternMatches(h, s, ns)));
+}
+
+/** Every service the workload's sidecar may reach (union of its egress scopes; all services by default). */
+export function servicesInScope(w: Workload, model: MeshModel): Service[] {
+  const egress = w.sidecar?.spec.egress ?? [];
+  if (egress.length === 0) return model.services;
+  const ns = sidecarNamespace(w);
+  return model.services.filter((s) => egress.some((e) => e.hosts.some((h) => hostPatternMatches(h, s, ns))));
+}
+
+function sidecarNamespace(w: Workload): string {
+  // A Sidecar's `.` means the Sidecar's own namespace; the ref is `Sidecar ns/name`.
+  return w.sidecar ? w.sidecar.ref.slice('Sidecar '.length).split('/')[0] : w.namespace;
+}
+
+export function inboundPlans(w: Workload, model: MeshModel): InboundPlan[] {
+  const ingress = w.sidecar?.spec.ingress ?? [];
+  if (ingress.length > 0) {
+    return ingress.map((i) => ({
+      address: i.bind ?? w.address,
+      port: i.port.number,
+      protocol: i.port.protocol,
+      app: i.defaultEndpoint,
+      origin: i.at,
+    }));
+  }
+  // Default: one inbound listener per port of each service that selects the workload, forwarding to the
+  // application on loopback at the same port.
+  const plans = new Map<number, InboundPlan>();
+  for (const host of w.services) {
+    const svc = model.services.find((s) => s.host === host);
+    if (!svc) continue;
+    const ep = svc.endpoints.find((e) => e.workload === w.id);
+    if (!ep) continue;
+    for (const port of svc.ports) {
+      const n = endpointPort(svc, port, ep);
+      if (!plans.has(n)) plans.set(n, { address: w.address, port: n, protocol: port.protocol, app: { address: '127.0.0.1', port: n }, origin: svc.origin });
+    }
+  }
+  return [...plans.values()].sort((a, b) => a.port - b.port);
+}
+
+export function outboundPlans(w: Workload, model: MeshModel): OutboundPlan[] {
+  const egress = w.sidecar?.spec.egress ?? [];
+  const ns = sidecarNamespace(w);
+  const withPort = egress.filter((e) => e.port);
+  if (withPort.length > 0) {
+    return withPort.map((e) => ({
+      bind: e.bind ?? DEFAULT_OUTBOUND_BIND,
+      port: e.port!.number,
+      protocol: e.port!.protocol,
+      services: egressScope(e, model, ns),
+      origin: e.at,
+    }));
+  }
+  return [
+    {
+      bind: DEFAULT_OUTBOUND_BIND,
+      port: DEFAULT_OUTBOUND_PORT,
+      protocol: 'HTTP',
+      services: servicesInScope(w, model),
+      origin: w.sidecar?.origin ?? w.origin,
+    },
+  ];
+}
+
+/** Egress hosts that name a specific service must resolve; namespaces must exist. */
+export function checkSidecarHosts(sc: Sidecar, model: MeshModel, diags: Diagnostics): void {
+  const object = objectRef('Sidecar', sc.meta);
+  sc.spec.egress.forEach((e, ei) => {
+    if (e.port && !isHttpProtocol(e.port.protocol)) {
+      diags.report('CH0205', `spec.egress[${ei}].port: TCP egress listeners are not supported yet; use HTTP`, { location: e.at, path: `spec.egress[${ei}].port`, object });
+    }
+    e.hosts.forEach((h, hi) => {
+      const path = `spec.egress[${ei}].hosts[${hi}]`;
+      const ns = h.namespace === '.' ? sc.meta.namespace : h.namespace;
+      if (ns !== '*' && ns !== '~' && !model.namespaces.includes(ns)) {
+        diags.report('CH0302', `${path}: namespace "${ns}" has no services or workloads`, {
+          location: h.at,
+          path,
+          object,
+          severity: h.host === '*' ? 'warning' : 'error',
+        });
+        return;
+      }
+      const specific = h.host !== '*' && !h.host.startsWith('*.');
+      if (specific && !model.services.some((s) => hostPatternMatches(h, s, sc.meta.namespace))) {
+        diags.report('CH0301', `${path}: no ServiceEntry declares host ${h.host} in namespace ${ns}`, { location: h.at, path, object });
+      }
+    });
+  });
+}
+
+/**
+ * Two listeners on one address:port cannot both bind. Within a workload that is always a conflict. Across workloads
+ * it is one when they must share a host: the same non-loopback address, or workloads whose mesh addresses are
+ * loopback (reachable only from one machine, so they all run on it: the local development and test setup).
+ */
+export function checkListenerConflicts(model: MeshModel, diags: Diagnostics): void {
+  const shared = new Map<string, { workload: string; origin: Origin }>();
+  for (const w of model.workloads) {
+    const own = new Set<string>();
+    const colocated = isLoopback(w.address);
+    const claims = [
+      ...inboundPlans(w, model).map((p) => ({ key: `${p.address}:${p.port}`, origin: p.origin })),
+      ...outboundPlans(w, model).map((p) => ({ key: `${p.bind}:${p.port}`, origin: p.origin })),
+    ];
+    for (const c of claims) {
+      if (own.has(c.key)) {
+        diags.report('CH0404', `workload ${w.id} has two listeners on ${c.key}`, { location: c.origin, object: `WorkloadEntry ${w.id}` });
+        continue;
+      }
+      own.add(c.key);
+      if (!colocated && isLoopback(c.key.slice(0, c.key.lastIndexOf(':')))) continue;
+      const prev = shared.get(c.key);
+      if (prev) {
+        diags.report('CH0404', `workload ${w.id} listens on ${c.key}, which workload ${prev.workload} already uses`, {
+          location: c.origin,
+          object: `WorkloadEntry ${w.id}`,
+          related: [{ message: `listener of ${prev.workload}`, location: prev.origin }],
+        });
+        continue;
+      }
+      shared.set(c.key, { workload: w.id, origin: c.origin });
+    }
+  }
+}
+
+export function isLoopback(address: string): boolean {
+  return address.startsWith('127.') || address === '::1';
+}

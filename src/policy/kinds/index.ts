@@ -1,0 +1,50 @@
+/**
+ * Stage: decode. The explicit registry of policy kinds: which apiVersion/kind pairs Chancery accepts and the decoder
+ * of each one's `spec`. Adding a kind means adding one module and one row here (no import side effects).
+ */
+import type { Origin } from '../../diag/diagnostic.js';
+import type { MapReader } from '../reader.js';
+import type { PolicyKind } from '../types.js';
+import { decodeMesh } from './mesh.js';
+import { decodeServiceEntry } from './service-entry.js';
+import { decodeSidecar } from './sidecar.js';
+import { decodeWorkloadEntry } from './workload-entry.js';
+
+export interface KindDecoder {
+  kind: PolicyKind;
+  /** API group; every listed version of it is accepted. */
+  group: string;
+  versions: readonly string[];
+  /** Whether the object lives in a namespace (Mesh does not). */
+  namespaced: boolean;
+  decode(spec: MapReader | undefined, at: Record<string, Origin>): unknown;
+}
+
+const NETWORKING = ['v1', 'v1beta1', 'v1alpha3'];
+
+export const KINDS: readonly KindDecoder[] = [
+  { kind: 'Mesh', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: false, decode: (s) => decodeMesh(s) },
+  { kind: 'ServiceEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeServiceEntry },
+  { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeWorkloadEntry(s) },
+  { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeSidecar },
+];
+
+/** Kinds users may reasonably write that Chancery does not implement yet: a clear error, never silence. */
+export const PLANNED_KINDS: Record<string, string> = {
+  'networking.istio.io/VirtualService': 'routing rules arrive with traffic management',
+  'networking.istio.io/DestinationRule': 'traffic policies arrive with traffic management',
+  'networking.istio.io/Gateway': 'gateways are planned',
+  'networking.istio.io/WorkloadGroup': 'auto-registration is planned',
+  'security.istio.io/PeerAuthentication': 'mTLS modes arrive with the identity work',
+  'security.istio.io/AuthorizationPolicy': 'authorization arrives with the identity work',
+  'security.istio.io/RequestAuthentication': 'JWT validation arrives with the identity work',
+  'telemetry.istio.io/Telemetry': 'telemetry settings are planned',
+  'chancery.dev/RateLimitPolicy': 'rate limits arrive with traffic management',
+};
+
+export function findKind(apiVersion: string, kind: string): KindDecoder | undefined {
+  const slash = apiVersion.lastIndexOf('/');
+  const group = apiVersion.slice(0, slash);
+  const version = apiVersion.slice(slash + 1);
+  return KINDS.find((k) => k.kind === kind && k.group === group && k.versions.includes(version));
+}

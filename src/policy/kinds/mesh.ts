@@ -1,0 +1,42 @@
+/**
+ * Stage: decode. `chancery.dev/v1alpha1` Mesh: mesh-wide settings, at most one per repository.
+ */
+import type { MapReader } from '../reader.js';
+import { MESH_DEFAULTS, type MeshSpec, type MtlsMode } from '../types.js';
+import { DNS_NAME } from './common.js';
+
+export function decodeMesh(spec: MapReader | undefined): MeshSpec {
+  const out: MeshSpec = { ...MESH_DEFAULTS };
+  if (!spec) return out;
+  out.trustDomain = spec.str('trustDomain', { pattern: DNS_NAME, patternHint: 'a DNS name' }) ?? out.trustDomain;
+  out.rootNamespace = spec.str('rootNamespace') ?? out.rootNamespace;
+  const mtls = spec.map('mtls');
+  if (mtls) {
+    out.mtlsMode = (mtls.str('mode', { oneOf: ['STRICT', 'PERMISSIVE', 'DISABLE'] }) as MtlsMode | undefined) ?? out.mtlsMode;
+    mtls.done();
+  }
+  const authz = spec.map('authorization');
+  if (authz) {
+    out.authorizationDefault = (authz.str('default', { oneOf: ['DENY', 'ALLOW'] }) as 'DENY' | 'ALLOW' | undefined) ?? out.authorizationDefault;
+    authz.done();
+  }
+  const certs = spec.map('certificates');
+  if (certs) {
+    out.certificateTtlMs = certs.duration('ttl', { minMs: 60_000, maxMs: 90 * 24 * 3_600_000 }) ?? out.certificateTtlMs;
+    out.rotateAtFraction = certs.num('rotateAt', { min: 0.1, max: 0.9 }) ?? out.rotateAtFraction;
+    certs.done();
+  }
+  const xds = spec.map('xds');
+  if (xds) {
+    const debounce = xds.map('debounce');
+    if (debounce) {
+      out.debounceQuietMs = debounce.duration('quiet', { minMs: 0, maxMs: 60_000 }) ?? out.debounceQuietMs;
+      out.debounceMaxMs = debounce.duration('max', { minMs: 0, maxMs: 600_000 }) ?? out.debounceMaxMs;
+      debounce.done();
+    }
+    xds.done();
+  }
+  spec.unsupported(['telemetry'], 'is not supported yet; use a Telemetry resource');
+  spec.done();
+  return out;
+}

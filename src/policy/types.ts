@@ -1,0 +1,121 @@
+/**
+ * Stage: decode. The typed policy objects, Envoy-free and free of YAML nodes. Every object keeps its Origin.
+ */
+import type { Origin } from '../diag/diagnostic.js';
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+}
+
+interface Base<K extends string, S> {
+  kind: K;
+  apiVersion: string;
+  meta: ObjectMeta;
+  /** Position of the document (its first line). */
+  origin: Origin;
+  /** Positions of interesting fields by path, e.g. `spec.hosts[0]`, for diagnostics in later stages. */
+  at: Record<string, Origin>;
+  spec: S;
+}
+
+export type Protocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'TCP';
+export const PROTOCOLS: readonly Protocol[] = ['HTTP', 'HTTP2', 'GRPC', 'TCP'];
+
+export function isHttpProtocol(p: Protocol): boolean {
+  return p !== 'TCP';
+}
+
+export interface ServicePort {
+  number: number;
+  protocol: Protocol;
+  name: string;
+  targetPort?: number;
+}
+
+export interface EndpointSpec {
+  address: string;
+  ports: Record<string, number>;
+  labels: Record<string, string>;
+  serviceAccount?: string;
+  locality?: string;
+  weight?: number;
+}
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+export interface MeshSpec {
+  trustDomain: string;
+  rootNamespace: string;
+  mtlsMode: MtlsMode;
+  authorizationDefault: 'DENY' | 'ALLOW';
+  certificateTtlMs: number;
+  /** Fraction of a certificate's life after which it is re-issued. */
+  rotateAtFraction: number;
+  debounceQuietMs: number;
+  debounceMaxMs: number;
+}
+
+export const MESH_DEFAULTS: MeshSpec = {
+  trustDomain: 'cluster.local',
+  rootNamespace: 'istio-system',
+  mtlsMode: 'STRICT',
+  authorizationDefault: 'DENY',
+  certificateTtlMs: 24 * 3_600_000,
+  rotateAtFraction: 0.5,
+  debounceQuietMs: 100,
+  debounceMaxMs: 1000,
+};
+
+export interface ServiceEntrySpec {
+  hosts: string[];
+  ports: ServicePort[];
+  location: 'MESH_INTERNAL' | 'MESH_EXTERNAL';
+  resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+  endpoints: EndpointSpec[];
+  workloadSelector?: Record<string, string>;
+}
+
+export interface WorkloadEntrySpec extends EndpointSpec {}
+
+export interface SidecarPort {
+  number: number;
+  protocol: Protocol;
+  name?: string;
+}
+
+export interface SidecarIngress {
+  port: SidecarPort;
+  bind?: string;
+  /** host:port of the application, e.g. 127.0.0.1:8080. */
+  defaultEndpoint: { address: string; port: number };
+  at: Origin;
+}
+
+export interface SidecarEgress {
+  port?: SidecarPort;
+  bind?: string;
+  // namespace/host patterns as in Istio: "./*", "*/*", "shop/*", "shop/backend.shop.svc".
+  hosts: { namespace: string; host: string; at: Origin }[];
+  at: Origin;
+}
+
+export interface SidecarSpec {
+  workloadSelector?: Record<string, string>;
+  ingress: SidecarIngress[];
+  egress: SidecarEgress[];
+}
+
+export type MeshPolicy = Base<'Mesh', MeshSpec>;
+export type ServiceEntry = Base<'ServiceEntry', ServiceEntrySpec>;
+export type WorkloadEntry = Base<'WorkloadEntry', WorkloadEntrySpec>;
+export type Sidecar = Base<'Sidecar', SidecarSpec>;
+
+export type PolicyObject = MeshPolicy | ServiceEntry | WorkloadEntry | Sidecar;
+export type PolicyKind = PolicyObject['kind'];
+
+/** `Kind namespace/name`, the way diagnostics and status name an object. */
+export function objectRef(kind: string, meta: { namespace: string; name: string }): string {
+  return `${kind} ${meta.namespace}/${meta.name}`;
+}

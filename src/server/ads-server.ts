@@ -1,0 +1,239 @@
+/**
+ * Stage: server. The gRPC side of ADS: accepts Delta and SotW streams, admits them at a bounded rate, feeds requests
+ * to AdsStream state machines and writes their responses, and wakes the streams of proxies whose snapshot changed.
+ * Knows snapshots only through the SnapshotStore; knows nothing of policies.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../app/logger.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import { AdsStream, StreamError, type StreamEvent, type Variant } from './ads-stream.js';
+import { ProxyRegistry } from './proxy-registry.js';
+import { ADS_DEFINITION, MAX_REQUEST_BYTES, isMalformed, type DeltaRequest, type Malformed, type SotwRequest } from './wire.js';
+
+export interface AdsServerOptions {
+  /** New streams admitted per second (token bucket); excess streams get RESOURCE_EXHAUSTED and retry. */
+  maxNewStreamsPerSecond: number;
+  keepaliveMs: number;
+  /** Streams are closed after this age (with a grace period) so proxies rebalance across replicas. */
+  maxConnectionAgeMs: number;
+  /** Decides whether a proxy id may be served at all (unknown workloads are refused). */
+  admit(proxyId: string): { ok: true } | { ok: false; code: grpc.status; message: string };
+}
+
+export const DEFAULT_ADS_OPTIONS: Omit<AdsServerOptions, 'admit'> = {
+  maxNewStreamsPerSecond: 100,
+  keepaliveMs: 30_000,
+  maxConnectionAgeMs: 30 * 60_000,
+};
+
+/** Where streams read their proxy's snapshot. */
+export class SnapshotStore {
+  private snapshots = new Map<string, Snapshot>();
+
+  get(proxyId: string): Snapshot | undefined {
+    return this.snapshots.get(proxyId);
+  }
+
+  /** Replaces all snapshots; returns the ids whose snapshot version changed (added, changed or removed). */
+  replace(next: Map<string, Snapshot>): string[] {
+    const changed: string[] = [];
+    for (const [id, s] of next) if (this.snapshots.get(id)?.version !== s.version) changed.push(id);
+    for (const id of this.snapshots.keys()) if (!next.has(id)) changed.push(id);
+    this.snapshots = next;
+    return changed;
+  }
+
+  ids(): string[] {
+    return [...this.snapshots.keys()];
+  }
+}
+
+type Call = grpc.ServerDuplexStream<SotwRequest | DeltaRequest | Malformed, Uint8Array>;
+
+interface Live {
+  stream: AdsStream;
+  call: Call;
+  writing: number;
+}
+
+export class AdsServer {
+  readonly snapshots = new SnapshotStore();
+  readonly registry = new ProxyRegistry();
+  private readonly server: grpc.Server;
+  private readonly live = new Set<Live>();
+  private tokens: number;
+  private lastRefill = Date.now();
+  private draining = false;
+  readonly counters = { streamsRejected: 0, staleRequests: 0, malformed: 0 };
+
+  constructor(
+    private readonly opts: AdsServerOptions,
+    private readonly log: Logger,
+  ) {
+    this.tokens = opts.maxNewStreamsPerSecond;
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+      'grpc.keepalive_time_ms': opts.keepaliveMs,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      'grpc.max_connection_age_ms': opts.maxConnectionAgeMs,
+      'grpc.max_connection_age_grace_ms': 60_000,
+    });
+    this.server.addService(ADS_DEFINITION, {
+      StreamAggregatedResources: (call: Call) => this.accept('sotw', call),
+      DeltaAggregatedResources: (call: Call) => this.accept('delta', call),
+    });
+  }
+
+  /** Binds `host:port` (plaintext); returns the bound port. */
+  listen(address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+    });
+  }
+
+  /** Publishes new snapshots and wakes only the streams of proxies whose snapshot changed. */
+  publish(next: Map<string, Snapshot>): string[] {
+    const changed = new Set(this.snapshots.replace(next));
+    for (const l of this.live) {
+      const id = l.stream.proxyId;
+      if (id && changed.has(id)) l.stream.onSnapshot();
+    }
+    return [...changed];
+  }
+
+  /** Graceful stop: refuse new streams, let in-flight writes finish, end streams (proxies keep their config). */
+  async close(graceMs = 5_000): Promise<void> {
+    this.draining = true;
+    const deadline = Date.now() + graceMs;
+    while ([...this.live].some((l) => l.writing > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const l of this.live) {
+      l.stream.close();
+      l.call.end();
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, Math.max(0, deadline - Date.now()) + 100);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private admitRate(): boolean {
+    const now = Date.now();
+    const rate = this.opts.maxNewStreamsPerSecond;
+    this.tokens = Math.min(rate, this.tokens + ((now - this.lastRefill) / 1000) * rate);
+    this.lastRefill = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private accept(variant: Variant, call: Call): void {
+    const peer = call.getPeer();
+    if (this.draining) {
+      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'control plane is shutting down; reconnect to another replica'));
+      return;
+    }
+    if (!this.admitRate()) {
+      this.counters.streamsRejected++;
+      this.log.warn('ads stream refused: too many new streams per second', { peer, variant });
+      call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'too many new xDS streams; retry with backoff'));
+      return;
+    }
+    const live: Live = { call, writing: 0, stream: undefined as unknown as AdsStream };
+    let connectedAt = 0;
+    const stream = new AdsStream(variant, {
+      snapshot: (id) => this.snapshots.get(id),
+      send: (bytes) => {
+        live.writing++;
+        call.write(bytes, () => {
+          live.writing--;
+        });
+      },
+      event: (e) => this.onEvent(stream, e),
+    });
+    live.stream = stream;
+    this.live.add(live);
+
+    const fail = (code: grpc.status, message: string): void => {
+      this.log.warn('ads stream refused', { peer, variant, proxy: stream.proxyId, code: grpc.status[code], message });
+      stream.close();
+      call.emit('error', statusError(code, message));
+    };
+
+    call.on('data', (req: SotwRequest | DeltaRequest | Malformed) => {
+      if (isMalformed(req)) {
+        this.counters.malformed++;
+        fail(grpc.status.INVALID_ARGUMENT, `malformed discovery request: ${req.malformed}`);
+        return;
+      }
+      const firstNode = !stream.node;
+      try {
+        if (firstNode) {
+          const id = req.node?.id;
+          if (!id) throw new StreamError('INVALID_ARGUMENT', 'the first request of a stream must carry node.id');
+          const verdict = this.opts.admit(id);
+          if (!verdict.ok) {
+            fail(verdict.code, verdict.message);
+            return;
+          }
+        }
+        stream.handle(req);
+        if (firstNode && stream.node) {
+          connectedAt = Date.now();
+          this.registry.connected(stream.node, variant, peer, connectedAt, stream);
+          this.log.info('proxy connected', { proxy: stream.node.id, variant, peer });
+        }
+      } catch (err) {
+        if (err instanceof StreamError) fail(grpc.status[err.code], err.message);
+        else {
+          this.log.error('ads stream failed', { peer, proxy: stream.proxyId, error: (err as Error).stack });
+          fail(grpc.status.INTERNAL, 'internal error');
+        }
+      }
+    });
+    const done = (): void => {
+      if (!this.live.delete(live)) return;
+      stream.close();
+      if (stream.node) {
+        this.registry.disconnected(stream.node.id, stream);
+        this.log.info('proxy disconnected', { proxy: stream.node.id, variant, peer });
+      }
+    };
+    call.on('end', () => {
+      done();
+      call.end();
+    });
+    call.on('error', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+  }
+
+  private onEvent(stream: AdsStream, e: StreamEvent): void {
+    if (e.kind === 'stale') this.counters.staleRequests++;
+    const id = stream.proxyId;
+    if (!id) return;
+    this.registry.record(id, stream, e);
+    if (e.kind === 'nack') {
+      this.log.warn('proxy rejected configuration (NACK)', {
+        proxy: id,
+        type: e.typeUrl,
+        version: e.version,
+        nonce: e.nonce,
+        revision: e.revision,
+        message: e.message,
+        origins: (e.resources ?? []).flatMap((r) => r.origins.map((o) => `${r.name} <- ${o.file}:${o.line}:${o.column}`)),
+      });
+    }
+  }
+}
+
+function statusError(code: grpc.status, details: string): Error & grpc.StatusObject {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}

@@ -1,0 +1,274 @@
+/**
+ * Stage: server. One ADS stream (SotW or Delta) of one proxy: subscriptions, what the client holds, ACK/NACK and
+ * ordering. Pure state machine: requests and snapshot changes go in, encoded responses and events come out. It
+ * knows nothing of gRPC (ads-server.ts does the I/O), so every rule here is testable without a socket.
+ *
+ * Rules (xds_protocol, and shared/design/xds.md):
+ * - One response in flight per stream. Types go in PUSH_ORDER (SDS, CDS, EDS, LDS, RDS); a type is sent only when
+ *   the previous response was ACKed or NACKed, so clusters exist before the listeners and routes that use them.
+ * - Make before break: stale clusters, endpoints and secrets are kept while everything else converges and are
+ *   removed in a second phase, once nothing new is left to send.
+ * - A request whose nonce is not the latest one sent for its type is stale and ignored (Delta still applies its
+ *   subscription changes, which are incremental and would otherwise be lost).
+ * - A NACK (error_detail) parks the type: the rejected content is never re-sent; the next different content is.
+ * - SotW: a same-nonce request with different names is a subscription change and is answered.
+ * - Delta: `initial_resource_versions` seeds what the client holds, so an unchanged proxy receives nothing.
+ */
+import type { Snapshot } from '../snapshot/snapshot.js';
+import type { EncodedResource } from '../snapshot/resource-cache.js';
+import { setVersion } from '../snapshot/canonical.js';
+import { PUSH_ORDER, REMOVE_LAST, isKnownType, type TypeUrl } from '../xds/type-urls.js';
+import { applyDelta, applySotw, emptySubscription, wants, type Subscription } from './subscription.js';
+import { encodeDeltaResponse, encodeSotwResponse, type DeltaRequest, type NodeInfo, type SotwRequest } from './wire.js';
+
+export type Variant = 'sotw' | 'delta';
+
+export interface StreamEvent {
+  kind: 'sent' | 'ack' | 'nack' | 'stale';
+  typeUrl: TypeUrl;
+  nonce: string;
+  version: string;
+  revision?: string;
+  /** Resources carried by the response this event is about (sent, ack, nack). */
+  resources?: readonly EncodedResource[];
+  removed?: readonly string[];
+  bytes?: number;
+  message?: string;
+}
+
+export interface StreamEnv {
+  /** The proxy's current snapshot (undefined while the proxy has none). */
+  snapshot(proxyId: string): Snapshot | undefined;
+  send(bytes: Uint8Array): void;
+  event(e: StreamEvent): void;
+}
+
+export class StreamError extends Error {
+  constructor(
+    readonly code: 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Held {
+  version: string;
+  entry?: EncodedResource;
+}
+
+interface Pending {
+  nonce: string;
+  key: string;
+  version: string;
+  revision: string;
+  /** Delta: name -> entry to add, or null to remove. SotW: the complete new state. */
+  changes: Map<string, EncodedResource | null>;
+  sotwComplete: boolean;
+}
+
+interface TypeState {
+  sub: Subscription;
+  /** What the client has ACKed, by name. */
+  has: Map<string, Held>;
+  nonce?: string;
+  pending?: Pending;
+  mustRespond: boolean;
+  lastSentKey?: string;
+  parkedKey?: string;
+  /** Delta: subscribed names we told the client do not exist. */
+  reportedMissing: Set<string>;
+}
+
+export class AdsStream {
+  node?: NodeInfo;
+  private readonly types = new Map<TypeUrl, TypeState>();
+  private inflight?: { typeUrl: TypeUrl; nonce: string };
+  private nonceSeq = 0;
+  private closed = false;
+
+  constructor(
+    readonly variant: Variant,
+    private readonly env: StreamEnv,
+  ) {}
+
+  get proxyId(): string | undefined {
+    return this.node?.id;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Processes one request; throws StreamError for requests the protocol does not allow. */
+  handle(req: SotwRequest | DeltaRequest): void {
+    if (!this.node) {
+      if (!req.node?.id) throw new StreamError('INVALID_ARGUMENT', 'the first request of a stream must carry node.id');
+      this.node = req.node;
+    }
+    if (!isKnownType(req.type_url)) {
+      throw new StreamError('INVALID_ARGUMENT', `unsupported type_url "${req.type_url}"`);
+    }
+    if (this.variant === 'sotw') this.handleSotw(req as SotwRequest);
+    else this.handleDelta(req as DeltaRequest);
+    this.pump();
+  }
+
+  /** Called when this proxy's snapshot may have changed. */
+  onSnapshot(): void {
+    this.pump();
+  }
+
+  private state(typeUrl: TypeUrl): TypeState {
+    let s = this.types.get(typeUrl);
+    if (!s) {
+      s = { sub: emptySubscription(), has: new Map(), mustRespond: false, reportedMissing: new Set() };
+      this.types.set(typeUrl, s);
+    }
+    return s;
+  }
+
+  private handleSotw(req: SotwRequest): void {
+    const typeUrl = req.type_url as TypeUrl;
+    const ts = this.state(typeUrl);
+    if (req.response_nonce === '') {
+      // A first request (or a client starting over): answer it with the full state.
+      applySotw(ts.sub, req.resource_names);
+      ts.mustRespond = true;
+      return;
+    }
+    if (req.response_nonce !== ts.nonce) {
+      this.env.event({ kind: 'stale', typeUrl, nonce: req.response_nonce, version: req.version_info });
+      return;
+    }
+    this.settle(typeUrl, ts, req.error_detail?.message);
+    if (applySotw(ts.sub, req.resource_names)) ts.mustRespond = true;
+  }
+
+  private handleDelta(req: DeltaRequest): void {
+    const typeUrl = req.type_url as TypeUrl;
+    const ts = this.state(typeUrl);
+    const first = !ts.sub.active;
+    if (first) {
+      for (const [name, version] of Object.entries(req.initial_resource_versions ?? {})) ts.has.set(name, { version });
+      // Nothing known: answer even when there is nothing to send, so the proxy's initial fetch completes.
+      if (Object.keys(req.initial_resource_versions ?? {}).length === 0) ts.mustRespond = true;
+    }
+    applyDelta(ts.sub, req.resource_names_subscribe, req.resource_names_unsubscribe);
+    for (const name of req.resource_names_unsubscribe) {
+      ts.has.delete(name);
+      ts.reportedMissing.delete(name);
+    }
+    if (req.response_nonce === '') return;
+    if (req.response_nonce !== ts.nonce || !ts.pending) {
+      if (req.response_nonce !== ts.nonce) {
+        this.env.event({ kind: 'stale', typeUrl, nonce: req.response_nonce, version: '' });
+      }
+      return;
+    }
+    this.settle(typeUrl, ts, req.error_detail?.message);
+  }
+
+  /** ACK or NACK of the latest response of a type. */
+  private settle(typeUrl: TypeUrl, ts: TypeState, nackMessage: string | undefined): void {
+    const p = ts.pending;
+    if (this.inflight?.nonce === ts.nonce) this.inflight = undefined;
+    if (!p) return; // a repeated ACK of a response already settled
+    ts.pending = undefined;
+    const resources = [...p.changes.values()].filter((e): e is EncodedResource => e !== null);
+    if (nackMessage !== undefined) {
+      // Never re-send what was rejected: park until the content changes.
+      ts.parkedKey = p.key;
+      this.env.event({ kind: 'nack', typeUrl, nonce: p.nonce, version: p.version, revision: p.revision, resources, message: nackMessage });
+      return;
+    }
+    ts.parkedKey = undefined;
+    if (p.sotwComplete) ts.has.clear();
+    for (const [name, entry] of p.changes) {
+      if (entry) ts.has.set(name, { version: entry.version, entry });
+      else ts.has.delete(name);
+    }
+    this.env.event({ kind: 'ack', typeUrl, nonce: p.nonce, version: p.version, revision: p.revision, resources });
+  }
+
+  private pump(): void {
+    if (this.closed || this.inflight || !this.node) return;
+    const snap = this.env.snapshot(this.node.id);
+    if (!snap) return;
+    for (const phase of ['upsert', 'remove'] as const) {
+      for (const typeUrl of PUSH_ORDER) {
+        const ts = this.types.get(typeUrl);
+        if (!ts?.sub.active) continue;
+        if (this.variant === 'sotw' ? this.trySotw(typeUrl, ts, snap, phase) : this.tryDelta(typeUrl, ts, snap, phase)) return;
+      }
+    }
+  }
+
+  private trySotw(typeUrl: TypeUrl, ts: TypeState, snap: Snapshot, phase: 'upsert' | 'remove'): boolean {
+    const current = snap.types.get(typeUrl)?.resources ?? new Map<string, EncodedResource>();
+    const content = new Map<string, EncodedResource>();
+    for (const [name, e] of current) if (wants(ts.sub, name)) content.set(name, e);
+    if (phase === 'upsert' && REMOVE_LAST.has(typeUrl)) {
+      // Keep what the client holds until the rest has converged (the full state in SotW means "delete" otherwise).
+      for (const [name, held] of ts.has) if (!content.has(name) && held.entry && wants(ts.sub, name)) content.set(name, held.entry);
+    }
+    const list = [...content.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const key = setVersion(list);
+    if (key === ts.parkedKey) return false;
+    if (!ts.mustRespond && key === ts.lastSentKey) return false;
+    const nonce = this.nextNonce();
+    const bytes = encodeSotwResponse(key, typeUrl, nonce, list);
+    this.sent(typeUrl, ts, { nonce, key, version: key, revision: snap.revision, changes: content, sotwComplete: true }, bytes, list, []);
+    return true;
+  }
+
+  private tryDelta(typeUrl: TypeUrl, ts: TypeState, snap: Snapshot, phase: 'upsert' | 'remove'): boolean {
+    const typeSnap = snap.types.get(typeUrl);
+    const current = typeSnap?.resources ?? new Map<string, EncodedResource>();
+    const upserts: EncodedResource[] = [];
+    for (const [name, e] of current) {
+      if (wants(ts.sub, name) && ts.has.get(name)?.version !== e.version) upserts.push(e);
+    }
+    const removed: string[] = [];
+    if (phase === 'remove' || !REMOVE_LAST.has(typeUrl)) {
+      for (const name of ts.has.keys()) if (!current.has(name)) removed.push(name);
+    }
+    // Tell the client once about names it asked for that do not exist, so it does not wait for them.
+    const missing = [...ts.sub.names].filter((n) => !current.has(n) && !ts.has.has(n) && !ts.reportedMissing.has(n));
+    removed.push(...missing);
+    removed.sort();
+    if (upserts.length === 0 && removed.length === 0 && !ts.mustRespond) return false;
+    const key = setVersion([...upserts, ...removed.map((name) => ({ name, version: '-' }))]);
+    if (key === ts.parkedKey) return false;
+    for (const n of missing) ts.reportedMissing.add(n);
+    for (const e of upserts) ts.reportedMissing.delete(e.name);
+    const changes = new Map<string, EncodedResource | null>();
+    for (const e of upserts) changes.set(e.name, e);
+    for (const n of removed) changes.set(n, null);
+    const nonce = this.nextNonce();
+    const version = typeSnap?.version ?? '';
+    const bytes = encodeDeltaResponse(version, typeUrl, nonce, upserts, removed);
+    this.sent(typeUrl, ts, { nonce, key, version, revision: snap.revision, changes, sotwComplete: false }, bytes, upserts, removed);
+    return true;
+  }
+
+  private sent(typeUrl: TypeUrl, ts: TypeState, p: Pending, bytes: Uint8Array, resources: EncodedResource[], removed: string[]): void {
+    ts.nonce = p.nonce;
+    ts.pending = p;
+    ts.mustRespond = false;
+    ts.lastSentKey = p.key;
+    this.inflight = { typeUrl, nonce: p.nonce };
+    this.env.send(bytes);
+    this.env.event({ kind: 'sent', typeUrl, nonce: p.nonce, version: p.version, revision: p.revision, resources, removed, bytes: bytes.length });
+  }
+
+  private nextNonce(): string {
+    this.nonceSeq += 1;
+    return this.nonceSeq.toString(36);
+  }
+
+  /** For status: what the client holds per type. */
+  held(typeUrl: TypeUrl): ReadonlyMap<string, { version: string }> {
+    return this.types.get(typeUrl)?.has ?? new Map();
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Stage: server. What each proxy was sent, ACKed and rejected, per resource type: the data behind the status API
+ * (and later metrics and history). Fed by stream events; keeps the last state of disconnected proxies too.
+ */
+import type { Origin } from '../diag/diagnostic.js';
+import { SHORT_NAME, type TypeUrl } from '../xds/type-urls.js';
+import type { StreamEvent, Variant } from './ads-stream.js';
+import type { NodeInfo } from './wire.js';
+
+export interface Rejection {
+  version: string;
+  nonce: string;
+  revision?: string;
+  at: string;
+  message: string;
+  /** Resources in the rejected response, with the policy lines they came from. */
+  resources: { name: string; origins: Origin[] }[];
+}
+
+export interface TypeStatus {
+  sent?: { version: string; nonce: string; revision?: string; at: string; resources: number; removed: number; bytes: number };
+  acked?: { version: string; nonce: string; revision?: string; at: string };
+  lastNack?: Rejection;
+  /** True while a response of this type waits for its ACK/NACK. */
+  pending: boolean;
+}
+
+export interface ProxyStatus {
+  id: string;
+  connected: boolean;
+  variant: Variant;
+  peer: string;
+  connectedAt: string;
+  disconnectedAt?: string;
+  userAgent: string;
+  types: Record<string, TypeStatus>;
+  stale: number;
+}
+
+export class ProxyRegistry {
+  private readonly proxies = new Map<string, { status: ProxyStatus; stream: unknown }>();
+
+  connected(node: NodeInfo, variant: Variant, peer: string, at: number, stream: unknown): void {
+    this.proxies.set(node.id, {
+      stream,
+      status: {
+        id: node.id,
+        connected: true,
+        variant,
+        peer,
+        connectedAt: new Date(at).toISOString(),
+        userAgent: `${node.user_agent_name ?? ''}/${node.user_agent_version ?? ''}`,
+        types: {},
+        stale: 0,
+      },
+    });
+  }
+
+  disconnected(id: string, stream: unknown): void {
+    const p = this.proxies.get(id);
+    if (!p || p.stream !== stream) return; // a newer stream of the same proxy took over
+    p.status.connected = false;
+    p.status.disconnectedAt = new Date().toISOString();
+  }
+
+  record(id: string, stream: unknown, e: StreamEvent): void {
+    const p = this.proxies.get(id);
+    if (!p || p.stream !== stream) return;
+    const key = SHORT_NAME[e.typeUrl as TypeUrl] ?? e.typeUrl;
+    const t = (p.status.types[key] ??= { pending: false });
+    const at = new Date().toISOString();
+    switch (e.kind) {
+      case 'sent':
+        t.sent = { version: e.version, nonce: e.nonce, revision: e.revision, at, resources: e.resources?.length ?? 0, removed: e.removed?.length ?? 0, bytes: e.bytes ?? 0 };
+        t.pending = true;
+        break;
+      case 'ack':
+        t.acked = { version: e.version, nonce: e.nonce, revision: e.revision, at };
+        t.pending = false;
+        break;
+      case 'nack':
+        t.pending = false;
+        t.lastNack = {
+          version: e.version,
+          nonce: e.nonce,
+          revision: e.revision,
+          at,
+          message: e.message ?? '',
+          resources: (e.resources ?? []).map((r) => ({ name: r.name, origins: r.origins })),
+        };
+        break;
+      case 'stale':
+        p.status.stale++;
+        break;
+    }
+  }
+
+  get(id: string): ProxyStatus | undefined {
+    return this.proxies.get(id)?.status;
+  }
+
+  all(): ProxyStatus[] {
+    return [...this.proxies.values()].map((p) => p.status).sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+}

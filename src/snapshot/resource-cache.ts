@@ -1,0 +1,64 @@
+/**
+ * Stage: snapshot. Serialize once, fan out: each distinct resource (by type and content) is encoded exactly once
+ * and its bytes are shared by every proxy snapshot that contains it. Entries hold the three encodings the server
+ * needs: the resource message, its Any (SotW), and the Delta `Resource` wrapper (name, version, Any).
+ */
+import protobuf from 'protobufjs';
+import type { Origin } from '../diag/diagnostic.js';
+import { encodeJson } from '../xds/proto/strict.js';
+import { messageName, type TypeUrl } from '../xds/type-urls.js';
+import { canonicalJson, contentHash } from './canonical.js';
+
+export interface EncodedResource {
+  typeUrl: TypeUrl;
+  name: string;
+  /** Content hash of the resource: its version in Delta. */
+  version: string;
+  /** google.protobuf.Any bytes, for SotW `resources`. */
+  any: Uint8Array;
+  /** envoy.service.discovery.v3.Resource bytes, for Delta `resources`. */
+  delta: Uint8Array;
+  /** proto3 JSON of the resource, for status, render and tests. */
+  json: object;
+  origins: Origin[];
+}
+
+export class ResourceCache {
+  private entries = new Map<string, EncodedResource>();
+  private live = new Set<string>();
+  encodes = 0;
+
+  /** Returns the shared encoding of a resource, encoding it only if its content was never seen. */
+  get(typeUrl: TypeUrl, name: string, json: object, origins: Origin[]): EncodedResource {
+    const canon = canonicalJson(json);
+    const version = contentHash(canon);
+    const key = `${typeUrl}\0${version}`;
+    this.live.add(key);
+    const hit = this.entries.get(key);
+    if (hit && hit.name === name) return hit.origins === origins || sameOrigins(hit.origins, origins) ? hit : { ...hit, origins };
+    const body = encodeJson(messageName(typeUrl), json, `${messageName(typeUrl)} ${name}`);
+    this.encodes++;
+    const any = protobuf.Writer.create().uint32(10).string(typeUrl).uint32(18).bytes(body).finish();
+    const delta = protobuf.Writer.create().uint32(10).string(version).uint32(18).bytes(any).uint32(26).string(name).finish();
+    const entry: EncodedResource = { typeUrl, name, version, any, delta, json, origins };
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  /** Starts a generation: entries not used between begin and sweep are dropped at sweep. */
+  beginGeneration(): void {
+    this.live = new Set();
+  }
+
+  sweep(): void {
+    for (const k of this.entries.keys()) if (!this.live.has(k)) this.entries.delete(k);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+function sameOrigins(a: Origin[], b: Origin[]): boolean {
+  return a.length === b.length && a.every((o, i) => o.file === b[i].file && o.line === b[i].line && o.column === b[i].column && o.revision === b[i].revision);
+}

@@ -1,0 +1,62 @@
+/**
+ * Stage: xds. The Envoy bootstrap for one workload's sidecar: node identity, the ADS cluster pointing at the control
+ * plane (HTTP/2), dynamic LDS/CDS over ADS (Delta by default), an admin listener on loopback, and a deliberate
+ * initial_fetch_timeout so a proxy whose control plane is unreachable starts (and keeps retrying) instead of
+ * hanging on its init manager forever.
+ */
+import { XDS_CLUSTER } from './names.js';
+import { anyType } from './type-urls.js';
+
+export interface BootstrapOptions {
+  nodeId: string;
+  /** Envoy's node.cluster: the workload's namespace. */
+  cluster: string;
+  metadata: Record<string, string>;
+  xds: { host: string; port: number };
+  admin: { address: string; port: number };
+  variant: 'delta' | 'sotw';
+  initialFetchTimeout: string;
+}
+
+export function buildBootstrap(o: BootstrapOptions): object {
+  const isIp = /^\d{1,3}(\.\d{1,3}){3}$/.test(o.xds.host) || o.xds.host.includes(':');
+  const configSource = { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: o.initialFetchTimeout };
+  return {
+    node: { id: o.nodeId, cluster: o.cluster, metadata: o.metadata },
+    admin: { address: { socket_address: { address: o.admin.address, port_value: o.admin.port } } },
+    dynamic_resources: {
+      ads_config: {
+        api_type: o.variant === 'delta' ? 'DELTA_GRPC' : 'GRPC',
+        transport_api_version: 'V3',
+        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER } }],
+        set_node_on_first_message_only: true,
+      },
+      lds_config: configSource,
+      cds_config: configSource,
+    },
+    static_resources: {
+      clusters: [
+        {
+          name: XDS_CLUSTER,
+          type: isIp ? 'STATIC' : 'STRICT_DNS',
+          connect_timeout: '1s',
+          load_assignment: {
+            cluster_name: XDS_CLUSTER,
+            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.xds.host, port_value: o.xds.port } } } }] }],
+          },
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+              '@type': anyType('envoy.extensions.upstreams.http.v3.HttpProtocolOptions'),
+              explicit_http_config: {
+                http2_protocol_options: {
+                  // Detect a dead control plane connection quickly and reconnect.
+                  connection_keepalive: { interval: '30s', timeout: '5s' },
+                },
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * Stage: xds. HTTP filters as plug-ins with ONE ordered table. A filter contributes to a listener's
+ * http_connection_manager when it has something to say for that listener; the table decides the order, so that
+ * authentication runs before authorization, authorization before rate limiting, and the router always last.
+ */
+import type { ListenerIR } from '../../ir/types.js';
+import { routerFilter } from './router.js';
+
+export interface HttpFilterPlugin {
+  /** Envoy's filter name, e.g. envoy.filters.http.router. */
+  name: string;
+  /** The filter's `http_filters` entry for this listener, or undefined when it does not apply. */
+  build(listener: ListenerIR): object | undefined;
+}
+
+/** The order of this table is the order of the filters in every http_connection_manager. */
+export const HTTP_FILTERS: readonly HttpFilterPlugin[] = [routerFilter];
+
+export function httpFilters(listener: ListenerIR): object[] {
+  const out: object[] = [];
+  for (const f of HTTP_FILTERS) {
+    const entry = f.build(listener);
+    if (entry) out.push(entry);
+  }
+  return out;
+}

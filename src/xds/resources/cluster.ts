@@ -1,0 +1,38 @@
+/**
+ * Stage: xds. ClusterIR -> envoy.config.cluster.v3.Cluster (proto3 JSON).
+ */
+import type { ClusterIR } from '../../ir/types.js';
+import { isHttpProtocol } from '../../policy/types.js';
+import { clusterName } from '../names.js';
+import { anyType } from '../type-urls.js';
+import { ADS_SOURCE } from './common.js';
+import { buildLoadAssignment } from './endpoint.js';
+
+const CONNECT_TIMEOUT = '5s';
+
+export function buildCluster(c: ClusterIR): object {
+  const name = clusterName(c.key);
+  const base: Record<string, unknown> = { name, connect_timeout: CONNECT_TIMEOUT, lb_policy: 'ROUND_ROBIN' };
+  if (c.discovery === 'eds') {
+    base.type = 'EDS';
+    base.eds_cluster_config = { eds_config: ADS_SOURCE };
+  } else if (c.discovery === 'dns') {
+    base.type = 'STRICT_DNS';
+    base.dns_lookup_family = 'V4_ONLY';
+    base.load_assignment = buildLoadAssignment(name, c.endpoints);
+  } else {
+    base.type = 'STATIC';
+    base.load_assignment = buildLoadAssignment(name, c.endpoints);
+  }
+  if (c.protocol === 'HTTP2' || c.protocol === 'GRPC') {
+    base.typed_extension_protocol_options = {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': anyType('envoy.extensions.upstreams.http.v3.HttpProtocolOptions'),
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    };
+  } else if (!isHttpProtocol(c.protocol)) {
+    // TCP: nothing protocol-specific.
+  }
+  return base;
+}
