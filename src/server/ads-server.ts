@@ -147,7 +147,6 @@ export class AdsServer {
       return;
     }
     const live: Live = { call, writing: 0, stream: undefined as unknown as AdsStream };
-    let connectedAt = 0;
     const stream = new AdsStream(variant, {
       snapshot: (id) => this.snapshots.get(id),
       send: (bytes) => {
@@ -177,19 +176,16 @@ export class AdsServer {
       try {
         if (firstNode) {
           const id = req.node?.id;
-          if (!id) throw new StreamError('INVALID_ARGUMENT', 'the first request of a stream must carry node.id');
+          if (!req.node || !id) throw new StreamError('INVALID_ARGUMENT', 'the first request of a stream must carry node.id');
           const verdict = this.opts.admit(id);
           if (!verdict.ok) {
             fail(verdict.code, verdict.message);
             return;
           }
+          this.registry.connected(req.node, variant, peer, Date.now(), stream);
+          this.log.info('proxy connected', { proxy: id, variant, peer });
         }
         stream.handle(req);
-        if (firstNode && stream.node) {
-          connectedAt = Date.now();
-          this.registry.connected(stream.node, variant, peer, connectedAt, stream);
-          this.log.info('proxy connected', { proxy: stream.node.id, variant, peer });
-        }
       } catch (err) {
         if (err instanceof StreamError) fail(grpc.status[err.code], err.message);
         else {

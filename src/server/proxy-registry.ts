@@ -49,7 +49,7 @@ export class ProxyRegistry {
         variant,
         peer,
         connectedAt: new Date(at).toISOString(),
-        userAgent: `${node.user_agent_name ?? ''}/${node.user_agent_version ?? ''}`,
+        userAgent: node.user_agent_name || 'unknown',
         types: {},
         stale: 0,
       },

@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// `npm test`: installs what the tests need (npm packages, a pinned real Envoy) when missing, then runs every
+// test file under test/ with node's built-in test runner. Extra arguments are passed to it (e.g. a file list).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+process.chdir(root);
+
+if (!existsSync('node_modules/.package-lock.json')) {
+  console.log('installing npm packages (npm ci)...');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { stdio: 'inherit' });
+}
+const { ensureEnvoy } = await import('./ensure-envoy.mjs');
+process.env.ENVOY_BIN = await ensureEnvoy();
+
+function find(dir) {
+  return readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const p = path.join(dir, name);
+      if (statSync(p).isDirectory()) return name === 'support' || name === 'testdata' ? [] : find(p);
+      return name.endsWith('.test.ts') ? [p] : [];
+    });
+}
+
+const args = process.argv.slice(2);
+const files = args.filter((a) => !a.startsWith('-'));
+const flags = args.filter((a) => a.startsWith('-'));
+const list = files.length > 0 ? files : find('test');
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...flags, ...list], { stdio: 'inherit' });
+process.exit(r.status ?? 1);
