@@ -13,7 +13,7 @@ if (!existsSync('node_modules/.package-lock.json')) {
   console.log('installing npm packages (npm ci)...');
   execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { stdio: 'inherit' });
 }
-const { ensureEnvoy } = await import('./ensure-envoy.mjs');
+const { ensureEnvoy } = await import('./install-envoy.mjs');
 process.env.ENVOY_BIN = await ensureEnvoy();
 
 function find(dir) {

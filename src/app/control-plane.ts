@@ -78,9 +78,8 @@ export class ControlPlane {
   reload(): RevisionRecord {
     const t0 = performance.now();
     const src = readDirectory(this.settings.configDir);
-    if (this.current && src.value.revision === this.current.result.revision && src.diagnostics.length === 0) {
-      return this.revisions[this.revisions.length - 1];
-    }
+    const last = this.revisions[this.revisions.length - 1];
+    if (last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
     const result = compileSource(src.value, src.diagnostics);
     let snapshots: Map<string, Snapshot> | undefined;
     const diagnostics = [...result.diagnostics];

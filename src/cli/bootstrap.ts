@@ -18,6 +18,11 @@ const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME
   --admin-address H:P     Envoy admin listener (default: the workload's address if it is loopback, else 127.0.0.1; port 15000)
   --initial-fetch-timeout D  how long Envoy waits for its first config before starting anyway (default 10s)`;
 
+/** Envoy admin default: the workload's own address when it is loopback (many sidecars on one machine), else 127.0.0.1. */
+export function defaultAdminAddress(workloadAddress: string): { host: string; port: number } {
+  return { host: isLoopback(workloadAddress) ? workloadAddress : '127.0.0.1', port: 15000 };
+}
+
 export function runBootstrap(argv: string[]): Promise<number> {
   return command(HELP, argv, () => {
     const { values } = parse(argv, {
@@ -45,7 +50,7 @@ export function runBootstrap(argv: string[]): Promise<number> {
     const xds = parseHostPort(values['xds-address']!, '--xds-address');
     const admin = values['admin-address']
       ? parseHostPort(values['admin-address'], '--admin-address')
-      : { host: isLoopback(w.address) ? w.address : '127.0.0.1', port: 15000 };
+      : defaultAdminAddress(w.address);
     const config = buildBootstrap({
       nodeId: w.id,
       cluster: w.namespace,

@@ -9,7 +9,15 @@ import { endpointPort, type MeshModel, type Service, type Workload } from './mes
 
 /** Default outbound HTTP proxy port when no Sidecar egress names one. */
 export const DEFAULT_OUTBOUND_PORT = 15001;
-export const DEFAULT_OUTBOUND_BIND = '127.0.0.1';
+
+/**
+ * Where a sidecar's egress listener binds when the Sidecar does not say: the workload's own address when that is a
+ * loopback address (several workloads on one machine each get their own), else 127.0.0.1 (only the local app
+ * may use its sidecar as a proxy).
+ */
+export function defaultOutboundBind(w: Workload): string {
+  return isLoopback(w.address) ? w.address : '127.0.0.1';
+}
 
 export interface InboundPlan {
   address: string;
@@ -88,7 +96,7 @@ export function outboundPlans(w: Workload, model: MeshModel): OutboundPlan[] {
   const withPort = egress.filter((e) => e.port);
   if (withPort.length > 0) {
     return withPort.map((e) => ({
-      bind: e.bind ?? DEFAULT_OUTBOUND_BIND,
+      bind: e.bind ?? defaultOutboundBind(w),
       port: e.port!.number,
       protocol: e.port!.protocol,
       services: egressScope(e, model, ns),
@@ -97,7 +105,7 @@ export function outboundPlans(w: Workload, model: MeshModel): OutboundPlan[] {
   }
   return [
     {
-      bind: DEFAULT_OUTBOUND_BIND,
+      bind: defaultOutboundBind(w),
       port: DEFAULT_OUTBOUND_PORT,
       protocol: 'HTTP',
       services: servicesInScope(w, model),
