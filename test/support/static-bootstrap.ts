@@ -1,0 +1,37 @@
+/**
+ * Turns one proxy's dynamic resources into a static Envoy bootstrap, so `envoy --mode validate` can check them with
+ * Envoy's own full validation: RDS references become inline route_config, EDS clusters become STATIC clusters
+ * carrying their ClusterLoadAssignment, secrets become static secrets.
+ */
+import type { ResourceSet } from '../../src/xds/translate.js';
+import { TYPE } from '../../src/xds/type-urls.js';
+
+export function staticBootstrap(set: ResourceSet, adminPort = 0): object {
+  const json = (t: string) => (set.get(t as never) ?? []).map((r) => structuredClone(r.json) as any);
+  const routes = new Map(json(TYPE.route).map((r) => [r.name, r]));
+  const cla = new Map(json(TYPE.endpoint).map((e) => [e.cluster_name, e]));
+  const listeners = json(TYPE.listener).map((l) => {
+    for (const fc of l.filter_chains ?? []) {
+      for (const f of fc.filters ?? []) {
+        const hcm = f.typed_config;
+        if (hcm?.rds) {
+          const rc = routes.get(hcm.rds.route_config_name);
+          if (!rc) throw new Error(`listener ${l.name} references missing route ${hcm.rds.route_config_name}`);
+          delete hcm.rds;
+          hcm.route_config = rc;
+        }
+      }
+    }
+    return l;
+  });
+  const clusters = json(TYPE.cluster).map((c) => {
+    if (c.type !== 'EDS') return c;
+    const { eds_cluster_config: _eds, ...rest } = c;
+    return { ...rest, type: 'STATIC', load_assignment: cla.get(c.name) ?? { cluster_name: c.name } };
+  });
+  return {
+    node: { id: 'validate', cluster: 'validate' },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } },
+    static_resources: { listeners, clusters, secrets: json(TYPE.secret) },
+  };
+}

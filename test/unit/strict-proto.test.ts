@@ -1,0 +1,44 @@
+/**
+ * The strict proto3-JSON codec: every silent trap of protobufjs is an error here.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeToJson, encodeJson, ProtoShapeError } from '../../src/xds/proto/strict.js';
+
+const CLUSTER = 'envoy.config.cluster.v3.Cluster';
+
+test('round trip keeps durations, enums, maps and Any', () => {
+  const json = {
+    name: 'c',
+    type: 'EDS',
+    connect_timeout: '1.5s',
+    eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' } },
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    },
+    per_connection_buffer_limit_bytes: 32768,
+  };
+  assert.deepEqual(decodeToJson(CLUSTER, encodeJson(CLUSTER, json)), json);
+});
+
+const bad: [string, object, RegExp][] = [
+  ['unknown field', { name: 'c', bogus: 1 }, /\$\.bogus: unknown field/],
+  ['wrong scalar type', { name: 7 }, /\$\.name: expected a string/],
+  ['unknown enum value', { type: 'NOPE' }, /not a value of enum/],
+  ['bad duration', { connect_timeout: 5 }, /expected a duration/],
+  ['Any of a type that is not loaded', { typed_extension_protocol_options: { x: { '@type': 'type.googleapis.com/foo.Bar' } } }, /foo\.Bar is not loaded/],
+  ['Any without @type', { typed_extension_protocol_options: { x: {} } }, /expected an Any/],
+  ['unknown field inside an Any', { typed_extension_protocol_options: { x: { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', nope: true } } }, /nope: unknown field/],
+  ['integer out of range', { per_connection_buffer_limit_bytes: -1 }, /expected an integer/],
+  ['two members of a oneof', { type: 'EDS', cluster_type: { name: 'x' } }, /oneof/],
+  ['null', { name: null }, /null is not allowed/],
+];
+
+for (const [name, json, re] of bad) {
+  test(`strict encoding rejects: ${name}`, () => {
+    assert.throws(() => encodeJson(CLUSTER, json), (e: unknown) => e instanceof ProtoShapeError && re.test((e as Error).message));
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * Validation tables: a few policy files in, expected diagnostics out (code and file:line:col, not wording).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { compileSource } from '../../src/compiler.js';
+
+function diagnose(files: Record<string, string>): string[] {
+  const r = compileSource({ revision: 'test', files: Object.entries(files).map(([path, text]) => ({ path, text })) });
+  return r.diagnostics.map((d) => `${d.code} ${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '-'}`);
+}
+
+const SE = (name: string, host = `${name}.ns.svc`, extra = '') => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ${name}, namespace: ns }
+spec:
+  hosts: [${host}]
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+${extra}`;
+
+const cases: { name: string; files: Record<string, string>; expect: string[] }[] = [
+  { name: 'clean service', files: { 'a.yaml': SE('a') }, expect: [] },
+  { name: 'YAML syntax error', files: { 'a.yaml': 'kind: [unclosed\n' }, expect: ['CH0102 a.yaml:2:1'] },
+  { name: 'duplicate key', files: { 'a.yaml': 'kind: A\nkind: B\n' }, expect: ['CH0102 a.yaml:2:1'] },
+  { name: 'unknown field', files: { 'a.yaml': SE('a', undefined, '  bogus: 1\n') }, expect: ['CH0201 a.yaml:7:3'] },
+  { name: 'wrong type', files: { 'a.yaml': SE('a').replace('number: 80', 'number: "80"') }, expect: ['CH0202 a.yaml:6:21'] },
+  {
+    name: 'missing required field',
+    files: { 'a.yaml': 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: a }\nspec:\n  ports: [{ number: 80, name: http }]\n' },
+    expect: ['CH0203 a.yaml:5:3'],
+  },
+  { name: 'unsupported Istio field', files: { 'a.yaml': SE('a', undefined, '  exportTo: ["."]\n') }, expect: ['CH0205 a.yaml:7:3'] },
+  { name: 'unknown kind', files: { 'a.yaml': 'apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: w }\n' }, expect: ['CH0206 a.yaml:2:7'] },
+  { name: 'planned kind', files: { 'a.yaml': 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: p }\n' }, expect: ['CH0207 a.yaml:2:7'] },
+  { name: 'not a mapping', files: { 'a.yaml': '- just\n- a list\n' }, expect: ['CH0208 a.yaml:1:1'] },
+  { name: 'duplicate object', files: { 'a.yaml': SE('a'), 'b.yaml': SE('a', 'other.ns.svc') }, expect: ['CH0401 b.yaml:1:1'] },
+  { name: 'duplicate host', files: { 'a.yaml': SE('a'), 'b.yaml': SE('b', 'a.ns.svc') }, expect: ['CH0402 b.yaml:5:11'] },
+  {
+    name: 'selector matching nothing is a warning',
+    files: { 'a.yaml': SE('a', undefined, '  workloadSelector: { labels: { app: none } }\n') },
+    expect: ['CH0303 a.yaml:7:21'],
+  },
+  {
+    name: 'sidecar egress to an unknown service',
+    files: {
+      'a.yaml': SE('a'),
+      's.yaml': 'apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: { name: s, namespace: ns }\nspec:\n  egress:\n    - hosts: ["./nope.ns.svc", "ghost/x.svc"]\n',
+    },
+    expect: ['CH0301 s.yaml:6:15', 'CH0302 s.yaml:6:32'],
+  },
+  {
+    name: 'two listeners on one loopback address',
+    files: {
+      'w.yaml': `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: w1, namespace: ns }
+spec: { address: 127.0.0.5 }
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: s, namespace: ns }
+spec:
+  ingress:
+    - { port: { number: 15001, protocol: HTTP }, defaultEndpoint: "127.0.0.1:9000" }
+`,
+    },
+    expect: ['CH0404 w.yaml:6:1'],
+  },
+  { name: 'two Meshes', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\n---\napiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: b }\n' }, expect: ['CH0405 a.yaml:5:1'] },
+  { name: 'bad duration', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\nspec:\n  certificates: { ttl: soon }\n' }, expect: ['CH0204 a.yaml:5:24'] },
+];
+
+for (const c of cases) {
+  test(`validation: ${c.name}`, () => {
+    assert.deepEqual(diagnose(c.files), c.expect);
+  });
+}
+
+test('a revision with errors publishes no proxy', () => {
+  const r = compileSource({ revision: 'x', files: [{ path: 'a.yaml', text: SE('a', undefined, '  bogus: 1\n') }] });
+  assert.equal(r.ok, false);
+  assert.equal(r.proxies.size, 0);
+});
+
+test('the result does not depend on file order', () => {
+  const files = [
+    { path: 'b.yaml', text: SE('b') },
+    { path: 'a.yaml', text: SE('a') + `---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: { name: w, namespace: ns, labels: { app: a } }\nspec: { address: 10.1.1.1 }\n` },
+  ];
+  const one = compileSource({ revision: 'r', files });
+  const two = compileSource({ revision: 'r', files: [...files].reverse() });
+  assert.equal(JSON.stringify([...one.proxies]), JSON.stringify([...two.proxies]));
+});
