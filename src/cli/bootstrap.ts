@@ -60,7 +60,7 @@ export function runBootstrap(argv: string[]): Promise<number> {
       variant: values.sotw ? 'sotw' : 'delta',
       initialFetchTimeout: values['initial-fetch-timeout']!,
     });
-    const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config);
+    const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config, { aliasDuplicateObjects: false });
     if (values.out) writeFileSync(values.out, text);
     else process.stdout.write(text);
     return 0;
