@@ -6,9 +6,13 @@
  * and removes stale ones.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
+import os from 'node:os';
+import { Authority } from '../src/ca/authority.js';
+import { FakeClock } from '../src/ca/clock.js';
+import { buildTrustBundleSecret, buildWorkloadSecret } from '../src/xds/resources/secret.js';
 import { stringify } from 'yaml';
 import { compileSource } from '../src/compiler.js';
 import { readDirectory } from '../src/source/directory.js';
@@ -17,6 +21,15 @@ import { validateEnvoyConfig } from './support/envoy.js';
 import { staticBootstrap } from './support/static-bootstrap.js';
 
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+/** Real SDS secrets from a throwaway CA, so Envoy validates the TLS contexts that reference them. */
+let testSecrets: object[] = [];
+before(async () => {
+  const clock = new FakeClock(Date.now());
+  const authority = await Authority.open({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'chancery-golden-ca-')), clock });
+  const svid = await authority.issue('spiffe://cluster.local/ns/test/sa/test', 3_600_000);
+  testSecrets = [buildWorkloadSecret(svid.chainPem, svid.keyPem), buildTrustBundleSecret(authority.trustBundlePem())];
+});
 const GOLDEN = 'testdata/golden';
 
 const cases: { name: string; input: string; expected: string }[] = [
@@ -67,7 +80,7 @@ for (const c of cases) {
         const doc: Record<string, unknown> = { ir: proxy.ir };
         for (const [t, list] of proxy.resources) doc[SHORT_NAME[t]] = list.map((r) => r.json);
         check(file, stable(stringify(doc, { aliasDuplicateObjects: false }), result.revision));
-        const v = validateEnvoyConfig(staticBootstrap(proxy.resources));
+        const v = validateEnvoyConfig(staticBootstrap(proxy.resources, testSecrets));
         assert.ok(v.ok, `envoy --mode validate rejected ${id}:\n${v.output}`);
       });
     }

@@ -31,7 +31,8 @@ async function startPlane(p: PolicyDir, maxNewStreamsPerSecond = 1000): Promise<
     {
       configDir: p.dir,
       xdsAddress: '127.0.0.1:0',
-      stateDir: `${p.dir}/.state`,
+      xdsPlaintextAddress: '127.0.0.1:0',
+      stateDir: `${p.dir}/../state-${Math.random().toString(36).slice(2)}`,
       debounceQuietMs: 10,
       debounceMaxMs: 50,
       maxNewStreamsPerSecond,
@@ -41,6 +42,11 @@ async function startPlane(p: PolicyDir, maxNewStreamsPerSecond = 1000): Promise<
   );
   await cp.start();
   return cp;
+}
+
+/** A test client on the plaintext port, authenticated as `node` (a-1 by default). */
+async function client(cp: ControlPlane, variant: 'sotw' | 'delta', node = NODE.id): Promise<XdsTestClient> {
+  return new XdsTestClient(cp.xdsPlaintextPort, variant, await cp.issueToken(node));
 }
 
 const names = (d: Decoded): string[] => d.resources.map((r) => r.name).sort();
@@ -74,7 +80,7 @@ for (const variant of ['delta', 'sotw'] as const) {
     }
 
     test('CDS before LDS: a later type waits for the ACK of the earlier one', async () => {
-      const c = new XdsTestClient(cp.xdsPort, variant);
+      const c = await client(cp, variant);
       try {
         subscribe(c, T.CDS, [], true);
         subscribe(c, T.LDS, []);
@@ -92,7 +98,7 @@ for (const variant of ['delta', 'sotw'] as const) {
     });
 
     test('a stale nonce is ignored', async () => {
-      const c = new XdsTestClient(cp.xdsPort, variant);
+      const c = await client(cp, variant);
       try {
         subscribe(c, T.CDS, [], true);
         const d = await c.next();
@@ -111,7 +117,7 @@ for (const variant of ['delta', 'sotw'] as const) {
     });
 
     test('a NACK is recorded and the rejected version is never re-sent; new content is', async () => {
-      const c = new XdsTestClient(cp.xdsPort, variant);
+      const c = await client(cp, variant);
       try {
         subscribe(c, T.CDS, [], true);
         const d = await c.next();
@@ -123,13 +129,13 @@ for (const variant of ['delta', 'sotw'] as const) {
         // A new revision (a third service) is sent.
         baseMesh(p, '---\n' + serviceEntry('c', 'shop'));
         try {
-          cp.reload();
+          await cp.reload();
           const again = await c.next();
           assert.equal(again.typeUrl, T.CDS);
           assert.ok(names(again).includes('outbound|80||c.shop.svc'));
         } finally {
           baseMesh(p);
-          cp.reload();
+          await cp.reload();
         }
       } finally {
         c.close();
@@ -137,7 +143,7 @@ for (const variant of ['delta', 'sotw'] as const) {
     });
 
     test('EDS by name; a changed subscription is answered', async () => {
-      const c = new XdsTestClient(cp.xdsPort, variant);
+      const c = await client(cp, variant);
       try {
         subscribe(c, T.EDS, ['outbound|80||a.shop.svc'], true);
         const d1 = await c.next();
@@ -158,21 +164,22 @@ for (const variant of ['delta', 'sotw'] as const) {
     });
 
     test('an unchanged revision sends nothing; only proxies whose config changed get a push', async () => {
-      const c = new XdsTestClient(cp.xdsPort, variant);
+      const c = await client(cp, variant);
       try {
         subscribe(c, T.CDS, [], true);
         ack(c, await c.next());
-        cp.reload(); // same files: no-op
+        await cp.reload(); // same files: no-op
         assert.ok(await c.quiet(300));
         // Change only b's app endpoint: a-1's snapshot is unchanged.
         p.write('mesh.yaml', (await import('node:fs')).readFileSync(`${p.dir}/mesh.yaml`, 'utf8').replace('127.0.0.1:9002', '127.0.0.1:9012'));
         try {
-          const changed = (cp.reload(), cp.ads.snapshots.ids());
+          await cp.reload();
+          const changed = cp.ads.snapshots.ids();
           assert.ok(changed.includes('shop/b-1'));
           assert.ok(await c.quiet(300), 'a-1 receives nothing for a change that does not concern it');
         } finally {
           baseMesh(p);
-          cp.reload();
+          await cp.reload();
         }
       } finally {
         c.close();
@@ -180,7 +187,7 @@ for (const variant of ['delta', 'sotw'] as const) {
     });
 
     test('make before break: a removed cluster goes after the listener update', async () => {
-      const c = new XdsTestClient(cp.xdsPort, variant);
+      const c = await client(cp, variant);
       try {
         subscribe(c, T.CDS, [], true);
         subscribe(c, T.LDS, []);
@@ -197,7 +204,7 @@ for (const variant of ['delta', 'sotw'] as const) {
         const text = (await import('node:fs')).readFileSync(`${p.dir}/mesh.yaml`, 'utf8').replace('hosts: ["./*"]', 'hosts: ["./a.shop.svc"]');
         p.write('mesh.yaml', text);
         try {
-          cp.reload();
+          await cp.reload();
           const seen: Decoded[] = [];
           for (;;) {
             let d: Decoded;
@@ -218,7 +225,7 @@ for (const variant of ['delta', 'sotw'] as const) {
         } finally {
           baseMesh(p);
           p.remove('scope.yaml');
-          cp.reload();
+          await cp.reload();
         }
       } finally {
         c.close();
@@ -226,24 +233,24 @@ for (const variant of ['delta', 'sotw'] as const) {
     });
 
     test('unknown type URL, missing node and unknown workload are refused with clear errors', async () => {
-      const a = new XdsTestClient(cp.xdsPort, variant);
+      const a = await client(cp, variant);
       subscribe(a, 'type.googleapis.com/envoy.config.core.v3.Nope', [], true);
       const sa = await a.ended();
       assert.equal(sa.code, grpc.status.INVALID_ARGUMENT);
       assert.match(sa.details, /unsupported type_url/);
 
-      const b = new XdsTestClient(cp.xdsPort, variant);
-      subscribe(b, T.CDS, []);
+      const b = await client(cp, variant);
+      subscribe(b, T.CDS, []); // no node
       const sb = await b.ended();
       assert.equal(sb.code, grpc.status.INVALID_ARGUMENT);
       assert.match(sb.details, /node\.id/);
 
-      const c = new XdsTestClient(cp.xdsPort, variant);
-      c.send(variant === 'sotw' ? { node: { id: 'shop/ghost' }, type_url: T.CDS } : { node: { id: 'shop/ghost' }, type_url: T.CDS });
+      const c = await client(cp, variant, 'shop/ghost');
+      c.send({ node: { id: 'shop/ghost' }, type_url: T.CDS });
       const sc = await c.ended();
       assert.equal(sc.code, grpc.status.NOT_FOUND);
 
-      const d = new XdsTestClient(cp.xdsPort, variant);
+      const d = await client(cp, variant);
       d.sendRaw(Buffer.from([0xff, 0xff, 0xff, 0x0f, 0x01]));
       const sd = await d.ended();
       assert.equal(sd.code, grpc.status.INVALID_ARGUMENT);
@@ -258,17 +265,17 @@ describe('ADS delta reconnect', () => {
     baseMesh(p);
     const cp = await startPlane(p);
     try {
-      const c1 = new XdsTestClient(cp.xdsPort, 'delta');
+      const c1 = await client(cp, 'delta');
       c1.send({ node: NODE, type_url: T.CDS });
       const d = await c1.next();
       c1.send({ type_url: T.CDS, response_nonce: d.nonce });
       c1.close();
       const versions = Object.fromEntries(d.resources.map((r) => [r.name, r.version!]));
-      const c2 = new XdsTestClient(cp.xdsPort, 'delta');
+      const c2 = await client(cp, 'delta');
       c2.send({ node: NODE, type_url: T.CDS, initial_resource_versions: versions });
       assert.ok(await c2.quiet(400), 'nothing is sent to a proxy that already has everything');
       c2.close();
-      const c3 = new XdsTestClient(cp.xdsPort, 'delta');
+      const c3 = await client(cp, 'delta');
       c3.send({ node: NODE, type_url: T.CDS, initial_resource_versions: { ...versions, 'outbound|80||a.shop.svc': 'old' } });
       const d3 = await c3.next();
       assert.deepEqual(d3.resources.map((r) => r.name), ['outbound|80||a.shop.svc']);
@@ -283,7 +290,7 @@ describe('ADS delta reconnect', () => {
     const p = new PolicyDir();
     baseMesh(p);
     const cp = await startPlane(p);
-    const c = new XdsTestClient(cp.xdsPort, 'delta');
+    const c = await client(cp, 'delta');
     try {
       c.send({ node: NODE, type_url: T.EDS, resource_names_subscribe: ['outbound|80||a.shop.svc', 'outbound|80||b.shop.svc'] });
       const d = await c.next();
@@ -291,8 +298,59 @@ describe('ADS delta reconnect', () => {
       assert.ok(await c.quiet(200));
       // Move b's endpoint: a-1 no longer cares.
       p.write('mesh.yaml', (await import('node:fs')).readFileSync(`${p.dir}/mesh.yaml`, 'utf8').replace('address: 127.0.1.2', 'address: 127.0.1.3').replace('bind: 127.0.1.2', 'bind: 127.0.1.3'));
-      cp.reload();
+      await cp.reload();
       assert.ok(await c.quiet(400), 'no push for an unsubscribed resource');
+    } finally {
+      c.close();
+      await cp.stop();
+      p.cleanup();
+    }
+  });
+});
+
+describe('ADS authentication', () => {
+  test('no token, a forged or expired token, or another workload\'s token: refused, nothing sent', async () => {
+    const p = new PolicyDir();
+    baseMesh(p);
+    const cp = await startPlane(p);
+    try {
+      const cases: [string, string | undefined, number][] = [
+        ['no token', undefined, grpc.status.UNAUTHENTICATED],
+        ['forged token', (await cp.issueToken(NODE.id)).replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), grpc.status.UNAUTHENTICATED],
+        ['expired token', await cp.tokens.issue(NODE.id, 60, Date.now() - 3_600_000), grpc.status.UNAUTHENTICATED],
+        ['token of another workload', await cp.issueToken('shop/b-1'), grpc.status.PERMISSION_DENIED],
+      ];
+      for (const [what, token, code] of cases) {
+        const c = new XdsTestClient(cp.xdsPlaintextPort, 'delta', token);
+        c.send({ node: NODE, type_url: T.SDS, resource_names_subscribe: ['default', 'ROOTCA'] });
+        const s = await c.ended();
+        assert.equal(s.code, code, what);
+        assert.doesNotMatch(s.details, /shop|token|expired|signature/i, `${what}: the error reveals nothing`);
+        assert.ok(await c.quiet(50), `${what}: no configuration was sent`);
+        c.close();
+      }
+    } finally {
+      await cp.stop();
+      p.cleanup();
+    }
+  });
+
+  test('a proxy receives its own certificate and the trust bundle over SDS', async () => {
+    const p = new PolicyDir();
+    baseMesh(p);
+    const cp = await startPlane(p);
+    const c = await client(cp, 'delta');
+    try {
+      c.send({ node: NODE, type_url: T.SDS, resource_names_subscribe: ['default', 'ROOTCA'] });
+      const d = await c.next();
+      assert.deepEqual(d.resources.map((r) => r.name).sort(), ['ROOTCA', 'default']);
+      const cert = d.resources.find((r) => r.name === 'default')!.json.tls_certificate;
+      const { X509Certificate } = await import('node:crypto');
+      const x = new X509Certificate(cert.certificate_chain.inline_string);
+      assert.equal(x.subjectAltName, 'URI:spiffe://cluster.local/ns/shop/sa/a');
+      assert.match(cert.private_key.inline_string, /BEGIN PRIVATE KEY/);
+      const bundle = new X509Certificate(d.resources.find((r) => r.name === 'ROOTCA')!.json.validation_context.trusted_ca.inline_string);
+      assert.ok(x.verify(bundle.publicKey), 'the certificate is signed by the trust bundle\'s root');
     } finally {
       c.close();
       await cp.stop();
@@ -309,7 +367,7 @@ describe('ADS admission and shutdown', () => {
     const clients: XdsTestClient[] = [];
     try {
       for (let i = 0; i < 4; i++) {
-        const c = new XdsTestClient(cp.xdsPort, 'delta');
+        const c = await client(cp, 'delta');
         c.send({ node: NODE, type_url: T.CDS });
         clients.push(c);
       }
@@ -328,7 +386,7 @@ describe('ADS admission and shutdown', () => {
     const p = new PolicyDir();
     baseMesh(p);
     const cp = await startPlane(p);
-    const c = new XdsTestClient(cp.xdsPort, 'sotw');
+    const c = await client(cp, 'sotw');
     try {
       c.send({ node: NODE, type_url: T.CDS, resource_names: [] });
       await c.next();

@@ -6,6 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { ControlPlane } from '../app/control-plane.js';
+import { redactSecrets } from '../xds/resources/secret.js';
 import { SHORT_NAME, type TypeUrl } from '../xds/type-urls.js';
 
 export function statusDocument(cp: ControlPlane): object {
@@ -18,6 +19,7 @@ export function statusDocument(cp: ControlPlane): object {
     },
     revisions: [...cp.revisions].reverse(),
     proxies: cp.ads.registry.all().map((p) => ({ ...p, upToDate: isUpToDate(p.types, current) })),
+    certificates: { signer: cp.authority?.signerInfo(), workloads: cp.svids?.status() ?? [] },
   };
 }
 
@@ -32,7 +34,7 @@ export function proxyDocument(cp: ControlPlane, id: string): object | undefined 
   if (!snap && !status) return undefined;
   const resources: Record<string, object[]> = {};
   for (const [typeUrl, t] of snap?.types ?? []) {
-    resources[SHORT_NAME[typeUrl as TypeUrl]] = [...t.resources.values()].map((r) => ({ name: r.name, version: r.version, origins: r.origins, resource: r.json }));
+    resources[SHORT_NAME[typeUrl as TypeUrl]] = [...t.resources.values()].map((r) => ({ name: r.name, version: r.version, origins: r.origins, resource: redactSecrets(r.json) }));
   }
   return { id, revision: snap?.revision ?? null, version: snap?.version ?? null, status: status ?? null, resources };
 }

@@ -1,28 +1,43 @@
 /**
- * Wiring only: watch -> compile -> publish -> serve. The one place where stages meet. A revision with errors is
- * rejected whole and every proxy keeps its last good snapshot.
+ * Wiring only: watch -> compile -> publish -> serve, plus the CA feeding certificates to snapshots. The one place
+ * where stages meet. A revision with errors is rejected whole and every proxy keeps its last good snapshot.
+ * Certificates are a fast path: a rotation replaces the secrets of the affected proxies' snapshots without
+ * recompiling anything.
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
+import { Authority, type CaFiles } from '../ca/authority.js';
+import { systemClock, type Clock } from '../ca/clock.js';
+import { SvidManager } from '../ca/svids.js';
 import { compileSource, type CompileResult } from '../compiler.js';
 import type { Diagnostic } from '../diag/diagnostic.js';
+import { spiffeId } from '../model/mesh-model.js';
 import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
-import { ResourceCache } from '../snapshot/resource-cache.js';
-import { buildSnapshot, type Snapshot } from '../snapshot/snapshot.js';
+import { bearerToken, ProxyTokens } from '../server/proxy-auth.js';
+import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
+import { buildSnapshot, withResources, type Snapshot } from '../snapshot/snapshot.js';
 import { readDirectory } from '../source/directory.js';
 import { watchDirectory } from '../source/watch.js';
+import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../xds/names.js';
 import { ProtoShapeError } from '../xds/proto/strict.js';
+import { buildTrustBundleSecret, buildWorkloadSecret } from '../xds/resources/secret.js';
+import { TYPE } from '../xds/type-urls.js';
 import type { Logger } from './logger.js';
 
 export interface ControlPlaneSettings {
   configDir: string;
-  /** host:port for xDS (gRPC). */
+  /** host:port for xDS over TLS (certificate from the mesh CA). */
   xdsAddress: string;
+  /** host:port for plaintext xDS; only when explicitly enabled (tests, proxyless gRPC clients). */
+  xdsPlaintextAddress?: string;
   stateDir: string;
   debounceQuietMs: number;
   debounceMaxMs: number;
   maxNewStreamsPerSecond: number;
   watch: boolean;
+  /** A user-supplied CA (root or intermediate); by default a root is generated in the state directory. */
+  ca?: CaFiles;
+  clock?: Clock;
 }
 
 export interface RevisionRecord {
@@ -35,24 +50,46 @@ export interface RevisionRecord {
 }
 
 const HISTORY_LIMIT = 50;
+/** The control plane's own identity, in the xDS server certificate that bootstraps verify. */
+export function controlPlaneIdentity(trustDomain: string, rootNamespace: string): string {
+  return spiffeId(trustDomain, rootNamespace, 'chancery');
+}
+const XDS_CERT_TTL_MS = 90 * 24 * 3_600_000;
+
+interface Current {
+  result: CompileResult;
+  /** Snapshots without secrets, as compiled. */
+  base: Map<string, Snapshot>;
+  /** What is served: base plus each proxy's secrets. */
+  snapshots: Map<string, Snapshot>;
+}
 
 export class ControlPlane {
   readonly ads: AdsServer;
   private readonly cache = new ResourceCache();
+  private readonly secretCache = new ResourceCache();
+  private readonly clock: Clock;
   private stopWatching?: () => void;
-  current?: { result: CompileResult; snapshots: Map<string, Snapshot> };
+  private queue: Promise<unknown> = Promise.resolve();
+  authority!: Authority;
+  svids!: SvidManager;
+  tokens!: ProxyTokens;
+  current?: Current;
   readonly revisions: RevisionRecord[] = [];
   xdsPort = 0;
+  xdsPlaintextPort = 0;
   readonly startedAt = new Date().toISOString();
 
   constructor(
     readonly settings: ControlPlaneSettings,
     private readonly log: Logger,
   ) {
+    this.clock = settings.clock ?? systemClock;
     this.ads = new AdsServer(
       {
         ...DEFAULT_ADS_OPTIONS,
         maxNewStreamsPerSecond: settings.maxNewStreamsPerSecond,
+        authenticate: (md) => this.authenticate(md),
         admit: (id) => this.admit(id),
       },
       log,
@@ -61,31 +98,59 @@ export class ControlPlane {
 
   async start(): Promise<void> {
     mkdirSync(this.settings.stateDir, { recursive: true, mode: 0o700 });
-    this.reload();
-    this.xdsPort = await this.ads.listen(this.settings.xdsAddress);
-    this.log.info('xds listening', { address: this.settings.xdsAddress, port: this.xdsPort });
+    this.authority = await Authority.open({ stateDir: this.settings.stateDir, clock: this.clock, ...(this.settings.ca ? { files: this.settings.ca } : {}) });
+    this.tokens = ProxyTokens.open(this.settings.stateDir);
+    this.svids = new SvidManager(
+      this.authority,
+      this.clock,
+      { ttlMs: 24 * 3_600_000, rotateAtFraction: 0.5, jitterFraction: 0.1 },
+      (ids) => this.enqueue(() => this.onCertificatesRotated(ids)),
+    );
+    await this.reload();
+    const mesh = this.current?.result.model?.mesh;
+    const xdsCert = await this.authority.issue(controlPlaneIdentity(mesh?.trustDomain ?? 'cluster.local', mesh?.rootNamespace ?? 'istio-system'), XDS_CERT_TTL_MS);
+    const tls = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(xdsCert.chainPem), private_key: Buffer.from(xdsCert.keyPem) }], false);
+    this.xdsPort = await this.ads.listen(this.settings.xdsAddress, tls);
+    this.log.info('xds listening (TLS)', { address: this.settings.xdsAddress, port: this.xdsPort });
+    if (this.settings.xdsPlaintextAddress) {
+      this.xdsPlaintextPort = await this.ads.listen(this.settings.xdsPlaintextAddress);
+      this.log.warn('plaintext xds enabled', { address: this.settings.xdsPlaintextAddress, port: this.xdsPlaintextPort });
+    }
     if (this.settings.watch) {
-      this.stopWatching = watchDirectory(this.settings.configDir, () => this.reload(), this.settings.debounceQuietMs, this.settings.debounceMaxMs);
+      this.stopWatching = watchDirectory(this.settings.configDir, () => void this.reload(), this.settings.debounceQuietMs, this.settings.debounceMaxMs);
     }
   }
 
   async stop(): Promise<void> {
     this.stopWatching?.();
+    this.svids?.stop();
+    await this.queue.catch(() => undefined);
     await this.ads.close();
   }
 
-  /** Reads, compiles and (if clean) publishes the policy directory. Returns the revision's record. */
-  reload(): RevisionRecord {
+  /** Serializes reloads and rotations: one at a time, in order. */
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch((err) => this.log.error('control plane task failed', { error: (err as Error).stack }));
+    return next;
+  }
+
+  /** Reads, compiles and (if clean) publishes the policy directory. Resolves to the revision's record. */
+  reload(): Promise<RevisionRecord> {
+    return this.enqueue(() => this.compileAndPublish());
+  }
+
+  private async compileAndPublish(): Promise<RevisionRecord> {
     const t0 = performance.now();
     const src = readDirectory(this.settings.configDir);
     const last = this.revisions[this.revisions.length - 1];
     if (last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
     const result = compileSource(src.value, src.diagnostics);
-    let snapshots: Map<string, Snapshot> | undefined;
     const diagnostics = [...result.diagnostics];
+    let base: Map<string, Snapshot> | undefined;
     if (result.ok) {
       try {
-        snapshots = this.buildSnapshots(result);
+        base = this.buildSnapshots(result);
       } catch (err) {
         if (!(err instanceof ProtoShapeError)) throw err;
         // The compiler produced something Envoy's schema rejects: a bug, but never a reason to push it.
@@ -95,15 +160,15 @@ export class ControlPlane {
     const compileMs = Math.round((performance.now() - t0) * 10) / 10;
     const record: RevisionRecord = {
       revision: result.revision,
-      status: snapshots ? 'accepted' : 'rejected',
-      at: new Date().toISOString(),
+      status: base ? 'accepted' : 'rejected',
+      at: new Date(this.clock.now()).toISOString(),
       compileMs,
       diagnostics,
-      proxies: snapshots?.size ?? 0,
+      proxies: base?.size ?? 0,
     };
     this.revisions.push(record);
     if (this.revisions.length > HISTORY_LIMIT) this.revisions.shift();
-    if (!snapshots) {
+    if (!base || !result.model) {
       this.log.warn('revision rejected; proxies keep the last good configuration', {
         revision: result.revision,
         kept: this.current?.result.revision,
@@ -111,9 +176,12 @@ export class ControlPlane {
       });
       return record;
     }
-    this.current = { result, snapshots };
-    const changed = this.ads.publish(snapshots);
-    this.log.info('revision accepted', { revision: result.revision, proxies: snapshots.size, changed: changed.length, compileMs, encodes: this.cache.encodes });
+    const mesh = result.model.mesh;
+    this.svids.configure({ ttlMs: mesh.certificateTtlMs, rotateAtFraction: mesh.rotateAtFraction, jitterFraction: 0.1 });
+    await this.svids.sync(result.model.workloads.map((w) => w.identity));
+    this.current = { result, base, snapshots: new Map() };
+    const changed = this.publishWithSecrets([...base.keys()]);
+    this.log.info('revision accepted', { revision: result.revision, proxies: base.size, changed: changed.length, compileMs, encodes: this.cache.encodes });
     return record;
   }
 
@@ -123,6 +191,89 @@ export class ControlPlane {
     for (const [id, p] of result.proxies) out.set(id, buildSnapshot(id, result.revision, p.resources, this.cache));
     this.cache.sweep();
     return out;
+  }
+
+  /** Rebuilds the served snapshots of `ids` from their base and current certificates, and publishes. */
+  private publishWithSecrets(ids: string[]): string[] {
+    const cur = this.current!;
+    const workloads = new Map(cur.result.model!.workloads.map((w) => [w.id, w]));
+    const bundle = this.authority.trustBundlePem();
+    this.secretCache.beginGeneration();
+    const next = new Map(cur.snapshots);
+    for (const [id, snap] of cur.base) {
+      if (!ids.includes(id) && next.has(id)) {
+        // Keep the entries alive in the cache generation.
+        for (const r of next.get(id)!.types.get(TYPE.secret)?.resources.values() ?? []) this.secretCache.get(r.typeUrl, r.name, r.json, r.origins);
+        continue;
+      }
+      const svid = this.svids.get(workloads.get(id)!.identity);
+      const secrets = new Map<string, EncodedResource>();
+      if (svid) secrets.set(SECRET_WORKLOAD, this.secretCache.get(TYPE.secret, SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem), []));
+      secrets.set(SECRET_TRUST_BUNDLE, this.secretCache.get(TYPE.secret, SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle), []));
+      next.set(id, withResources(snap, TYPE.secret, secrets));
+    }
+    for (const id of next.keys()) if (!cur.base.has(id)) next.delete(id);
+    this.secretCache.sweep();
+    cur.snapshots = next;
+    return this.ads.publish(next);
+  }
+
+  private async onCertificatesRotated(identities: string[]): Promise<void> {
+    if (!this.current) return;
+    const set = new Set(identities);
+    const ids = this.current.result.model!.workloads.filter((w) => set.has(w.identity)).map((w) => w.id);
+    const changed = this.publishWithSecrets(ids);
+    this.log.info('certificates rotated', { identities: identities.length, proxies: changed.length });
+  }
+
+  /** Root rotation without restarts: each step waits until every connected proxy ACKed the previous one's secrets. */
+  async rotateRoot(waitMs = 60_000): Promise<void> {
+    await this.enqueue(async () => {
+      await this.authority.beginRootRotation();
+      this.publishWithSecrets([...(this.current?.base.keys() ?? [])]);
+    });
+    await this.waitForSecretsAcked(waitMs);
+    await this.enqueue(async () => {
+      this.authority.switchSigner();
+      await this.svids.reissueAll();
+    });
+    await this.waitForSecretsAcked(waitMs);
+    await this.enqueue(async () => {
+      this.authority.finishRootRotation();
+      this.publishWithSecrets([...(this.current?.base.keys() ?? [])]);
+    });
+    await this.waitForSecretsAcked(waitMs);
+  }
+
+  /** Resolves when every connected proxy has ACKed the secrets of its current snapshot. */
+  async waitForSecretsAcked(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.queue;
+      const behind = this.ads.registry.all().filter((p) => {
+        if (!p.connected) return false;
+        const want = this.ads.snapshots.get(p.id)?.types.get(TYPE.secret);
+        const held = this.ads.heldVersions(p.id, TYPE.secret);
+        if (!want || !held) return false;
+        return [...want.resources.values()].some((r) => held.has(r.name) && held.get(r.name) !== r.version);
+      });
+      if (behind.length === 0) return;
+      if (Date.now() > deadline) throw new Error(`proxies did not converge: ${behind.map((p) => p.id).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** A bootstrap token for a workload (see server/proxy-auth.ts). */
+  issueToken(nodeId: string, ttlSeconds = 30 * 24 * 3600): Promise<string> {
+    return this.tokens.issue(nodeId, ttlSeconds, this.clock.now());
+  }
+
+  private async authenticate(md: grpc.Metadata): Promise<{ ok: true; nodeId: string } | { ok: false; code: grpc.status; message: string; reason: string }> {
+    const token = bearerToken(md.get('authorization'));
+    if (!token) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: 'no bearer token' };
+    const v = await this.tokens.verify(token, this.clock.now());
+    if (!v.ok) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: v.reason };
+    return { ok: true, nodeId: v.nodeId };
   }
 
   private admit(id: string): { ok: true } | { ok: false; code: grpc.status; message: string } {

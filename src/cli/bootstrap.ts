@@ -1,11 +1,17 @@
 /**
- * `chancery bootstrap`: writes the Envoy bootstrap for one workload's sidecar.
+ * `chancery bootstrap`: writes the Envoy bootstrap for one workload's sidecar, with its xDS token and the mesh
+ * trust bundle (from the control plane's state directory, created there if this runs first).
  */
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
+import { controlPlaneIdentity } from '../app/control-plane.js';
+import { Authority } from '../ca/authority.js';
+import { systemClock } from '../ca/clock.js';
 import { compileSource } from '../compiler.js';
 import { formatHuman } from '../diag/format.js';
+import { parseDurationMs } from '../policy/reader.js';
 import { isLoopback } from '../model/sidecars.js';
+import { ProxyTokens } from '../server/proxy-auth.js';
 import { readDirectory } from '../source/directory.js';
 import { buildBootstrap } from '../xds/bootstrap.js';
 import { command, DEFAULT_CONFIG_DIR, parse, parseHostPort, UsageError } from './args.js';
@@ -15,6 +21,9 @@ const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME
   --out FILE              write to FILE (.json for JSON, otherwise YAML); default: stdout
   --sotw                  use State-of-the-World ADS instead of Delta
   --xds-address HOST:PORT control plane address (default 127.0.0.1:15010)
+  --plaintext             connect to a plaintext xDS port (only for control planes started with one)
+  --state-dir DIR         the control plane's state (CA and token key; default .chancery)
+  --token-ttl DURATION    lifetime of the embedded xDS token (default 720h)
   --admin-address H:P     Envoy admin listener (default: the workload's address if it is loopback, else 127.0.0.1; port 15000)
   --initial-fetch-timeout D  how long Envoy waits for its first config before starting anyway (default 10s)`;
 
@@ -24,18 +33,23 @@ export function defaultAdminAddress(workloadAddress: string): { host: string; po
 }
 
 export function runBootstrap(argv: string[]): Promise<number> {
-  return command(HELP, argv, () => {
+  return command(HELP, argv, async () => {
     const { values } = parse(argv, {
       config: { type: 'string', default: DEFAULT_CONFIG_DIR },
       workload: { type: 'string' },
       out: { type: 'string' },
       sotw: { type: 'boolean', default: false },
+      plaintext: { type: 'boolean', default: false },
       'xds-address': { type: 'string', default: '127.0.0.1:15010' },
+      'state-dir': { type: 'string', default: '.chancery' },
+      'token-ttl': { type: 'string', default: '720h' },
       'admin-address': { type: 'string' },
       'initial-fetch-timeout': { type: 'string', default: '10s' },
     });
     if (!values.workload) throw new UsageError('--workload NAMESPACE/NAME is required');
     if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!)) throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
+    const ttlMs = parseDurationMs(values['token-ttl']!);
+    if (ttlMs === undefined || ttlMs < 1000) throw new UsageError('--token-ttl must be a duration such as 720h');
     const src = readDirectory(values.config!);
     const result = compileSource(src.value, src.diagnostics);
     if (!result.ok || !result.model) {
@@ -47,10 +61,11 @@ export function runBootstrap(argv: string[]): Promise<number> {
       console.error(`chancery: no WorkloadEntry "${values.workload}"; known: ${result.model.workloads.map((x) => x.id).join(', ') || 'none'}`);
       return 1;
     }
+    const stateDir = values['state-dir']!;
     const xds = parseHostPort(values['xds-address']!, '--xds-address');
-    const admin = values['admin-address']
-      ? parseHostPort(values['admin-address'], '--admin-address')
-      : defaultAdminAddress(w.address);
+    const admin = values['admin-address'] ? parseHostPort(values['admin-address'], '--admin-address') : defaultAdminAddress(w.address);
+    const mesh = result.model.mesh;
+    const authority = values.plaintext ? undefined : await Authority.open({ stateDir, clock: systemClock });
     const config = buildBootstrap({
       nodeId: w.id,
       cluster: w.namespace,
@@ -59,9 +74,11 @@ export function runBootstrap(argv: string[]): Promise<number> {
       admin: { address: admin.host, port: admin.port },
       variant: values.sotw ? 'sotw' : 'delta',
       initialFetchTimeout: values['initial-fetch-timeout']!,
+      token: await ProxyTokens.open(stateDir).issue(w.id, Math.round(ttlMs / 1000)),
+      ...(authority ? { tls: { trustBundlePem: authority.trustBundlePem(), serverIdentity: controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace) } } : {}),
     });
     const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config, { aliasDuplicateObjects: false });
-    if (values.out) writeFileSync(values.out, text);
+    if (values.out) writeFileSync(values.out, text, { mode: 0o600 });
     else process.stdout.write(text);
     return 0;
   });

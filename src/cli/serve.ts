@@ -6,6 +6,21 @@ import { ControlPlane } from '../app/control-plane.js';
 import { createLogger, type Level } from '../app/logger.js';
 import { startStatusServer } from '../admin/status-server.js';
 import { command, DEFAULT_CONFIG_DIR, parse, parsePort, UsageError } from './args.js';
+import { runBootstrap } from './bootstrap.js';
+import type { Logger } from '../app/logger.js';
+import { mkdirSync } from 'node:fs';
+
+/** Ready-to-run bootstraps for every workload of the current revision, in <state-dir>/bootstrap/ (owner-only). */
+async function writeBootstraps(cp: ControlPlane, configDir: string, xdsAddress: string, log: Logger): Promise<void> {
+  const workloads = cp.current?.result.model?.workloads ?? [];
+  const dir = path.join(cp.settings.stateDir, 'bootstrap');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const w of workloads) {
+    const out = path.join(dir, `${w.id.replace('/', '.')}.yaml`);
+    await runBootstrap(['--config', configDir, '--workload', w.id, '--out', out, '--state-dir', cp.settings.stateDir, '--xds-address', xdsAddress]);
+  }
+  if (workloads.length > 0) log.info('envoy bootstraps written', { dir, workloads: workloads.length });
+}
 
 const HELP = `Usage: chancery serve [options]
 
@@ -16,7 +31,12 @@ const HELP = `Usage: chancery serve [options]
   --admin-port PORT     status API port (default 15014)
   --state-dir DIR       control-plane state (default .chancery)
   --log-level LEVEL     debug, info, warn or error (default info)
-  --max-new-streams N   new xDS streams admitted per second (default 100)`;
+  --max-new-streams N   new xDS streams admitted per second (default 100)
+  --xds-plaintext-port PORT  also serve plaintext xDS on the xDS host (off by default; for proxyless gRPC and tests)
+  --ca-cert FILE --ca-key FILE [--ca-chain FILE]
+                        sign with your own root or intermediate (PEM; PKCS#8 ECDSA P-256 key) instead of a generated root
+
+On every accepted revision, ready-to-run Envoy bootstraps for all workloads are written to <state-dir>/bootstrap/.`;
 
 export function runServe(argv: string[]): Promise<number> {
   return command(HELP, argv, async () => {
@@ -29,7 +49,12 @@ export function runServe(argv: string[]): Promise<number> {
       'state-dir': { type: 'string', default: '.chancery' },
       'log-level': { type: 'string', default: 'info' },
       'max-new-streams': { type: 'string', default: '100' },
+      'xds-plaintext-port': { type: 'string' },
+      'ca-cert': { type: 'string' },
+      'ca-key': { type: 'string' },
+      'ca-chain': { type: 'string' },
     });
+    if (!!values['ca-cert'] !== !!values['ca-key']) throw new UsageError('--ca-cert and --ca-key go together');
     const level = values['log-level'] as Level;
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: "${level}" is not debug, info, warn or error`);
     const maxNew = Number(values['max-new-streams']);
@@ -39,6 +64,8 @@ export function runServe(argv: string[]): Promise<number> {
       {
         configDir: path.resolve(values.config!),
         xdsAddress: `${values['xds-host']}:${parsePort(values['xds-port']!, '--xds-port')}`,
+        ...(values['xds-plaintext-port'] ? { xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}` } : {}),
+        ...(values['ca-cert'] ? { ca: { certFile: values['ca-cert'], keyFile: values['ca-key']!, ...(values['ca-chain'] ? { chainFile: values['ca-chain'] } : {}) } } : {}),
         stateDir: path.resolve(values['state-dir']!),
         debounceQuietMs: 100,
         debounceMaxMs: 1000,
@@ -48,6 +75,7 @@ export function runServe(argv: string[]): Promise<number> {
       log,
     );
     await cp.start();
+    await writeBootstraps(cp, values.config!, `${values['xds-host'] === '0.0.0.0' ? '127.0.0.1' : values['xds-host']}:${cp.xdsPort}`, log);
     const adminPort = parsePort(values['admin-port']!, '--admin-port');
     const status = await startStatusServer(cp, values['admin-host']!, adminPort);
     const addr = status.address();

@@ -6,6 +6,7 @@ import type { Origin } from '../diag/diagnostic.js';
 import { endpointPort, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
 import { inboundPlans, outboundPlans } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
+import { inboundSecurity, parseJwksUri, upstreamTls } from './inbound-security.js';
 import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, VirtualHostIR } from './types.js';
 
 export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
@@ -22,7 +23,14 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
       endpoints: [{ address: p.app.address, port: p.app.port, origin: p.origin }],
       origins: [p.origin],
     });
-    const listener: ListenerIR = { direction: 'inbound', address: p.address, port: p.port, protocol: p.protocol, origins: [p.origin] };
+    const listener: ListenerIR = {
+      direction: 'inbound',
+      address: p.address,
+      port: p.port,
+      protocol: p.protocol,
+      origins: [p.origin],
+      security: inboundSecurity(model, w, p.port),
+    };
     if (isHttpProtocol(p.protocol)) {
       listener.http = { inline: [{ name: 'inbound', domains: ['*'], routes: [{ prefix: '/', cluster, origins: [p.origin] }] }] };
     } else {
@@ -56,6 +64,25 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     }
     routeTables.push({ port: p.port, virtualHosts });
     listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http: { rds: p.port }, origins: [p.origin] });
+  }
+
+  // Clusters through which Envoy fetches remote JWKS for the workload's RequestAuthentications.
+  for (const l of listeners) {
+    for (const p of l.security?.jwt ?? []) {
+      if (!p.rule.jwksUri) continue;
+      const u = parseJwksUri(p.rule.jwksUri);
+      const key: ClusterKey = { direction: 'jwks', host: u.host, port: u.port, tls: u.tls };
+      clusters.set(clusterId(key), { key, discovery: 'dns', protocol: 'HTTP', endpoints: [{ address: u.host, port: u.port, origin: p.rule.at }], origins: [p.rule.at] });
+    }
+  }
+
+  // Client-side mTLS for every outbound cluster whose destination runs sidecars.
+  for (const c of clusters.values()) {
+    if (c.key.direction !== 'outbound') continue;
+    const host = c.key.host;
+    const svc = model.services.find((s) => s.host === host);
+    const tls = svc ? upstreamTls(model, svc, c.key.port) : undefined;
+    if (tls) c.tls = tls;
   }
 
   return {
@@ -92,7 +119,9 @@ function addServiceCluster(clusters: Map<string, ClusterIR>, svc: Service, port:
 
 /** A stable sort key for a cluster (not its Envoy name, which xds/names.ts owns). */
 export function clusterId(k: ClusterKey): string {
-  return k.direction === 'inbound' ? `inbound|${pad(k.port)}` : `outbound|${k.host}|${pad(k.port)}|${k.subset ?? ''}`;
+  if (k.direction === 'inbound') return `inbound|${pad(k.port)}`;
+  if (k.direction === 'jwks') return `jwks|${k.host}|${pad(k.port)}`;
+  return `outbound|${k.host}|${pad(k.port)}|${k.subset ?? ''}`;
 }
 
 function pad(n: number): string {

@@ -9,7 +9,9 @@ import type { Protocol } from '../policy/types.js';
 /** Which upstream a route or TCP proxy sends to. */
 export type ClusterKey =
   | { direction: 'outbound'; host: string; port: number; subset?: string }
-  | { direction: 'inbound'; port: number };
+  | { direction: 'inbound'; port: number }
+  /** Where Envoy fetches a remote JWKS (RequestAuthentication jwksUri). */
+  | { direction: 'jwks'; host: string; port: number; tls: boolean };
 
 export interface EndpointIR {
   address: string;
@@ -22,6 +24,8 @@ export interface EndpointIR {
 
 export interface ClusterIR {
   key: ClusterKey;
+  /** Originate mTLS with the workload's SVID, accepting only these SPIFFE ids (the destination's identities). */
+  tls?: { sans: string[] };
   /** `eds`: endpoints over EDS; `static`: inline endpoints; `dns`: Envoy resolves the host itself. */
   discovery: 'eds' | 'static' | 'dns';
   protocol: Protocol;
@@ -58,7 +62,32 @@ export interface ListenerIR {
   http?: { inline?: VirtualHostIR[]; rds?: number };
   /** TCP listeners: the single upstream. */
   tcp?: { cluster: ClusterKey };
+  /** Inbound listeners: peer authentication, JWT and authorization. */
+  security?: InboundSecurityIR;
   origins: Origin[];
+}
+
+export interface AuthzPolicyIR {
+  /** `namespace/name` of the AuthorizationPolicy; Envoy RBAC policies are named `<name>/rules[i]`. */
+  name: string;
+  action: 'ALLOW' | 'DENY' | 'AUDIT';
+  rules: import('../policy/security-types.js').AuthzRule[];
+  origin: Origin;
+}
+
+export interface JwtProviderIR {
+  /** `namespace/name/jwtRules[i]`. */
+  name: string;
+  rule: import('../policy/security-types.js').JwtRule;
+}
+
+export interface InboundSecurityIR {
+  mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+  trustDomain: string;
+  /** Mesh default when no ALLOW policy applies: DENY unless the Mesh says ALLOW. */
+  defaultAction: 'DENY' | 'ALLOW';
+  policies: AuthzPolicyIR[];
+  jwt: JwtProviderIR[];
 }
 
 export interface ProxyIR {

@@ -14,6 +14,7 @@ import {
 } from '../policy/types.js';
 import { labelsMatch, spiffeId, type MeshModel, type Service, type ServiceEndpoint, type Workload } from './mesh-model.js';
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
+import { checkSecurity, collectSecurity } from './security.js';
 
 export function buildModel(objects: readonly PolicyObject[], revision: string): Result<MeshModel> {
   const diags = new Diagnostics();
@@ -110,9 +111,11 @@ export function buildModel(objects: readonly PolicyObject[], revision: string): 
     services,
     workloads: workloads.sort((a, b) => cmp(a.id, b.id)),
     namespaces,
+    security: collectSecurity(unique),
   };
   for (const sc of sidecars) checkSidecarHosts(sc, model, diags);
   checkListenerConflicts(model, diags);
+  checkSecurity(model, diags);
   return { value: model, diagnostics: diags.items };
 }
 

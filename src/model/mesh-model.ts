@@ -4,6 +4,7 @@
  */
 import type { Origin } from '../diag/diagnostic.js';
 import type { MeshSpec, Protocol, ServicePort, SidecarSpec } from '../policy/types.js';
+import type { SecurityPolicies } from './security.js';
 
 export interface ServiceEndpoint {
   address: string;
@@ -58,6 +59,7 @@ export interface MeshModel {
   workloads: Workload[];
   /** Every namespace that holds an object, sorted. */
   namespaces: string[];
+  security: SecurityPolicies;
 }
 
 export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {

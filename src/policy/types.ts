@@ -112,7 +112,11 @@ export type ServiceEntry = Base<'ServiceEntry', ServiceEntrySpec>;
 export type WorkloadEntry = Base<'WorkloadEntry', WorkloadEntrySpec>;
 export type Sidecar = Base<'Sidecar', SidecarSpec>;
 
-export type PolicyObject = MeshPolicy | ServiceEntry | WorkloadEntry | Sidecar;
+export type PeerAuthentication = Base<'PeerAuthentication', import('./security-types.js').PeerAuthenticationSpec>;
+export type AuthorizationPolicy = Base<'AuthorizationPolicy', import('./security-types.js').AuthorizationPolicySpec>;
+export type RequestAuthentication = Base<'RequestAuthentication', import('./security-types.js').RequestAuthenticationSpec>;
+
+export type PolicyObject = MeshPolicy | ServiceEntry | WorkloadEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
 export type PolicyKind = PolicyObject['kind'];
 
 /** `Kind namespace/name`, the way diagnostics and status name an object. */

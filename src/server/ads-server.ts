@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../app/logger.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
+import type { TypeUrl } from '../xds/type-urls.js';
 import { AdsStream, StreamError, type StreamEvent, type Variant } from './ads-stream.js';
 import { ProxyRegistry } from './proxy-registry.js';
 import { ADS_DEFINITION, MAX_REQUEST_BYTES, isMalformed, type DeltaRequest, type Malformed, type SotwRequest } from './wire.js';
@@ -16,11 +17,16 @@ export interface AdsServerOptions {
   keepaliveMs: number;
   /** Streams are closed after this age (with a grace period) so proxies rebalance across replicas. */
   maxConnectionAgeMs: number;
+  /**
+   * Checks the caller's credentials when a stream opens; resolves to the node id the caller may act as. Refusals
+   * carry a code and a message that reveals nothing (the reason is logged).
+   */
+  authenticate(metadata: grpc.Metadata): Promise<{ ok: true; nodeId?: string } | { ok: false; code: grpc.status; message: string; reason: string }>;
   /** Decides whether a proxy id may be served at all (unknown workloads are refused). */
   admit(proxyId: string): { ok: true } | { ok: false; code: grpc.status; message: string };
 }
 
-export const DEFAULT_ADS_OPTIONS: Omit<AdsServerOptions, 'admit'> = {
+export const DEFAULT_ADS_OPTIONS: Omit<AdsServerOptions, 'admit' | 'authenticate'> = {
   maxNewStreamsPerSecond: 100,
   keepaliveMs: 30_000,
   maxConnectionAgeMs: 30 * 60_000,
@@ -54,6 +60,7 @@ interface Live {
   stream: AdsStream;
   call: Call;
   writing: number;
+  closed: boolean;
 }
 
 export class AdsServer {
@@ -103,6 +110,15 @@ export class AdsServer {
     return [...changed];
   }
 
+  /** What the proxy's current stream holds (ACKed) of a type, by name; undefined when it is not connected. */
+  heldVersions(proxyId: string, typeUrl: TypeUrl): ReadonlyMap<string, string> | undefined {
+    for (const l of this.live) {
+      if (l.stream.proxyId !== proxyId || l.closed) continue;
+      return new Map([...l.stream.held(typeUrl)].map(([n, h]) => [n, h.version]));
+    }
+    return undefined;
+  }
+
   /** Graceful stop: refuse new streams, let in-flight writes finish, end streams (proxies keep their config). */
   async close(graceMs = 5_000): Promise<void> {
     this.draining = true;
@@ -146,7 +162,7 @@ export class AdsServer {
       call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'too many new xDS streams; retry with backoff'));
       return;
     }
-    const live: Live = { call, writing: 0, stream: undefined as unknown as AdsStream };
+    const live: Live = { call, writing: 0, closed: false, stream: undefined as unknown as AdsStream };
     const stream = new AdsStream(variant, {
       snapshot: (id) => this.snapshots.get(id),
       send: (bytes) => {
@@ -162,11 +178,27 @@ export class AdsServer {
 
     const fail = (code: grpc.status, message: string): void => {
       this.log.warn('ads stream refused', { peer, variant, proxy: stream.proxyId, code: grpc.status[code], message });
+      live.closed = true;
       stream.close();
       call.emit('error', statusError(code, message));
     };
 
+    // Requests are processed in order, after the credentials of the stream were checked.
+    const auth = this.opts.authenticate(call.metadata);
+    let chain: Promise<void> = auth.then((v) => {
+      if (!v.ok) {
+        this.log.warn('ads stream refused: authentication failed', { peer, variant, reason: v.reason });
+        stream.close();
+        call.emit('error', statusError(v.code, v.message));
+      }
+    });
     call.on('data', (req: SotwRequest | DeltaRequest | Malformed) => {
+      chain = chain.then(async () => {
+        const v = await auth;
+        if (v.ok && !live.closed) onRequest(req, v.nodeId);
+      });
+    });
+    const onRequest = (req: SotwRequest | DeltaRequest | Malformed, allowedNode: string | undefined): void => {
       if (isMalformed(req)) {
         this.counters.malformed++;
         fail(grpc.status.INVALID_ARGUMENT, `malformed discovery request: ${req.malformed}`);
@@ -177,6 +209,11 @@ export class AdsServer {
         if (firstNode) {
           const id = req.node?.id;
           if (!req.node || !id) throw new StreamError('INVALID_ARGUMENT', 'the first request of a stream must carry node.id');
+          if (allowedNode !== undefined && id !== allowedNode) {
+            this.log.warn('ads stream refused: node id does not match its token', { peer, variant, node: id, token: allowedNode });
+            fail(grpc.status.PERMISSION_DENIED, 'permission denied');
+            return;
+          }
           const verdict = this.opts.admit(id);
           if (!verdict.ok) {
             fail(verdict.code, verdict.message);
@@ -193,8 +230,9 @@ export class AdsServer {
           fail(grpc.status.INTERNAL, 'internal error');
         }
       }
-    });
+    };
     const done = (): void => {
+      live.closed = true;
       if (!this.live.delete(live)) return;
       stream.close();
       if (stream.node) {

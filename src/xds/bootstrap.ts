@@ -16,6 +16,10 @@ export interface BootstrapOptions {
   admin: { address: string; port: number };
   variant: 'delta' | 'sotw';
   initialFetchTimeout: string;
+  /** Sent as `authorization: Bearer <token>` on the ADS stream. */
+  token: string;
+  /** TLS to the control plane: trust bundle (PEM) and the control plane's SPIFFE id. Omitted: plaintext. */
+  tls?: { trustBundlePem: string; serverIdentity: string };
 }
 
 export function buildBootstrap(o: BootstrapOptions): object {
@@ -28,7 +32,7 @@ export function buildBootstrap(o: BootstrapOptions): object {
       ads_config: {
         api_type: o.variant === 'delta' ? 'DELTA_GRPC' : 'GRPC',
         transport_api_version: 'V3',
-        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER } }],
+        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER }, initial_metadata: [{ key: 'authorization', value: `Bearer ${o.token}` }] }],
         set_node_on_first_message_only: true,
       },
       lds_config: configSource,
@@ -40,6 +44,23 @@ export function buildBootstrap(o: BootstrapOptions): object {
           name: XDS_CLUSTER,
           type: isIp ? 'STATIC' : 'STRICT_DNS',
           connect_timeout: '1s',
+          ...(o.tls
+            ? {
+                transport_socket: {
+                  name: 'envoy.transport_sockets.tls',
+                  typed_config: {
+                    '@type': anyType('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'),
+                    common_tls_context: {
+                      alpn_protocols: ['h2'],
+                      validation_context: {
+                        trusted_ca: { inline_string: o.tls.trustBundlePem },
+                        match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: o.tls.serverIdentity } }],
+                      },
+                    },
+                  },
+                },
+              }
+            : {}),
           load_assignment: {
             cluster_name: XDS_CLUSTER,
             endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.xds.host, port_value: o.xds.port } } } }] }],

@@ -5,7 +5,9 @@
 import type { ClusterKey } from '../ir/types.js';
 
 export function clusterName(k: ClusterKey): string {
-  return k.direction === 'inbound' ? `inbound|${k.port}||` : `outbound|${k.port}|${k.subset ?? ''}|${k.host}`;
+  if (k.direction === 'inbound') return `inbound|${k.port}||`;
+  if (k.direction === 'jwks') return jwksClusterName(k);
+  return `outbound|${k.port}|${k.subset ?? ''}|${k.host}`;
 }
 
 export function listenerName(direction: 'inbound' | 'outbound', address: string, port: number): string {
@@ -22,3 +24,12 @@ export function statPrefix(direction: 'inbound' | 'outbound', port: number): str
 
 /** Name of the cluster in every bootstrap that points at the control plane. */
 export const XDS_CLUSTER = 'chancery-xds';
+
+/** SDS secret names, as Istio's sidecars use them: the workload's certificate and the trust bundle. */
+export const SECRET_WORKLOAD = 'default';
+export const SECRET_TRUST_BUNDLE = 'ROOTCA';
+
+/** Cluster through which Envoy fetches a remote JWKS. */
+export function jwksClusterName(u: { host: string; port: number }): string {
+  return `jwks|${u.host}:${u.port}`;
+}

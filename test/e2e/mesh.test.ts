@@ -42,6 +42,17 @@ ${egress ? `  egress:
 `}`;
 }
 
+/** Default deny holds in this mesh: a may call b, nothing else is allowed. */
+const ALLOW_A_TO_B = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: b-from-a, namespace: shop }
+spec:
+  selector: { matchLabels: { app: b } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: ["cluster.local/ns/shop/sa/a"] } }]
+`;
+
 const SERVICES = ['a', 'b']
   .map(
     (s) => `apiVersion: networking.istio.io/v1
@@ -59,12 +70,13 @@ describe('mesh end to end through real Envoy', { timeout: 180_000 }, () => {
   const policy = new PolicyDir();
   let cp: ControlPlane;
   let xdsPort: number;
+  let stateDir: string;
   const envoys: EnvoyProcess[] = [];
   const apps: App[] = [];
 
   const newPlane = async (): Promise<ControlPlane> => {
     const c = new ControlPlane(
-      { configDir: policy.dir, xdsAddress: `127.0.0.1:${xdsPort}`, stateDir: `${policy.dir}/../state-${xdsPort}`, debounceQuietMs: 50, debounceMaxMs: 300, maxNewStreamsPerSecond: 100, watch: true },
+      { configDir: policy.dir, xdsAddress: `127.0.0.1:${xdsPort}`, stateDir, debounceQuietMs: 50, debounceMaxMs: 300, maxNewStreamsPerSecond: 100, watch: true },
       silentLogger,
     );
     await c.start();
@@ -73,7 +85,7 @@ describe('mesh end to end through real Envoy', { timeout: 180_000 }, () => {
 
   const sidecarFor = async (id: string, sotw: boolean): Promise<EnvoyProcess> => {
     const out = `${policy.dir}/../bootstrap-${id.replace('/', '_')}.json`;
-    const code = await runBootstrap(['--config', policy.dir, '--workload', id, '--out', out, '--xds-address', `127.0.0.1:${xdsPort}`, '--initial-fetch-timeout', '5s', ...(sotw ? ['--sotw'] : [])]);
+    const code = await runBootstrap(['--config', policy.dir, '--workload', id, '--out', out, '--xds-address', `127.0.0.1:${xdsPort}`, '--state-dir', stateDir, '--initial-fetch-timeout', '5s', ...(sotw ? ['--sotw'] : [])]);
     assert.equal(code, 0);
     const e = startEnvoy(id, JSON.parse(readFileSync(out, 'utf8')));
     envoys.push(e);
@@ -86,7 +98,9 @@ describe('mesh end to end through real Envoy', { timeout: 180_000 }, () => {
 
   before(async () => {
     xdsPort = await freePort();
+    stateDir = `${policy.dir}/../state-${xdsPort}`;
     policy.write('services.yaml', SERVICES);
+    policy.write('authz.yaml', ALLOW_A_TO_B);
     policy.write('a-1.yaml', instance('a', 'a-1', `${NET}.1`, APP_PORT.a, true));
     policy.write('b-1.yaml', instance('b', 'b-1', `${NET}.2`, APP_PORT.b1, false));
     cp = await newPlane();
@@ -109,6 +123,8 @@ describe('mesh end to end through real Envoy', { timeout: 180_000 }, () => {
     }, { timeoutMs: 10_000, what: 'a 200 from b through the sidecars' });
     assert.equal(r.json().app, 'b-1');
     assert.equal(r.json().path, '/hello');
+    // STRICT mTLS by default: the callee sees the caller's SPIFFE id.
+    assert.match(r.json().headers['x-forwarded-client-cert'], /URI=spiffe:\/\/cluster\.local\/ns\/shop\/sa\/a/);
     const status = cp.ads.registry.all();
     assert.deepEqual(status.map((p) => [p.id, p.variant, p.connected]), [['shop/a-1', 'delta', true], ['shop/b-1', 'sotw', true]]);
   });

@@ -6,7 +6,7 @@
 import type { ResourceSet } from '../../src/xds/translate.js';
 import { TYPE } from '../../src/xds/type-urls.js';
 
-export function staticBootstrap(set: ResourceSet, adminPort = 0): object {
+export function staticBootstrap(set: ResourceSet, secrets: object[] = [], adminPort = 0): object {
   const json = (t: string) => (set.get(t as never) ?? []).map((r) => structuredClone(r.json) as any);
   const routes = new Map(json(TYPE.route).map((r) => [r.name, r]));
   const cla = new Map(json(TYPE.endpoint).map((e) => [e.cluster_name, e]));
@@ -29,9 +29,22 @@ export function staticBootstrap(set: ResourceSet, adminPort = 0): object {
     const { eds_cluster_config: _eds, ...rest } = c;
     return { ...rest, type: 'STATIC', load_assignment: cla.get(c.name) ?? { cluster_name: c.name } };
   });
+  // Secrets come over SDS at run time; statically they are static_resources.secrets referenced by name.
+  stripSdsConfig(listeners);
+  stripSdsConfig(clusters);
   return {
     node: { id: 'validate', cluster: 'validate' },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } },
-    static_resources: { listeners, clusters, secrets: json(TYPE.secret) },
+    static_resources: { listeners, clusters, secrets: [...json(TYPE.secret), ...secrets] },
   };
+}
+
+function stripSdsConfig(x: any): void {
+  if (Array.isArray(x)) return x.forEach(stripSdsConfig);
+  if (!x || typeof x !== 'object') return;
+  for (const [k, v] of Object.entries(x)) {
+    if ((k === 'tls_certificate_sds_secret_configs' || k === 'validation_context_sds_secret_config') && v) {
+      for (const c of Array.isArray(v) ? v : [v]) delete (c as any).sds_config;
+    } else stripSdsConfig(v);
+  }
 }

@@ -28,8 +28,10 @@ export class XdsTestClient {
   constructor(
     readonly port: number,
     readonly variant: 'sotw' | 'delta',
-    metadata = new grpc.Metadata(),
+    token?: string,
   ) {
+    const metadata = new grpc.Metadata();
+    if (token) metadata.set('authorization', `Bearer ${token}`);
     const method = variant === 'sotw' ? 'StreamAggregatedResources' : 'DeltaAggregatedResources';
     const reqType = lookupType(variant === 'sotw' ? 'envoy.service.discovery.v3.DiscoveryRequest' : 'envoy.service.discovery.v3.DeltaDiscoveryRequest');
     const resType = lookupType(variant === 'sotw' ? 'envoy.service.discovery.v3.DiscoveryResponse' : 'envoy.service.discovery.v3.DeltaDiscoveryResponse');

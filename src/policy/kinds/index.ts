@@ -9,6 +9,9 @@ import { decodeMesh } from './mesh.js';
 import { decodeServiceEntry } from './service-entry.js';
 import { decodeSidecar } from './sidecar.js';
 import { decodeWorkloadEntry } from './workload-entry.js';
+import { decodeAuthorizationPolicy } from './authorization-policy.js';
+import { decodePeerAuthentication } from './peer-authentication.js';
+import { decodeRequestAuthentication } from './request-authentication.js';
 
 export interface KindDecoder {
   kind: PolicyKind;
@@ -21,12 +24,16 @@ export interface KindDecoder {
 }
 
 const NETWORKING = ['v1', 'v1beta1', 'v1alpha3'];
+const SECURITY = ['v1', 'v1beta1'];
 
 export const KINDS: readonly KindDecoder[] = [
   { kind: 'Mesh', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: false, decode: (s) => decodeMesh(s) },
   { kind: 'ServiceEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeServiceEntry },
   { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeWorkloadEntry(s) },
   { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeSidecar },
+  { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodePeerAuthentication(s) },
+  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodeAuthorizationPolicy(s) },
+  { kind: 'RequestAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodeRequestAuthentication(s) },
 ];
 
 /** Kinds users may reasonably write that Chancery does not implement yet: a clear error, never silence. */
@@ -35,9 +42,6 @@ export const PLANNED_KINDS: Record<string, string> = {
   'networking.istio.io/DestinationRule': 'traffic policies arrive with traffic management',
   'networking.istio.io/Gateway': 'gateways are planned',
   'networking.istio.io/WorkloadGroup': 'auto-registration is planned',
-  'security.istio.io/PeerAuthentication': 'mTLS modes arrive with the identity work',
-  'security.istio.io/AuthorizationPolicy': 'authorization arrives with the identity work',
-  'security.istio.io/RequestAuthentication': 'JWT validation arrives with the identity work',
   'telemetry.istio.io/Telemetry': 'telemetry settings are planned',
   'chancery.dev/RateLimitPolicy': 'rate limits arrive with traffic management',
 };

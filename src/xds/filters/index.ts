@@ -4,23 +4,26 @@
  * authentication runs before authorization, authorization before rate limiting, and the router always last.
  */
 import type { ListenerIR } from '../../ir/types.js';
+import { jwtAuthnFilter } from './jwt-authn.js';
+import { rbacFilter } from './rbac.js';
 import { routerFilter } from './router.js';
 
 export interface HttpFilterPlugin {
   /** Envoy's filter name, e.g. envoy.filters.http.router. */
   name: string;
-  /** The filter's `http_filters` entry for this listener, or undefined when it does not apply. */
-  build(listener: ListenerIR): object | undefined;
+  /** The filter's `http_filters` entries for this listener (one or several), or undefined when it does not apply. */
+  build(listener: ListenerIR): object | object[] | undefined;
 }
 
 /** The order of this table is the order of the filters in every http_connection_manager. */
-export const HTTP_FILTERS: readonly HttpFilterPlugin[] = [routerFilter];
+export const HTTP_FILTERS: readonly HttpFilterPlugin[] = [jwtAuthnFilter, rbacFilter, routerFilter];
 
 export function httpFilters(listener: ListenerIR): object[] {
   const out: object[] = [];
   for (const f of HTTP_FILTERS) {
     const entry = f.build(listener);
-    if (entry) out.push(entry);
+    if (Array.isArray(entry)) out.push(...entry);
+    else if (entry) out.push(entry);
   }
   return out;
 }

@@ -7,6 +7,7 @@ import { clusterName } from '../names.js';
 import { anyType } from '../type-urls.js';
 import { ADS_SOURCE } from './common.js';
 import { buildLoadAssignment } from './endpoint.js';
+import { upstreamMtls, upstreamTlsToPublicServer } from './tls.js';
 
 const CONNECT_TIMEOUT = '5s';
 
@@ -34,5 +35,7 @@ export function buildCluster(c: ClusterIR): object {
   } else if (!isHttpProtocol(c.protocol)) {
     // TCP: nothing protocol-specific.
   }
+  if (c.tls) base.transport_socket = upstreamMtls(c.tls.sans, c.key.direction === 'outbound' ? c.key.host : name);
+  if (c.key.direction === 'jwks' && c.key.tls) base.transport_socket = upstreamTlsToPublicServer(c.key.host);
   return base;
 }

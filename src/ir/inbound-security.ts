@@ -1,0 +1,48 @@
+/**
+ * Stage: ir. The security of a workload's inbound listener (mTLS mode, authorization policies, JWT providers) and
+ * the client-side mTLS of its outbound clusters, from the MeshModel. Envoy-free.
+ */
+import { applicable, mtlsModeFor } from '../model/security.js';
+import type { MeshModel, Service, Workload } from '../model/mesh-model.js';
+import { endpointPort } from '../model/mesh-model.js';
+import type { InboundSecurityIR } from './types.js';
+
+export function inboundSecurity(model: MeshModel, w: Workload, port: number): InboundSecurityIR {
+  const root = model.mesh.rootNamespace;
+  return {
+    mtls: mtlsModeFor(model, w, port),
+    trustDomain: model.mesh.trustDomain,
+    defaultAction: model.mesh.authorizationDefault,
+    policies: applicable(model.security.authorizationPolicies, w, root).map((p) => ({
+      name: `${p.namespace}/${p.name}`,
+      action: p.spec.action,
+      rules: p.spec.rules,
+      origin: p.origin,
+    })),
+    jwt: applicable(model.security.requestAuthentications, w, root).flatMap((p) =>
+      p.spec.jwtRules.map((rule, i) => ({ name: `${p.namespace}/${p.name}/jwtRules[${i}]`, rule })),
+    ),
+  };
+}
+
+/**
+ * Client side: originate mTLS to a service whose endpoints are mesh workloads (they have sidecars) unless every one
+ * of them has mTLS DISABLEd on that port. Verify the server against the SPIFFE ids the service runs as.
+ */
+export function upstreamTls(model: MeshModel, svc: Service, port: number): { sans: string[] } | undefined {
+  if (svc.location !== 'MESH_INTERNAL') return undefined;
+  const sp = svc.ports.find((p) => p.number === port);
+  if (!sp) return undefined;
+  const workloads = svc.endpoints.map((e) => ({ e, w: model.workloads.find((x) => x.id === e.workload) })).filter((x) => x.w);
+  if (workloads.length === 0) return undefined;
+  const tlsOn = workloads.filter(({ e, w }) => mtlsModeFor(model, w!, endpointPort(svc, sp, e)) !== 'DISABLE');
+  if (tlsOn.length === 0) return undefined;
+  return { sans: [...new Set(workloads.map(({ w }) => w!.identity))].sort() };
+}
+
+/** host, port and scheme of a JWKS URL (validated when the policy was decoded). */
+export function parseJwksUri(uri: string): { host: string; port: number; tls: boolean } {
+  const u = new URL(uri);
+  const tls = u.protocol === 'https:';
+  return { host: u.hostname, port: u.port ? Number(u.port) : tls ? 443 : 80, tls };
+}

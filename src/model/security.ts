@@ -1,0 +1,94 @@
+/**
+ * Stage: model. Which security policies apply to which workload, Istio's way: a policy in the root namespace
+ * without selector applies mesh-wide, one in a namespace without selector to the whole namespace, one with a
+ * selector to the workloads it selects in its namespace. Resolves each workload's effective mTLS mode per port.
+ */
+import type { Diagnostics, Origin } from '../diag/diagnostic.js';
+import type { AuthorizationPolicySpec, MtlsSetting, PeerAuthenticationSpec, RequestAuthenticationSpec } from '../policy/security-types.js';
+import { objectRef, type AuthorizationPolicy, type MtlsMode, type PeerAuthentication, type PolicyObject, type RequestAuthentication } from '../policy/types.js';
+import { labelsMatch, type MeshModel, type Workload } from './mesh-model.js';
+
+export interface Scoped<S> {
+  namespace: string;
+  name: string;
+  spec: S;
+  origin: Origin;
+  at: Record<string, Origin>;
+}
+
+export interface SecurityPolicies {
+  peerAuthentications: Scoped<PeerAuthenticationSpec>[];
+  authorizationPolicies: Scoped<AuthorizationPolicySpec>[];
+  requestAuthentications: Scoped<RequestAuthenticationSpec>[];
+}
+
+function scoped<S>(o: { meta: { namespace: string; name: string }; spec: S; origin: Origin; at: Record<string, Origin> }): Scoped<S> {
+  return { namespace: o.meta.namespace, name: o.meta.name, spec: o.spec, origin: o.origin, at: o.at };
+}
+
+export function collectSecurity(objects: readonly PolicyObject[]): SecurityPolicies {
+  return {
+    peerAuthentications: objects.filter((o): o is PeerAuthentication => o.kind === 'PeerAuthentication').map(scoped),
+    authorizationPolicies: objects.filter((o): o is AuthorizationPolicy => o.kind === 'AuthorizationPolicy').map(scoped),
+    requestAuthentications: objects.filter((o): o is RequestAuthentication => o.kind === 'RequestAuthentication').map(scoped),
+  };
+}
+
+/** Policies that apply to a workload, sorted by namespace and name. */
+export function applicable<S extends { selector?: Record<string, string> }>(list: readonly Scoped<S>[], w: Workload, rootNamespace: string): Scoped<S>[] {
+  return list.filter((p) => {
+    if (p.spec.selector) return p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels);
+    return p.namespace === w.namespace || p.namespace === rootNamespace;
+  });
+}
+
+/**
+ * Effective mTLS mode of a workload's port: the most specific setting that is not UNSET wins — selector policy's
+ * port-level, then its mode, then the namespace policy, then the root-namespace policy, then the Mesh default.
+ */
+export function mtlsModeFor(model: MeshModel, w: Workload, port: number): MtlsMode {
+  const root = model.mesh.rootNamespace;
+  const pas = model.security.peerAuthentications;
+  const withSelector = pas.filter((p) => p.spec.selector && p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels));
+  const nsWide = pas.filter((p) => !p.spec.selector && p.namespace === w.namespace);
+  const meshWide = pas.filter((p) => !p.spec.selector && p.namespace === root);
+  const candidates: MtlsSetting[] = [
+    ...withSelector.flatMap((p) => [p.spec.portLevel[port] ?? 'UNSET', p.spec.mode]),
+    ...nsWide.map((p) => p.spec.mode),
+    ...meshWide.map((p) => p.spec.mode),
+  ];
+  const found = candidates.find((m) => m !== 'UNSET');
+  return (found as MtlsMode | undefined) ?? model.mesh.mtlsMode;
+}
+
+export function checkSecurity(model: MeshModel, diags: Diagnostics): void {
+  const root = model.mesh.rootNamespace;
+  const lists: [string, Scoped<{ selector?: Record<string, string> }>[]][] = [
+    ['PeerAuthentication', model.security.peerAuthentications],
+    ['AuthorizationPolicy', model.security.authorizationPolicies],
+    ['RequestAuthentication', model.security.requestAuthentications],
+  ];
+  for (const [kind, list] of lists) {
+    for (const p of list) {
+      const object = objectRef(kind, p);
+      if (p.spec.selector && !model.workloads.some((w) => w.namespace === p.namespace && labelsMatch(p.spec.selector!, w.labels))) {
+        diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${p.namespace}`, { location: p.origin, object });
+      }
+    }
+    // Istio allows one namespace-wide (and one mesh-wide) PeerAuthentication; more is ambiguous.
+    if (kind === 'PeerAuthentication') {
+      const seen = new Map<string, Scoped<unknown>>();
+      for (const p of list.filter((x) => !x.spec.selector)) {
+        const prev = seen.get(p.namespace);
+        if (prev) {
+          diags.report('CH0403', `namespace ${p.namespace}${p.namespace === root ? ' (the root namespace: mesh-wide)' : ''} already has a PeerAuthentication without selector`, {
+            location: p.origin,
+            object: objectRef(kind, p),
+            related: [{ message: 'the other one', location: prev.origin }],
+          });
+        }
+        seen.set(p.namespace, p);
+      }
+    }
+  }
+}

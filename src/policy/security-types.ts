@@ -1,0 +1,72 @@
+/**
+ * Stage: decode. Typed security policies (Istio's security.istio.io kinds), Envoy-free.
+ */
+import type { Origin } from '../diag/diagnostic.js';
+import type { MtlsMode } from './types.js';
+
+export type MtlsSetting = MtlsMode | 'UNSET';
+
+export interface PeerAuthenticationSpec {
+  selector?: Record<string, string>;
+  mode: MtlsSetting;
+  /** Per workload port. */
+  portLevel: Record<number, MtlsSetting>;
+}
+
+/** A field of a source or operation: values that must match (any of) and values that must not (none of). */
+export interface Match {
+  values?: string[];
+  not?: string[];
+}
+
+export interface AuthzSource {
+  principals: Match;
+  requestPrincipals: Match;
+  namespaces: Match;
+  ipBlocks: Match;
+  remoteIpBlocks: Match;
+}
+
+export interface AuthzOperation {
+  hosts: Match;
+  ports: Match;
+  methods: Match;
+  paths: Match;
+}
+
+export interface AuthzCondition {
+  key: string;
+  values?: string[];
+  notValues?: string[];
+  at: Origin;
+}
+
+export interface AuthzRule {
+  from: AuthzSource[];
+  to: AuthzOperation[];
+  when: AuthzCondition[];
+  at: Origin;
+}
+
+export interface AuthorizationPolicySpec {
+  selector?: Record<string, string>;
+  action: 'ALLOW' | 'DENY' | 'AUDIT';
+  rules: AuthzRule[];
+}
+
+export interface JwtRule {
+  issuer: string;
+  audiences: string[];
+  jwksUri?: string;
+  jwks?: string;
+  fromHeaders: { name: string; prefix?: string }[];
+  fromParams: string[];
+  forwardOriginalToken: boolean;
+  outputClaimToHeaders: { header: string; claim: string }[];
+  at: Origin;
+}
+
+export interface RequestAuthenticationSpec {
+  selector?: Record<string, string>;
+  jwtRules: JwtRule[];
+}

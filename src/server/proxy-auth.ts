@@ -1,0 +1,58 @@
+/**
+ * Stage: server. Who is asking: every ADS stream must carry a per-workload token (gRPC metadata
+ * `authorization: Bearer <token>`), an HS256 JWT signed by the control plane whose subject is the node id, with an
+ * expiry. `chancery bootstrap` embeds it; the server checks it when the stream opens and again against the node id
+ * of the first request, so a proxy only ever receives its own workload's configuration and secrets.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { errors, jwtVerify, SignJWT } from 'jose';
+
+const ISSUER = 'chancery';
+const AUDIENCE = 'chancery-xds';
+
+export class ProxyTokens {
+  private constructor(private readonly key: Uint8Array) {}
+
+  /** Loads the signing key from the state directory, creating it (owner-only) on first use. */
+  static open(stateDir: string): ProxyTokens {
+    const file = path.join(stateDir, 'xds-token.key');
+    if (!existsSync(file)) {
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+      chmodSync(file, 0o600);
+    }
+    return new ProxyTokens(new Uint8Array(Buffer.from(readFileSync(file, 'utf8').trim(), 'base64')));
+  }
+
+  issue(nodeId: string, ttlSeconds: number, now = Date.now()): Promise<string> {
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setSubject(nodeId)
+      .setIssuedAt(Math.floor(now / 1000))
+      .setExpirationTime(Math.floor(now / 1000) + ttlSeconds)
+      .sign(this.key);
+  }
+
+  /** The node id the token was issued for, or a reason it is not acceptable (never echoed to the client). */
+  async verify(token: string, now = Date.now()): Promise<{ ok: true; nodeId: string } | { ok: false; reason: string }> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], currentDate: new Date(now) });
+      if (typeof payload.sub !== 'string' || payload.sub === '') return { ok: false, reason: 'token has no subject' };
+      return { ok: true, nodeId: payload.sub };
+    } catch (err) {
+      if (err instanceof errors.JWTExpired) return { ok: false, reason: 'token expired' };
+      return { ok: false, reason: `invalid token (${(err as Error).name})` };
+    }
+  }
+}
+
+/** Reads `authorization: Bearer <token>` from gRPC metadata values. */
+export function bearerToken(values: unknown[]): string | undefined {
+  const v = values.find((x) => typeof x === 'string');
+  const m = typeof v === 'string' ? /^Bearer\s+(\S+)$/i.exec(v) : null;
+  return m?.[1];
+}

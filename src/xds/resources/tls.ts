@@ -1,0 +1,70 @@
+/**
+ * Stage: xds. TLS transport sockets for mesh mTLS. Both sides take their certificate (`default`) and the trust
+ * bundle (`ROOTCA`) over SDS on the ADS stream, so rotation never touches listeners or clusters. The server accepts
+ * any SPIFFE id of the trust domain (authorization decides who may do what); the client accepts only the identities
+ * its destination service runs as.
+ */
+import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../names.js';
+import { anyType } from '../type-urls.js';
+import { ADS_SOURCE } from './common.js';
+
+const sds = (name: string) => ({ name, sds_config: ADS_SOURCE });
+
+function commonTlsContext(sanMatchers: object[], alpn: string[]): object {
+  return {
+    tls_params: { tls_minimum_protocol_version: 'TLSv1_2' },
+    tls_certificate_sds_secret_configs: [sds(SECRET_WORKLOAD)],
+    combined_validation_context: {
+      default_validation_context: { match_typed_subject_alt_names: sanMatchers },
+      validation_context_sds_secret_config: sds(SECRET_TRUST_BUNDLE),
+    },
+    ...(alpn.length > 0 ? { alpn_protocols: alpn } : {}),
+  };
+}
+
+/** Inbound: require a client certificate from the trust domain. */
+export function downstreamMtls(trustDomain: string, http: boolean): object {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': anyType('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext'),
+      require_client_certificate: true,
+      common_tls_context: commonTlsContext([{ san_type: 'URI', matcher: { prefix: `spiffe://${trustDomain}/` } }], http ? ['h2', 'http/1.1'] : []),
+    },
+  };
+}
+
+/** Outbound: present the workload's SVID; accept only the destination's SPIFFE ids. */
+export function upstreamMtls(sans: readonly string[], sni: string): object {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': anyType('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'),
+      sni,
+      common_tls_context: commonTlsContext(
+        sans.map((s) => ({ san_type: 'URI', matcher: { exact: s } })),
+        [],
+      ),
+    },
+  };
+}
+
+export const TLS_INSPECTOR = {
+  name: 'envoy.filters.listener.tls_inspector',
+  typed_config: { '@type': anyType('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector') },
+};
+
+/** TLS to a server outside the mesh (a JWKS endpoint), verified against the system's CA bundle. */
+export function upstreamTlsToPublicServer(sni: string): object {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': anyType('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'),
+      sni,
+      common_tls_context: { validation_context: { trusted_ca: { filename: SYSTEM_CA_BUNDLE }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: sni } }] } },
+    },
+  };
+}
+
+/** Debian/Ubuntu location; Envoy has no built-in CA store. */
+export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
