@@ -177,8 +177,9 @@ export class ControlPlane {
       return record;
     }
     const mesh = result.model.mesh;
-    this.svids.configure({ ttlMs: mesh.certificateTtlMs, rotateAtFraction: mesh.rotateAtFraction, jitterFraction: 0.1 });
-    await this.svids.sync(result.model.workloads.map((w) => w.identity));
+    const settingsChanged = this.svids.configure({ ttlMs: mesh.certificateTtlMs, rotateAtFraction: mesh.rotateAtFraction, jitterFraction: 0.1 });
+    const fresh = new Set(await this.svids.sync(result.model.workloads.map((w) => w.identity)));
+    if (settingsChanged) await this.svids.reissue([...new Set(result.model.workloads.map((w) => w.identity))].filter((id) => !fresh.has(id)));
     this.current = { result, base, snapshots: new Map() };
     const changed = this.publishWithSecrets([...base.keys()]);
     this.log.info('revision accepted', { revision: result.revision, proxies: base.size, changed: changed.length, compileMs, encodes: this.cache.encodes });

@@ -36,9 +36,11 @@ export class SvidManager {
     return this.svids.get(identity)?.cert;
   }
 
-  /** New settings apply from each identity's next issuance. */
-  configure(settings: SvidSettings): void {
+  /** Returns whether the settings changed; the caller then re-issues, so lifetimes follow the policy at once. */
+  configure(settings: SvidSettings): boolean {
+    const s = this.settings;
     this.settings = settings;
+    return s.ttlMs !== settings.ttlMs || s.rotateAtFraction !== settings.rotateAtFraction || s.jitterFraction !== settings.jitterFraction;
   }
 
   /** Issues certificates for identities that have none, forgets the ones no longer used. Returns the new ones. */
@@ -56,8 +58,14 @@ export class SvidManager {
   }
 
   /** Re-issues every certificate now (after the signer changed in a root rotation). */
-  async reissueAll(): Promise<void> {
-    const ids = [...this.svids.keys()].sort();
+  reissueAll(): Promise<void> {
+    return this.reissue([...this.svids.keys()]);
+  }
+
+  /** Re-issues the given identities' certificates now and reports them as rotated. */
+  async reissue(identities: string[]): Promise<void> {
+    const ids = identities.filter((id) => this.svids.has(id)).sort();
+    if (ids.length === 0) return;
     await Promise.all(ids.map((id) => this.issueFor(id)));
     this.onRotated(ids);
   }

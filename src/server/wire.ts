@@ -78,13 +78,14 @@ function decoder<T>(typeName: string): (buf: Buffer) => T | Malformed {
 function structToJson(s: Record<string, unknown> | null | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const fields = (s?.fields ?? {}) as Record<string, Record<string, unknown>>;
+  // protobufjs names google.protobuf.Value's fields in camelCase (its bundled struct.proto).
   const value = (v: Record<string, unknown>): unknown => {
-    if (v.string_value != null && v.kind === 'string_value') return v.string_value;
-    if (v.kind === 'number_value') return v.number_value;
-    if (v.kind === 'bool_value') return v.bool_value;
-    if (v.kind === 'struct_value') return structToJson(v.struct_value as Record<string, unknown>);
-    if (v.kind === 'list_value') return ((v.list_value as { values?: Record<string, unknown>[] }).values ?? []).map(value);
-    return v.string_value ?? v.number_value ?? v.bool_value ?? null;
+    if (v.kind === 'stringValue') return v.stringValue;
+    if (v.kind === 'numberValue') return v.numberValue;
+    if (v.kind === 'boolValue') return v.boolValue;
+    if (v.kind === 'structValue') return structToJson(v.structValue as Record<string, unknown>);
+    if (v.kind === 'listValue') return ((v.listValue as { values?: Record<string, unknown>[] }).values ?? []).map(value);
+    return null;
   };
   for (const [k, v] of Object.entries(fields)) out[k] = value(v);
   return out;

@@ -41,7 +41,7 @@ export class EnvoyProcess {
     configFile: string,
     readonly admin: { host: string; port: number },
   ) {
-    this.proc = spawn(envoyBinary(), ['-c', configFile, '--disable-hot-restart', '--concurrency', '1', '--log-level', 'warn', '--drain-time-s', '1'], {
+    this.proc = spawn(envoyBinary(), ['-c', configFile, '--disable-hot-restart', '--concurrency', '1', '--log-level', 'warn', '--drain-time-s', '1', '--file-flush-interval-msec', '100'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     running.add(this.proc);

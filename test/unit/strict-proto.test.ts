@@ -42,3 +42,8 @@ for (const [name, json, re] of bad) {
     assert.throws(() => encodeJson(CLUSTER, json), (e: unknown) => e instanceof ProtoShapeError && re.test((e as Error).message));
   });
 }
+
+test('Struct and Value survive encoding (protobufjs bundles them with camelCase field names)', () => {
+  const json = { json_format: { code: '%RESPONSE_CODE%', n: 3, on: true, nested: { list: ['a', 1] } } };
+  assert.deepEqual(decodeToJson('envoy.config.core.v3.SubstitutionFormatString', encodeJson('envoy.config.core.v3.SubstitutionFormatString', json)), json);
+});

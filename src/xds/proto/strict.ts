@@ -235,18 +235,27 @@ function structFields(type: protobuf.Type, json: Record<string, unknown>, path: 
   return { fields };
 }
 
+/**
+ * Field name of google.protobuf.Value: protobufjs bundles struct.proto with camelCase names whatever `keepCase`
+ * says, so look the name up instead of assuming it.
+ */
+function valueField(snake: string): string {
+  const fields = lookupType('google.protobuf.Value').fields;
+  return fields[snake] ? snake : snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
 function valueFromJson(json: unknown, path: string): Record<string, unknown> {
-  if (json === null) return { null_value: 0 };
-  if (typeof json === 'number') return { number_value: json };
-  if (typeof json === 'string') return { string_value: json };
-  if (typeof json === 'boolean') return { bool_value: json };
+  if (json === null) return { [valueField('null_value')]: 0 };
+  if (typeof json === 'number') return { [valueField('number_value')]: json };
+  if (typeof json === 'string') return { [valueField('string_value')]: json };
+  if (typeof json === 'boolean') return { [valueField('bool_value')]: json };
   if (Array.isArray(json)) {
     const lv = lookupType('google.protobuf.ListValue');
-    return { list_value: messageFromJson(lv, json, path) };
+    return { [valueField('list_value')]: messageFromJson(lv, json, path) };
   }
   if (isPlainObject(json)) {
     const st = lookupType('google.protobuf.Struct');
-    return { struct_value: messageFromJson(st, json, path) };
+    return { [valueField('struct_value')]: messageFromJson(st, json, path) };
   }
   throw new ProtoShapeError(path, 'expected a JSON value');
 }
@@ -330,14 +339,13 @@ function scalarToJson(type: string, v: unknown): unknown {
 }
 
 function valueToJson(v: Record<string, unknown>): unknown {
-  if ('null_value' in v && v.kind === 'null_value') return null;
-  if (v.number_value !== undefined) return v.number_value;
-  if (v.string_value !== undefined) return v.string_value;
-  if (v.bool_value !== undefined) return v.bool_value;
-  if (v.struct_value !== undefined) return messageToJson(lookupType('google.protobuf.Struct'), v.struct_value as protobuf.Message);
-  if (v.list_value !== undefined) {
-    return ((v.list_value as Record<string, unknown>).values as Record<string, unknown>[] | undefined ?? []).map(valueToJson);
-  }
+  const has = (snake: string): boolean => Object.prototype.hasOwnProperty.call(v, valueField(snake));
+  const get = (snake: string): unknown => v[valueField(snake)];
+  if (has('number_value')) return get('number_value');
+  if (has('string_value')) return get('string_value');
+  if (has('bool_value')) return get('bool_value');
+  if (has('struct_value')) return messageToJson(lookupType('google.protobuf.Struct'), get('struct_value') as protobuf.Message);
+  if (has('list_value')) return ((get('list_value') as Record<string, unknown>).values as Record<string, unknown>[] | undefined ?? []).map(valueToJson);
   return null;
 }
 
