@@ -4,6 +4,7 @@
 import { runBootstrap } from './cli/bootstrap.js';
 import { runCheck } from './cli/check.js';
 import { runRender } from './cli/render.js';
+import { runRotateRoot } from './cli/rotate-root.js';
 import { runServe } from './cli/serve.js';
 
 const USAGE = `chancery: a GitOps control plane for stock Envoy sidecars
@@ -13,6 +14,7 @@ Usage:
   chancery bootstrap --config DIR --workload NAMESPACE/NAME [--out FILE] [--sotw] [--xds-address HOST:PORT] [--admin-address HOST:PORT]
   chancery check     DIR [--format human|json|github]
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
+  chancery rotate-root [--admin URL]
 
 Run "chancery <command> --help" for the options of one command.`;
 
@@ -27,6 +29,8 @@ export async function main(argv: string[]): Promise<number> {
       return runCheck(rest);
     case 'render':
       return runRender(rest);
+    case 'rotate-root':
+      return runRotateRoot(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -1,8 +1,9 @@
 /**
- * Read-only HTTP status API of the control plane (loopback by default):
- *   GET /healthz           liveness
- *   GET /status            revisions (accepted/rejected with diagnostics) and every proxy's per-type state
- *   GET /proxies/<id>      one proxy's status and the resources (proto3 JSON) in its current snapshot
+ * HTTP status API of the control plane (loopback by default):
+ *   GET  /healthz              liveness
+ *   GET  /status               revisions (accepted/rejected with diagnostics), every proxy's per-type state, certificates
+ *   GET  /proxies/<id>         one proxy's status and the resources (proto3 JSON, keys redacted) in its snapshot
+ *   POST /actions/rotate-root  rotate the generated root CA without restarts (the one action; answers when done)
  */
 import { createServer, type Server } from 'node:http';
 import type { ControlPlane } from '../app/control-plane.js';
@@ -46,7 +47,15 @@ export function startStatusServer(cp: ControlPlane, host: string, port: number):
       res.writeHead(code, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body, null, 2));
     };
-    if (req.method !== 'GET') return send(405, { error: 'read-only API: use GET' });
+    if (req.method === 'POST' && url.pathname === '/actions/rotate-root') {
+      const t0 = Date.now();
+      cp.rotateRoot().then(
+        () => send(200, { ok: true, ms: Date.now() - t0, signer: cp.authority.signerInfo() }),
+        (err: Error) => send(409, { ok: false, error: err.message }),
+      );
+      return;
+    }
+    if (req.method !== 'GET') return send(405, { error: 'use GET (POST only for /actions/rotate-root)' });
     if (url.pathname === '/healthz') return send(200, { ok: true });
     if (url.pathname === '/status') return send(200, statusDocument(cp));
     if (url.pathname.startsWith('/proxies/')) {
