@@ -3,7 +3,8 @@
  *   GET  /healthz              liveness
  *   GET  /status               revisions (accepted/rejected with diagnostics), every proxy's per-type state, certificates
  *   GET  /proxies/<id>         one proxy's status and the resources (proto3 JSON, keys redacted) in its snapshot
- *   POST /actions/rotate-root  rotate the generated root CA without restarts (the one action; answers when done)
+ *   POST /actions/rotate-root  rotate the generated root CA without restarts (answers when done)
+ *   POST /actions/sync         look for a new revision now (Git sources are otherwise polled)
  */
 import { createServer, type Server } from 'node:http';
 import type { ControlPlane } from '../app/control-plane.js';
@@ -13,21 +14,17 @@ import { SHORT_NAME, type TypeUrl } from '../xds/type-urls.js';
 export function statusDocument(cp: ControlPlane): object {
   const current = cp.current?.result.revision;
   return {
-    controlPlane: { startedAt: cp.startedAt, xdsPort: cp.xdsPort, configDir: cp.settings.configDir },
+    controlPlane: { startedAt: cp.startedAt, xdsPort: cp.xdsPort, source: cp.sourceName() },
     revision: {
       current: current ?? null,
       lastRejected: [...cp.revisions].reverse().find((r) => r.status === 'rejected') ?? null,
     },
-    revisions: [...cp.revisions].reverse(),
-    proxies: cp.ads.registry.all().map((p) => ({ ...p, upToDate: isUpToDate(p.types, current) })),
+    revisions: [...cp.revisions].reverse().map((r) => (r.status === 'accepted' ? { ...r, convergence: cp.convergenceOf(r.revision) } : r)),
+    proxies: cp.ads.registry.all().map((p) => ({ ...p, upToDate: p.connected && p.revision === current })),
     certificates: { signer: cp.authority?.signerInfo(), workloads: cp.svids?.status() ?? [] },
   };
 }
 
-function isUpToDate(types: Record<string, { acked?: { revision?: string }; pending: boolean }>, revision: string | undefined): boolean {
-  const list = Object.values(types);
-  return list.length > 0 && list.every((t) => !t.pending && t.acked?.revision === revision);
-}
 
 export function proxyDocument(cp: ControlPlane, id: string): object | undefined {
   const snap = cp.ads.snapshots.get(id);
@@ -55,7 +52,14 @@ export function startStatusServer(cp: ControlPlane, host: string, port: number):
       );
       return;
     }
-    if (req.method !== 'GET') return send(405, { error: 'use GET (POST only for /actions/rotate-root)' });
+    if (req.method === 'POST' && url.pathname === '/actions/sync') {
+      cp.reload().then(
+        (r) => send(200, r),
+        (err: Error) => send(502, { error: `cannot read the policy source: ${err.message}` }),
+      );
+      return;
+    }
+    if (req.method !== 'GET') return send(405, { error: 'use GET (POST only for /actions/*)' });
     if (url.pathname === '/healthz') return send(200, { ok: true });
     if (url.pathname === '/status') return send(200, statusDocument(cp));
     if (url.pathname.startsWith('/proxies/')) {

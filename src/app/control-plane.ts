@@ -5,18 +5,21 @@
  * recompiling anything.
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Authority, type CaFiles } from '../ca/authority.js';
 import { systemClock, type Clock } from '../ca/clock.js';
 import { SvidManager } from '../ca/svids.js';
 import { compileSource, type CompileResult } from '../compiler.js';
-import type { Diagnostic } from '../diag/diagnostic.js';
+import type { Diagnostic, Result } from '../diag/diagnostic.js';
 import { spiffeId } from '../model/mesh-model.js';
 import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
 import { bearerToken, ProxyTokens } from '../server/proxy-auth.js';
 import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
 import { buildSnapshot, withResources, type Snapshot } from '../snapshot/snapshot.js';
 import { readDirectory } from '../source/directory.js';
+import { GitSource } from '../source/git.js';
+import type { PolicySource } from '../source/source-file.js';
 import { watchDirectory } from '../source/watch.js';
 import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../xds/names.js';
 import { ProtoShapeError } from '../xds/proto/strict.js';
@@ -25,7 +28,10 @@ import { TYPE } from '../xds/type-urls.js';
 import type { Logger } from './logger.js';
 
 export interface ControlPlaneSettings {
+  /** A policy directory (watched), unless `git` is set. */
   configDir: string;
+  /** A Git repository (local path or URL) to follow instead of a directory. */
+  git?: { repo: string; branch: string; subdir: string; pollMs: number };
   /** host:port for xDS over TLS (certificate from the mesh CA). */
   xdsAddress: string;
   /** host:port for plaintext xDS; only when explicitly enabled (tests, proxyless gRPC clients). */
@@ -71,11 +77,14 @@ export class ControlPlane {
   private readonly clock: Clock;
   private stopWatching?: () => void;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly git?: GitSource;
   authority!: Authority;
   svids!: SvidManager;
   tokens!: ProxyTokens;
   current?: Current;
   readonly revisions: RevisionRecord[] = [];
+  /** Per accepted revision: when it was accepted and when every connected proxy first held it. */
+  readonly convergence = new Map<string, { acceptedAt: number; convergedAt?: number }>();
   xdsPort = 0;
   xdsPlaintextPort = 0;
   readonly startedAt = new Date().toISOString();
@@ -85,6 +94,7 @@ export class ControlPlane {
     private readonly log: Logger,
   ) {
     this.clock = settings.clock ?? systemClock;
+    if (settings.git) this.git = new GitSource({ ...settings.git, cacheDir: path.join(settings.stateDir, 'git') });
     this.ads = new AdsServer(
       {
         ...DEFAULT_ADS_OPTIONS,
@@ -94,6 +104,7 @@ export class ControlPlane {
       },
       log,
     );
+    this.ads.registry.onSync = () => this.checkConvergence();
   }
 
   async start(): Promise<void> {
@@ -106,7 +117,8 @@ export class ControlPlane {
       { ttlMs: 24 * 3_600_000, rotateAtFraction: 0.5, jitterFraction: 0.1 },
       (ids) => this.enqueue(() => this.onCertificatesRotated(ids)),
     );
-    await this.reload();
+    await this.reload().catch(() => undefined);
+    await this.recoverLastGood();
     const mesh = this.current?.result.model?.mesh;
     const xdsCert = await this.authority.issue(controlPlaneIdentity(mesh?.trustDomain ?? 'cluster.local', mesh?.rootNamespace ?? 'istio-system'), XDS_CERT_TTL_MS);
     const tls = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(xdsCert.chainPem), private_key: Buffer.from(xdsCert.keyPem) }], false);
@@ -116,8 +128,11 @@ export class ControlPlane {
       this.xdsPlaintextPort = await this.ads.listen(this.settings.xdsPlaintextAddress);
       this.log.warn('plaintext xds enabled', { address: this.settings.xdsPlaintextAddress, port: this.xdsPlaintextPort });
     }
-    if (this.settings.watch) {
-      this.stopWatching = watchDirectory(this.settings.configDir, () => void this.reload(), this.settings.debounceQuietMs, this.settings.debounceMaxMs);
+    if (this.settings.watch && this.git) {
+      const timer = setInterval(() => void this.reload().catch(() => undefined), this.settings.git!.pollMs);
+      this.stopWatching = () => clearInterval(timer);
+    } else if (this.settings.watch) {
+      this.stopWatching = watchDirectory(this.settings.configDir, () => void this.reload().catch(() => undefined), this.settings.debounceQuietMs, this.settings.debounceMaxMs);
     }
   }
 
@@ -140,11 +155,24 @@ export class ControlPlane {
     return this.enqueue(() => this.compileAndPublish());
   }
 
-  private async compileAndPublish(): Promise<RevisionRecord> {
+  /** The newest revision of the source (fetching first for a remote Git repository). */
+  private async readLatest(): Promise<Result<PolicySource>> {
+    if (!this.git) return readDirectory(this.settings.configDir);
+    await this.git.fetch();
+    return this.git.read(await this.git.head());
+  }
+
+  private async compileAndPublish(at?: Result<PolicySource>): Promise<RevisionRecord> {
     const t0 = performance.now();
-    const src = readDirectory(this.settings.configDir);
+    let src: Result<PolicySource>;
+    try {
+      src = at ?? (await this.readLatest());
+    } catch (err) {
+      this.log.error('cannot read the policy source; proxies keep the last good configuration', { source: this.sourceName(), error: (err as Error).message });
+      throw err;
+    }
     const last = this.revisions[this.revisions.length - 1];
-    if (last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
+    if (!at && last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
     const result = compileSource(src.value, src.diagnostics);
     const diagnostics = [...result.diagnostics];
     let base: Map<string, Snapshot> | undefined;
@@ -181,9 +209,66 @@ export class ControlPlane {
     const fresh = new Set(await this.svids.sync(result.model.workloads.map((w) => w.identity)));
     if (settingsChanged) await this.svids.reissue([...new Set(result.model.workloads.map((w) => w.identity))].filter((id) => !fresh.has(id)));
     this.current = { result, base, snapshots: new Map() };
+    this.rememberLastGood(result.revision);
+    if (!this.convergence.has(result.revision)) this.convergence.set(result.revision, { acceptedAt: Date.now() });
     const changed = this.publishWithSecrets([...base.keys()]);
+    this.checkConvergence();
     this.log.info('revision accepted', { revision: result.revision, proxies: base.size, changed: changed.length, compileMs, encodes: this.cache.encodes });
     return record;
+  }
+
+  /** Marks the current revision converged the first time every connected proxy holds it. */
+  private checkConvergence(): void {
+    const rev = this.current?.result.revision;
+    const entry = rev ? this.convergence.get(rev) : undefined;
+    if (!rev || !entry || entry.convergedAt !== undefined) return;
+    const connected = this.ads.registry.all().filter((p) => p.connected);
+    if (connected.length === 0 || connected.some((p) => p.revision !== rev)) return;
+    entry.convergedAt = Date.now();
+    this.log.info('revision converged', { revision: rev, proxies: connected.length, ms: entry.convergedAt - entry.acceptedAt });
+  }
+
+  /** How far the proxies are with a revision. */
+  convergenceOf(revision: string): { acceptedAt?: string; convergedAt?: string; ms?: number; connected: number; synced: number; behind: number; rejected: number } {
+    const e = this.convergence.get(revision);
+    const connected = this.ads.registry.all().filter((p) => p.connected);
+    const synced = connected.filter((p) => p.revision === revision).length;
+    // Rejected: the proxy's last word on some type of this revision was a NACK.
+    const rejected = connected.filter((p) =>
+      Object.values(p.types).some((t) => t.lastNack?.revision === revision && (!t.acked || t.acked.at <= t.lastNack.at)),
+    ).length;
+    return {
+      ...(e ? { acceptedAt: new Date(e.acceptedAt).toISOString() } : {}),
+      ...(e?.convergedAt ? { convergedAt: new Date(e.convergedAt).toISOString(), ms: e.convergedAt - e.acceptedAt } : {}),
+      connected: connected.length,
+      synced,
+      behind: connected.length - synced,
+      rejected,
+    };
+  }
+
+  sourceName(): string {
+    return this.git ? this.git.describe() : this.settings.configDir;
+  }
+
+  private lastGoodFile(): string {
+    return path.join(this.settings.stateDir, 'last-good.json');
+  }
+
+  private rememberLastGood(revision: string): void {
+    writeFileSync(this.lastGoodFile(), JSON.stringify({ source: this.sourceName(), revision }) + '\n');
+  }
+
+  /**
+   * After a restart whose newest revision is rejected, serve the last good one again: for Git it is recompiled from
+   * the repository at that commit (a plain directory keeps no history, so there the proxies keep their own config).
+   */
+  private async recoverLastGood(): Promise<void> {
+    if (this.current || !this.git || !existsSync(this.lastGoodFile())) return;
+    const saved = JSON.parse(readFileSync(this.lastGoodFile(), 'utf8')) as { source: string; revision: string };
+    if (saved.source !== this.sourceName()) return;
+    this.log.warn('newest revision rejected at start; serving the last good revision', { revision: saved.revision });
+    await this.enqueue(async () => this.compileAndPublish(await this.git!.read(saved.revision)));
   }
 
   private buildSnapshots(result: CompileResult): Map<string, Snapshot> {

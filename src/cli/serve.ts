@@ -7,6 +7,7 @@ import { createLogger, type Level } from '../app/logger.js';
 import { startStatusServer } from '../admin/status-server.js';
 import { command, DEFAULT_CONFIG_DIR, parse, parsePort, UsageError } from './args.js';
 import { runBootstrap } from './bootstrap.js';
+import { parseDurationMs } from '../policy/reader.js';
 import type { Logger } from '../app/logger.js';
 import { mkdirSync } from 'node:fs';
 
@@ -25,6 +26,10 @@ async function writeBootstraps(cp: ControlPlane, configDir: string, xdsAddress: 
 const HELP = `Usage: chancery serve [options]
 
   --config DIR          policy directory to serve (default: ${DEFAULT_CONFIG_DIR}); watched for changes
+  --git REPO            follow a Git repository instead (a local path or a URL); the revision is the commit SHA
+  --branch NAME         branch to follow (default main)
+  --path SUBDIR         directory of the repository holding the policies (default: the root)
+  --poll DURATION       how often to look for new commits (default 10s; POST /actions/sync to look now)
   --xds-host HOST       address for xDS (default 127.0.0.1; use 0.0.0.0 to serve other machines)
   --xds-port PORT       xDS (ADS, gRPC) port (default 15010)
   --admin-host HOST     status API address (default 127.0.0.1)
@@ -53,7 +58,13 @@ export function runServe(argv: string[]): Promise<number> {
       'ca-cert': { type: 'string' },
       'ca-key': { type: 'string' },
       'ca-chain': { type: 'string' },
+      git: { type: 'string' },
+      branch: { type: 'string', default: 'main' },
+      path: { type: 'string', default: '' },
+      poll: { type: 'string', default: '10s' },
     });
+    const pollMs = parseDurationMs(values.poll!);
+    if (pollMs === undefined || pollMs < 100) throw new UsageError('--poll must be a duration such as 10s');
     if (!!values['ca-cert'] !== !!values['ca-key']) throw new UsageError('--ca-cert and --ca-key go together');
     const level = values['log-level'] as Level;
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: "${level}" is not debug, info, warn or error`);
@@ -63,6 +74,7 @@ export function runServe(argv: string[]): Promise<number> {
     const cp = new ControlPlane(
       {
         configDir: path.resolve(values.config!),
+        ...(values.git ? { git: { repo: values.git, branch: values.branch!, subdir: values.path!, pollMs } } : {}),
         xdsAddress: `${values['xds-host']}:${parsePort(values['xds-port']!, '--xds-port')}`,
         ...(values['xds-plaintext-port'] ? { xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}` } : {}),
         ...(values['ca-cert'] ? { ca: { certFile: values['ca-cert'], keyFile: values['ca-key']!, ...(values['ca-chain'] ? { chainFile: values['ca-chain'] } : {}) } } : {}),

@@ -105,7 +105,9 @@ export class AdsServer {
     const changed = new Set(this.snapshots.replace(next));
     for (const l of this.live) {
       const id = l.stream.proxyId;
-      if (id && changed.has(id)) l.stream.onSnapshot();
+      if (!id) continue;
+      if (changed.has(id)) l.stream.onSnapshot();
+      this.updateSync(l.stream);
     }
     return [...changed];
   }
@@ -249,11 +251,18 @@ export class AdsServer {
     call.on('cancelled', done);
   }
 
+  private updateSync(stream: AdsStream): void {
+    const id = stream.proxyId;
+    if (id) this.registry.sync(id, stream, stream.inSync() ? this.snapshots.get(id)?.revision : undefined);
+  }
+
   private onEvent(stream: AdsStream, e: StreamEvent): void {
     if (e.kind === 'stale') this.counters.staleRequests++;
     const id = stream.proxyId;
     if (!id) return;
     this.registry.record(id, stream, e);
+    // After the stream finished handling this event (it may send the next response right away).
+    queueMicrotask(() => this.updateSync(stream));
     if (e.kind === 'nack') {
       this.log.warn('proxy rejected configuration (NACK)', {
         proxy: id,

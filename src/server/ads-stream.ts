@@ -67,6 +67,20 @@ interface Pending {
   sotwComplete: boolean;
 }
 
+/** A response worked out but not sent yet. */
+interface Planned {
+  typeUrl: TypeUrl;
+  ts: TypeState;
+  key: string;
+  version: string;
+  revision: string;
+  changes: Map<string, EncodedResource | null>;
+  sotwComplete: boolean;
+  resources: EncodedResource[];
+  removed: string[];
+  missing?: string[];
+}
+
 interface TypeState {
   sub: Subscription;
   /** What the client has ACKed, by name. */
@@ -195,16 +209,31 @@ export class AdsStream {
     if (this.closed || this.inflight || !this.node) return;
     const snap = this.env.snapshot(this.node.id);
     if (!snap) return;
+    const next = this.nextResponse(snap);
+    if (next) this.send(next);
+  }
+
+  /** The next response to send, in PUSH_ORDER, upserts before removals; undefined when the client is in sync. */
+  private nextResponse(snap: Snapshot): Planned | undefined {
     for (const phase of ['upsert', 'remove'] as const) {
       for (const typeUrl of PUSH_ORDER) {
         const ts = this.types.get(typeUrl);
         if (!ts?.sub.active) continue;
-        if (this.variant === 'sotw' ? this.trySotw(typeUrl, ts, snap, phase) : this.tryDelta(typeUrl, ts, snap, phase)) return;
+        const planned = this.variant === 'sotw' ? this.planSotw(typeUrl, ts, snap, phase) : this.planDelta(typeUrl, ts, snap, phase);
+        if (planned) return planned;
       }
     }
+    return undefined;
   }
 
-  private trySotw(typeUrl: TypeUrl, ts: TypeState, snap: Snapshot, phase: 'upsert' | 'remove'): boolean {
+  /** True when nothing is in flight and nothing is left to send: the client holds its current snapshot. */
+  inSync(): boolean {
+    if (this.closed || this.inflight || !this.node) return false;
+    const snap = this.env.snapshot(this.node.id);
+    return snap !== undefined && this.types.size > 0 && this.nextResponse(snap) === undefined;
+  }
+
+  private planSotw(typeUrl: TypeUrl, ts: TypeState, snap: Snapshot, phase: 'upsert' | 'remove'): Planned | undefined {
     const current = snap.types.get(typeUrl)?.resources ?? new Map<string, EncodedResource>();
     const content = new Map<string, EncodedResource>();
     for (const [name, e] of current) if (wants(ts.sub, name)) content.set(name, e);
@@ -214,15 +243,12 @@ export class AdsStream {
     }
     const list = [...content.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const key = setVersion(list);
-    if (key === ts.parkedKey) return false;
-    if (!ts.mustRespond && key === ts.lastSentKey) return false;
-    const nonce = this.nextNonce();
-    const bytes = encodeSotwResponse(key, typeUrl, nonce, list);
-    this.sent(typeUrl, ts, { nonce, key, version: key, revision: snap.revision, changes: content, sotwComplete: true }, bytes, list, []);
-    return true;
+    if (key === ts.parkedKey) return undefined;
+    if (!ts.mustRespond && key === ts.lastSentKey) return undefined;
+    return { typeUrl, ts, key, version: key, revision: snap.revision, changes: content, sotwComplete: true, resources: list, removed: [] };
   }
 
-  private tryDelta(typeUrl: TypeUrl, ts: TypeState, snap: Snapshot, phase: 'upsert' | 'remove'): boolean {
+  private planDelta(typeUrl: TypeUrl, ts: TypeState, snap: Snapshot, phase: 'upsert' | 'remove'): Planned | undefined {
     const typeSnap = snap.types.get(typeUrl);
     const current = typeSnap?.resources ?? new Map<string, EncodedResource>();
     const upserts: EncodedResource[] = [];
@@ -237,29 +263,31 @@ export class AdsStream {
     const missing = [...ts.sub.names].filter((n) => !current.has(n) && !ts.has.has(n) && !ts.reportedMissing.has(n));
     removed.push(...missing);
     removed.sort();
-    if (upserts.length === 0 && removed.length === 0 && !ts.mustRespond) return false;
+    if (upserts.length === 0 && removed.length === 0 && !ts.mustRespond) return undefined;
     const key = setVersion([...upserts, ...removed.map((name) => ({ name, version: '-' }))]);
-    if (key === ts.parkedKey) return false;
-    for (const n of missing) ts.reportedMissing.add(n);
-    for (const e of upserts) ts.reportedMissing.delete(e.name);
+    if (key === ts.parkedKey) return undefined;
     const changes = new Map<string, EncodedResource | null>();
     for (const e of upserts) changes.set(e.name, e);
     for (const n of removed) changes.set(n, null);
-    const nonce = this.nextNonce();
-    const version = typeSnap?.version ?? '';
-    const bytes = encodeDeltaResponse(version, typeUrl, nonce, upserts, removed);
-    this.sent(typeUrl, ts, { nonce, key, version, revision: snap.revision, changes, sotwComplete: false }, bytes, upserts, removed);
-    return true;
+    return { typeUrl, ts, key, version: typeSnap?.version ?? '', revision: snap.revision, changes, sotwComplete: false, resources: upserts, removed, missing };
   }
 
-  private sent(typeUrl: TypeUrl, ts: TypeState, p: Pending, bytes: Uint8Array, resources: EncodedResource[], removed: string[]): void {
-    ts.nonce = p.nonce;
-    ts.pending = p;
+  private send(p: Planned): void {
+    const { typeUrl, ts } = p;
+    const nonce = this.nextNonce();
+    for (const n of p.missing ?? []) ts.reportedMissing.add(n);
+    for (const e of p.resources) ts.reportedMissing.delete(e.name);
+    const bytes =
+      this.variant === 'sotw'
+        ? encodeSotwResponse(p.version, typeUrl, nonce, p.resources)
+        : encodeDeltaResponse(p.version, typeUrl, nonce, p.resources, p.removed);
+    ts.nonce = nonce;
+    ts.pending = { nonce, key: p.key, version: p.version, revision: p.revision, changes: p.changes, sotwComplete: p.sotwComplete };
     ts.mustRespond = false;
     ts.lastSentKey = p.key;
-    this.inflight = { typeUrl, nonce: p.nonce };
+    this.inflight = { typeUrl, nonce };
     this.env.send(bytes);
-    this.env.event({ kind: 'sent', typeUrl, nonce: p.nonce, version: p.version, revision: p.revision, resources, removed, bytes: bytes.length });
+    this.env.event({ kind: 'sent', typeUrl, nonce, version: p.version, revision: p.revision, resources: p.resources, removed: p.removed, bytes: bytes.length });
   }
 
   private nextNonce(): string {

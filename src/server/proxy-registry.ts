@@ -35,6 +35,10 @@ export interface ProxyStatus {
   userAgent: string;
   types: Record<string, TypeStatus>;
   stale: number;
+  /** The revision whose configuration the proxy holds completely (everything sent was ACKed); undefined while behind. */
+  revision?: string;
+  /** The last revision the proxy held completely, and since when. */
+  lastSynced?: { revision: string; at: string };
 }
 
 export class ProxyRegistry {
@@ -60,7 +64,9 @@ export class ProxyRegistry {
     const p = this.proxies.get(id);
     if (!p || p.stream !== stream) return; // a newer stream of the same proxy took over
     p.status.connected = false;
+    p.status.revision = undefined;
     p.status.disconnectedAt = new Date().toISOString();
+    this.onSync?.(p.status);
   }
 
   record(id: string, stream: unknown, e: StreamEvent): void {
@@ -93,6 +99,19 @@ export class ProxyRegistry {
         p.status.stale++;
         break;
     }
+  }
+
+  /** Called after any change of a proxy's sync state (for convergence tracking). */
+  onSync?: (status: ProxyStatus) => void;
+
+  /** Records whether the proxy's stream holds all of `revision` (undefined: it does not, yet). */
+  sync(id: string, stream: unknown, revision: string | undefined): void {
+    const p = this.proxies.get(id);
+    if (!p || p.stream !== stream) return;
+    const before = p.status.revision;
+    p.status.revision = revision;
+    if (revision !== undefined && before !== revision) p.status.lastSynced = { revision, at: new Date().toISOString() };
+    if (before !== revision) this.onSync?.(p.status);
   }
 
   get(id: string): ProxyStatus | undefined {
