@@ -6,6 +6,7 @@ import { runCheck } from './cli/check.js';
 import { runRender } from './cli/render.js';
 import { runRotateRoot } from './cli/rotate-root.js';
 import { runServe } from './cli/serve.js';
+import { runStatus } from './cli/status.js';
 
 const USAGE = `chancery: a GitOps control plane for stock Envoy sidecars
 
@@ -14,6 +15,7 @@ Usage:
   chancery bootstrap --config DIR --workload NAMESPACE/NAME [--out FILE] [--sotw] [--xds-address HOST:PORT] [--admin-address HOST:PORT]
   chancery check     DIR [--format human|json|github]
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
+  chancery status    [--admin URL] [--json]
   chancery rotate-root [--admin URL]
 
 Run "chancery <command> --help" for the options of one command.`;
@@ -29,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
       return runCheck(rest);
     case 'render':
       return runRender(rest);
+    case 'status':
+      return runStatus(rest);
     case 'rotate-root':
       return runRotateRoot(rest);
     case undefined:

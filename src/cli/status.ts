@@ -1,0 +1,88 @@
+/**
+ * `chancery status`: what a running control plane is serving — per revision accepted or rejected (with
+ * diagnostics), convergence; per proxy its identity, connection, the revision it holds, ACK/NACK state per type
+ * and its last rejection traced to policy lines.
+ */
+import { command, parse } from './args.js';
+
+const HELP = `Usage: chancery status [--admin http://127.0.0.1:15014] [--json]
+
+Shows the revisions the control plane accepted or rejected, and for each proxy which revision it runs and why
+it is behind (pending responses, NACKs with Envoy's message and the policy lines of the rejected resources).`;
+
+interface Status {
+  controlPlane: { source: string; startedAt: string };
+  revision: { current: string | null };
+  revisions: {
+    revision: string;
+    status: string;
+    at: string;
+    diagnostics: { code: string; severity: string; message: string; location?: { file: string; line: number; column: number } }[];
+    convergence?: { connected: number; synced: number; behind: number; rejected: number; ms?: number };
+  }[];
+  proxies: {
+    id: string;
+    connected: boolean;
+    variant: string;
+    connectedAt: string;
+    revision?: string;
+    lastSynced?: { revision: string; at: string };
+    types: Record<string, { pending: boolean; sent?: { version: string; revision?: string }; acked?: { version: string; revision?: string }; lastNack?: { at: string; revision?: string; message: string; resources: { name: string; origins: { file: string; line: number; column: number; revision?: string }[] }[] } }>;
+  }[];
+  certificates?: { workloads: { identity: string; notAfter: string; rotateAt: string }[] };
+}
+
+const short = (rev: string | undefined | null): string => (rev ? (rev.startsWith('dir:') ? rev : rev.slice(0, 12)) : '-');
+
+export function formatStatus(s: Status): string {
+  const out: string[] = [];
+  out.push(`source: ${s.controlPlane.source}`);
+  out.push(`serving: ${short(s.revision.current)}`);
+  out.push('');
+  out.push('REVISIONS');
+  for (const r of s.revisions.slice(0, 10)) {
+    const c = r.convergence;
+    const conv = c ? ` ${c.synced}/${c.connected} proxies${c.rejected ? `, ${c.rejected} rejected` : ''}${c.ms !== undefined ? `, converged in ${c.ms} ms` : ''}` : '';
+    out.push(`  ${short(r.revision)}  ${r.status.padEnd(8)} ${r.at}${conv}`);
+    for (const d of r.diagnostics.filter((x) => x.severity === 'error').slice(0, 20)) {
+      out.push(`      ${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`);
+    }
+  }
+  out.push('');
+  out.push('PROXIES');
+  for (const p of s.proxies) {
+    const state = !p.connected ? 'disconnected' : p.revision === s.revision.current ? 'in sync' : 'behind';
+    out.push(`  ${p.id}  ${state}  runs ${short(p.revision ?? p.lastSynced?.revision)}  (${p.variant}, connected ${p.connectedAt})`);
+    for (const [type, t] of Object.entries(p.types)) {
+      const line = `      ${type}: acked ${t.acked ? `${t.acked.version} @ ${short(t.acked.revision)}` : '-'}${t.pending ? `, pending ${t.sent?.version}` : ''}`;
+      out.push(line);
+      if (t.lastNack) {
+        out.push(`        NACK at ${t.lastNack.at} (revision ${short(t.lastNack.revision)}): ${t.lastNack.message}`);
+        for (const r of t.lastNack.resources) {
+          out.push(`          ${r.name} <- ${r.origins.map((o) => `${o.file}:${o.line}:${o.column}`).join(', ') || 'no policy origin'}`);
+        }
+      }
+    }
+  }
+  const certs = s.certificates?.workloads ?? [];
+  if (certs.length > 0) {
+    out.push('');
+    out.push('CERTIFICATES');
+    for (const c of certs) out.push(`  ${c.identity}  expires ${c.notAfter}  rotates ${c.rotateAt}`);
+  }
+  return out.join('\n');
+}
+
+export function runStatus(argv: string[]): Promise<number> {
+  return command(HELP, argv, async () => {
+    const { values } = parse(argv, { admin: { type: 'string', default: 'http://127.0.0.1:15014' }, json: { type: 'boolean', default: false } });
+    const res = await fetch(new URL('/status', values.admin)).catch((err: Error) => {
+      console.error(`chancery: cannot reach the control plane at ${values.admin}: ${err.message}`);
+      return undefined;
+    });
+    if (!res) return 1;
+    const body = (await res.json()) as Status;
+    console.log(values.json ? JSON.stringify(body, null, 2) : formatStatus(body));
+    return 0;
+  });
+}
