@@ -1,6 +1,7 @@
 /**
  * HTTP status API of the control plane (loopback by default):
  *   GET  /healthz              liveness
+ *   GET  /metrics              Prometheus metrics of the control plane (OpenTelemetry)
  *   GET  /status               revisions (accepted/rejected with diagnostics), every proxy's per-type state, certificates
  *   GET  /proxies/<id>         one proxy's status and the resources (proto3 JSON, keys redacted) in its snapshot
  *   POST /actions/rotate-root  rotate the generated root CA without restarts (answers when done)
@@ -61,6 +62,7 @@ export function startStatusServer(cp: ControlPlane, host: string, port: number):
     }
     if (req.method !== 'GET') return send(405, { error: 'use GET (POST only for /actions/*)' });
     if (url.pathname === '/healthz') return send(200, { ok: true });
+    if (url.pathname === '/metrics') return cp.telemetry.metricsHandler(req, res);
     if (url.pathname === '/status') return send(200, statusDocument(cp));
     if (url.pathname.startsWith('/proxies/')) {
       const doc = proxyDocument(cp, decodeURIComponent(url.pathname.slice('/proxies/'.length)));

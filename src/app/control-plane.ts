@@ -24,8 +24,9 @@ import { watchDirectory } from '../source/watch.js';
 import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../xds/names.js';
 import { ProtoShapeError } from '../xds/proto/strict.js';
 import { buildTrustBundleSecret, buildWorkloadSecret } from '../xds/resources/secret.js';
-import { TYPE } from '../xds/type-urls.js';
+import { SHORT_NAME, TYPE } from '../xds/type-urls.js';
 import type { Logger } from './logger.js';
+import { Telemetry } from './telemetry.js';
 
 export interface ControlPlaneSettings {
   /** A policy directory (watched), unless `git` is set. */
@@ -43,6 +44,8 @@ export interface ControlPlaneSettings {
   watch: boolean;
   /** A user-supplied CA (root or intermediate); by default a root is generated in the state directory. */
   ca?: CaFiles;
+  /** OTLP/HTTP endpoint for the control plane's traces. */
+  otlpTracesEndpoint?: string;
   clock?: Clock;
 }
 
@@ -105,6 +108,46 @@ export class ControlPlane {
       log,
     );
     this.ads.registry.onSync = () => this.checkConvergence();
+    this.telemetry = new Telemetry(settings.otlpTracesEndpoint ? { otlpTracesEndpoint: settings.otlpTracesEndpoint } : {});
+    this.instrument();
+  }
+
+  readonly telemetry: Telemetry;
+
+  private instrument(): void {
+    const t = this.telemetry;
+    const sentAt = new Map<string, number>();
+    this.ads.observers.push((proxy, e) => {
+      const type = SHORT_NAME[e.typeUrl];
+      const key = `${proxy}|${type}|${e.nonce}`;
+      if (e.kind === 'sent') {
+        t.pushes.add(1, { type });
+        t.pushBytes.add(e.bytes ?? 0, { type });
+        if (sentAt.size > 100_000) sentAt.clear(); // bound: entries of vanished streams
+        sentAt.set(key, performance.now());
+      } else if (e.kind === 'ack' || e.kind === 'nack') {
+        const start = sentAt.get(key);
+        sentAt.delete(key);
+        if (start !== undefined) t.ackLatency.record((performance.now() - start) / 1000, { type, result: e.kind });
+        if (e.kind === 'ack') t.acks.add(1, { type });
+        else t.nacks.add(1, { type, proxy });
+      }
+    });
+    t.observe('chancery_connected_proxies', 'proxies with an open xDS stream', () => [{ value: this.ads.registry.all().filter((p) => p.connected).length }]);
+    t.observe('chancery_proxies_in_sync', 'connected proxies holding the current revision completely', () => {
+      const rev = this.current?.result.revision;
+      return [{ value: this.ads.registry.all().filter((p) => p.connected && p.revision === rev).length }];
+    });
+    t.observe('chancery_certificate_expiry_seconds', 'seconds until the soonest workload certificate expires', () => {
+      const list = this.svids?.status() ?? [];
+      if (list.length === 0) return [];
+      return [{ value: Math.min(...list.map((c) => (Date.parse(c.notAfter) - this.clock.now()) / 1000)) }];
+    });
+    t.observe('chancery_xds_streams_refused_total', 'xDS streams refused (rate limit, malformed)', () => [
+      { value: this.ads.counters.streamsRejected, attributes: { reason: 'rate_limited' } },
+      { value: this.ads.counters.malformed, attributes: { reason: 'malformed' } },
+    ]);
+    t.observe('chancery_xds_stale_requests_total', 'requests ignored because their nonce was stale', () => [{ value: this.ads.counters.staleRequests }]);
   }
 
   async start(): Promise<void> {
@@ -141,6 +184,7 @@ export class ControlPlane {
     this.svids?.stop();
     await this.queue.catch(() => undefined);
     await this.ads.close();
+    await this.telemetry.shutdown();
   }
 
   /** Serializes reloads and rotations: one at a time, in order. */
@@ -152,7 +196,13 @@ export class ControlPlane {
 
   /** Reads, compiles and (if clean) publishes the policy directory. Resolves to the revision's record. */
   reload(): Promise<RevisionRecord> {
-    return this.enqueue(() => this.compileAndPublish());
+    return this.enqueue(() =>
+      this.telemetry.span('chancery.revision', async (span) => {
+        const r = await this.compileAndPublish();
+        span.setAttributes({ 'chancery.revision': r.revision, 'chancery.status': r.status, 'chancery.proxies': r.proxies });
+        return r;
+      }),
+    );
   }
 
   /** The newest revision of the source (fetching first for a remote Git repository). */
@@ -196,6 +246,8 @@ export class ControlPlane {
     };
     this.revisions.push(record);
     if (this.revisions.length > HISTORY_LIMIT) this.revisions.shift();
+    this.telemetry.revisions.add(1, { status: record.status });
+    this.telemetry.compileTime.record(compileMs / 1000, { status: record.status });
     if (!base || !result.model) {
       this.log.warn('revision rejected; proxies keep the last good configuration', {
         revision: result.revision,
@@ -225,6 +277,7 @@ export class ControlPlane {
     const connected = this.ads.registry.all().filter((p) => p.connected);
     if (connected.length === 0 || connected.some((p) => p.revision !== rev)) return;
     entry.convergedAt = Date.now();
+    this.telemetry.convergence.record((entry.convergedAt - entry.acceptedAt) / 1000);
     this.log.info('revision converged', { revision: rev, proxies: connected.length, ms: entry.convergedAt - entry.acceptedAt });
   }
 

@@ -30,6 +30,8 @@ const HELP = `Usage: chancery serve [options]
   --branch NAME         branch to follow (default main)
   --path SUBDIR         directory of the repository holding the policies (default: the root)
   --poll DURATION       how often to look for new commits (default 10s; POST /actions/sync to look now)
+  --otlp-endpoint URL   send the control plane's traces over OTLP/HTTP (e.g. http://127.0.0.1:4318/v1/traces);
+                        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is read when this is not given
   --xds-host HOST       address for xDS (default 127.0.0.1; use 0.0.0.0 to serve other machines)
   --xds-port PORT       xDS (ADS, gRPC) port (default 15010)
   --admin-host HOST     status API address (default 127.0.0.1)
@@ -62,7 +64,9 @@ export function runServe(argv: string[]): Promise<number> {
       branch: { type: 'string', default: 'main' },
       path: { type: 'string', default: '' },
       poll: { type: 'string', default: '10s' },
+      'otlp-endpoint': { type: 'string' },
     });
+    const otlp = values['otlp-endpoint'] ?? process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
     const pollMs = parseDurationMs(values.poll!);
     if (pollMs === undefined || pollMs < 100) throw new UsageError('--poll must be a duration such as 10s');
     if (!!values['ca-cert'] !== !!values['ca-key']) throw new UsageError('--ca-cert and --ca-key go together');
@@ -74,6 +78,7 @@ export function runServe(argv: string[]): Promise<number> {
     const cp = new ControlPlane(
       {
         configDir: path.resolve(values.config!),
+        ...(otlp ? { otlpTracesEndpoint: otlp } : {}),
         ...(values.git ? { git: { repo: values.git, branch: values.branch!, subdir: values.path!, pollMs } } : {}),
         xdsAddress: `${values['xds-host']}:${parsePort(values['xds-port']!, '--xds-port')}`,
         ...(values['xds-plaintext-port'] ? { xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}` } : {}),

@@ -256,11 +256,15 @@ export class AdsServer {
     if (id) this.registry.sync(id, stream, stream.inSync() ? this.snapshots.get(id)?.revision : undefined);
   }
 
+  /** Observers of every stream event (metrics, history). */
+  readonly observers: ((proxyId: string, e: StreamEvent) => void)[] = [];
+
   private onEvent(stream: AdsStream, e: StreamEvent): void {
     if (e.kind === 'stale') this.counters.staleRequests++;
     const id = stream.proxyId;
     if (!id) return;
     this.registry.record(id, stream, e);
+    for (const o of this.observers) o(id, e);
     // After the stream finished handling this event (it may send the next response right away).
     queueMicrotask(() => this.updateSync(stream));
     if (e.kind === 'nack') {

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { ControlPlane } from '../../src/app/control-plane.js';
 import { silentLogger } from '../../src/app/logger.js';
-import { statusDocument } from '../../src/admin/status-server.js';
+import { startStatusServer, statusDocument } from '../../src/admin/status-server.js';
 import { runBootstrap } from '../../src/cli/bootstrap.js';
 import { formatStatus } from '../../src/cli/status.js';
 import { startApp, type App } from '../support/apps.js';
@@ -116,6 +116,16 @@ describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
   };
   const callB = (path: string) => request({ host: IP.a, port: 15001, path: `http://b.shop.svc${path}`, headers: { host: 'b.shop.svc' } });
   let good1: string;
+  /** The control plane's Prometheus metrics, from its admin endpoint. */
+  const scrape = async (): Promise<string> => {
+    const server = await startStatusServer(cp, '127.0.0.1', 0);
+    try {
+      const port = (server.address() as { port: number }).port;
+      return (await request({ host: '127.0.0.1', port, path: '/metrics' })).body;
+    } finally {
+      server.close();
+    }
+  };
 
   before(async () => {
     xdsPort = await freePort();
@@ -161,6 +171,10 @@ describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
     assert.match(text, new RegExp(`${bad.slice(0, 12)}\\s+rejected`));
     assert.match(text, /broken\.yaml:8:7 CH0201/);
     for (let i = 0; i < 5; i++) assert.equal((await callB('/x')).status, 200);
+    const metrics = await scrape();
+    assert.match(metrics, /chancery_revisions_total\{status="rejected"[^}]*\} [1-9]/);
+    assert.match(metrics, /chancery_connected_proxies(\{[^}]*\})? 2\n/);
+    assert.match(metrics, /chancery_xds_push_ack_seconds_bucket\{.*type="CDS"/);
   });
 
   test('the next good commit converges on every proxy, with its SHA in chancery status', async () => {
@@ -173,6 +187,7 @@ describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
     // A changed listener applies to new connections; a pooled connection on the old one drains (--drain-time-s).
     await waitFor(async () => (await callB('/blocked-2')).status === 403, { timeoutMs: 5000, what: 'the new rule to apply' });
     assert.equal((await callB('/blocked-1')).status, 200);
+    assert.match(await scrape(), /chancery_revision_convergence_seconds_count(\{[^}]*\})? [1-9]/);
   });
 
   test('after a restart whose newest commit is bad, the last good commit is served again', async () => {
