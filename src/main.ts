@@ -3,6 +3,7 @@
  */
 import { runBootstrap } from './cli/bootstrap.js';
 import { runCheck } from './cli/check.js';
+import { runHistory } from './cli/history.js';
 import { runRender } from './cli/render.js';
 import { runRotateRoot } from './cli/rotate-root.js';
 import { runServe } from './cli/serve.js';
@@ -16,6 +17,7 @@ Usage:
   chancery check     DIR [--format human|json|github]
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
   chancery status    [--admin URL] [--json]
+  chancery history   --proxy NAMESPACE/NAME --at TIME [--state-dir DIR] [--git REPO]
   chancery rotate-root [--admin URL]
 
 Run "chancery <command> --help" for the options of one command.`;
@@ -31,6 +33,8 @@ export async function main(argv: string[]): Promise<number> {
       return runCheck(rest);
     case 'render':
       return runRender(rest);
+    case 'history':
+      return runHistory(rest);
     case 'status':
       return runStatus(rest);
     case 'rotate-root':

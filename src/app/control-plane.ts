@@ -26,6 +26,7 @@ import { ProtoShapeError } from '../xds/proto/strict.js';
 import { buildTrustBundleSecret, buildWorkloadSecret } from '../xds/resources/secret.js';
 import { SHORT_NAME, TYPE } from '../xds/type-urls.js';
 import type { Logger } from './logger.js';
+import { HistoryLog } from './history.js';
 import { Telemetry } from './telemetry.js';
 
 export interface ControlPlaneSettings {
@@ -107,12 +108,23 @@ export class ControlPlane {
       },
       log,
     );
-    this.ads.registry.onSync = () => this.checkConvergence();
+    this.history = new HistoryLog(path.join(settings.stateDir, 'history.jsonl'));
+    this.ads.registry.onSync = (p) => {
+      if (!p.connected) this.history.append({ kind: 'disconnected', proxy: p.id });
+      else if (p.revision) this.history.append({ kind: 'synced', proxy: p.id, revision: p.revision });
+      else this.history.append({ kind: 'behind', proxy: p.id });
+      this.checkConvergence();
+    };
+    this.ads.registry.onConnect = (id) => this.history.append({ kind: 'connected', proxy: id });
+    this.ads.observers.push((proxy, e) => {
+      if (e.kind === 'nack') this.history.append({ kind: 'nack', proxy, type: SHORT_NAME[e.typeUrl], message: e.message ?? '', ...(e.revision ? { revision: e.revision } : {}) });
+    });
     this.telemetry = new Telemetry(settings.otlpTracesEndpoint ? { otlpTracesEndpoint: settings.otlpTracesEndpoint } : {});
     this.instrument();
   }
 
   readonly telemetry: Telemetry;
+  readonly history: HistoryLog;
 
   private instrument(): void {
     const t = this.telemetry;
@@ -247,6 +259,12 @@ export class ControlPlane {
     this.revisions.push(record);
     if (this.revisions.length > HISTORY_LIMIT) this.revisions.shift();
     this.telemetry.revisions.add(1, { status: record.status });
+    this.history.append({
+      kind: 'revision',
+      revision: record.revision,
+      status: record.status,
+      errors: diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`),
+    });
     this.telemetry.compileTime.record(compileMs / 1000, { status: record.status });
     if (!base || !result.model) {
       this.log.warn('revision rejected; proxies keep the last good configuration', {

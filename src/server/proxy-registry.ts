@@ -44,6 +44,8 @@ export interface ProxyStatus {
 export class ProxyRegistry {
   private readonly proxies = new Map<string, { status: ProxyStatus; stream: unknown }>();
 
+  onConnect?: (id: string) => void;
+
   connected(node: NodeInfo, variant: Variant, peer: string, at: number, stream: unknown): void {
     this.proxies.set(node.id, {
       stream,
@@ -58,6 +60,7 @@ export class ProxyRegistry {
         stale: 0,
       },
     });
+    this.onConnect?.(node.id);
   }
 
   disconnected(id: string, stream: unknown): void {

@@ -12,6 +12,7 @@ import { ControlPlane } from '../../src/app/control-plane.js';
 import { silentLogger } from '../../src/app/logger.js';
 import { startStatusServer, statusDocument } from '../../src/admin/status-server.js';
 import { runBootstrap } from '../../src/cli/bootstrap.js';
+import { runHistory } from '../../src/cli/history.js';
 import { formatStatus } from '../../src/cli/status.js';
 import { startApp, type App } from '../support/apps.js';
 import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
@@ -76,6 +77,19 @@ spec:
     - hosts: ["./nothing.shop.svc"]
       portt: 1
 `;
+
+/** Runs a CLI command in-process and captures what it prints. */
+async function cli(fn: (argv: string[]) => Promise<number>, argv: string[]): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => lines.push(a.join(' '));
+  try {
+    const code = await fn(argv);
+    return { code, out: lines.join('\n') };
+  } finally {
+    console.log = orig;
+  }
+}
 
 describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
   const repo = new PolicyDir();
@@ -178,6 +192,8 @@ describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
   });
 
   test('the next good commit converges on every proxy, with its SHA in chancery status', async () => {
+    const beforeGood2 = new Date();
+    await new Promise((r) => setTimeout(r, 20));
     const good2 = commit({ 'mesh/broken.yaml': null, 'mesh/shop.yaml': mesh('/blocked-2') }, 'fixed');
     await waitFor(() => cp.convergence.get(good2)?.convergedAt, { timeoutMs: 10_000, what: 'every proxy to hold the new commit' });
     const text = formatStatus(statusDocument(cp) as never);
@@ -188,6 +204,14 @@ describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
     await waitFor(async () => (await callB('/blocked-2')).status === 403, { timeoutMs: 5000, what: 'the new rule to apply' });
     assert.equal((await callB('/blocked-1')).status, 200);
     assert.match(await scrape(), /chancery_revision_convergence_seconds_count(\{[^}]*\})? [1-9]/);
+
+    // The incident question, answered from the history: what did b-1 run before the fix, and what now?
+    const then = await cli(runHistory, ['--proxy', 'shop/b-1', '--at', beforeGood2.toISOString(), '--state-dir', stateDir, '--git', repo.dir, '--path', 'mesh']);
+    assert.equal(then.code, 0);
+    assert.match(then.out, new RegExp(`shop/b-1 at .*: revision ${good1}`));
+    assert.match(then.out, /inbound\|127\.0\.7\.2:8080/);
+    const now = await cli(runHistory, ['--proxy', 'shop/b-1', '--at', new Date().toISOString(), '--state-dir', stateDir]);
+    assert.match(now.out, new RegExp(`revision ${good2}`));
   });
 
   test('after a restart whose newest commit is bad, the last good commit is served again', async () => {
