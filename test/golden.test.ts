@@ -18,7 +18,7 @@ import { compileSource } from '../src/compiler.js';
 import { readDirectory } from '../src/source/directory.js';
 import { SHORT_NAME } from '../src/xds/type-urls.js';
 import { validateEnvoyConfig } from './support/envoy.js';
-import { staticBootstrap } from './support/static-bootstrap.js';
+import { staticBootstrap } from '../src/xds/static-bootstrap.js';
 
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 

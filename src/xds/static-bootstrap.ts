@@ -1,10 +1,11 @@
 /**
- * Turns one proxy's dynamic resources into a static Envoy bootstrap, so `envoy --mode validate` can check them with
- * Envoy's own full validation: RDS references become inline route_config, EDS clusters become STATIC clusters
- * carrying their ClusterLoadAssignment, secrets become static secrets.
+ * Stage: xds. Turns one proxy's dynamic resources into a static Envoy bootstrap, so `envoy --mode validate` can check
+ * them with Envoy's own full validation (`chancery render --envoy`, and the golden tests): RDS references become
+ * inline route_config, EDS clusters become STATIC clusters carrying their ClusterLoadAssignment, SDS references
+ * become references to static secrets.
  */
-import type { ResourceSet } from '../../src/xds/translate.js';
-import { TYPE } from '../../src/xds/type-urls.js';
+import type { ResourceSet } from './translate.js';
+import { TYPE } from './type-urls.js';
 
 export function staticBootstrap(set: ResourceSet, secrets: object[] = [], adminPort = 0): object {
   const json = (t: string) => (set.get(t as never) ?? []).map((r) => structuredClone(r.json) as any);
