@@ -14,7 +14,7 @@ import { isLoopback } from '../model/sidecars.js';
 import { ProxyTokens } from '../server/proxy-auth.js';
 import { readDirectory } from '../source/directory.js';
 import { buildBootstrap } from '../xds/bootstrap.js';
-import { command, DEFAULT_CONFIG_DIR, parse, parseHostPort, UsageError } from './args.js';
+import { command, DEFAULT_CONFIG_DIR, parse, parseHostPort, parsePort, UsageError } from './args.js';
 
 const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME [options]
 
@@ -25,7 +25,8 @@ const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME
   --state-dir DIR         the control plane's state (CA and token key; default .chancery)
   --token-ttl DURATION    lifetime of the embedded xDS token (default 720h)
   --admin-address H:P     Envoy admin listener (default: the workload's address if it is loopback, else 127.0.0.1; port 15000)
-  --initial-fetch-timeout D  how long Envoy waits for its first config before starting anyway (default 10s)`;
+  --initial-fetch-timeout D  how long Envoy waits for its first config before starting anyway (default 10s)
+  --prometheus-port PORT  serve Envoy's Prometheus stats on the workload's address at /stats/prometheus (default 15090; 0: off)`;
 
 /** Envoy admin default: the workload's own address when it is loopback (many sidecars on one machine), else 127.0.0.1. */
 export function defaultAdminAddress(workloadAddress: string): { host: string; port: number } {
@@ -45,7 +46,9 @@ export function runBootstrap(argv: string[]): Promise<number> {
       'token-ttl': { type: 'string', default: '720h' },
       'admin-address': { type: 'string' },
       'initial-fetch-timeout': { type: 'string', default: '10s' },
+      'prometheus-port': { type: 'string', default: '15090' },
     });
+    const promPort = parsePort(values['prometheus-port']!, '--prometheus-port');
     if (!values.workload) throw new UsageError('--workload NAMESPACE/NAME is required');
     if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!)) throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
     const ttlMs = parseDurationMs(values['token-ttl']!);
@@ -75,6 +78,7 @@ export function runBootstrap(argv: string[]): Promise<number> {
       variant: values.sotw ? 'sotw' : 'delta',
       initialFetchTimeout: values['initial-fetch-timeout']!,
       token: await ProxyTokens.open(stateDir).issue(w.id, Math.round(ttlMs / 1000)),
+      ...(promPort > 0 ? { prometheus: { address: w.address, port: promPort } } : {}),
       ...(authority ? { tls: { trustBundlePem: authority.trustBundlePem(), serverIdentity: controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace) } } : {}),
     });
     const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config, { aliasDuplicateObjects: false });

@@ -7,7 +7,8 @@ import { endpointPort, type MeshModel, type Service, type Workload } from '../mo
 import { inboundPlans, outboundPlans } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { inboundSecurity, parseJwksUri, upstreamTls } from './inbound-security.js';
-import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, VirtualHostIR } from './types.js';
+import { telemetryFor } from '../model/telemetry.js';
+import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, TelemetryIR, VirtualHostIR } from './types.js';
 
 export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
   const listeners: ListenerIR[] = [];
@@ -66,6 +67,17 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http: { rds: p.port }, origins: [p.origin] });
   }
 
+  // Access logs and tracing from Telemetry, on every HTTP listener; tracing needs a cluster to the collector.
+  const tel = telemetryFor(model, w);
+  const telemetry: TelemetryIR = { accessLog: tel.accessLog };
+  if (tel.tracing) {
+    const key: ClusterKey = { direction: 'telemetry', host: tel.tracing.service, port: tel.tracing.port };
+    const ip = /^\d{1,3}(\.\d{1,3}){3}$/.test(key.host);
+    clusters.set(clusterId(key), { key, discovery: ip ? 'static' : 'dns', protocol: 'GRPC', endpoints: [{ address: key.host, port: key.port, origin: tel.origins[tel.origins.length - 1] }], origins: tel.origins });
+    telemetry.tracing = { cluster: key, samplingPercentage: tel.tracing.samplingPercentage, serviceName: w.id };
+  }
+  for (const l of listeners) if (l.http) l.telemetry = telemetry;
+
   // Clusters through which Envoy fetches remote JWKS for the workload's RequestAuthentications.
   for (const l of listeners) {
     for (const p of l.security?.jwt ?? []) {
@@ -121,6 +133,7 @@ function addServiceCluster(clusters: Map<string, ClusterIR>, svc: Service, port:
 export function clusterId(k: ClusterKey): string {
   if (k.direction === 'inbound') return `inbound|${pad(k.port)}`;
   if (k.direction === 'jwks') return `jwks|${k.host}|${pad(k.port)}`;
+  if (k.direction === 'telemetry') return `telemetry|${k.host}|${pad(k.port)}`;
   return `outbound|${k.host}|${pad(k.port)}|${k.subset ?? ''}`;
 }
 

@@ -11,7 +11,9 @@ export type ClusterKey =
   | { direction: 'outbound'; host: string; port: number; subset?: string }
   | { direction: 'inbound'; port: number }
   /** Where Envoy fetches a remote JWKS (RequestAuthentication jwksUri). */
-  | { direction: 'jwks'; host: string; port: number; tls: boolean };
+  | { direction: 'jwks'; host: string; port: number; tls: boolean }
+  /** An OpenTelemetry collector (Telemetry tracing). */
+  | { direction: 'telemetry'; host: string; port: number };
 
 export interface EndpointIR {
   address: string;
@@ -64,6 +66,8 @@ export interface ListenerIR {
   tcp?: { cluster: ClusterKey };
   /** Inbound listeners: peer authentication, JWT and authorization. */
   security?: InboundSecurityIR;
+  /** HTTP listeners: access log and tracing (from Telemetry). */
+  telemetry?: TelemetryIR;
   origins: Origin[];
 }
 
@@ -88,6 +92,11 @@ export interface InboundSecurityIR {
   defaultAction: 'DENY' | 'ALLOW';
   policies: AuthzPolicyIR[];
   jwt: JwtProviderIR[];
+}
+
+export interface TelemetryIR {
+  accessLog: { kind: 'stdout' } | { kind: 'file'; path: string } | { kind: 'off' };
+  tracing?: { cluster: ClusterKey; samplingPercentage: number; serviceName: string };
 }
 
 export interface ProxyIR {

@@ -15,6 +15,7 @@ import {
 import { labelsMatch, spiffeId, type MeshModel, type Service, type ServiceEndpoint, type Workload } from './mesh-model.js';
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
 import { checkSecurity, collectSecurity } from './security.js';
+import { checkTelemetry, collectTelemetry } from './telemetry.js';
 
 export function buildModel(objects: readonly PolicyObject[], revision: string): Result<MeshModel> {
   const diags = new Diagnostics();
@@ -112,10 +113,12 @@ export function buildModel(objects: readonly PolicyObject[], revision: string): 
     workloads: workloads.sort((a, b) => cmp(a.id, b.id)),
     namespaces,
     security: collectSecurity(unique),
+    telemetry: collectTelemetry(unique),
   };
   for (const sc of sidecars) checkSidecarHosts(sc, model, diags);
   checkListenerConflicts(model, diags);
   checkSecurity(model, diags);
+  checkTelemetry(model, diags);
   return { value: model, diagnostics: diags.items };
 }
 

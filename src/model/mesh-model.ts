@@ -60,6 +60,7 @@ export interface MeshModel {
   /** Every namespace that holds an object, sorted. */
   namespaces: string[];
   security: SecurityPolicies;
+  telemetry: import('../policy/types.js').Telemetry[];
 }
 
 export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {

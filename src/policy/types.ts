@@ -55,7 +55,13 @@ export interface MeshSpec {
   rotateAtFraction: number;
   debounceQuietMs: number;
   debounceMaxMs: number;
+  /** Named telemetry back ends that Telemetry resources refer to (Istio's MeshConfig.extensionProviders). */
+  extensionProviders: ExtensionProvider[];
 }
+
+export type ExtensionProvider =
+  | { name: string; kind: 'opentelemetry'; service: string; port: number }
+  | { name: string; kind: 'file'; path: string };
 
 export const MESH_DEFAULTS: MeshSpec = {
   trustDomain: 'cluster.local',
@@ -66,6 +72,7 @@ export const MESH_DEFAULTS: MeshSpec = {
   rotateAtFraction: 0.5,
   debounceQuietMs: 100,
   debounceMaxMs: 1000,
+  extensionProviders: [],
 };
 
 export interface ServiceEntrySpec {
@@ -116,7 +123,16 @@ export type PeerAuthentication = Base<'PeerAuthentication', import('./security-t
 export type AuthorizationPolicy = Base<'AuthorizationPolicy', import('./security-types.js').AuthorizationPolicySpec>;
 export type RequestAuthentication = Base<'RequestAuthentication', import('./security-types.js').RequestAuthenticationSpec>;
 
-export type PolicyObject = MeshPolicy | ServiceEntry | WorkloadEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
+export interface TelemetrySpec {
+  selector?: Record<string, string>;
+  /** Access log providers by name (`envoy`: JSON on stdout, built in), or disabled. */
+  accessLogging?: { providers: string[]; disabled: boolean; at: Origin };
+  tracing?: { providers: string[]; randomSamplingPercentage: number; disabled: boolean; at: Origin };
+}
+
+export type Telemetry = Base<'Telemetry', TelemetrySpec>;
+
+export type PolicyObject = Telemetry | MeshPolicy | ServiceEntry | WorkloadEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
 export type PolicyKind = PolicyObject['kind'];
 
 /** `Kind namespace/name`, the way diagnostics and status name an object. */

@@ -20,6 +20,52 @@ export interface BootstrapOptions {
   token: string;
   /** TLS to the control plane: trust bundle (PEM) and the control plane's SPIFFE id. Omitted: plaintext. */
   tls?: { trustBundlePem: string; serverIdentity: string };
+  /** Where Envoy's Prometheus stats are served (GET /stats/prometheus), proxied to the admin listener. */
+  prometheus?: { address: string; port: number };
+}
+
+/** A listener that exposes only /stats/prometheus of the admin interface, so the admin port stays on loopback. */
+function prometheusListener(o: BootstrapOptions): object[] {
+  if (!o.prometheus) return [];
+  return [
+    {
+      name: 'prometheus',
+      address: { socket_address: { address: o.prometheus.address, port_value: o.prometheus.port } },
+      filter_chains: [
+        {
+          filters: [
+            {
+              name: 'envoy.filters.network.http_connection_manager',
+              typed_config: {
+                '@type': anyType('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'),
+                stat_prefix: 'prometheus',
+                route_config: {
+                  name: 'prometheus',
+                  virtual_hosts: [{ name: 'prometheus', domains: ['*'], routes: [{ match: { path: '/stats/prometheus' }, route: { cluster: 'prometheus_stats' } }] }],
+                },
+                http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': anyType('envoy.extensions.filters.http.router.v3.Router') } }],
+              },
+            },
+          ],
+        },
+      ],
+    },
+  ];
+}
+
+function prometheusCluster(o: BootstrapOptions): object[] {
+  if (!o.prometheus) return [];
+  return [
+    {
+      name: 'prometheus_stats',
+      type: 'STATIC',
+      connect_timeout: '1s',
+      load_assignment: {
+        cluster_name: 'prometheus_stats',
+        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.admin.address, port_value: o.admin.port } } } }] }],
+      },
+    },
+  ];
 }
 
 export function buildBootstrap(o: BootstrapOptions): object {
@@ -39,7 +85,9 @@ export function buildBootstrap(o: BootstrapOptions): object {
       cds_config: configSource,
     },
     static_resources: {
+      listeners: prometheusListener(o),
       clusters: [
+        ...prometheusCluster(o),
         {
           name: XDS_CLUSTER,
           type: isIp ? 'STATIC' : 'STRICT_DNS',

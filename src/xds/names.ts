@@ -7,6 +7,7 @@ import type { ClusterKey } from '../ir/types.js';
 export function clusterName(k: ClusterKey): string {
   if (k.direction === 'inbound') return `inbound|${k.port}||`;
   if (k.direction === 'jwks') return jwksClusterName(k);
+  if (k.direction === 'telemetry') return `telemetry|${k.host}:${k.port}`;
   return `outbound|${k.port}|${k.subset ?? ''}|${k.host}`;
 }
 

@@ -125,6 +125,10 @@ describe('mesh end to end through real Envoy', { timeout: 180_000 }, () => {
     assert.equal(r.json().path, '/hello');
     // STRICT mTLS by default: the callee sees the caller's SPIFFE id.
     assert.match(r.json().headers['x-forwarded-client-cert'], /URI=spiffe:\/\/cluster\.local\/ns\/shop\/sa\/a/);
+    // Each sidecar serves its Envoy stats for Prometheus on the workload's address, port 15090.
+    const prom = await request({ host: `${NET}.1`, port: 15090, path: '/stats/prometheus' });
+    assert.equal(prom.status, 200);
+    assert.match(prom.body, /envoy_cluster_upstream_rq_total\{[^}]*envoy_cluster_name="outbound\|80\|\|b_shop_svc"\} [1-9]/);
     const status = cp.ads.registry.all();
     assert.deepEqual(status.map((p) => [p.id, p.variant, p.connected]), [['shop/a-1', 'delta', true], ['shop/b-1', 'sotw', true]]);
   });

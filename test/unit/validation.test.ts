@@ -66,6 +66,11 @@ spec:
     },
     expect: ['CH0404 w.yaml:6:1'],
   },
+  {
+    name: 'telemetry provider that the Mesh does not define',
+    files: { 't.yaml': 'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: t, namespace: ns }\nspec:\n  tracing:\n    - providers: [{ name: nope }]\n' },
+    expect: ['CH0305 t.yaml:6:7'],
+  },
   { name: 'two Meshes', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\n---\napiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: b }\n' }, expect: ['CH0405 a.yaml:5:1'] },
   { name: 'bad duration', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\nspec:\n  certificates: { ttl: soon }\n' }, expect: ['CH0204 a.yaml:5:24'] },
 ];

@@ -12,6 +12,7 @@ import { decodeWorkloadEntry } from './workload-entry.js';
 import { decodeAuthorizationPolicy } from './authorization-policy.js';
 import { decodePeerAuthentication } from './peer-authentication.js';
 import { decodeRequestAuthentication } from './request-authentication.js';
+import { decodeTelemetry } from './telemetry.js';
 
 export interface KindDecoder {
   kind: PolicyKind;
@@ -33,6 +34,7 @@ export const KINDS: readonly KindDecoder[] = [
   { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeSidecar },
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodePeerAuthentication(s) },
   { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodeAuthorizationPolicy(s) },
+  { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], namespaced: true, decode: (s) => decodeTelemetry(s) },
   { kind: 'RequestAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodeRequestAuthentication(s) },
 ];
 
@@ -42,7 +44,6 @@ export const PLANNED_KINDS: Record<string, string> = {
   'networking.istio.io/DestinationRule': 'traffic policies arrive with traffic management',
   'networking.istio.io/Gateway': 'gateways are planned',
   'networking.istio.io/WorkloadGroup': 'auto-registration is planned',
-  'telemetry.istio.io/Telemetry': 'telemetry settings are planned',
   'chancery.dev/RateLimitPolicy': 'rate limits arrive with traffic management',
 };
 

@@ -5,8 +5,10 @@ import type { MapReader } from '../reader.js';
 import { MESH_DEFAULTS, type MeshSpec, type MtlsMode } from '../types.js';
 import { DNS_NAME } from './common.js';
 
+const DNS_LABEL_OR_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
 export function decodeMesh(spec: MapReader | undefined): MeshSpec {
-  const out: MeshSpec = { ...MESH_DEFAULTS };
+  const out: MeshSpec = { ...MESH_DEFAULTS, extensionProviders: [] };
   if (!spec) return out;
   out.trustDomain = spec.str('trustDomain', { pattern: DNS_NAME, patternHint: 'a DNS name' }) ?? out.trustDomain;
   out.rootNamespace = spec.str('rootNamespace') ?? out.rootNamespace;
@@ -36,7 +38,27 @@ export function decodeMesh(spec: MapReader | undefined): MeshSpec {
     }
     xds.done();
   }
-  spec.unsupported(['telemetry'], 'is not supported yet; use a Telemetry resource');
+  const providers = spec.maps('extensionProviders') ?? [];
+  for (const p of providers) {
+    const name = p.str('name', { required: true, pattern: DNS_LABEL_OR_NAME, patternHint: 'a name (letters, digits, -, .)' });
+    const otel = p.map('opentelemetry');
+    const file = p.map('envoyFileAccessLog');
+    if (otel && file) p.report('CH0204', 'envoyFileAccessLog', 'a provider is either opentelemetry or envoyFileAccessLog');
+    if (otel) {
+      const service = otel.str('service', { required: true, pattern: DNS_NAME, patternHint: 'a host name' });
+      const port = otel.int('port', { required: true, min: 1, max: 65535 });
+      otel.done();
+      if (name && service && port) out.extensionProviders.push({ name, kind: 'opentelemetry', service, port });
+    } else if (file) {
+      const path = file.str('path', { required: true, pattern: /^\/\S+$/, patternHint: 'an absolute path' });
+      file.done();
+      if (name && path) out.extensionProviders.push({ name, kind: 'file', path });
+    } else {
+      p.report('CH0203', undefined, 'a provider needs opentelemetry or envoyFileAccessLog');
+    }
+    p.done();
+  }
+  spec.unsupported(['telemetry'], 'is not a Mesh field; use a Telemetry resource');
   spec.done();
   return out;
 }

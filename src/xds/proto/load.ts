@@ -37,6 +37,7 @@ export const ENTRY_PROTOS = [
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
   'envoy/admin/v3/config_dump.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
 ];
 
 /** Include roots inside the pinned package, in the order Envoy's imports expect. */

@@ -1,8 +1,10 @@
 /**
- * Stage: xds. The default access log of every sidecar listener: one JSON line per request on Envoy's stdout, with
- * the caller's SPIFFE id and, for denied requests, the RBAC rule that decided (in response_code_details, e.g.
- * `rbac_access_denied_matched_policy[shop/backend-no-admin/rules[0]]`).
+ * Stage: xds. Access logs and tracing of sidecar HTTP listeners (from Telemetry). The access log is one JSON line per
+ * request (stdout by default, or a file), with the caller's SPIFFE id and, for denied requests, the RBAC rule that
+ * decided (in response_code_details, e.g. `rbac_access_denied_matched_policy[shop/backend-no-admin/rules[0]]`).
  */
+import type { TelemetryIR } from '../../ir/types.js';
+import { clusterName } from '../names.js';
 import { anyType } from '../type-urls.js';
 
 const FIELDS: Record<string, string> = {
@@ -22,14 +24,27 @@ const FIELDS: Record<string, string> = {
   request_id: '%REQ(X-REQUEST-ID)%',
 };
 
-export function defaultAccessLog(): object[] {
-  return [
-    {
-      name: 'envoy.access_loggers.stdout',
+export function accessLog(setting: TelemetryIR['accessLog'] | undefined): object[] {
+  const format = { json_format: FIELDS };
+  if (setting?.kind === 'off') return [];
+  if (setting?.kind === 'file') {
+    return [{ name: 'envoy.access_loggers.file', typed_config: { '@type': anyType('envoy.extensions.access_loggers.file.v3.FileAccessLog'), path: setting.path, log_format: format } }];
+  }
+  return [{ name: 'envoy.access_loggers.stdout', typed_config: { '@type': anyType('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog'), log_format: format } }];
+}
+
+/** HCM tracing with Envoy's OpenTelemetry tracer, exporting to the collector's cluster over gRPC. */
+export function tracing(t: TelemetryIR['tracing']): object | undefined {
+  if (!t) return undefined;
+  return {
+    random_sampling: { value: t.samplingPercentage },
+    provider: {
+      name: 'envoy.tracers.opentelemetry',
       typed_config: {
-        '@type': anyType('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog'),
-        log_format: { json_format: FIELDS },
+        '@type': anyType('envoy.config.trace.v3.OpenTelemetryConfig'),
+        grpc_service: { envoy_grpc: { cluster_name: clusterName(t.cluster) }, timeout: '1s' },
+        service_name: t.serviceName,
       },
     },
-  ];
+  };
 }

@@ -14,6 +14,8 @@ const CONNECT_TIMEOUT = '5s';
 export function buildCluster(c: ClusterIR): object {
   const name = clusterName(c.key);
   const base: Record<string, unknown> = { name, connect_timeout: CONNECT_TIMEOUT, lb_policy: 'ROUND_ROBIN' };
+  // Envoy's stat tag extraction cuts a cluster name at its first dot; keep the host whole in stats and Prometheus.
+  if (name.includes('.')) base.alt_stat_name = name.replace(/\./g, '_');
   if (c.discovery === 'eds') {
     base.type = 'EDS';
     base.eds_cluster_config = { eds_config: ADS_SOURCE };

@@ -8,7 +8,7 @@ import { httpFilters } from '../filters/index.js';
 import { networkRbacFilters } from '../filters/rbac.js';
 import { clusterName, listenerName, routeTableName, statPrefix } from '../names.js';
 import { anyType } from '../type-urls.js';
-import { defaultAccessLog } from './access-log.js';
+import { accessLog, tracing } from './access-log.js';
 import { ADS_SOURCE, socketAddress } from './common.js';
 import { buildVirtualHost } from './route.js';
 import { downstreamMtls, TLS_INSPECTOR } from './tls.js';
@@ -19,8 +19,10 @@ function httpConnectionManager(l: ListenerIR, tls: boolean): object {
     stat_prefix: statPrefix(l.direction, l.port),
     codec_type: 'AUTO',
     http_filters: httpFilters(l),
-    access_log: defaultAccessLog(),
+    access_log: accessLog(l.telemetry?.accessLog),
   };
+  const trace = tracing(l.telemetry?.tracing);
+  if (trace) hcm.tracing = trace;
   if (l.direction === 'inbound') {
     // The application sees the caller's SPIFFE id in x-forwarded-client-cert; a header sent by the caller is dropped.
     hcm.forward_client_cert_details = tls ? 'SANITIZE_SET' : 'SANITIZE';
