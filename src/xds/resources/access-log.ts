@@ -3,7 +3,7 @@
  * request (stdout by default, or a file), with the caller's SPIFFE id and, for denied requests, the RBAC rule that
  * decided (in response_code_details, e.g. `rbac_access_denied_matched_policy[shop/backend-no-admin/rules[0]]`).
  */
-import type { TelemetryIR } from '../../ir/types.js';
+import type { ClusterKey, TelemetryIR } from '../../ir/types.js';
 import { clusterName } from '../names.js';
 import { anyType } from '../type-urls.js';
 
@@ -42,9 +42,14 @@ export function tracing(t: TelemetryIR['tracing']): object | undefined {
       name: 'envoy.tracers.opentelemetry',
       typed_config: {
         '@type': anyType('envoy.config.trace.v3.OpenTelemetryConfig'),
-        grpc_service: { envoy_grpc: { cluster_name: clusterName(t.cluster) }, timeout: '1s' },
+        // The default :authority would be the cluster name, which is not a valid authority (it holds '|').
+        grpc_service: { envoy_grpc: { cluster_name: clusterName(t.cluster), authority: authorityOf(t.cluster) }, timeout: '1s' },
         service_name: t.serviceName,
       },
     },
   };
+}
+
+function authorityOf(k: ClusterKey): string {
+  return 'host' in k ? `${k.host}:${k.port}` : 'localhost';
 }
