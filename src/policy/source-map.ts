@@ -35,6 +35,8 @@ export interface ParsedDocument {
 
 const MAX_DOCUMENTS_PER_FILE = 10_000;
 const MAX_DEPTH = 64;
+/** Nodes per document after alias expansion: bounds "billion laughs" documents. */
+const MAX_NODES = 200_000;
 
 /** Parses every document of a file. YAML errors are diagnostics; a file with an error yields no documents. */
 export function parseFile(file: SourceFile, revision: string): Result<ParsedDocument[]> {
@@ -64,11 +66,18 @@ export function parseFile(file: SourceFile, revision: string): Result<ParsedDocu
   list.forEach((doc, index) => {
     const contents = doc.contents as YamlNode | null;
     if (contents === null || (isScalar(contents) && contents.value === null)) return; // empty document
+    let nodes = 0;
+    let exploded = false;
     const convert = (node: unknown, depth: number): PNode => {
       const n = node as YamlNode;
       const at = pos(n.range?.[0] ?? 0);
       if (depth > MAX_DEPTH) {
         diags.report('CH0102', `nesting deeper than ${MAX_DEPTH} levels`, { location: at });
+        return { kind: 'scalar', at, value: null };
+      }
+      if (++nodes > MAX_NODES) {
+        if (!exploded) diags.report('CH0102', `document expands to more than ${MAX_NODES} nodes (aliases?)`, { location: at });
+        exploded = true;
         return { kind: 'scalar', at, value: null };
       }
       if (isAlias(n)) {
@@ -97,7 +106,8 @@ export function parseFile(file: SourceFile, revision: string): Result<ParsedDocu
       }
       return { kind: 'scalar', at, value: null };
     };
-    out.push({ file: file.path, index, at: pos(contents.range?.[0] ?? 0), root: convert(contents, 0) });
+    const root = convert(contents, 0);
+    if (!exploded) out.push({ file: file.path, index, at: pos(contents.range?.[0] ?? 0), root });
   });
   return { value: out, diagnostics: diags.items };
 }

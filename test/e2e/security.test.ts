@@ -200,6 +200,38 @@ spec:
     await waitFor(async () => (await plain().then(() => false, () => true)), { timeoutMs: 10_000, what: 'STRICT again' });
   });
 
+  test("an Envoy presenting another workload's token, an expired one or none gets no configuration and no secret", async () => {
+    const out = `${stateDir}/impostor.json`;
+    assert.equal(await runBootstrap(['--config', policy.dir, '--workload', 'shop/evil-1', '--out', out, '--xds-address', `127.0.0.1:${xdsPort}`, '--state-dir', stateDir, '--initial-fetch-timeout', '1s', '--prometheus-port', '0']), 0);
+    const base = JSON.parse(readFileSync(out, 'utf8'));
+    const withToken = (token: string | undefined, admin: number) => {
+      const b = structuredClone(base);
+      b.node.id = 'shop/api-1'; // claims to be the api workload
+      b.admin.address.socket_address = { address: '127.0.4.9', port_value: admin };
+      const svc = b.dynamic_resources.ads_config.grpc_services[0];
+      if (token === undefined) delete svc.initial_metadata;
+      else svc.initial_metadata[0].value = `Bearer ${token}`;
+      return b;
+    };
+    const cases: [string, string | undefined][] = [
+      ["evil-1's own token, used as api-1", base.dynamic_resources.ads_config.grpc_services[0].initial_metadata[0].value.slice('Bearer '.length)],
+      ['an expired token for api-1', await cp.tokens.issue('shop/api-1', 60, Date.now() - 3_600_000)],
+      ['no token', undefined],
+    ];
+    let port = 15100;
+    for (const [what, tok] of cases) {
+      const e = startEnvoy(`impostor-${port}`, withToken(tok, port++));
+      try {
+        await e.waitReady(15_000); // LIVE after the initial fetch timeout, with nothing
+        const dump = await e.configDump();
+        const dynamic = JSON.stringify(dump.configs.map((c: any) => [c.dynamic_listeners, c.dynamic_active_clusters, c.dynamic_active_secrets]));
+        assert.doesNotMatch(dynamic, /inbound|outbound|BEGIN/, `${what}: no listener, cluster or secret was received`);
+      } finally {
+        await e.stop();
+      }
+    }
+  });
+
   test('certificates rotate under a steady stream of requests with no failures', async () => {
     const serial = () => cp.svids.status().find((s) => s.identity.endsWith('/sa/api'))!.serial;
     const before = serial();

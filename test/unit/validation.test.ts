@@ -96,3 +96,17 @@ test('the result does not depend on file order', () => {
   const two = compileSource({ revision: 'r', files: [...files].reverse() });
   assert.equal(JSON.stringify([...one.proxies]), JSON.stringify([...two.proxies]));
 });
+
+test('hostile YAML: an alias bomb is refused, not expanded', () => {
+  const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+  for (let i = 1; i < 12; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+  const t0 = Date.now();
+  const ds = diagnose({ 'bomb.yaml': bomb.join('\n') + '\n' });
+  assert.ok(Date.now() - t0 < 2000, 'fails fast');
+  assert.ok(ds.some((d) => d.startsWith('CH0102') || d.startsWith('CH0208')), ds.join(', '));
+});
+
+test('hostile YAML: deep nesting and binary junk give diagnostics, not crashes', () => {
+  assert.ok(diagnose({ 'deep.yaml': 'a: ' + '['.repeat(200) + ']'.repeat(200) + '\n' }).some((d) => d.startsWith('CH0102')));
+  assert.ok(diagnose({ 'junk.yaml': '\u0000\u0001\u0002 : : [ {\n' }).some((d) => d.startsWith('CH0102')));
+});
