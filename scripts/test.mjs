@@ -1,18 +1,13 @@
 #!/usr/bin/env node
 // `npm test`: installs what the tests need (npm packages, a pinned real Envoy) when missing, then runs every
 // test file under test/ with node's built-in test runner. Extra arguments are passed to it (e.g. a file list).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ensureDeps, root } from './ensure-deps.mjs';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 process.chdir(root);
-
-if (!existsSync('node_modules/.package-lock.json')) {
-  console.log('installing npm packages (npm ci)...');
-  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { stdio: 'inherit' });
-}
+ensureDeps();
 const { ensureEnvoy } = await import('./install-envoy.mjs');
 process.env.ENVOY_BIN = await ensureEnvoy();
 

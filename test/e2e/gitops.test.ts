@@ -6,16 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { ControlPlane } from '../../src/app/control-plane.js';
-import { silentLogger } from '../../src/app/logger.js';
+import type { ControlPlane } from '../../src/app/control-plane.js';
 import { startStatusServer, statusDocument } from '../../src/admin/status-server.js';
-import { runBootstrap } from '../../src/cli/bootstrap.js';
 import { runHistory } from '../../src/cli/history.js';
 import { formatStatus } from '../../src/cli/status.js';
 import { startApp, type App } from '../support/apps.js';
-import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
+import type { EnvoyProcess } from '../support/envoy.js';
+import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { request, waitFor } from '../support/http.js';
 import { PolicyDir } from '../support/mesh-fixture.js';
 import { freePort } from '../support/ports.js';
@@ -111,23 +110,8 @@ describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
     git('commit', '-q', '-m', message);
     return git('rev-parse', 'HEAD');
   };
-  const newPlane = async (): Promise<ControlPlane> => {
-    const c = new ControlPlane(
-      {
-        configDir: '',
-        git: { repo: repo.dir, branch: 'main', subdir: 'mesh', pollMs: 200 },
-        xdsAddress: `127.0.0.1:${xdsPort}`,
-        stateDir,
-        debounceQuietMs: 50,
-        debounceMaxMs: 300,
-        maxNewStreamsPerSecond: 100,
-        watch: true,
-      },
-      silentLogger,
-    );
-    await c.start();
-    return c;
-  };
+  const newPlane = (): Promise<ControlPlane> =>
+    startPlane({ configDir: `${repo.dir}/mesh`, stateDir, xdsAddress: `127.0.0.1:${xdsPort}`, git: { repo: repo.dir, branch: 'main', subdir: 'mesh', pollMs: 200 } });
   const callB = (path: string) => request({ host: IP.a, port: 15001, path: `http://b.shop.svc${path}`, headers: { host: 'b.shop.svc' } });
   let good1: string;
   /** The control plane's Prometheus metrics, from its admin endpoint. */
@@ -151,13 +135,8 @@ describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
     good1 = commit({ 'mesh/shop.yaml': mesh('/blocked-1') }, 'first');
     cp = await newPlane();
     app = await startApp('b', '127.0.0.1', APP_PORT);
-    for (const id of ['shop/a-1', 'shop/b-1']) {
-      const out = `${stateDir}/${id.replace('/', '.')}.json`;
-      assert.equal(await runBootstrap(['--config', `${repo.dir}/mesh`, '--workload', id, '--out', out, '--xds-address', `127.0.0.1:${xdsPort}`, '--state-dir', stateDir, ...(id.endsWith('b-1') ? ['--sotw'] : [])]), 0);
-      const e = startEnvoy(id, JSON.parse(readFileSync(out, 'utf8')));
-      envoys.push(e);
-      await e.waitReady();
-    }
+    // Bootstraps are made from the checked-out policies, as an operator would.
+    for (const id of ['shop/a-1', 'shop/b-1']) envoys.push(await startSidecar(cp, id, { sotw: id.endsWith('b-1') }));
   });
 
   after(async () => {

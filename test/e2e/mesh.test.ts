@@ -6,12 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { readFileSync } from 'node:fs';
-import { ControlPlane } from '../../src/app/control-plane.js';
-import { silentLogger } from '../../src/app/logger.js';
-import { runBootstrap } from '../../src/cli/bootstrap.js';
+import type { ControlPlane } from '../../src/app/control-plane.js';
 import { startApp, type App } from '../support/apps.js';
-import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
+import type { EnvoyProcess } from '../support/envoy.js';
+import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { request, waitFor } from '../support/http.js';
 import { PolicyDir } from '../support/mesh-fixture.js';
 import { freePort } from '../support/ports.js';
@@ -74,22 +72,10 @@ describe('mesh end to end through real Envoy', { timeout: 180_000 }, () => {
   const envoys: EnvoyProcess[] = [];
   const apps: App[] = [];
 
-  const newPlane = async (): Promise<ControlPlane> => {
-    const c = new ControlPlane(
-      { configDir: policy.dir, xdsAddress: `127.0.0.1:${xdsPort}`, stateDir, debounceQuietMs: 50, debounceMaxMs: 300, maxNewStreamsPerSecond: 100, watch: true },
-      silentLogger,
-    );
-    await c.start();
-    return c;
-  };
-
+  const newPlane = (): Promise<ControlPlane> => startPlane({ configDir: policy.dir, stateDir, xdsAddress: `127.0.0.1:${xdsPort}` });
   const sidecarFor = async (id: string, sotw: boolean): Promise<EnvoyProcess> => {
-    const out = `${policy.dir}/../bootstrap-${id.replace('/', '_')}.json`;
-    const code = await runBootstrap(['--config', policy.dir, '--workload', id, '--out', out, '--xds-address', `127.0.0.1:${xdsPort}`, '--state-dir', stateDir, '--initial-fetch-timeout', '5s', ...(sotw ? ['--sotw'] : [])]);
-    assert.equal(code, 0);
-    const e = startEnvoy(id, JSON.parse(readFileSync(out, 'utf8')));
+    const e = await startSidecar(cp, id, { sotw, extraArgs: ['--initial-fetch-timeout', '5s'] });
     envoys.push(e);
-    await e.waitReady();
     return e;
   };
 

@@ -8,9 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ControlPlane } from '../../src/app/control-plane.js';
+import type { ControlPlane } from '../../src/app/control-plane.js';
 import { createLogger } from '../../src/app/logger.js';
-import { runBootstrap } from '../../src/cli/bootstrap.js';
 import { compileSource } from '../../src/compiler.js';
 import { readDirectory } from '../../src/source/directory.js';
 import { withResources } from '../../src/snapshot/snapshot.js';
@@ -18,7 +17,8 @@ import { ResourceCache } from '../../src/snapshot/resource-cache.js';
 import { decodeToJson, encodeJson } from '../../src/xds/proto/strict.js';
 import { messageName, TYPE } from '../../src/xds/type-urls.js';
 import { startApp, type App } from '../support/apps.js';
-import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
+import type { EnvoyProcess } from '../support/envoy.js';
+import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { request, waitFor } from '../support/http.js';
 import { PolicyDir } from '../support/mesh-fixture.js';
 import { freePort } from '../support/ports.js';
@@ -104,19 +104,9 @@ spec:
   rules: [{ from: [{ source: { namespaces: ["ops"] } }] }]
 `,
     );
-    cp = new ControlPlane(
-      { configDir: policy.dir, xdsAddress: `127.0.0.1:${xdsPort}`, stateDir, debounceQuietMs: 50, debounceMaxMs: 300, maxNewStreamsPerSecond: 100, watch: false },
-      createLogger('warn', (l) => logLines.push(l)),
-    );
-    await cp.start();
+    cp = await startPlane({ configDir: policy.dir, stateDir, xdsAddress: `127.0.0.1:${xdsPort}`, watch: false, logger: createLogger('warn', (l) => logLines.push(l)) });
     app = await startApp('b', '127.0.0.1', APP_PORT);
-    for (const id of ['ops/a-1', 'ops/b-1']) {
-      const out = `${stateDir}/${id.replace('/', '.')}.json`;
-      assert.equal(await runBootstrap(['--config', policy.dir, '--workload', id, '--out', out, '--xds-address', `127.0.0.1:${xdsPort}`, '--state-dir', stateDir]), 0);
-      const e = startEnvoy(id, JSON.parse(readFileSync(out, 'utf8')));
-      envoys.set(id, e);
-      await e.waitReady();
-    }
+    for (const id of ['ops/a-1', 'ops/b-1']) envoys.set(id, await startSidecar(cp, id));
     await waitFor(async () => (await request({ host: IP.a, port: 15001, path: 'http://b.ops.svc/', headers: { host: 'b.ops.svc' } })).status === 200, {
       timeoutMs: 10_000,
       what: 'traffic a -> b',

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { ControlPlane } from '../../src/app/control-plane.js';
-import { silentLogger } from '../../src/app/logger.js';
+import type { ControlPlane } from '../../src/app/control-plane.js';
 import { runBootstrap } from '../../src/cli/bootstrap.js';
 import { startApp, type App } from '../support/apps.js';
 import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
+import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { request, waitFor } from '../support/http.js';
 import { PolicyDir } from '../support/mesh-fixture.js';
 import { freePort } from '../support/ports.js';
@@ -87,11 +87,8 @@ describe('zero trust end to end through real Envoy', { timeout: 240_000 }, () =>
   let signingKey: CryptoKey;
 
   const sidecar = async (id: string): Promise<EnvoyProcess> => {
-    const out = `${stateDir}/${id.replace('/', '.')}.json`;
-    assert.equal(await runBootstrap(['--config', policy.dir, '--workload', id, '--out', out, '--xds-address', `127.0.0.1:${xdsPort}`, '--state-dir', stateDir]), 0);
-    const e = startEnvoy(id, JSON.parse(readFileSync(out, 'utf8')));
+    const e = await startSidecar(cp, id);
     envoys.set(id, e);
-    await e.waitReady();
     return e;
   };
 
@@ -137,11 +134,7 @@ spec:
       outputClaimToHeaders: [{ header: x-jwt-sub, claim: sub }]
 `,
     );
-    cp = new ControlPlane(
-      { configDir: policy.dir, xdsAddress: `127.0.0.1:${xdsPort}`, stateDir, debounceQuietMs: 50, debounceMaxMs: 300, maxNewStreamsPerSecond: 100, watch: true },
-      silentLogger,
-    );
-    await cp.start();
+    cp = await startPlane({ configDir: policy.dir, stateDir, xdsAddress: `127.0.0.1:${xdsPort}` });
     app = await startApp('api', '127.0.0.1', APP_PORT);
     await Promise.all(['shop/api-1', 'shop/good-1', 'shop/evil-1'].map(sidecar));
   });

@@ -8,11 +8,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { ControlPlane } from '../../src/app/control-plane.js';
-import { silentLogger } from '../../src/app/logger.js';
-import { runBootstrap } from '../../src/cli/bootstrap.js';
+import type { ControlPlane } from '../../src/app/control-plane.js';
 import { startApp, type App } from '../support/apps.js';
-import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
+import type { EnvoyProcess } from '../support/envoy.js';
+import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { request, waitFor } from '../support/http.js';
 import { PolicyDir } from '../support/mesh-fixture.js';
 import { freePort } from '../support/ports.js';
@@ -122,28 +121,15 @@ spec:
   rules: [{ from: [{ source: { principals: ["cluster.local/ns/obs/sa/a"] } }] }]
 `,
     );
-    cp = new ControlPlane(
-      {
-        configDir: policy.dir,
-        xdsAddress: `127.0.0.1:${xdsPort}`,
-        stateDir,
-        debounceQuietMs: 50,
-        debounceMaxMs: 300,
-        maxNewStreamsPerSecond: 100,
-        watch: false,
-        otlpTracesEndpoint: `http://127.0.0.1:${otlpHttp.port}/v1/traces`,
-      },
-      silentLogger,
-    );
-    await cp.start();
+    cp = await startPlane({
+      configDir: policy.dir,
+      stateDir,
+      xdsAddress: `127.0.0.1:${xdsPort}`,
+      watch: false,
+      otlpTracesEndpoint: `http://127.0.0.1:${otlpHttp.port}/v1/traces`,
+    });
     app = await startApp('b', '127.0.0.1', APP_PORT);
-    for (const id of ['obs/a-1', 'obs/b-1']) {
-      const out = `${stateDir}/${id.replace('/', '.')}.json`;
-      assert.equal(await runBootstrap(['--config', policy.dir, '--workload', id, '--out', out, '--xds-address', `127.0.0.1:${xdsPort}`, '--state-dir', stateDir, '--prometheus-port', '0']), 0);
-      const e = startEnvoy(id, JSON.parse(readFileSync(out, 'utf8')));
-      envoys.push(e);
-      await e.waitReady();
-    }
+    for (const id of ['obs/a-1', 'obs/b-1']) envoys.push(await startSidecar(cp, id, { extraArgs: ['--prometheus-port', '0'] }));
   });
 
   after(async () => {
