@@ -98,24 +98,24 @@ export class Authority {
   }
 
   get signerSerial(): string {
-    return describeCertificate(this.signer.der).serial;
+    return this.signer.serial;
   }
 
   /** Issues a fresh key and certificate for a SPIFFE id, valid for `ttlMs` (backdated 1 min for clock skew). */
   async issue(spiffeId: string, ttlMs: number): Promise<IssuedCertificate> {
     const now = this.clock.now();
-    const keys = await generateKeyPair();
+    const keys = generateKeyPair();
     const notBefore = now - 60_000;
     const notAfter = now + ttlMs;
-    const der = await issueLeaf(this.signer, spiffeId, keys.publicKey, new Date(notBefore), new Date(notAfter));
+    const { der, serial } = issueLeaf(this.signer, spiffeId, keys.publicKey, new Date(notBefore), new Date(notAfter));
     return {
       spiffeId,
       chainPem: toPem(der, 'CERTIFICATE') + this.intermediatesPem,
-      keyPem: await exportPrivateKeyPem(keys.privateKey),
+      keyPem: exportPrivateKeyPem(keys.privateKey),
       notBefore,
       notAfter,
-      serial: describeCertificate(der).serial,
-      signerSerial: this.signerSerial,
+      serial,
+      signerSerial: this.signer.serial,
     };
   }
 

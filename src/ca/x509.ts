@@ -1,14 +1,15 @@
 /**
- * Stage: ca. X.509 with pkijs over WebCrypto: a self-signed ECDSA P-256 root, and short-lived workload
- * certificates (SPIFFE SVIDs) whose only name is the SPIFFE URI SAN. Pure functions of their inputs and a clock.
+ * Stage: ca. X.509: a self-signed ECDSA P-256 root (built with pkijs), and short-lived workload certificates
+ * (SPIFFE SVIDs) whose only name is the SPIFFE URI SAN (built on a DER fast path, see der.ts). Parsing uses node's
+ * native X509Certificate. Pure functions of their inputs and a clock.
  */
-import { createHash, randomBytes, webcrypto } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import * as D from './der.js';
 
-const subtle = webcrypto.subtle;
-const engine = new pkijs.CryptoEngine({ name: 'node-webcrypto', crypto: webcrypto as unknown as Crypto });
-export const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+// Keys are node:crypto KeyObjects; signatures come from node's crypto.sign (synchronous, tens of microseconds).
+const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 
 const OID = {
   organization: '2.5.4.10',
@@ -24,12 +25,13 @@ const OID = {
 };
 
 export interface KeyPair {
-  privateKey: webcrypto.CryptoKey;
-  publicKey: webcrypto.CryptoKey;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
 }
 
-export function generateKeyPair(): Promise<KeyPair> {
-  return subtle.generateKey(EC_ALG, true, ['sign', 'verify']) as Promise<KeyPair>;
+/** An ECDSA P-256 key pair. */
+export function generateKeyPair(): KeyPair {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' });
 }
 
 export function toPem(der: ArrayBuffer | Uint8Array, label: string): string {
@@ -43,14 +45,16 @@ export function fromPem(pem: string, label: string): Uint8Array[] {
   return [...pem.matchAll(re)].map((m) => new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ''), 'base64')));
 }
 
-export async function exportPrivateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
-  return toPem(await subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+export function exportPrivateKeyPem(key: KeyObject): string {
+  return key.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-export async function importPrivateKeyPem(pem: string): Promise<webcrypto.CryptoKey> {
-  const [der] = fromPem(pem, 'PRIVATE KEY');
-  if (!der) throw new Error('no "BEGIN PRIVATE KEY" (PKCS#8) block found');
-  return subtle.importKey('pkcs8', der, EC_ALG, true, ['sign']);
+/** Reads a PKCS#8 ECDSA P-256 private key. */
+export function importPrivateKeyPem(pem: string): KeyObject {
+  if (!pem.includes('BEGIN PRIVATE KEY')) throw new Error('no "BEGIN PRIVATE KEY" (PKCS#8) block found');
+  const key = createPrivateKey(pem);
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('the CA key must be ECDSA P-256');
+  return key;
 }
 
 function name(cn: string): pkijs.RelativeDistinguishedNames {
@@ -67,8 +71,11 @@ function ext(extnID: string, critical: boolean, value: { toSchema(): { toBER(): 
   return new pkijs.Extension({ extnID, critical, extnValue: ber });
 }
 
-async function keyId(publicKey: webcrypto.CryptoKey): Promise<Uint8Array> {
-  const spki = new Uint8Array(await subtle.exportKey('spki', publicKey));
+function spkiOf(publicKey: KeyObject): Uint8Array {
+  return new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+}
+
+function keyId(spki: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha1').update(spki).digest());
 }
 
@@ -80,16 +87,16 @@ function serial(): asn1js.Integer {
 
 interface CertOptions {
   subjectCn: string;
-  issuer?: { cert: pkijs.Certificate; key: webcrypto.CryptoKey; keyId: Uint8Array };
-  publicKey: webcrypto.CryptoKey;
-  signingKey: webcrypto.CryptoKey;
+  issuer?: { cert: pkijs.Certificate; keyId: Uint8Array };
+  publicKey: KeyObject;
+  signingKey: KeyObject;
   notBefore: Date;
   notAfter: Date;
   ca: boolean;
   uriSan?: string;
 }
 
-async function build(o: CertOptions): Promise<Uint8Array> {
+function build(o: CertOptions): Uint8Array {
   const cert = new pkijs.Certificate();
   cert.version = 2;
   cert.serialNumber = serial();
@@ -97,13 +104,13 @@ async function build(o: CertOptions): Promise<Uint8Array> {
   cert.issuer = o.issuer ? o.issuer.cert.subject : name(o.subjectCn);
   cert.notBefore.value = o.notBefore;
   cert.notAfter.value = o.notAfter;
-  await cert.subjectPublicKeyInfo.importKey(o.publicKey as unknown as CryptoKey, engine);
-  const ski = await keyId(o.publicKey);
+  const spki = spkiOf(o.publicKey);
+  cert.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(spki as Uint8Array<ArrayBuffer>);
   const exts = [
     ext(OID.basicConstraints, true, new pkijs.BasicConstraints({ cA: o.ca })),
     // keyUsage bits: digitalSignature(0x80) keyEncipherment(0x20) | keyCertSign(0x04) cRLSign(0x02)
     ext(OID.keyUsage, true, new asn1js.BitString({ valueHex: new Uint8Array([o.ca ? 0x86 : 0xa0]).buffer, unusedBits: 1 })),
-    ext(OID.subjectKeyId, false, new asn1js.OctetString({ valueHex: ski })),
+    ext(OID.subjectKeyId, false, new asn1js.OctetString({ valueHex: keyId(spki) })),
   ];
   if (o.issuer) {
     exts.push(ext(OID.authorityKeyId, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: o.issuer.keyId }) })));
@@ -113,39 +120,74 @@ async function build(o: CertOptions): Promise<Uint8Array> {
     exts.push(ext(OID.subjectAltName, false, new pkijs.AltName({ altNames: [new pkijs.GeneralName({ type: 6, value: o.uriSan })] })));
   }
   cert.extensions = exts;
-  await cert.sign(o.signingKey as unknown as CryptoKey, 'SHA-256', engine);
+  const algorithm = new pkijs.AlgorithmIdentifier({ algorithmId: ECDSA_WITH_SHA256 });
+  cert.signature = algorithm;
+  cert.signatureAlgorithm = algorithm;
+  const tbs = new Uint8Array(cert.encodeTBS().toBER());
+  // X.509 carries ECDSA signatures DER-encoded, which is node's default for EC keys.
+  cert.signatureValue = new asn1js.BitString({ valueHex: sign('sha256', tbs, o.signingKey) });
   return new Uint8Array(cert.toSchema(true).toBER());
 }
 
-export function createRootCertificate(keys: KeyPair, cn: string, notBefore: Date, notAfter: Date): Promise<Uint8Array> {
+export function createRootCertificate(keys: KeyPair, cn: string, notBefore: Date, notAfter: Date): Uint8Array {
   return build({ subjectCn: cn, publicKey: keys.publicKey, signingKey: keys.privateKey, notBefore, notAfter, ca: true });
 }
 
 export interface Signer {
   cert: pkijs.Certificate;
   der: Uint8Array;
-  key: webcrypto.CryptoKey;
+  key: KeyObject;
   keyId: Uint8Array;
+  /** DER of the signer's subject Name: the issuer of every certificate it signs. */
+  subjectDer: Uint8Array;
+  serial: string;
 }
 
-export async function signerFrom(der: Uint8Array, key: webcrypto.CryptoKey): Promise<Signer> {
+export function signerFrom(der: Uint8Array, key: KeyObject): Signer {
   const cert = parseCertificate(der);
-  const spkiKey = await cert.getPublicKey(undefined, engine);
-  return { cert, der, key, keyId: await keyId(spkiKey as unknown as webcrypto.CryptoKey) };
+  const spki = new Uint8Array(cert.subjectPublicKeyInfo.toSchema().toBER());
+  return { cert, der, key, keyId: keyId(spki), subjectDer: new Uint8Array(cert.subject.toSchema().toBER()), serial: describeCertificate(der).serial };
 }
 
-/** A workload certificate: SPIFFE URI SAN, client and server auth, signed by `signer`. */
-export function issueLeaf(signer: Signer, spiffeId: string, publicKey: webcrypto.CryptoKey, notBefore: Date, notAfter: Date): Promise<Uint8Array> {
-  return build({
-    subjectCn: spiffeId.slice(spiffeId.lastIndexOf('/') + 1),
-    issuer: { cert: signer.cert, key: signer.key, keyId: signer.keyId },
-    publicKey,
-    signingKey: signer.key,
-    notBefore,
-    notAfter,
-    ca: false,
-    uriSan: spiffeId,
-  });
+const LEAF = {
+  algorithm: D.seq(D.oid(ECDSA_WITH_SHA256)),
+  version: D.tlv(0xa0, D.integer(new Uint8Array([2]))),
+  basicConstraints: D.seq(D.oid(OID.basicConstraints), D.bool(true), D.octets(D.seq())),
+  // digitalSignature | keyEncipherment: 0b101 followed by five unused bits.
+  keyUsage: D.seq(D.oid(OID.keyUsage), D.bool(true), D.octets(D.bitString(new Uint8Array([0xa0]), 5))),
+  extKeyUsage: D.seq(D.oid(OID.extKeyUsage), D.octets(D.seq(D.oid(OID.serverAuth), D.oid(OID.clientAuth)))),
+};
+
+/** A workload certificate: SPIFFE URI SAN, client and server auth, signed by `signer`. Returns DER and serial. */
+export function issueLeaf(signer: Signer, spiffeId: string, publicKey: KeyObject, notBefore: Date, notAfter: Date): { der: Uint8Array; serial: string } {
+  const serialBytes = randomBytes(16);
+  serialBytes[0] = (serialBytes[0] & 0x7f) | 0x40; // positive, always 16 bytes
+  const spki = spkiOf(publicKey);
+  const subject = D.seq(
+    D.set(D.seq(D.oid(OID.organization), D.utf8('Chancery'))),
+    D.set(D.seq(D.oid(OID.commonName), D.utf8(spiffeId.slice(spiffeId.lastIndexOf('/') + 1)))),
+  );
+  const extensions = D.seq(
+    LEAF.basicConstraints,
+    LEAF.keyUsage,
+    D.seq(D.oid(OID.subjectKeyId), D.octets(D.octets(keyId(spki)))),
+    D.seq(D.oid(OID.authorityKeyId), D.octets(D.seq(D.tlv(0x80, signer.keyId)))),
+    LEAF.extKeyUsage,
+    D.seq(D.oid(OID.subjectAltName), D.octets(D.seq(D.tlv(0x86, Buffer.from(spiffeId, 'ascii'))))),
+  );
+  const tbs = D.seq(
+    LEAF.version,
+    D.integer(serialBytes),
+    LEAF.algorithm,
+    signer.subjectDer,
+    D.seq(D.time(notBefore), D.time(notAfter)),
+    subject,
+    spki,
+    D.tlv(0xa3, extensions),
+  );
+  // X.509 carries ECDSA signatures DER-encoded, which is node's default for EC keys.
+  const der = D.seq(tbs, LEAF.algorithm, D.bitString(sign('sha256', tbs, signer.key)));
+  return { der, serial: serialBytes.toString('hex') };
 }
 
 export function parseCertificate(der: Uint8Array): pkijs.Certificate {
@@ -162,20 +204,18 @@ export interface CertificateInfo {
 }
 
 export function describeCertificate(der: Uint8Array): CertificateInfo {
-  const c = parseCertificate(der);
-  const bc = c.extensions?.find((e) => e.extnID === OID.basicConstraints)?.parsedValue as pkijs.BasicConstraints | undefined;
-  const san = c.extensions?.find((e) => e.extnID === OID.subjectAltName)?.parsedValue as pkijs.AltName | undefined;
+  const c = new X509Certificate(der);
   return {
-    subject: c.subject.typesAndValues.map((t) => `${t.type === OID.commonName ? 'CN' : t.type === OID.organization ? 'O' : t.type}=${t.value.valueBlock.value}`).join(', '),
-    notBefore: c.notBefore.value,
-    notAfter: c.notAfter.value,
-    isCa: bc?.cA === true,
-    uris: (san?.altNames ?? []).filter((g) => g.type === 6).map((g) => String(g.value)),
-    serial: Buffer.from(c.serialNumber.valueBlock.valueHexView).toString('hex'),
+    subject: c.subject.split('\n').join(', '),
+    notBefore: new Date(c.validFrom),
+    notAfter: new Date(c.validTo),
+    isCa: c.ca,
+    uris: (c.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('URI:')).map((n) => n.slice(4)),
+    serial: c.serialNumber.toLowerCase(),
   };
 }
 
 /** Verifies `leaf` was signed by `issuer` (signature only). */
-export async function verifySignedBy(leaf: Uint8Array, issuer: Uint8Array): Promise<boolean> {
-  return parseCertificate(leaf).verify(parseCertificate(issuer), engine);
+export function verifySignedBy(leaf: Uint8Array, issuer: Uint8Array): boolean {
+  return new X509Certificate(leaf).verify(new X509Certificate(issuer).publicKey);
 }
