@@ -58,12 +58,12 @@ export class Authority {
       const [der] = fromPem(certPem, 'CERTIFICATE');
       if (!der) throw new Error(`${o.files.certFile}: no certificate found`);
       if (!describeCertificate(der).isCa) throw new Error(`${o.files.certFile}: not a CA certificate (basicConstraints cA is not set)`);
-      const key = await importPrivateKeyPem(readFileSync(o.files.keyFile, 'utf8'));
+      const key = importPrivateKeyPem(readFileSync(o.files.keyFile, 'utf8'));
       const chain = o.files.chainFile ? fromPem(readFileSync(o.files.chainFile, 'utf8'), 'CERTIFICATE') : [];
       const rootDer = chain.length > 0 ? chain[chain.length - 1] : der;
       const intermediates = chain.slice(0, -1);
       return new Authority(
-        await signerFrom(der, key),
+        signerFrom(der, key),
         [der, ...intermediates].filter((d) => d !== rootDer).map((d) => toPem(d, 'CERTIFICATE')).join(''),
         [toPem(rootDer, 'CERTIFICATE')],
         o.clock,
@@ -74,17 +74,17 @@ export class Authority {
     const keyFile = path.join(dir, 'root-key.pem');
     if (existsSync(certFile) && existsSync(keyFile)) {
       const der = fromPem(readFileSync(certFile, 'utf8'), 'CERTIFICATE')[0];
-      const key = await importPrivateKeyPem(readFileSync(keyFile, 'utf8'));
+      const key = importPrivateKeyPem(readFileSync(keyFile, 'utf8'));
       const bundleFile = path.join(dir, 'trust-bundle.pem');
       const roots = existsSync(bundleFile) ? splitPem(readFileSync(bundleFile, 'utf8')) : [toPem(der, 'CERTIFICATE')];
-      return new Authority(await signerFrom(der, key), '', roots, o.clock, o.stateDir);
+      return new Authority(signerFrom(der, key), '', roots, o.clock, o.stateDir);
     }
-    const { der, keyPem } = await newRoot(o.clock);
+    const { der, keyPem } = newRoot(o.clock);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(keyFile, keyPem, { mode: 0o600 });
     chmodSync(keyFile, 0o600);
     writeFileSync(certFile, toPem(der, 'CERTIFICATE'));
-    return new Authority(await signerFrom(der, await importPrivateKeyPem(keyPem)), '', [toPem(der, 'CERTIFICATE')], o.clock, o.stateDir);
+    return new Authority(signerFrom(der, importPrivateKeyPem(keyPem)), '', [toPem(der, 'CERTIFICATE')], o.clock, o.stateDir);
   }
 
   /** The trust bundle: every root proxies must accept, PEM. */
@@ -126,8 +126,8 @@ export class Authority {
   /** Step 1: create the next root and add it to the trust bundle (signing is unchanged). */
   async beginRootRotation(): Promise<void> {
     if (this.intermediatesPem) throw new Error('root rotation is for a self-managed root; rotate a user-supplied CA by restarting with new files');
-    const { der, keyPem } = await newRoot(this.clock);
-    this.nextRoot = { signer: await signerFrom(der, await importPrivateKeyPem(keyPem)), pem: toPem(der, 'CERTIFICATE'), keyPem };
+    const { der, keyPem } = newRoot(this.clock);
+    this.nextRoot = { signer: signerFrom(der, importPrivateKeyPem(keyPem)), pem: toPem(der, 'CERTIFICATE'), keyPem };
     this.roots = [...this.roots, this.nextRoot.pem];
     this.persist();
   }
@@ -158,11 +158,11 @@ export class Authority {
   }
 }
 
-async function newRoot(clock: Clock): Promise<{ der: Uint8Array; keyPem: string }> {
-  const keys = await generateKeyPair();
+function newRoot(clock: Clock): { der: Uint8Array; keyPem: string } {
+  const keys = generateKeyPair();
   const now = clock.now();
-  const der = await createRootCertificate(keys, 'Chancery Root CA', new Date(now - 60_000), new Date(now + ROOT_LIFETIME_MS));
-  return { der, keyPem: await exportPrivateKeyPem(keys.privateKey) };
+  const der = createRootCertificate(keys, 'Chancery Root CA', new Date(now - 60_000), new Date(now + ROOT_LIFETIME_MS));
+  return { der, keyPem: exportPrivateKeyPem(keys.privateKey) };
 }
 
 function splitPem(pem: string): string[] {
