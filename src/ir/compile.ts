@@ -2,11 +2,12 @@
  * Stage: ir. MeshModel x workload -> ProxyIR. Scoped: a proxy gets clusters and routes only for the services its
  * Sidecar egress lets it reach, so its config does not grow with the rest of the mesh. Output is sorted.
  */
-import type { Origin } from '../diag/diagnostic.js';
-import { endpointPort, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
+import type { MeshModel, Workload } from '../model/mesh-model.js';
 import { inboundPlans, outboundPlans } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
-import { inboundSecurity, parseJwksUri, upstreamTls } from './inbound-security.js';
+import { clusterId } from './clusters.js';
+import { inboundSecurity, parseJwksUri } from './inbound-security.js';
+import { inboundRoutes, serviceRoutes } from './routes.js';
 import { telemetryFor } from '../model/telemetry.js';
 import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, TelemetryIR, VirtualHostIR } from './types.js';
 
@@ -33,7 +34,7 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
       security: inboundSecurity(model, w, p.port),
     };
     if (isHttpProtocol(p.protocol)) {
-      listener.http = { inline: [{ name: 'inbound', domains: ['*'], routes: [{ prefix: '/', cluster, origins: [p.origin] }] }] };
+      listener.http = { inline: [{ name: 'inbound', domains: ['*'], routes: inboundRoutes(model, w, cluster, p.origin) }] };
     } else {
       listener.tcp = { cluster };
     }
@@ -45,22 +46,11 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     for (const svc of p.services) {
       const httpPorts = svc.ports.filter((sp) => isHttpProtocol(sp.protocol));
       if (httpPorts.length === 0) continue;
-      for (const sp of httpPorts) addServiceCluster(clusters, svc, sp.number);
       // `host` alone goes to the first HTTP port (port 80 when declared); `host:port` to that port.
       const main = httpPorts.find((sp) => sp.number === 80) ?? httpPorts[0];
-      const origins: Origin[] = [svc.origin];
-      virtualHosts.push({
-        name: svc.host,
-        domains: [svc.host, `${svc.host}:${main.number}`],
-        routes: [{ prefix: '/', cluster: { direction: 'outbound', host: svc.host, port: main.number }, origins }],
-      });
       for (const sp of httpPorts) {
-        if (sp === main) continue;
-        virtualHosts.push({
-          name: `${svc.host}:${sp.number}`,
-          domains: [`${svc.host}:${sp.number}`],
-          routes: [{ prefix: '/', cluster: { direction: 'outbound', host: svc.host, port: sp.number }, origins }],
-        });
+        const domains = sp === main ? [svc.host, `${svc.host}:${sp.number}`] : [`${svc.host}:${sp.number}`];
+        virtualHosts.push({ name: sp === main ? svc.host : `${svc.host}:${sp.number}`, domains, routes: serviceRoutes(model, w, svc, sp.number, clusters) });
       }
     }
     routeTables.push({ port: p.port, virtualHosts });
@@ -88,15 +78,6 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     }
   }
 
-  // Client-side mTLS for every outbound cluster whose destination runs sidecars.
-  for (const c of clusters.values()) {
-    if (c.key.direction !== 'outbound') continue;
-    const host = c.key.host;
-    const svc = model.services.find((s) => s.host === host);
-    const tls = svc ? upstreamTls(model, svc, c.key.port) : undefined;
-    if (tls) c.tls = tls;
-  }
-
   return {
     node: { id: w.id, namespace: w.namespace, name: w.name, address: w.address, serviceAccount: w.serviceAccount, identity: w.identity },
     revision: model.revision,
@@ -104,37 +85,6 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     routeTables: routeTables.sort((a, b) => a.port - b.port),
     clusters: [...clusters.entries()].sort(([a], [b]) => cmpStr(a, b)).map(([, c]) => c),
   };
-}
-
-function addServiceCluster(clusters: Map<string, ClusterIR>, svc: Service, port: number): void {
-  const key: ClusterKey = { direction: 'outbound', host: svc.host, port };
-  const id = clusterId(key);
-  if (clusters.has(id)) return;
-  const sp = svc.ports.find((p) => p.number === port)!;
-  const dns = svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN';
-  clusters.set(id, {
-    key,
-    discovery: dns ? 'dns' : 'eds',
-    protocol: sp.protocol,
-    endpoints: dns && svc.endpoints.length === 0
-      ? [{ address: svc.host, port, origin: svc.origin }]
-      : svc.endpoints.map((ep) => ({
-          address: ep.address,
-          port: endpointPort(svc, sp, ep),
-          ...(ep.weight !== undefined ? { weight: ep.weight } : {}),
-          ...(ep.locality !== undefined ? { locality: ep.locality } : {}),
-          origin: ep.origin,
-        })),
-    origins: [svc.origin],
-  });
-}
-
-/** A stable sort key for a cluster (not its Envoy name, which xds/names.ts owns). */
-export function clusterId(k: ClusterKey): string {
-  if (k.direction === 'inbound') return `inbound|${pad(k.port)}`;
-  if (k.direction === 'jwks') return `jwks|${k.host}|${pad(k.port)}`;
-  if (k.direction === 'telemetry') return `telemetry|${k.host}|${pad(k.port)}`;
-  return `outbound|${k.host}|${pad(k.port)}|${k.subset ?? ''}`;
 }
 
 function pad(n: number): string {

@@ -4,6 +4,7 @@
  * xds/names.ts turns into names.
  */
 import type { Origin } from '../diag/diagnostic.js';
+import type { HttpRoute, LoadBalancer, StringMatch, TrafficPolicy } from '../policy/traffic-types.js';
 import type { Protocol } from '../policy/types.js';
 
 /** Which upstream a route or TCP proxy sends to. */
@@ -32,13 +33,56 @@ export interface ClusterIR {
   discovery: 'eds' | 'static' | 'dns';
   protocol: Protocol;
   endpoints: EndpointIR[];
+  /** DestinationRule traffic policy (load balancing, circuit breaking, outlier detection). */
+  policy?: Omit<TrafficPolicy, 'portLevel' | 'tls'>;
   origins: Origin[];
 }
 
-export interface RouteIR {
-  /** Only prefix "/" for now: the whole virtual host goes to one cluster. */
-  prefix: string;
+export type StringMatchIR = StringMatch;
+
+export interface RouteMatchIR {
+  /** Path match; everything (prefix "/") when absent. */
+  path?: StringMatchIR;
+  /** Header matches, pseudo-headers included (`:method`, `:authority`); no `match` means "present". */
+  headers: { name: string; match?: StringMatchIR }[];
+  query: { name: string; match?: StringMatchIR }[];
+}
+
+export interface WeightedCluster {
   cluster: ClusterKey;
+  weight: number;
+}
+
+export type RouteActionIR =
+  | {
+      kind: 'forward';
+      clusters: WeightedCluster[];
+      timeoutMs?: number;
+      retries?: { attempts: number; perTryTimeoutMs?: number; retryOn?: string };
+      mirror?: { cluster: ClusterKey; percent: number };
+      rewrite?: { prefix?: string; authority?: string };
+      /** Consistent hashing (DestinationRule consistentHash) of the destination. */
+      hash?: NonNullable<LoadBalancer['consistentHash']>;
+    }
+  | { kind: 'redirect'; path?: string; authority?: string; code: number }
+  | { kind: 'direct'; status: number; body?: string };
+
+export interface RateLimitIR {
+  requests: number;
+  unitMs: number;
+  burst: number;
+  status: number;
+  responseHeaders: Record<string, string>;
+}
+
+export interface RouteIR {
+  /** `<namespace>/<VirtualService>/http[<i>]` or a role such as `default`, for operators. */
+  name: string;
+  match: RouteMatchIR;
+  action: RouteActionIR;
+  fault?: HttpRoute['fault'];
+  headers?: HttpRoute['headers'];
+  rateLimit?: RateLimitIR;
   origins: Origin[];
 }
 

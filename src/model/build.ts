@@ -16,6 +16,8 @@ import { labelsMatch, spiffeId, type MeshModel, type Service, type ServiceEndpoi
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
 import { checkSecurity, collectSecurity } from './security.js';
 import { checkTelemetry, collectTelemetry } from './telemetry.js';
+import { checkRouting, collectRouting } from './routing.js';
+import { adviseSidecars } from './sidecars.js';
 
 export function buildModel(objects: readonly PolicyObject[], revision: string): Result<MeshModel> {
   const diags = new Diagnostics();
@@ -114,11 +116,14 @@ export function buildModel(objects: readonly PolicyObject[], revision: string): 
     namespaces,
     security: collectSecurity(unique),
     telemetry: collectTelemetry(unique),
+    routing: collectRouting(unique, diags),
   };
   for (const sc of sidecars) checkSidecarHosts(sc, model, diags);
   checkListenerConflicts(model, diags);
   checkSecurity(model, diags);
   checkTelemetry(model, diags);
+  checkRouting(model, diags);
+  adviseSidecars(model, diags);
   return { value: model, diagnostics: diags.items };
 }
 

@@ -61,6 +61,7 @@ export interface MeshModel {
   namespaces: string[];
   security: SecurityPolicies;
   telemetry: import('../policy/types.js').Telemetry[];
+  routing: import('./routing.js').Routing;
 }
 
 export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {

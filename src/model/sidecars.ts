@@ -179,3 +179,18 @@ export function checkListenerConflicts(model: MeshModel, diags: Diagnostics): vo
 export function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1';
 }
+
+/** Past this many services, a workload without egress scoping gets advice to add a Sidecar. */
+export const SCOPE_ADVICE_THRESHOLD = 50;
+
+/** Without a Sidecar a proxy receives every service; fine for small meshes, costly for large ones. */
+export function adviseSidecars(model: MeshModel, diags: Diagnostics): void {
+  if (model.services.length <= SCOPE_ADVICE_THRESHOLD) return;
+  const unscoped = model.workloads.filter((w) => (w.sidecar?.spec.egress ?? []).length === 0);
+  if (unscoped.length === 0) return;
+  diags.report(
+    'CH0501',
+    `${unscoped.length} workload(s) (${unscoped.slice(0, 3).map((w) => w.id).join(', ')}${unscoped.length > 3 ? ', ...' : ''}) receive all ${model.services.length} services; add a Sidecar with egress hosts to scope them`,
+    { location: unscoped[0].origin },
+  );
+}

@@ -31,7 +31,8 @@ export function translateProxy(ir: ProxyIR): ResourceSet {
     add(TYPE.cluster, name, buildCluster(c), c.origins);
     if (c.discovery === 'eds') add(TYPE.endpoint, name, buildLoadAssignment(name, c.endpoints), c.endpoints.map((e) => e.origin));
   }
-  for (const l of ir.listeners) add(TYPE.listener, listenerName(l.direction, l.address, l.port), buildListener(l), l.origins);
+  const ctx = { routesOf: (port: number) => ir.routeTables.find((t) => t.port === port)?.virtualHosts.flatMap((v) => v.routes) ?? [] };
+  for (const l of ir.listeners) add(TYPE.listener, listenerName(l.direction, l.address, l.port), buildListener(l, ctx), l.origins);
   for (const t of ir.routeTables) {
     add(TYPE.route, routeTableName(t.port), buildRouteConfiguration(t), t.virtualHosts.flatMap((v) => v.routes.flatMap((r) => r.origins)));
   }

@@ -13,6 +13,9 @@ import { decodeAuthorizationPolicy } from './authorization-policy.js';
 import { decodePeerAuthentication } from './peer-authentication.js';
 import { decodeRequestAuthentication } from './request-authentication.js';
 import { decodeTelemetry } from './telemetry.js';
+import { decodeDestinationRule } from './destination-rule.js';
+import { decodeRateLimitPolicy } from './rate-limit-policy.js';
+import { decodeVirtualService } from './virtual-service.js';
 
 export interface KindDecoder {
   kind: PolicyKind;
@@ -34,17 +37,17 @@ export const KINDS: readonly KindDecoder[] = [
   { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeSidecar },
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodePeerAuthentication(s) },
   { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodeAuthorizationPolicy(s) },
+  { kind: 'VirtualService', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeVirtualService(s) },
+  { kind: 'DestinationRule', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeDestinationRule(s) },
+  { kind: 'RateLimitPolicy', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: true, decode: (s) => decodeRateLimitPolicy(s) },
   { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], namespaced: true, decode: (s) => decodeTelemetry(s) },
   { kind: 'RequestAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodeRequestAuthentication(s) },
 ];
 
 /** Kinds users may reasonably write that Chancery does not implement yet: a clear error, never silence. */
 export const PLANNED_KINDS: Record<string, string> = {
-  'networking.istio.io/VirtualService': 'routing rules arrive with traffic management',
-  'networking.istio.io/DestinationRule': 'traffic policies arrive with traffic management',
   'networking.istio.io/Gateway': 'gateways are planned',
   'networking.istio.io/WorkloadGroup': 'auto-registration is planned',
-  'chancery.dev/RateLimitPolicy': 'rate limits arrive with traffic management',
 };
 
 export function findKind(apiVersion: string, kind: string): KindDecoder | undefined {

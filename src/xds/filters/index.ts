@@ -3,25 +3,32 @@
  * http_connection_manager when it has something to say for that listener; the table decides the order, so that
  * authentication runs before authorization, authorization before rate limiting, and the router always last.
  */
-import type { ListenerIR } from '../../ir/types.js';
+import type { ListenerIR, RouteIR } from '../../ir/types.js';
+import { faultFilter } from './fault.js';
+import { localRateLimitFilter } from './local-ratelimit.js';
 import { jwtAuthnFilter } from './jwt-authn.js';
 import { rbacFilter } from './rbac.js';
 import { routerFilter } from './router.js';
+
+/** What a filter may look at besides its listener: the routes of the proxy's RDS route tables. */
+export interface FilterContext {
+  routesOf(routeTablePort: number): RouteIR[];
+}
 
 export interface HttpFilterPlugin {
   /** Envoy's filter name, e.g. envoy.filters.http.router. */
   name: string;
   /** The filter's `http_filters` entries for this listener (one or several), or undefined when it does not apply. */
-  build(listener: ListenerIR): object | object[] | undefined;
+  build(listener: ListenerIR, ctx: FilterContext): object | object[] | undefined;
 }
 
 /** The order of this table is the order of the filters in every http_connection_manager. */
-export const HTTP_FILTERS: readonly HttpFilterPlugin[] = [jwtAuthnFilter, rbacFilter, routerFilter];
+export const HTTP_FILTERS: readonly HttpFilterPlugin[] = [jwtAuthnFilter, rbacFilter, localRateLimitFilter, faultFilter, routerFilter];
 
-export function httpFilters(listener: ListenerIR): object[] {
+export function httpFilters(listener: ListenerIR, ctx: FilterContext): object[] {
   const out: object[] = [];
   for (const f of HTTP_FILTERS) {
-    const entry = f.build(listener);
+    const entry = f.build(listener, ctx);
     if (Array.isArray(entry)) out.push(...entry);
     else if (entry) out.push(entry);
   }

@@ -4,7 +4,7 @@
  * PERMISSIVE a TLS and a plaintext chain told apart by the TLS inspector, DISABLE one plaintext chain.
  */
 import type { ListenerIR } from '../../ir/types.js';
-import { httpFilters } from '../filters/index.js';
+import { httpFilters, type FilterContext } from '../filters/index.js';
 import { networkRbacFilters } from '../filters/rbac.js';
 import { clusterName, listenerName, routeTableName, statPrefix } from '../names.js';
 import { anyType } from '../type-urls.js';
@@ -13,12 +13,12 @@ import { ADS_SOURCE, socketAddress } from './common.js';
 import { buildVirtualHost } from './route.js';
 import { downstreamMtls, TLS_INSPECTOR } from './tls.js';
 
-function httpConnectionManager(l: ListenerIR, tls: boolean): object {
+function httpConnectionManager(l: ListenerIR, tls: boolean, ctx: FilterContext): object {
   const hcm: Record<string, unknown> = {
     '@type': anyType('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager'),
     stat_prefix: statPrefix(l.direction, l.port),
     codec_type: 'AUTO',
-    http_filters: httpFilters(l),
+    http_filters: httpFilters(l, ctx),
     access_log: accessLog(l.telemetry?.accessLog),
   };
   const trace = tracing(l.telemetry?.tracing);
@@ -47,23 +47,23 @@ function tcpProxy(l: ListenerIR): object {
   };
 }
 
-function filters(l: ListenerIR, tls: boolean): object[] {
-  return l.http ? [httpConnectionManager(l, tls)] : [...networkRbacFilters(l), tcpProxy(l)];
+function filters(l: ListenerIR, tls: boolean, ctx: FilterContext): object[] {
+  return l.http ? [httpConnectionManager(l, tls, ctx)] : [...networkRbacFilters(l), tcpProxy(l)];
 }
 
-export function buildListener(l: ListenerIR): object {
+export function buildListener(l: ListenerIR, ctx: FilterContext): object {
   const sec = l.security;
   const base = {
     name: listenerName(l.direction, l.address, l.port),
     address: socketAddress(l.address, l.port),
     traffic_direction: l.direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
   };
-  if (!sec || sec.mtls === 'DISABLE') return { ...base, filter_chains: [{ filters: filters(l, false) }] };
-  const tlsChain = { filter_chain_match: { transport_protocol: 'tls' }, filters: filters(l, true), transport_socket: downstreamMtls(sec.trustDomain, !!l.http) };
+  if (!sec || sec.mtls === 'DISABLE') return { ...base, filter_chains: [{ filters: filters(l, false, ctx) }] };
+  const tlsChain = { filter_chain_match: { transport_protocol: 'tls' }, filters: filters(l, true, ctx), transport_socket: downstreamMtls(sec.trustDomain, !!l.http) };
   if (sec.mtls === 'STRICT') return { ...base, listener_filters: [TLS_INSPECTOR], filter_chains: [tlsChain] };
   return {
     ...base,
     listener_filters: [TLS_INSPECTOR],
-    filter_chains: [tlsChain, { filter_chain_match: { transport_protocol: 'raw_buffer' }, filters: filters(l, false) }],
+    filter_chains: [tlsChain, { filter_chain_match: { transport_protocol: 'raw_buffer' }, filters: filters(l, false, ctx) }],
   };
 }

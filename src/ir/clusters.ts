@@ -1,0 +1,58 @@
+/**
+ * Stage: ir. Outbound clusters: one per (service, port, subset) a proxy can reach, with the subset's endpoints, the
+ * DestinationRule traffic policy, and client-side mTLS (automatic for mesh workloads; DestinationRule tls mode
+ * ISTIO_MUTUAL forces it, DISABLE turns it off).
+ */
+import { endpointPort, labelsMatch, type MeshModel, type Service } from '../model/mesh-model.js';
+import { subsetOf, trafficPolicyFor } from '../model/routing.js';
+import { upstreamTls } from './inbound-security.js';
+import type { ClusterIR, ClusterKey } from './types.js';
+
+export function clusterId(k: ClusterKey): string {
+  if (k.direction === 'inbound') return `inbound|${pad(k.port)}`;
+  if (k.direction === 'jwks') return `jwks|${k.host}|${pad(k.port)}`;
+  if (k.direction === 'telemetry') return `telemetry|${k.host}|${pad(k.port)}`;
+  return `outbound|${k.host}|${pad(k.port)}|${k.subset ?? ''}`;
+}
+
+function pad(n: number): string {
+  return String(n).padStart(5, '0');
+}
+
+/** Adds the cluster for `svc:port[/subset]` to the proxy's set (once). */
+export function ensureOutboundCluster(clusters: Map<string, ClusterIR>, model: MeshModel, svc: Service, port: number, subset?: string): ClusterKey {
+  const key: ClusterKey = { direction: 'outbound', host: svc.host, port, ...(subset ? { subset } : {}) };
+  const id = clusterId(key);
+  if (clusters.has(id)) return key;
+  const sp = svc.ports.find((p) => p.number === port)!;
+  const labels = subset ? subsetOf(model, svc.host, subset)?.labels ?? {} : {};
+  const dns = svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN';
+  const endpoints = svc.endpoints.filter((ep) => labelsMatch(labels, ep.labels));
+  const { tls: tlsMode, ...policy } = trafficPolicyFor(model, svc.host, port, subset) ?? {};
+  const cluster: ClusterIR = {
+    key,
+    discovery: dns ? 'dns' : 'eds',
+    protocol: sp.protocol,
+    endpoints:
+      dns && svc.endpoints.length === 0
+        ? [{ address: svc.host, port, origin: svc.origin }]
+        : endpoints.map((ep) => ({
+            address: ep.address,
+            port: endpointPort(svc, sp, ep),
+            ...(ep.weight !== undefined ? { weight: ep.weight } : {}),
+            ...(ep.locality !== undefined ? { locality: ep.locality } : {}),
+            origin: ep.origin,
+          })),
+    origins: [svc.origin, ...(model.routing.destinationRules.get(svc.host) ? [model.routing.destinationRules.get(svc.host)!.origin] : [])],
+  };
+  if (Object.keys(policy).length > 0) cluster.policy = policy;
+  const auto = upstreamTls(model, svc, port);
+  if (tlsMode === 'ISTIO_MUTUAL') {
+    const sans = [...new Set(svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`))].sort();
+    cluster.tls = auto ?? { sans };
+  } else if (tlsMode !== 'DISABLE' && auto) {
+    cluster.tls = auto;
+  }
+  clusters.set(id, cluster);
+  return key;
+}

@@ -1,0 +1,138 @@
+/**
+ * Stage: model. VirtualServices, DestinationRules and RateLimitPolicies resolved against the service registry:
+ * one VirtualService and one DestinationRule per host (they are not merged: two for one host is an error), every
+ * destination, subset and port must exist, and a route after a catch-all can never match.
+ */
+import type { Diagnostics } from '../diag/diagnostic.js';
+import type { DestinationRuleSpec, HttpMatch, HttpRoute, RateLimitPolicySpec, Subset, TrafficPolicy, VirtualServiceSpec } from '../policy/traffic-types.js';
+import { objectRef, type DestinationRule, type PolicyObject, type RateLimitPolicy, type VirtualService } from '../policy/types.js';
+import { labelsMatch, type MeshModel, type Service, type Workload } from './mesh-model.js';
+import type { Scoped } from './security.js';
+
+export interface Routing {
+  /** By host. */
+  virtualServices: Map<string, Scoped<VirtualServiceSpec>>;
+  destinationRules: Map<string, Scoped<DestinationRuleSpec>>;
+  rateLimits: Scoped<RateLimitPolicySpec>[];
+}
+
+function scoped<S>(o: { meta: { namespace: string; name: string }; spec: S; origin: Scoped<S>['origin']; at: Scoped<S>['at'] }): Scoped<S> {
+  return { namespace: o.meta.namespace, name: o.meta.name, spec: o.spec, origin: o.origin, at: o.at };
+}
+
+export function collectRouting(objects: readonly PolicyObject[], diags: Diagnostics): Routing {
+  const virtualServices = new Map<string, Scoped<VirtualServiceSpec>>();
+  for (const vs of objects.filter((o): o is VirtualService => o.kind === 'VirtualService')) {
+    for (const h of vs.spec.hosts) {
+      const prev = virtualServices.get(h.value);
+      if (prev) {
+        diags.report('CH0408', `host ${h.value} already has a VirtualService (${objectRef('VirtualService', prev)}); put all its routes in one`, {
+          location: h.at,
+          object: objectRef('VirtualService', vs.meta),
+          related: [{ message: 'the other VirtualService', location: prev.origin }],
+        });
+        continue;
+      }
+      virtualServices.set(h.value, scoped(vs));
+    }
+  }
+  const destinationRules = new Map<string, Scoped<DestinationRuleSpec>>();
+  for (const dr of objects.filter((o): o is DestinationRule => o.kind === 'DestinationRule')) {
+    const prev = destinationRules.get(dr.spec.host.value);
+    if (prev) {
+      diags.report('CH0408', `host ${dr.spec.host.value} already has a DestinationRule (${objectRef('DestinationRule', prev)})`, {
+        location: dr.spec.host.at,
+        object: objectRef('DestinationRule', dr.meta),
+        related: [{ message: 'the other DestinationRule', location: prev.origin }],
+      });
+      continue;
+    }
+    destinationRules.set(dr.spec.host.value, scoped(dr));
+  }
+  const rateLimits = objects.filter((o): o is RateLimitPolicy => o.kind === 'RateLimitPolicy').map(scoped);
+  return { virtualServices, destinationRules, rateLimits };
+}
+
+/** A route whose matches catch every request (no match, or only `uri: prefix /`). */
+export function catchesAll(route: HttpRoute): boolean {
+  const all = (m: HttpMatch) =>
+    (!m.uri || ('prefix' in m.uri && m.uri.prefix === '/')) && !m.method && !m.authority && m.headers.length === 0 && m.queryParams.length === 0 && m.port === undefined && !m.sourceLabels;
+  return route.match.length === 0 || route.match.some(all);
+}
+
+export function subsetOf(model: MeshModel, host: string, name: string): Subset | undefined {
+  return model.routing.destinationRules.get(host)?.spec.subsets.find((s) => s.name === name);
+}
+
+/** The traffic policy for a destination: subset over port-level over the rule's own, field by field. */
+export function trafficPolicyFor(model: MeshModel, host: string, port: number, subset?: string): Omit<TrafficPolicy, 'portLevel'> | undefined {
+  const dr = model.routing.destinationRules.get(host)?.spec;
+  if (!dr) return undefined;
+  const layers = [dr.trafficPolicy, dr.trafficPolicy?.portLevel.find((p) => p.port === port)?.policy];
+  const s = subset ? dr.subsets.find((x) => x.name === subset)?.trafficPolicy : undefined;
+  layers.push(s, s?.portLevel.find((p) => p.port === port)?.policy);
+  const out: Omit<TrafficPolicy, 'portLevel'> = {};
+  for (const l of layers) {
+    if (!l) continue;
+    if (l.loadBalancer) out.loadBalancer = l.loadBalancer;
+    if (l.connectionPool) out.connectionPool = { ...out.connectionPool, ...l.connectionPool };
+    if (l.outlierDetection) out.outlierDetection = { ...out.outlierDetection, ...l.outlierDetection };
+    if (l.tls) out.tls = l.tls;
+  }
+  return out;
+}
+
+export function rateLimitsFor(model: MeshModel, w: Workload): Scoped<RateLimitPolicySpec>[] {
+  return model.routing.rateLimits.filter((p) => p.namespace === w.namespace && (!p.spec.selector || labelsMatch(p.spec.selector, w.labels)));
+}
+
+export function checkRouting(model: MeshModel, diags: Diagnostics): void {
+  const service = (host: string): Service | undefined => model.services.find((s) => s.host === host);
+  for (const [host, vs] of model.routing.virtualServices) {
+    const object = objectRef('VirtualService', vs);
+    const hostAt = vs.spec.hosts.find((h) => h.value === host)!.at;
+    if (!service(host)) diags.report('CH0301', `spec.hosts: no ServiceEntry declares host ${host}`, { location: hostAt, object });
+    let caughtAt: string | undefined;
+    vs.spec.http.forEach((r, i) => {
+      if (caughtAt) diags.report('CH0407', `spec.http[${i}] can never match: ${caughtAt} catches every request`, { location: r.at, object, path: `spec.http[${i}]` });
+      else if (catchesAll(r)) caughtAt = `spec.http[${i}]`;
+      for (const d of [...r.route, ...(r.mirror ? [{ ...r.mirror, weight: 0 }] : [])]) {
+        const svc = service(d.host);
+        if (!svc) {
+          diags.report('CH0301', `destination host ${d.host} is not declared by any ServiceEntry`, { location: d.at, object });
+          continue;
+        }
+        if (d.port !== undefined && !svc.ports.some((p) => p.number === d.port)) {
+          diags.report('CH0304', `${d.host} has no port ${d.port} (ports: ${svc.ports.map((p) => p.number).join(', ')})`, { location: d.at, object });
+        }
+        if (d.port === undefined && svc.ports.length > 1) {
+          diags.report('CH0304', `${d.host} has several ports; say which with destination.port`, { location: d.at, object });
+        }
+        if (d.subset && !subsetOf(model, d.host, d.subset)) {
+          diags.report('CH0306', `no DestinationRule for ${d.host} defines subset "${d.subset}"`, { location: d.at, object });
+        }
+      }
+    });
+  }
+  for (const [host, dr] of model.routing.destinationRules) {
+    const object = objectRef('DestinationRule', dr);
+    const svc = service(host);
+    if (!svc) {
+      diags.report('CH0301', `spec.host: no ServiceEntry declares host ${host}`, { location: dr.spec.host.at, object });
+      continue;
+    }
+    for (const s of dr.spec.subsets) {
+      if (!svc.endpoints.some((e) => labelsMatch(s.labels, e.labels))) {
+        diags.report('CH0303', `subset "${s.name}" selects no endpoint of ${host}`, { location: s.at, object, severity: 'warning' });
+      }
+    }
+  }
+  for (const p of model.routing.rateLimits) {
+    const object = objectRef('RateLimitPolicy', p);
+    if (p.spec.selector && !model.workloads.some((w) => w.namespace === p.namespace && labelsMatch(p.spec.selector!, w.labels))) {
+      diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${p.namespace}`, { location: p.origin, object });
+    }
+    const unmatched = p.spec.limits.filter((l) => !l.match);
+    if (unmatched.length > 1) diags.report('CH0204', 'only one limit may omit match (it applies to all other requests)', { location: unmatched[1].at, object });
+  }
+}

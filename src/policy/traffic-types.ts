@@ -1,0 +1,114 @@
+/**
+ * Stage: decode. Typed traffic policies: VirtualService, DestinationRule (networking.istio.io) and Chancery's
+ * RateLimitPolicy. Envoy-free.
+ */
+import type { Origin } from '../diag/diagnostic.js';
+
+/** Istio's StringMatch: exactly one of exact, prefix, regex (RE2). */
+export type StringMatch = { exact: string } | { prefix: string } | { regex: string };
+
+export interface HttpMatch {
+  uri?: StringMatch;
+  method?: StringMatch;
+  authority?: StringMatch;
+  headers: { name: string; match?: StringMatch }[];
+  queryParams: { name: string; match?: StringMatch }[];
+  port?: number;
+  sourceLabels?: Record<string, string>;
+  at: Origin;
+}
+
+export interface Destination {
+  host: string;
+  subset?: string;
+  port?: number;
+  weight: number;
+  at: Origin;
+}
+
+export interface HeaderOps {
+  set: Record<string, string>;
+  add: Record<string, string>;
+  remove: string[];
+}
+
+export interface HttpRoute {
+  name?: string;
+  match: HttpMatch[];
+  route: Destination[];
+  redirect?: { uri?: string; authority?: string; code: number };
+  directResponse?: { status: number; body?: string };
+  rewrite?: { uri?: string; authority?: string };
+  timeoutMs?: number;
+  retries?: { attempts: number; perTryTimeoutMs?: number; retryOn?: string };
+  fault?: { delay?: { ms: number; percent: number }; abort?: { status: number; percent: number } };
+  mirror?: { host: string; subset?: string; port?: number; percent: number; at: Origin };
+  headers: { request: HeaderOps; response: HeaderOps };
+  at: Origin;
+}
+
+export interface VirtualServiceSpec {
+  hosts: { value: string; at: Origin }[];
+  http: HttpRoute[];
+}
+
+export interface LoadBalancer {
+  simple?: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM';
+  consistentHash?: { header?: string; cookie?: { name: string; ttlMs: number }; sourceIp?: boolean };
+}
+
+export interface ConnectionPool {
+  maxConnections?: number;
+  connectTimeoutMs?: number;
+  http1MaxPendingRequests?: number;
+  http2MaxRequests?: number;
+  maxRequestsPerConnection?: number;
+  maxRetries?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface OutlierDetection {
+  consecutive5xxErrors?: number;
+  consecutiveGatewayErrors?: number;
+  intervalMs?: number;
+  baseEjectionTimeMs?: number;
+  maxEjectionPercent?: number;
+}
+
+export interface TrafficPolicy {
+  loadBalancer?: LoadBalancer;
+  connectionPool?: ConnectionPool;
+  outlierDetection?: OutlierDetection;
+  tls?: 'ISTIO_MUTUAL' | 'DISABLE';
+  portLevel: { port: number; policy: Omit<TrafficPolicy, 'portLevel'> }[];
+}
+
+export interface Subset {
+  name: string;
+  labels: Record<string, string>;
+  trafficPolicy?: TrafficPolicy;
+  at: Origin;
+}
+
+export interface DestinationRuleSpec {
+  host: { value: string; at: Origin };
+  trafficPolicy?: TrafficPolicy;
+  subsets: Subset[];
+}
+
+export interface RateLimit {
+  /** Only requests matching this are counted (all requests when absent). */
+  match?: { path?: StringMatch; method?: string };
+  /** Token bucket: `requests` per `unitMs`, bursting up to `burst`. */
+  requests: number;
+  unitMs: number;
+  burst: number;
+  status: number;
+  responseHeaders: Record<string, string>;
+  at: Origin;
+}
+
+export interface RateLimitPolicySpec {
+  selector?: Record<string, string>;
+  limits: RateLimit[];
+}
