@@ -18,6 +18,24 @@ spec:
   ports: [{ number: 80, name: http, protocol: HTTP }]
 ${extra}`;
 
+const VS = (host: string, http: string) => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: ${host}-routes, namespace: ns }
+spec:
+  hosts: [${host}.ns.svc]
+  http:
+${http}`;
+
+const DR = (host: string) => `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: ${host}, namespace: ns }
+spec:
+  host: ${host}.ns.svc
+  subsets:
+    - { name: v1, labels: { version: v1 } }
+    - { name: v2, labels: { version: v2 } }
+`;
+
 const cases: { name: string; files: Record<string, string>; expect: string[] }[] = [
   { name: 'clean service', files: { 'a.yaml': SE('a') }, expect: [] },
   { name: 'YAML syntax error', files: { 'a.yaml': 'kind: [unclosed\n' }, expect: ['CH0102 a.yaml:2:1'] },
@@ -70,6 +88,41 @@ spec:
     name: 'telemetry provider that the Mesh does not define',
     files: { 't.yaml': 'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: t, namespace: ns }\nspec:\n  tracing:\n    - providers: [{ name: nope }]\n' },
     expect: ['CH0305 t.yaml:6:7'],
+  },
+  {
+    name: 'route weights that do not add up to 100',
+    files: { 'a.yaml': SE('a'), 'd.yaml': DR('a'), 'v.yaml': VS('a', `    - route:\n        - { destination: { host: a.ns.svc, subset: v1 }, weight: 70 }\n        - { destination: { host: a.ns.svc, subset: v2 }, weight: 20 }\n`) },
+    expect: ['CH0303 d.yaml:7:7', 'CH0303 d.yaml:8:7', 'CH0406 v.yaml:8:9'],
+  },
+  {
+    name: 'a route after a catch-all can never match',
+    files: { 'a.yaml': SE('a'), 'v.yaml': VS('a', `    - route: [{ destination: { host: a.ns.svc } }]\n    - match: [{ uri: { prefix: /x } }]\n      route: [{ destination: { host: a.ns.svc } }]\n`) },
+    expect: ['CH0407 v.yaml:8:7'],
+  },
+  {
+    name: 'an invalid RE2 regex',
+    files: { 'a.yaml': SE('a'), 'v.yaml': VS('a', `    - match: [{ uri: { regex: "(?=ahead)" } }]\n      route: [{ destination: { host: a.ns.svc } }]\n`) },
+    expect: ['CH0204 v.yaml:7:31'],
+  },
+  {
+    name: 'destination host and subset that do not exist',
+    files: { 'a.yaml': SE('a'), 'd.yaml': DR('a'), 'v.yaml': VS('a', `    - route:\n        - { destination: { host: a.ns.svc, subset: v9 } }\n    - route: [{ destination: { host: nope.ns.svc } }]\n`) },
+    expect: ['CH0303 d.yaml:7:7', 'CH0303 d.yaml:8:7', 'CH0306 v.yaml:8:26', 'CH0407 v.yaml:9:7', 'CH0301 v.yaml:9:30'],
+  },
+  {
+    name: 'a DestinationRule for an unknown host',
+    files: { 'd.yaml': DR('ghost') },
+    expect: ['CH0301 d.yaml:5:9'],
+  },
+  {
+    name: 'two VirtualServices for one host',
+    files: { 'a.yaml': SE('a'), 'v.yaml': VS('a', '    - route: [{ destination: { host: a.ns.svc } }]\n'), 'w.yaml': VS('a', '    - route: [{ destination: { host: a.ns.svc } }]\n').replace('name: a-routes', 'name: b-routes') },
+    expect: ['CH0408 w.yaml:5:11'],
+  },
+  {
+    name: 'an unsupported VirtualService field is rejected, not ignored',
+    files: { 'a.yaml': SE('a'), 'v.yaml': VS('a', '    - route: [{ destination: { host: a.ns.svc } }]\n      corsPolicy: {}\n') },
+    expect: ['CH0205 v.yaml:8:7'],
   },
   { name: 'two Meshes', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\n---\napiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: b }\n' }, expect: ['CH0405 a.yaml:5:1'] },
   { name: 'bad duration', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\nspec:\n  certificates: { ttl: soon }\n' }, expect: ['CH0204 a.yaml:5:24'] },
