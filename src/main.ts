@@ -3,6 +3,7 @@
  */
 import { runBootstrap } from './cli/bootstrap.js';
 import { runCheck } from './cli/check.js';
+import { runExplain } from './cli/explain.js';
 import { runHistory } from './cli/history.js';
 import { runRender } from './cli/render.js';
 import { runRotateRoot } from './cli/rotate-root.js';
@@ -16,6 +17,7 @@ Usage:
   chancery bootstrap --config DIR --workload NAMESPACE/NAME [--out FILE] [--sotw] [--xds-address HOST:PORT] [--admin-address HOST:PORT]
   chancery check     DIR [--format human|json|github]
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
+  chancery explain   --from NAMESPACE/WORKLOAD --to HOST[:PORT] [--method M] [--path P] [--header k=v] [--jwt-claims JSON] [--all]
   chancery status    [--admin URL] [--json]
   chancery history   --proxy NAMESPACE/NAME --at TIME [--state-dir DIR] [--git REPO]
   chancery rotate-root [--admin URL]
@@ -33,6 +35,8 @@ export async function main(argv: string[]): Promise<number> {
       return runCheck(rest);
     case 'render':
       return runRender(rest);
+    case 'explain':
+      return runExplain(rest);
     case 'history':
       return runHistory(rest);
     case 'status':

@@ -10,6 +10,9 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import type { ControlPlane } from '../../src/app/control-plane.js';
 import { runBootstrap } from '../../src/cli/bootstrap.js';
 import { startApp, type App } from '../support/apps.js';
+import { compileSource } from '../../src/compiler.js';
+import { explain } from '../../src/explain/explain.js';
+import { readDirectory } from '../../src/source/directory.js';
 import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
 import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { request, waitFor } from '../support/http.js';
@@ -177,6 +180,25 @@ spec:
     const forged = (await token()).slice(0, -4) + 'AAAA';
     assert.equal((await call('evil', '/jwt/1', { authorization: `Bearer ${forged}` })).status, 401);
     assert.equal((await call('evil', '/jwt/1')).status, 403);
+  });
+
+  test('chancery explain predicts every outcome of a matrix of requests through real Envoy', async () => {
+    const src = readDirectory(policy.dir);
+    const model = compileSource(src.value, src.diagnostics).model!;
+    const paths = ['/data/1', '/data/secret', '/elsewhere', '/jwt/1', '/open/1'];
+    const rows: string[] = [];
+    for (const caller of ['good', 'evil'] as const) {
+      for (const path of paths) {
+        for (const withJwt of [false, true]) {
+          const headers: Record<string, string> = withJwt ? { authorization: `Bearer ${await token()}` } : {};
+          const actual = (await call(caller, path, headers)).status;
+          const e = explain(model, { from: `shop/${caller}-1`, to: 'api.shop.svc', path, ...(withJwt ? { jwtClaims: { iss: ISSUER, sub: 'alice' } } : {}) });
+          rows.push(`${caller} ${path}${withJwt ? ' +jwt' : ''}: envoy ${actual}, explain ${e.status} (${e.destinations[0]?.decidedBy?.name ?? e.destinations[0]?.reason})`);
+          assert.equal(e.status, actual, rows[rows.length - 1]);
+        }
+      }
+    }
+    console.log(`# explain agreed with Envoy on ${rows.length} requests`);
   });
 
   test('STRICT refuses a plaintext client; PERMISSIVE accepts plaintext and mTLS', async () => {
