@@ -4,6 +4,7 @@
 import { runBootstrap } from './cli/bootstrap.js';
 import { runCheck } from './cli/check.js';
 import { runExplain } from './cli/explain.js';
+import { runGraph } from './cli/graph.js';
 import { runHistory } from './cli/history.js';
 import { runRender } from './cli/render.js';
 import { runRotateRoot } from './cli/rotate-root.js';
@@ -18,6 +19,7 @@ Usage:
   chancery check     DIR [--format human|json|github]
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
   chancery explain   --from NAMESPACE/WORKLOAD --to HOST[:PORT] [--method M] [--path P] [--header k=v] [--jwt-claims JSON] [--all]
+  chancery graph     [--config DIR] [--format table|json|dot|mermaid]
   chancery status    [--admin URL] [--json]
   chancery history   --proxy NAMESPACE/NAME --at TIME [--state-dir DIR] [--git REPO]
   chancery rotate-root [--admin URL]
@@ -37,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
       return runRender(rest);
     case 'explain':
       return runExplain(rest);
+    case 'graph':
+      return runGraph(rest);
     case 'history':
       return runHistory(rest);
     case 'status':

@@ -1,0 +1,29 @@
+/**
+ * `chancery graph`: who may talk to whom, from policy alone.
+ */
+import { compileSource } from '../compiler.js';
+import { formatHuman } from '../diag/format.js';
+import { buildGraph, formatGraph } from '../explain/graph.js';
+import { readDirectory } from '../source/directory.js';
+import { command, DEFAULT_CONFIG_DIR, parse, UsageError } from './args.js';
+
+const HELP = `Usage: chancery graph [--config DIR] [--format table|json|dot|mermaid]
+
+Lists every caller -> callee edge that some request could take under the policies: port, methods and paths
+(summarised), mTLS mode, and flags for over-broad rules and plaintext-permitted edges.`;
+
+export function runGraph(argv: string[]): Promise<number> {
+  return command(HELP, argv, () => {
+    const { values } = parse(argv, { config: { type: 'string', default: DEFAULT_CONFIG_DIR }, format: { type: 'string', default: 'table' } });
+    const format = values.format as 'table' | 'json' | 'dot' | 'mermaid';
+    if (!['table', 'json', 'dot', 'mermaid'].includes(format)) throw new UsageError(`--format: "${format}" is not table, json, dot or mermaid`);
+    const src = readDirectory(values.config!);
+    const result = compileSource(src.value, src.diagnostics);
+    if (!result.ok || !result.model) {
+      console.error(formatHuman(result.diagnostics, new Map(src.value.files.map((f) => [f.path, f.text]))));
+      return 1;
+    }
+    console.log(formatGraph(buildGraph(result.model), format));
+    return 0;
+  });
+}

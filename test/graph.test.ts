@@ -1,0 +1,112 @@
+/**
+ * chancery graph: the example mesh's reachability in four formats (golden), and the flags a reviewer relies on:
+ * over-broad ALLOW rules, plaintext-permitted edges, blanket DENY, and the mesh default.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { compileSource } from '../src/compiler.js';
+import { buildGraph, formatGraph } from '../src/explain/graph.js';
+import { readDirectory } from '../src/source/directory.js';
+
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+function graphOf(files: Record<string, string> | string) {
+  const src = typeof files === 'string' ? readDirectory(files).value : { revision: 'r', files: Object.entries(files).map(([p, text]) => ({ path: p, text })) };
+  const r = compileSource(src);
+  assert.ok(r.ok, JSON.stringify(r.diagnostics));
+  return buildGraph(r.model!);
+}
+
+for (const format of ['table', 'json', 'dot', 'mermaid'] as const) {
+  test(`example mesh graph, ${format}`, () => {
+    const out = formatGraph(graphOf('examples/mesh'), format).replace(/ @ dir:[0-9a-f]+/g, '') + '\n';
+    const file = `testdata/cli/graph-example.${format}.txt`;
+    if (UPDATE) {
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, out);
+    }
+    assert.ok(existsSync(file), `missing ${file}; run UPDATE_GOLDEN=1`);
+    assert.equal(out, readFileSync(file, 'utf8'));
+  });
+}
+
+const mesh = (extra: string) => ({
+  'm.yaml': `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: ns }
+spec:
+  hosts: [api.ns.svc]
+  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8080 }]
+  workloadSelector: { labels: { app: api } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: api-1, namespace: ns, labels: { app: api } }
+spec: { address: 10.0.0.1, serviceAccount: api }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: web-1, namespace: ns, labels: { app: web } }
+spec: { address: 10.0.0.2, serviceAccount: web }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: bot-1, namespace: ns, labels: { app: bot } }
+spec: { address: 10.0.0.3, serviceAccount: bot }
+${extra}`,
+});
+
+test('deny by default: no policy, no edge', () => {
+  assert.deepEqual(graphOf(mesh('')).edges, []);
+});
+
+test('an ALLOW rule without "from" is flagged over-broad; PERMISSIVE is flagged plaintext', () => {
+  const g = graphOf(
+    mesh(`---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: open, namespace: ns }
+spec:
+  selector: { matchLabels: { app: api } }
+  rules: [{ to: [{ operation: { methods: [GET] } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: api, namespace: ns }
+spec:
+  selector: { matchLabels: { app: api } }
+  mtls: { mode: PERMISSIVE }
+`),
+  );
+  assert.deepEqual(g.edges.map((e) => e.from).sort(), ['ns/bot-1', 'ns/web-1']);
+  for (const e of g.edges) {
+    assert.deepEqual(e.methods, ['GET']);
+    assert.ok(e.flags.some((f) => f.startsWith('over-broad: ns/open/rules[0]')));
+    assert.ok(e.flags.includes('plaintext accepted (PERMISSIVE)'));
+  }
+});
+
+test('a principal-scoped ALLOW admits only that caller; a blanket DENY removes the edge', () => {
+  const g = graphOf(
+    mesh(`---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: allow, namespace: ns }
+spec:
+  selector: { matchLabels: { app: api } }
+  rules: [{ from: [{ source: { namespaces: [ns] } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: no-bots, namespace: ns }
+spec:
+  selector: { matchLabels: { app: api } }
+  action: DENY
+  rules: [{ from: [{ source: { principals: [cluster.local/ns/ns/sa/bot] } }] }]
+`),
+  );
+  assert.deepEqual(g.edges.map((e) => `${e.from}->${e.to}`), ['ns/web-1->ns/api-1']);
+  assert.deepEqual(g.edges[0].flags, []);
+});
