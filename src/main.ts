@@ -3,6 +3,7 @@
  */
 import { runBootstrap } from './cli/bootstrap.js';
 import { runCheck } from './cli/check.js';
+import { runDiff } from './cli/diff.js';
 import { runExplain } from './cli/explain.js';
 import { runGraph } from './cli/graph.js';
 import { runHistory } from './cli/history.js';
@@ -20,6 +21,7 @@ Usage:
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
   chancery explain   --from NAMESPACE/WORKLOAD --to HOST[:PORT] [--method M] [--path P] [--header k=v] [--jwt-claims JSON] [--all]
   chancery graph     [--config DIR] [--format table|json|dot|mermaid]
+  chancery diff      [--config DIR] REV_A REV_B [--format markdown|json]
   chancery status    [--admin URL] [--json]
   chancery history   --proxy NAMESPACE/NAME --at TIME [--state-dir DIR] [--git REPO]
   chancery rotate-root [--admin URL]
@@ -39,6 +41,8 @@ export async function main(argv: string[]): Promise<number> {
       return runRender(rest);
     case 'explain':
       return runExplain(rest);
+    case 'diff':
+      return runDiff(rest);
     case 'graph':
       return runGraph(rest);
     case 'history':

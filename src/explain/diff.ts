@@ -1,0 +1,114 @@
+/**
+ * Stage: explain (Envoy-free). The security-relevant difference between two revisions of the policy repository:
+ * reachability edges added and removed, mTLS mode changes, routing changes, certificate settings, and which proxies'
+ * Envoy configuration changes — for a pull-request comment (Markdown) or tools (JSON).
+ */
+import type { CompileResult } from '../compiler.js';
+import { canonicalJson, contentHash } from '../snapshot/canonical.js';
+import { buildGraph, type Edge } from './graph.js';
+import { mtlsModeFor } from '../model/security.js';
+import { inboundPlans } from '../model/sidecars.js';
+
+export interface MeshDiff {
+  from: string;
+  to: string;
+  edgesAdded: Edge[];
+  edgesRemoved: Edge[];
+  /** Same caller and callee, different ports/methods/paths/mTLS/flags. */
+  edgesChanged: { before: Edge; after: Edge }[];
+  mtls: { workload: string; port: number; before?: string; after?: string }[];
+  routing: { host: string; change: 'added' | 'removed' | 'changed' }[];
+  certificates: { field: string; before: unknown; after: unknown }[];
+  proxies: { changed: string[]; added: string[]; removed: string[] };
+}
+
+const edgeKey = (e: Edge) => `${e.from} -> ${e.to}:${e.port}`;
+const edgeBody = (e: Edge) => canonicalJson({ m: e.methods, p: e.paths, x: e.except, t: e.mtls, f: e.flags, c: e.conditional });
+
+function mtlsTable(r: CompileResult): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const w of r.model!.workloads) for (const p of inboundPlans(w, r.model!)) out.set(`${w.id}:${p.port}`, mtlsModeFor(r.model!, w, p.port));
+  return out;
+}
+
+function proxyVersions(r: CompileResult): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [id, p] of r.proxies) out.set(id, contentHash(canonicalJson([...p.resources].map(([t, list]) => [t, list.map((x) => x.json)]))));
+  return out;
+}
+
+export function diffRevisions(a: CompileResult, b: CompileResult): MeshDiff {
+  const ga = new Map(buildGraph(a.model!).edges.map((e) => [edgeKey(e), e]));
+  const gb = new Map(buildGraph(b.model!).edges.map((e) => [edgeKey(e), e]));
+  const ma = mtlsTable(a);
+  const mb = mtlsTable(b);
+  const mtls: MeshDiff['mtls'] = [];
+  for (const k of [...new Set([...ma.keys(), ...mb.keys()])].sort()) {
+    if (ma.get(k) === mb.get(k)) continue;
+    const i = k.lastIndexOf(':');
+    mtls.push({ workload: k.slice(0, i), port: Number(k.slice(i + 1)), ...(ma.has(k) ? { before: ma.get(k) } : {}), ...(mb.has(k) ? { after: mb.get(k) } : {}) });
+  }
+  const vsA = a.model!.routing.virtualServices;
+  const vsB = b.model!.routing.virtualServices;
+  const routing: MeshDiff['routing'] = [];
+  for (const host of [...new Set([...vsA.keys(), ...vsB.keys()])].sort()) {
+    const x = vsA.get(host);
+    const y = vsB.get(host);
+    if (!x) routing.push({ host, change: 'added' });
+    else if (!y) routing.push({ host, change: 'removed' });
+    else if (canonicalJson(strip(x.spec)) !== canonicalJson(strip(y.spec))) routing.push({ host, change: 'changed' });
+  }
+  const certificates: MeshDiff['certificates'] = [];
+  for (const field of ['trustDomain', 'certificateTtlMs', 'rotateAtFraction', 'mtlsMode', 'authorizationDefault'] as const) {
+    const before = a.model!.mesh[field];
+    const after = b.model!.mesh[field];
+    if (before !== after) certificates.push({ field, before, after });
+  }
+  const pa = proxyVersions(a);
+  const pb = proxyVersions(b);
+  return {
+    from: a.revision,
+    to: b.revision,
+    edgesAdded: [...gb.entries()].filter(([k]) => !ga.has(k)).map(([, e]) => e),
+    edgesRemoved: [...ga.entries()].filter(([k]) => !gb.has(k)).map(([, e]) => e),
+    edgesChanged: [...gb.entries()].filter(([k, e]) => ga.has(k) && edgeBody(ga.get(k)!) !== edgeBody(e)).map(([k, e]) => ({ before: ga.get(k)!, after: e })),
+    mtls,
+    routing,
+    certificates,
+    proxies: {
+      changed: [...pb.keys()].filter((id) => pa.has(id) && pa.get(id) !== pb.get(id)).sort(),
+      added: [...pb.keys()].filter((id) => !pa.has(id)).sort(),
+      removed: [...pa.keys()].filter((id) => !pb.has(id)).sort(),
+    },
+  };
+}
+
+/** Positions change with every edit of a file; they are not part of what a route does. */
+function strip(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(strip);
+  if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'at').map(([k, v]) => [k, strip(v)]));
+  return x;
+}
+
+export function formatDiffMarkdown(d: MeshDiff): string {
+  const short = (r: string) => (r.startsWith('dir:') ? r : r.slice(0, 12));
+  const e = (x: Edge) => `\`${x.from}\` → \`${x.to}\` port ${x.port}: ${x.methods.join(', ')} ${x.paths.join(', ')}${x.except.length ? ` except ${x.except.join(', ')}` : ''} (mTLS ${x.mtls})${x.flags.length ? ` ⚠ ${x.flags.join('; ')}` : ''}`;
+  const out = [`## Mesh changes ${short(d.from)} → ${short(d.to)}`, ''];
+  const section = (title: string, lines: string[]) => {
+    if (lines.length === 0) return;
+    out.push(`### ${title}`, '', ...lines.map((l) => `- ${l}`), '');
+  };
+  section('New allowed connections', d.edgesAdded.map(e));
+  section('Removed connections', d.edgesRemoved.map(e));
+  section('Changed connections', d.edgesChanged.map((c) => `${e(c.after)} (was: ${c.before.methods.join(', ')} ${c.before.paths.join(', ')}, mTLS ${c.before.mtls})`));
+  section('mTLS', d.mtls.map((m) => `\`${m.workload}\` port ${m.port}: ${m.before ?? '(none)'} → ${m.after ?? '(none)'}`));
+  section('Routing', d.routing.map((r) => `\`${r.host}\`: VirtualService ${r.change}`));
+  section('Mesh settings', d.certificates.map((c) => `${c.field}: ${String(c.before)} → ${String(c.after)}`));
+  section('Proxies whose configuration changes', [
+    ...d.proxies.changed.map((p) => `\`${p}\``),
+    ...d.proxies.added.map((p) => `\`${p}\` (new)`),
+    ...d.proxies.removed.map((p) => `\`${p}\` (removed)`),
+  ]);
+  if (out.length === 2) out.push('No security-relevant or configuration change.');
+  return out.join('\n').trimEnd() + '\n';
+}
