@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: installs what the tests need (npm packages, a pinned real Envoy) when missing, then runs every
+// `npm test`: installs what the tests need (npm packages, a pinned real Envoy, Debian's chromium) when missing, then runs every
 // test file under test/ with node's built-in test runner. Extra arguments are passed to it (e.g. a file list).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -10,6 +10,8 @@ process.chdir(root);
 ensureDeps();
 const { ensureEnvoy } = await import('./install-envoy.mjs');
 process.env.ENVOY_BIN = await ensureEnvoy();
+const { ensureChromium } = await import('./install-chromium.mjs');
+process.env.CHROMIUM_BIN = ensureChromium();
 
 function find(dir) {
   return readdirSync(dir)
