@@ -13,6 +13,7 @@ import { SvidManager } from '../ca/svids.js';
 import { compileSource, type CompileResult } from '../compiler.js';
 import type { Diagnostic, Result } from '../diag/diagnostic.js';
 import { spiffeId } from '../model/mesh-model.js';
+import { MESH_DEFAULTS } from '../policy/types.js';
 import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
 import { bearerToken, ProxyTokens } from '../server/proxy-auth.js';
 import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
@@ -39,8 +40,9 @@ export interface ControlPlaneSettings {
   /** host:port for plaintext xDS; only when explicitly enabled (tests, proxyless gRPC clients). */
   xdsPlaintextAddress?: string;
   stateDir: string;
-  debounceQuietMs: number;
-  debounceMaxMs: number;
+  /** Debounce of policy changes; when unset, the Mesh's `xds.debounce` (default 100 ms quiet, 1 s at most). */
+  debounceQuietMs?: number;
+  debounceMaxMs?: number;
   maxNewStreamsPerSecond: number;
   watch: boolean;
   /** A user-supplied CA (root or intermediate); by default a root is generated in the state directory. */
@@ -187,7 +189,10 @@ export class ControlPlane {
       const timer = setInterval(() => void this.reload().catch(() => undefined), this.settings.git!.pollMs);
       this.stopWatching = () => clearInterval(timer);
     } else if (this.settings.watch) {
-      this.stopWatching = watchDirectory(this.settings.configDir, () => void this.reload().catch(() => undefined), this.settings.debounceQuietMs, this.settings.debounceMaxMs);
+      const mesh = this.current?.result.model?.mesh ?? MESH_DEFAULTS;
+      const quiet = this.settings.debounceQuietMs ?? mesh.debounceQuietMs;
+      const max = this.settings.debounceMaxMs ?? mesh.debounceMaxMs;
+      this.stopWatching = watchDirectory(this.settings.configDir, () => void this.reload().catch(() => undefined), quiet, max);
     }
   }
 

@@ -84,8 +84,6 @@ export function runServe(argv: string[]): Promise<number> {
         ...(values['xds-plaintext-port'] ? { xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}` } : {}),
         ...(values['ca-cert'] ? { ca: { certFile: values['ca-cert'], keyFile: values['ca-key']!, ...(values['ca-chain'] ? { chainFile: values['ca-chain'] } : {}) } } : {}),
         stateDir: path.resolve(values['state-dir']!),
-        debounceQuietMs: 100,
-        debounceMaxMs: 1000,
         maxNewStreamsPerSecond: maxNew,
         watch: true,
       },

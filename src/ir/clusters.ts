@@ -4,6 +4,7 @@
  * ISTIO_MUTUAL forces it, DISABLE turns it off).
  */
 import { endpointPort, labelsMatch, type MeshModel, type Service } from '../model/mesh-model.js';
+import { memoPerModel, serviceByHost } from '../model/index.js';
 import { subsetOf, trafficPolicyFor } from '../model/routing.js';
 import { upstreamTls } from './inbound-security.js';
 import type { ClusterIR, ClusterKey } from './types.js';
@@ -12,7 +13,7 @@ export function clusterId(k: ClusterKey): string {
   if (k.direction === 'inbound') return `inbound|${pad(k.port)}`;
   if (k.direction === 'jwks') return `jwks|${k.host}|${pad(k.port)}`;
   if (k.direction === 'telemetry') return `telemetry|${k.host}|${pad(k.port)}`;
-  return `outbound|${k.host}|${pad(k.port)}|${k.subset ?? ''}`;
+  return `outbound|${k.host}|${String(k.port).padStart(5, '0')}|${k.subset ?? ''}`;
 }
 
 function pad(n: number): string {
@@ -23,7 +24,19 @@ function pad(n: number): string {
 export function ensureOutboundCluster(clusters: Map<string, ClusterIR>, model: MeshModel, svc: Service, port: number, subset?: string): ClusterKey {
   const key: ClusterKey = { direction: 'outbound', host: svc.host, port, ...(subset ? { subset } : {}) };
   const id = clusterId(key);
-  if (clusters.has(id)) return key;
+  // The same object for every proxy that reaches this destination: built once per model, translated and
+  // encoded once downstream (serialize once, fan out).
+  if (!clusters.has(id)) clusters.set(id, sharedCluster(model, id));
+  return key;
+}
+
+const sharedCluster = memoPerModel((model: MeshModel, id: string): ClusterIR => {
+  const [, host, portS, subset] = id.split('|');
+  return buildOutboundCluster(model, serviceByHost(model, host)!, Number(portS), subset || undefined);
+});
+
+function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subset?: string): ClusterIR {
+  const key: ClusterKey = { direction: 'outbound', host: svc.host, port, ...(subset ? { subset } : {}) };
   const sp = svc.ports.find((p) => p.number === port)!;
   const labels = subset ? subsetOf(model, svc.host, subset)?.labels ?? {} : {};
   const dns = svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN';
@@ -53,6 +66,5 @@ export function ensureOutboundCluster(clusters: Map<string, ClusterIR>, model: M
   } else if (tlsMode !== 'DISABLE' && auto) {
     cluster.tls = auto;
   }
-  clusters.set(id, cluster);
-  return key;
+  return cluster;
 }

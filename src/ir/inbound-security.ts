@@ -3,6 +3,7 @@
  * the client-side mTLS of its outbound clusters, from the MeshModel. Envoy-free.
  */
 import { applicable, mtlsModeFor } from '../model/security.js';
+import { workloadById } from '../model/index.js';
 import type { MeshModel, Service, Workload } from '../model/mesh-model.js';
 import { endpointPort } from '../model/mesh-model.js';
 import type { InboundSecurityIR } from './types.js';
@@ -33,7 +34,7 @@ export function upstreamTls(model: MeshModel, svc: Service, port: number): { san
   if (svc.location !== 'MESH_INTERNAL') return undefined;
   const sp = svc.ports.find((p) => p.number === port);
   if (!sp) return undefined;
-  const workloads = svc.endpoints.map((e) => ({ e, w: model.workloads.find((x) => x.id === e.workload) })).filter((x) => x.w);
+  const workloads = svc.endpoints.map((e) => ({ e, w: workloadById(model, e.workload) })).filter((x) => x.w);
   if (workloads.length === 0) return undefined;
   const tlsOn = workloads.filter(({ e, w }) => mtlsModeFor(model, w!, endpointPort(svc, sp, e)) !== 'DISABLE');
   if (tlsOn.length === 0) return undefined;

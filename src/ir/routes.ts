@@ -4,6 +4,7 @@
  */
 import type { Origin } from '../diag/diagnostic.js';
 import { labelsMatch, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
+import { serviceByHost } from '../model/index.js';
 import { rateLimitsFor, trafficPolicyFor } from '../model/routing.js';
 import type { HttpMatch, HttpRoute, LoadBalancer, StringMatch } from '../policy/traffic-types.js';
 
@@ -65,7 +66,7 @@ function actionOf(
   if (r.redirect) return { kind: 'redirect', code: r.redirect.code, ...(r.redirect.uri ? { path: r.redirect.uri } : {}), ...(r.redirect.authority ? { authority: r.redirect.authority } : {}) };
   if (r.directResponse) return { kind: 'direct', status: r.directResponse.status, ...(r.directResponse.body !== undefined ? { body: r.directResponse.body } : {}) };
   const target = (host: string, p: number | undefined, subset?: string): { key: ClusterKey; host: string; port: number } | undefined => {
-    const s = model.services.find((x) => x.host === host);
+    const s = serviceByHost(model, host);
     if (!s) return undefined;
     const dp = p ?? (s.host === svc.host ? port : s.ports[0].number);
     return { key: ensureOutboundCluster(clusters, model, s, dp, subset), host, port: dp };

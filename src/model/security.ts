@@ -36,10 +36,24 @@ export function collectSecurity(objects: readonly PolicyObject[]): SecurityPolic
 
 /** Policies that apply to a workload, sorted by namespace and name. */
 export function applicable<S extends { selector?: Record<string, string> }>(list: readonly Scoped<S>[], w: Workload, rootNamespace: string): Scoped<S>[] {
-  return list.filter((p) => {
-    if (p.spec.selector) return p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels);
-    return p.namespace === w.namespace || p.namespace === rootNamespace;
-  });
+  const byNs = namespaceIndex(list);
+  const candidates = w.namespace === rootNamespace ? byNs.get(w.namespace) ?? [] : [...(byNs.get(rootNamespace) ?? []), ...(byNs.get(w.namespace) ?? [])];
+  return candidates
+    .filter((p) => (p.spec.selector ? p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels) : true))
+    .sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
+}
+
+const nsIndexes = new WeakMap<readonly unknown[], Map<string, Scoped<never>[]>>();
+
+/** Policies grouped by namespace, computed once per list (a model's lists are immutable). */
+function namespaceIndex<S>(list: readonly Scoped<S>[]): Map<string, Scoped<S>[]> {
+  let ix = nsIndexes.get(list) as Map<string, Scoped<S>[]> | undefined;
+  if (!ix) {
+    ix = new Map();
+    for (const p of list) ix.set(p.namespace, [...(ix.get(p.namespace) ?? []), p]);
+    nsIndexes.set(list, ix as Map<string, Scoped<never>[]>);
+  }
+  return ix;
 }
 
 /**

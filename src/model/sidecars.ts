@@ -5,6 +5,7 @@
  */
 import type { Diagnostics, Origin } from '../diag/diagnostic.js';
 import { isHttpProtocol, objectRef, type Protocol, type Sidecar, type SidecarEgress } from '../policy/types.js';
+import { serviceByHost, servicesInNamespace } from './index.js';
 import { endpointPort, type MeshModel, type Service, type Workload } from './mesh-model.js';
 
 /** Default outbound HTTP proxy port when no Sidecar egress names one. */
@@ -46,16 +47,34 @@ export function hostPatternMatches(p: { namespace: string; host: string }, svc: 
   return p.host === svc.host;
 }
 
+/** Services one host pattern names: a direct lookup for a specific host, a scan only for wildcards. */
+function matching(model: MeshModel, h: { namespace: string; host: string }, sidecarNs: string): Service[] {
+  const ns = h.namespace === '.' ? sidecarNs : h.namespace;
+  if (ns === '~') return [];
+  if (h.host !== '*' && !h.host.startsWith('*.')) {
+    const s = serviceByHost(model, h.host);
+    return s && (ns === '*' || s.namespace === ns) ? [s] : [];
+  }
+  const pool = ns === '*' ? model.services : servicesInNamespace(model, ns);
+  return pool.filter((s) => hostPatternMatches(h, s, sidecarNs));
+}
+
+function scopeOf(model: MeshModel, egress: readonly SidecarEgress[], ns: string): Service[] {
+  const set = new Set<Service>();
+  for (const e of egress) for (const h of e.hosts) for (const s of matching(model, h, ns)) set.add(s);
+  // Keep the model's order (sorted by host) so output stays deterministic.
+  return set.size === model.services.length ? model.services : model.services.filter((s) => set.has(s));
+}
+
 function egressScope(egress: SidecarEgress, model: MeshModel, ns: string): Service[] {
-  return model.services.filter((s) => egress.hosts.some((h) => hostPatternMatches(h, s, ns)));
+  return scopeOf(model, [egress], ns);
 }
 
 /** Every service the workload's sidecar may reach (union of its egress scopes; all services by default). */
 export function servicesInScope(w: Workload, model: MeshModel): Service[] {
   const egress = w.sidecar?.spec.egress ?? [];
   if (egress.length === 0) return model.services;
-  const ns = sidecarNamespace(w);
-  return model.services.filter((s) => egress.some((e) => e.hosts.some((h) => hostPatternMatches(h, s, ns))));
+  return scopeOf(model, egress, sidecarNamespace(w));
 }
 
 function sidecarNamespace(w: Workload): string {

@@ -7,7 +7,7 @@ import protobuf from 'protobufjs';
 import type { Origin } from '../diag/diagnostic.js';
 import { encodeJson } from '../xds/proto/strict.js';
 import { messageName, type TypeUrl } from '../xds/type-urls.js';
-import { canonicalJson, contentHash } from './canonical.js';
+import { contentHash } from './canonical.js';
 
 export interface EncodedResource {
   typeUrl: TypeUrl;
@@ -29,9 +29,23 @@ export class ResourceCache {
   encodes = 0;
 
   /** Returns the shared encoding of a resource, encoding it only if its content was never seen. */
+  /** Resources shared by reference between proxies skip even the hashing. */
+  private byObject = new WeakMap<object, EncodedResource>();
+
   get(typeUrl: TypeUrl, name: string, json: object, origins: Origin[]): EncodedResource {
-    const canon = canonicalJson(json);
-    const version = contentHash(canon);
+    const known = this.byObject.get(json);
+    if (known && known.origins === origins) {
+      this.live.add(`${typeUrl}\0${known.version}`);
+      return known;
+    }
+    const entry = this.lookup(typeUrl, name, json, origins);
+    this.byObject.set(json, entry);
+    return entry;
+  }
+
+  private lookup(typeUrl: TypeUrl, name: string, json: object, origins: Origin[]): EncodedResource {
+    // Builders emit keys in a fixed order, so plain JSON is canonical enough here (and several times faster).
+    const version = contentHash(JSON.stringify(json));
     const key = `${typeUrl}\0${version}`;
     this.live.add(key);
     const hit = this.entries.get(key);

@@ -3,7 +3,7 @@
  * name, each with the policy origins it came from (for NACK attribution and config dumps).
  */
 import type { Origin } from '../diag/diagnostic.js';
-import type { ProxyIR } from '../ir/types.js';
+import type { ClusterIR, ProxyIR } from '../ir/types.js';
 import { clusterName, listenerName, routeTableName } from './names.js';
 import { buildCluster } from './resources/cluster.js';
 import { buildLoadAssignment } from './resources/endpoint.js';
@@ -27,9 +27,9 @@ export function translateProxy(ir: ProxyIR): ResourceSet {
     set.get(typeUrl)!.push({ typeUrl, name, json, origins: dedupeOrigins(origins) });
   };
   for (const c of ir.clusters) {
-    const name = clusterName(c.key);
-    add(TYPE.cluster, name, buildCluster(c), c.origins);
-    if (c.discovery === 'eds') add(TYPE.endpoint, name, buildLoadAssignment(name, c.endpoints), c.endpoints.map((e) => e.origin));
+    const t = translatedCluster(c);
+    set.get(TYPE.cluster)!.push(t.cluster);
+    if (t.endpoints) set.get(TYPE.endpoint)!.push(t.endpoints);
   }
   const ctx = { routesOf: (port: number) => ir.routeTables.find((t) => t.port === port)?.virtualHosts.flatMap((v) => v.routes) ?? [] };
   for (const l of ir.listeners) add(TYPE.listener, listenerName(l.direction, l.address, l.port), buildListener(l, ctx), l.origins);
@@ -38,6 +38,22 @@ export function translateProxy(ir: ProxyIR): ResourceSet {
   }
   for (const list of set.values()) list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return set;
+}
+
+/** Clusters shared between proxies (the same ClusterIR object) are translated once. */
+const translated = new WeakMap<ClusterIR, { cluster: XdsResource; endpoints?: XdsResource }>();
+
+function translatedCluster(c: ClusterIR): { cluster: XdsResource; endpoints?: XdsResource } {
+  let t = translated.get(c);
+  if (!t) {
+    const name = clusterName(c.key);
+    t = { cluster: { typeUrl: TYPE.cluster, name, json: buildCluster(c), origins: dedupeOrigins(c.origins) } };
+    if (c.discovery === 'eds') {
+      t.endpoints = { typeUrl: TYPE.endpoint, name, json: buildLoadAssignment(name, c.endpoints), origins: dedupeOrigins(c.endpoints.map((e) => e.origin)) };
+    }
+    translated.set(c, t);
+  }
+  return t;
 }
 
 function dedupeOrigins(origins: Origin[]): Origin[] {
