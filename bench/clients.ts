@@ -5,14 +5,9 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { lookupType } from '../src/xds/proto/strict.js';
+import { TYPE } from '../src/xds/type-urls.js';
 
-export const T = {
-  CDS: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
-  EDS: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
-  LDS: 'type.googleapis.com/envoy.config.listener.v3.Listener',
-  RDS: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
-  SDS: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
-};
+const T = { CDS: TYPE.cluster, EDS: TYPE.endpoint, LDS: TYPE.listener, RDS: TYPE.route, SDS: TYPE.secret };
 
 export interface ClientStats {
   id: string;

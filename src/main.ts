@@ -28,37 +28,29 @@ Usage:
 
 Run "chancery <command> --help" for the options of one command.`;
 
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  serve: runServe,
+  bootstrap: runBootstrap,
+  check: runCheck,
+  render: runRender,
+  explain: runExplain,
+  graph: runGraph,
+  diff: runDiff,
+  history: runHistory,
+  status: runStatus,
+  'rotate-root': runRotateRoot,
+};
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case 'serve':
-      return runServe(rest);
-    case 'bootstrap':
-      return runBootstrap(rest);
-    case 'check':
-      return runCheck(rest);
-    case 'render':
-      return runRender(rest);
-    case 'explain':
-      return runExplain(rest);
-    case 'diff':
-      return runDiff(rest);
-    case 'graph':
-      return runGraph(rest);
-    case 'history':
-      return runHistory(rest);
-    case 'status':
-      return runStatus(rest);
-    case 'rotate-root':
-      return runRotateRoot(rest);
-    case undefined:
-    case '-h':
-    case '--help':
-    case 'help':
-      console.log(USAGE);
-      return 0;
-    default:
-      console.error(`chancery: unknown command "${cmd}"\n\n${USAGE}`);
-      return 2;
+  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    console.log(USAGE);
+    return 0;
   }
+  const run = COMMANDS[cmd];
+  if (!run) {
+    console.error(`chancery: unknown command "${cmd}"\n\n${USAGE}`);
+    return 2;
+  }
+  return run(rest);
 }
