@@ -12,7 +12,8 @@ import {
   type Sidecar,
   type WorkloadEntry,
 } from '../policy/types.js';
-import { labelsMatch, spiffeId, type MeshModel, type Service, type ServiceEndpoint, type Workload } from './mesh-model.js';
+import { selectByLabels } from './index.js';
+import { spiffeId, type MeshModel, type Service, type ServiceEndpoint, type Workload } from './mesh-model.js';
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
 import { checkSecurity, collectSecurity } from './security.js';
 import { checkTelemetry, collectTelemetry } from './telemetry.js';
@@ -58,7 +59,7 @@ export function buildModel(objects: readonly PolicyObject[], revision: string): 
     let endpoints: ServiceEndpoint[];
     const selector = se.spec.workloadSelector;
     if (selector) {
-      const selected = workloads.filter((w) => w.namespace === se.meta.namespace && labelsMatch(selector, w.labels));
+      const selected = selectByLabels(workloads, se.meta.namespace, selector);
       if (selected.length === 0) {
         diags.report('CH0303', `workloadSelector matches no WorkloadEntry in namespace ${se.meta.namespace}`, {
           location: se.at['spec.workloadSelector'] ?? se.origin,
@@ -169,7 +170,7 @@ function attachSidecars(sidecars: Sidecar[], workloads: Workload[], rootNamespac
   for (const sc of sidecars) {
     const selector = sc.spec.workloadSelector;
     if (!selector) continue;
-    const selected = workloads.filter((w) => w.namespace === sc.meta.namespace && labelsMatch(selector, w.labels));
+    const selected = selectByLabels(workloads, sc.meta.namespace, selector);
     if (selected.length === 0) {
       diags.report('CH0303', `workloadSelector matches no WorkloadEntry in namespace ${sc.meta.namespace}`, {
         location: sc.at['spec.workloadSelector'] ?? sc.origin,

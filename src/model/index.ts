@@ -49,3 +49,38 @@ export function memoPerModel<K, V>(fn: (model: MeshModel, key: K) => V): (model:
     return c.get(key)!;
   };
 }
+
+/**
+ * Workloads a label selector picks in a namespace, through an index of (namespace, label=value) pairs, so that
+ * selecting does not scan every workload.
+ */
+export function selectByLabels<T extends { namespace: string; labels: Record<string, string> }>(items: readonly T[], ns: string, selector: Record<string, string>): T[] {
+  const entries = Object.entries(selector);
+  if (entries.length === 0) return items.filter((w) => w.namespace === ns);
+  const ix = labelIndex(items);
+  let best: T[] | undefined;
+  for (const [k, v] of entries) {
+    const list = ix.get(`${ns}\0${k}=${v}`) ?? [];
+    if (!best || list.length < best.length) best = list;
+  }
+  return (best ?? []).filter((w) => entries.every(([k, v]) => w.labels[k] === v));
+}
+
+const labelIndexes = new WeakMap<readonly unknown[], Map<string, unknown[]>>();
+
+function labelIndex<T extends { namespace: string; labels: Record<string, string> }>(items: readonly T[]): Map<string, T[]> {
+  let ix = labelIndexes.get(items) as Map<string, T[]> | undefined;
+  if (!ix) {
+    ix = new Map();
+    for (const w of items) {
+      for (const [k, v] of Object.entries(w.labels)) {
+        const key = `${w.namespace}\0${k}=${v}`;
+        const list = ix.get(key);
+        if (list) list.push(w);
+        else ix.set(key, [w]);
+      }
+    }
+    labelIndexes.set(items, ix as Map<string, unknown[]>);
+  }
+  return ix;
+}

@@ -6,6 +6,7 @@
 import type { Diagnostics, Origin } from '../diag/diagnostic.js';
 import type { AuthorizationPolicySpec, MtlsSetting, PeerAuthenticationSpec, RequestAuthenticationSpec } from '../policy/security-types.js';
 import { objectRef, type AuthorizationPolicy, type MtlsMode, type PeerAuthentication, type PolicyObject, type RequestAuthentication } from '../policy/types.js';
+import { selectByLabels } from './index.js';
 import { labelsMatch, type MeshModel, type Workload } from './mesh-model.js';
 
 export interface Scoped<S> {
@@ -36,22 +37,35 @@ export function collectSecurity(objects: readonly PolicyObject[]): SecurityPolic
 
 /** Policies that apply to a workload, sorted by namespace and name. */
 export function applicable<S extends { selector?: Record<string, string> }>(list: readonly Scoped<S>[], w: Workload, rootNamespace: string): Scoped<S>[] {
-  const byNs = namespaceIndex(list);
-  const candidates = w.namespace === rootNamespace ? byNs.get(w.namespace) ?? [] : [...(byNs.get(rootNamespace) ?? []), ...(byNs.get(w.namespace) ?? [])];
-  return candidates
-    .filter((p) => (p.spec.selector ? p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels) : true))
+  const ix = policyIndex(list);
+  const candidates = [
+    ...(ix.get(`${rootNamespace}\0`) ?? []),
+    ...(w.namespace !== rootNamespace ? ix.get(`${w.namespace}\0`) ?? [] : []),
+    ...Object.entries(w.labels).flatMap(([k, v]) => ix.get(`${w.namespace}\0${k}=${v}`) ?? []),
+  ];
+  return [...new Set(candidates)]
+    .filter((p) => !p.spec.selector || labelsMatch(p.spec.selector, w.labels))
     .sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
 }
 
-const nsIndexes = new WeakMap<readonly unknown[], Map<string, Scoped<never>[]>>();
+const policyIndexes = new WeakMap<readonly unknown[], Map<string, Scoped<never>[]>>();
 
-/** Policies grouped by namespace, computed once per list (a model's lists are immutable). */
-function namespaceIndex<S>(list: readonly Scoped<S>[]): Map<string, Scoped<S>[]> {
-  let ix = nsIndexes.get(list) as Map<string, Scoped<S>[]> | undefined;
+/**
+ * Policies by `namespace\0` (no selector) or `namespace\0label=value` (the first label of the selector), computed
+ * once per list (a model's lists are immutable), so finding a workload's policies does not scan them all.
+ */
+function policyIndex<S extends { selector?: Record<string, string> }>(list: readonly Scoped<S>[]): Map<string, Scoped<S>[]> {
+  let ix = policyIndexes.get(list) as Map<string, Scoped<S>[]> | undefined;
   if (!ix) {
     ix = new Map();
-    for (const p of list) ix.set(p.namespace, [...(ix.get(p.namespace) ?? []), p]);
-    nsIndexes.set(list, ix as Map<string, Scoped<never>[]>);
+    for (const p of list) {
+      const first = Object.entries(p.spec.selector ?? {}).sort()[0];
+      const key = first ? `${p.namespace}\0${first[0]}=${first[1]}` : `${p.namespace}\0`;
+      const l = ix.get(key);
+      if (l) l.push(p);
+      else ix.set(key, [p]);
+    }
+    policyIndexes.set(list, ix as Map<string, Scoped<never>[]>);
   }
   return ix;
 }
@@ -85,7 +99,7 @@ export function checkSecurity(model: MeshModel, diags: Diagnostics): void {
   for (const [kind, list] of lists) {
     for (const p of list) {
       const object = objectRef(kind, p);
-      if (p.spec.selector && !model.workloads.some((w) => w.namespace === p.namespace && labelsMatch(p.spec.selector!, w.labels))) {
+      if (p.spec.selector && selectByLabels(model.workloads, p.namespace, p.spec.selector).length === 0) {
         diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${p.namespace}`, { location: p.origin, object });
       }
     }

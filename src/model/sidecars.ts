@@ -153,7 +153,7 @@ export function checkSidecarHosts(sc: Sidecar, model: MeshModel, diags: Diagnost
         return;
       }
       const specific = h.host !== '*' && !h.host.startsWith('*.');
-      if (specific && !model.services.some((s) => hostPatternMatches(h, s, sc.meta.namespace))) {
+      if (specific && matching(model, h, sc.meta.namespace).length === 0) {
         diags.report('CH0301', `${path}: no ServiceEntry declares host ${h.host} in namespace ${ns}`, { location: h.at, path, object });
       }
     });
