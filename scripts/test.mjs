@@ -8,7 +8,7 @@ import { ensureDeps, root } from './ensure-deps.mjs';
 
 process.chdir(root);
 ensureDeps();
-const { ensureEnvoy } = await import('./install-envoy.mjs');
+const { ensureEnvoy } = await import('./ensure-envoy.mjs');
 process.env.ENVOY_BIN = await ensureEnvoy();
 const { ensureChromium } = await import('./install-chromium.mjs');
 process.env.CHROMIUM_BIN = ensureChromium();
