@@ -35,7 +35,8 @@ export function envoyBinary(): Promise<string> {
 
 /** The same, for the synchronous entry points: runs the installer script synchronously if needed. */
 function envoyBinarySync(): string {
-  resolvedBinary ??= execFileSync(process.execPath, [ENSURE_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 20 * 60_000 }).trim();
+  // The script prints the path on stdout; its stderr (progress, errors) ends up in the thrown error's message.
+  resolvedBinary ??= execFileSync(process.execPath, [ENSURE_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20 * 60_000 }).trim();
   return resolvedBinary;
 }
 
@@ -133,9 +134,8 @@ export class EnvoyProcess {
     args.push('--drain-time-s', '1', '--file-flush-interval-msec', '100', '--admin-address-path', this.addressFile, ...(o.extraArgs ?? []));
 
     this.proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let spawnError = '';
-    this.proc.on('error', (err) => (spawnError = err.message));
-    if (this.proc.pid === undefined) throw new Error(`envoy ${o.name}: cannot start ${bin}${spawnError && `: ${spawnError}`}`);
+    this.proc.on('error', () => {}); // reported below (no pid) or through 'exit'
+    if (this.proc.pid === undefined) throw new Error(`envoy ${o.name}: cannot start ${bin}`);
     this.pid = this.proc.pid;
     running.add(this.proc);
     const file = createWriteStream(this.logFile);
