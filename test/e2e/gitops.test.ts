@@ -16,39 +16,13 @@ import { startApp, type App } from '../support/apps.js';
 import type { EnvoyProcess } from '../support/envoy.js';
 import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { request, waitFor } from '../support/http.js';
-import { PolicyDir } from '../support/mesh-fixture.js';
+import { callerCallee, PolicyDir } from '../support/mesh-fixture.js';
 import { freePort } from '../support/ports.js';
 
 const IP = { a: '127.0.7.1', b: '127.0.7.2' };
 const APP_PORT = 19701;
 
-const mesh = (denyPath: string) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: b, namespace: shop }
-spec:
-  hosts: [b.shop.svc]
-  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8080 }]
-  workloadSelector: { labels: { app: b } }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: a-1, namespace: shop, labels: { app: a } }
-spec: { address: ${IP.a}, serviceAccount: a }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: b-1, namespace: shop, labels: { app: b } }
-spec: { address: ${IP.b}, serviceAccount: b }
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: { name: b, namespace: shop }
-spec:
-  workloadSelector: { labels: { app: b } }
-  ingress:
-    - port: { number: 8080, protocol: HTTP, name: http }
-      defaultEndpoint: 127.0.0.1:${APP_PORT}
----
+const mesh = (denyPath: string) => `${callerCallee({ ns: 'shop', a: IP.a, b: IP.b, appPort: APP_PORT })}---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: b-allow, namespace: shop }

@@ -20,7 +20,7 @@ import { startApp, type App } from '../support/apps.js';
 import type { EnvoyProcess } from '../support/envoy.js';
 import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { request, waitFor } from '../support/http.js';
-import { PolicyDir } from '../support/mesh-fixture.js';
+import { callerCallee, PolicyDir } from '../support/mesh-fixture.js';
 import { freePort } from '../support/ports.js';
 
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
@@ -69,33 +69,7 @@ describe('render and NACKs against real Envoy', { timeout: 120_000 }, () => {
     const xdsPort = await freePort();
     policy.write(
       'mesh.yaml',
-      `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: b, namespace: ops }
-spec:
-  hosts: [b.ops.svc]
-  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8080 }]
-  workloadSelector: { labels: { app: b } }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: a-1, namespace: ops, labels: { app: a } }
-spec: { address: ${IP.a}, serviceAccount: a }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: b-1, namespace: ops, labels: { app: b } }
-spec: { address: ${IP.b}, serviceAccount: b }
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: { name: b, namespace: ops }
-spec:
-  workloadSelector: { labels: { app: b } }
-  ingress:
-    - port: { number: 8080, protocol: HTTP, name: http }
-      defaultEndpoint: 127.0.0.1:${APP_PORT}
----
+      `${callerCallee({ ns: 'ops', a: IP.a, b: IP.b, appPort: APP_PORT })}---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: b, namespace: ops }

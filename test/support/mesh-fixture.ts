@@ -68,3 +68,38 @@ spec:
 }
 
 export const docs = (...parts: string[]): string => parts.join('---\n');
+
+/**
+ * The smallest mesh with a call in it: workload a-1 (no Sidecar, so its egress listener binds its own loopback
+ * address on 15001) calls service b, served by b-1, whose Sidecar forwards to an app on 127.0.0.1:appPort.
+ * The ServiceEntry is the file's first document (line 1), which some tests use as a known origin.
+ */
+export function callerCallee(o: { ns: string; a: string; b: string; appPort: number }): string {
+  return `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: b, namespace: ${o.ns} }
+spec:
+  hosts: [b.${o.ns}.svc]
+  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8080 }]
+  workloadSelector: { labels: { app: b } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: a-1, namespace: ${o.ns}, labels: { app: a } }
+spec: { address: ${o.a}, serviceAccount: a }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: b-1, namespace: ${o.ns}, labels: { app: b } }
+spec: { address: ${o.b}, serviceAccount: b }
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: b, namespace: ${o.ns} }
+spec:
+  workloadSelector: { labels: { app: b } }
+  ingress:
+    - port: { number: 8080, protocol: HTTP, name: http }
+      defaultEndpoint: 127.0.0.1:${o.appPort}
+`;
+}
