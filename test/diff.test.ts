@@ -7,31 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { runDiff } from '../src/cli/diff.js';
-import { PolicyDir } from './support/mesh-fixture.js';
+import { API_WEB_BOT, PolicyDir } from './support/mesh-fixture.js';
 
-const base = `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: api, namespace: ns }
-spec:
-  hosts: [api.ns.svc]
-  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8080 }]
-  workloadSelector: { labels: { app: api } }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: api-1, namespace: ns, labels: { app: api } }
-spec: { address: 10.0.0.1, serviceAccount: api }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: web-1, namespace: ns, labels: { app: web } }
-spec: { address: 10.0.0.2, serviceAccount: web }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: bot-1, namespace: ns, labels: { app: bot } }
-spec: { address: 10.0.0.3, serviceAccount: bot }
-`;
+const base = API_WEB_BOT;
 
 const allow = (principals: string[]) => `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy

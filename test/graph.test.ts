@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { compileSource } from '../src/compiler.js';
 import { buildGraph, formatGraph } from '../src/explain/graph.js';
 import { readDirectory } from '../src/source/directory.js';
+import { API_WEB_BOT } from './support/mesh-fixture.js';
 
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
@@ -32,30 +33,7 @@ for (const format of ['table', 'json', 'dot', 'mermaid'] as const) {
   });
 }
 
-const mesh = (extra: string) => ({
-  'm.yaml': `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: api, namespace: ns }
-spec:
-  hosts: [api.ns.svc]
-  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8080 }]
-  workloadSelector: { labels: { app: api } }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: api-1, namespace: ns, labels: { app: api } }
-spec: { address: 10.0.0.1, serviceAccount: api }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: web-1, namespace: ns, labels: { app: web } }
-spec: { address: 10.0.0.2, serviceAccount: web }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: bot-1, namespace: ns, labels: { app: bot } }
-spec: { address: 10.0.0.3, serviceAccount: bot }
-${extra}`,
+const mesh = (extra: string) => ({ 'm.yaml': `${API_WEB_BOT}${extra}`,
 });
 
 test('deny by default: no policy, no edge', () => {

@@ -103,3 +103,28 @@ spec:
       defaultEndpoint: 127.0.0.1:${o.appPort}
 `;
 }
+
+/** Service api (workload api-1) and two callers, web-1 and bot-1, in namespace ns; no policy. */
+export const API_WEB_BOT = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: ns }
+spec:
+  hosts: [api.ns.svc]
+  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8080 }]
+  workloadSelector: { labels: { app: api } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: api-1, namespace: ns, labels: { app: api } }
+spec: { address: 10.0.0.1, serviceAccount: api }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: web-1, namespace: ns, labels: { app: web } }
+spec: { address: 10.0.0.2, serviceAccount: web }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: bot-1, namespace: ns, labels: { app: bot } }
+spec: { address: 10.0.0.3, serviceAccount: bot }
+`;
