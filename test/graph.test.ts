@@ -33,8 +33,7 @@ for (const format of ['table', 'json', 'dot', 'mermaid'] as const) {
   });
 }
 
-const mesh = (extra: string) => ({ 'm.yaml': `${API_WEB_BOT}${extra}`,
-});
+const mesh = (extra: string) => ({ 'm.yaml': `${API_WEB_BOT}${extra}` });
 
 test('deny by default: no policy, no edge', () => {
   assert.deepEqual(graphOf(mesh('')).edges, []);
