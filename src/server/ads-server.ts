@@ -59,7 +59,8 @@ type Call = grpc.ServerDuplexStream<SotwRequest | DeltaRequest | Malformed, Uint
 interface Live {
   stream: AdsStream;
   call: Call;
-  writing: number;
+  /** Responses handed to gRPC and not yet flushed (graceful shutdown waits for them). */
+  io: { writing: number };
   closed: boolean;
 }
 
@@ -125,7 +126,7 @@ export class AdsServer {
   async close(graceMs = 5_000): Promise<void> {
     this.draining = true;
     const deadline = Date.now() + graceMs;
-    while ([...this.live].some((l) => l.writing > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while ([...this.live].some((l) => l.io.writing > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const l of this.live) {
       l.stream.close();
       l.call.end();
@@ -164,18 +165,18 @@ export class AdsServer {
       call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'too many new xDS streams; retry with backoff'));
       return;
     }
-    const live: Live = { call, writing: 0, closed: false, stream: undefined as unknown as AdsStream };
+    const io = { writing: 0 };
     const stream = new AdsStream(variant, {
       snapshot: (id) => this.snapshots.get(id),
       send: (bytes) => {
-        live.writing++;
+        io.writing++;
         call.write(bytes, () => {
-          live.writing--;
+          io.writing--;
         });
       },
       event: (e) => this.onEvent(stream, e),
     });
-    live.stream = stream;
+    const live: Live = { call, io, closed: false, stream };
     this.live.add(live);
 
     const fail = (code: grpc.status, message: string): void => {

@@ -37,7 +37,7 @@ export function decodeServiceEntry(spec: MapReader | undefined, at: Record<strin
   if (resolution === 'NONE') spec.report('CH0205', 'resolution', 'NONE (pass-through) needs transparent capture, which is not supported yet');
   const endpoints: EndpointSpec[] = [];
   for (const e of spec.maps('endpoints') ?? []) {
-    const ep = readEndpoint(e, false);
+    const ep = readEndpoint(e);
     if (ep) endpoints.push(ep);
   }
   const workloadSelector = readLabelSelector(spec, 'workloadSelector', 'labels');

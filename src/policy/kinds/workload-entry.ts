@@ -6,9 +6,8 @@ import type { MapReader } from '../reader.js';
 import type { EndpointSpec } from '../types.js';
 import { DNS_LABEL, readIpAddress } from './common.js';
 
-export function readEndpoint(r: MapReader, requireAddress: boolean): EndpointSpec | undefined {
+export function readEndpoint(r: MapReader): EndpointSpec | undefined {
   const address = readIpAddress(r, 'address', true);
-  void requireAddress;
   const ports = r.intMap('ports', { min: 1, max: 65535 }) ?? {};
   const labels = r.strMap('labels') ?? {};
   const serviceAccount = r.str('serviceAccount', { pattern: DNS_LABEL, patternHint: 'a DNS label' });
@@ -29,5 +28,5 @@ export function readEndpoint(r: MapReader, requireAddress: boolean): EndpointSpe
 
 export function decodeWorkloadEntry(spec: MapReader | undefined): EndpointSpec | undefined {
   if (!spec) return undefined;
-  return readEndpoint(spec, true);
+  return readEndpoint(spec);
 }

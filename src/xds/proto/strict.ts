@@ -82,7 +82,7 @@ function messageFromJson(type: protobuf.Type, json: unknown, path: string): prot
   if (full === '.google.protobuf.Any') return type.create(anyFromJson(json, path));
   if (full === '.google.protobuf.Struct') {
     if (!isPlainObject(json)) throw new ProtoShapeError(path, 'expected an object (Struct)');
-    return type.create(structFields(type, json, path));
+    return type.create(structFields(json, path));
   }
   if (full === '.google.protobuf.Value') return type.create(valueFromJson(json, path));
   if (full === '.google.protobuf.ListValue') {
@@ -227,11 +227,10 @@ function anyFromJson(json: unknown, path: string): { type_url: string; value: Ui
   return { type_url: typeUrl, value: inner.encode(msg).finish() };
 }
 
-function structFields(type: protobuf.Type, json: Record<string, unknown>, path: string): { fields: Record<string, unknown> } {
+function structFields(json: Record<string, unknown>, path: string): { fields: Record<string, unknown> } {
   const valueType = lookupType('google.protobuf.Value');
   const fields: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(json)) fields[k] = valueType.create(valueFromJson(v, `${path}.${k}`));
-  void type;
   return { fields };
 }
 
