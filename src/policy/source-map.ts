@@ -2,7 +2,7 @@
  * Stage: parse. The only module that touches yaml@2's node API. Turns a file's text into a list of documents whose
  * every node carries its position (file:line:column), so later stages can point at the exact line of a mistake.
  */
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Node as YamlNode } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node as YamlNode } from 'yaml';
 import { Diagnostics, type Origin, type Result } from '../diag/diagnostic.js';
 import type { SourceFile } from '../source/source-file.js';
 
@@ -38,12 +38,28 @@ const MAX_DEPTH = 64;
 /** Nodes per document after alias expansion: bounds "billion laughs" documents. */
 const MAX_NODES = 200_000;
 
+/**
+ * yaml@2's parse is most of the cost of a compile; most revisions change a few files. The parsed YAML (not our
+ * located nodes, which carry the revision) is kept per path and reused while the file's text is unchanged.
+ */
+const yamlCache = new Map<string, { text: string; lc: LineCounter; list: Document.Parsed[] }>();
+const YAML_CACHE_MAX_FILES = 50_000;
+
+function parseYaml(file: SourceFile): { lc: LineCounter; list: Document.Parsed[] } {
+  const hit = yamlCache.get(file.path);
+  if (hit && hit.text === file.text) return hit;
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(file.text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true });
+  const entry = { text: file.text, lc, list: Array.isArray(docs) ? docs : [] };
+  if (yamlCache.size >= YAML_CACHE_MAX_FILES) yamlCache.clear();
+  yamlCache.set(file.path, entry);
+  return entry;
+}
+
 /** Parses every document of a file. YAML errors are diagnostics; a file with an error yields no documents. */
 export function parseFile(file: SourceFile, revision: string): Result<ParsedDocument[]> {
   const diags = new Diagnostics();
-  const lc = new LineCounter();
-  const docs = parseAllDocuments(file.text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true });
-  const list = Array.isArray(docs) ? docs : [];
+  const { lc, list } = parseYaml(file);
   const pos = (offset: number): Origin => {
     const p = lc.linePos(offset);
     return { file: file.path, line: p.line, column: p.col, revision };
