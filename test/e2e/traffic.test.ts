@@ -35,6 +35,7 @@ const POLICY = [
   service('slow', [{ port: PORT.slow }]),
   service('cb', [{ port: PORT.cb }]),
   service('od', [{ port: PORT.od1 }, { port: PORT.od2 }]),
+  service('sticky', [{ port: PORT.v1 }, { port: PORT.v2 }]),
   `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: limited, namespace: traffic }
@@ -124,6 +125,10 @@ spec:
     - match: [{ uri: { prefix: /delay } }]
       fault: { delay: { fixedDelay: 400ms, percentage: { value: 100 } } }
       route: [{ destination: { host: api.traffic.svc, subset: v1 } }]
+    - match: [{ uri: { prefix: /mirror } }]
+      route: [{ destination: { host: api.traffic.svc, subset: v1 } }]
+      mirror: { host: api.traffic.svc, subset: v2 }
+      mirrorPercentage: { value: 100 }
     - match: [{ uri: { exact: /old } }]
       redirect: { uri: /new, redirectCode: 302 }
     - match: [{ uri: { regex: "^/teapot/[0-9]+$" } }]
@@ -159,6 +164,14 @@ spec:
     connectionPool:
       tcp: { maxConnections: 1 }
       http: { http1MaxPendingRequests: 1, http2MaxRequests: 1, maxRetries: 0 }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: sticky, namespace: traffic }
+spec:
+  host: sticky.traffic.svc
+  trafficPolicy:
+    loadBalancer: { consistentHash: { httpHeaderName: x-user } }
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -253,6 +266,27 @@ describe('traffic management through a real Envoy sidecar', { timeout: 180_000 }
     assert.equal(seen.headers['x-added'], 'yes');
     assert.equal(seen.headers['x-remove-me'], undefined);
     assert.equal(r.headers['x-resp'], 'ok');
+  });
+
+  test('mirroring sends a copy of each request to the mirror subset', async () => {
+    const v2 = apps.find((a) => a.name === 'v2')!;
+    const before = v2.requests.filter((r) => r.path === '/mirror/1').length;
+    const r = await call('api', '/mirror/1');
+    assert.equal(r.json().app, 'v1', 'the caller gets the primary answer');
+    await waitFor(() => v2.requests.filter((x) => x.path === '/mirror/1').length > before, { timeoutMs: 5000, what: 'the mirrored copy at v2' });
+    const copy = v2.requests.filter((x) => x.path === '/mirror/1').at(-1)!;
+    assert.match(String(copy.headers.host), /-shadow$/, 'Envoy marks the shadow request');
+  });
+
+  test('consistent hashing on a header keeps each user on one instance', async () => {
+    for (const user of ['alice', 'bob', 'carol', 'dave']) {
+      const seen = new Set<string>();
+      for (let i = 0; i < 8; i++) seen.add((await call('sticky', '/x', { 'x-user': user })).json().app);
+      assert.equal(seen.size, 1, `${user} stayed on one instance`);
+    }
+    const spread = new Set<string>();
+    for (let i = 0; i < 40; i++) spread.add((await call('sticky', '/x', { 'x-user': `u${i}` })).json().app);
+    assert.equal(spread.size, 2, 'different users spread over both instances');
   });
 
   test('redirects and direct responses', async () => {
