@@ -81,7 +81,7 @@ function keyId(spki: Uint8Array): Uint8Array {
 
 function serial(): asn1js.Integer {
   const b = randomBytes(16);
-  b[0] &= 0x7f; // positive
+  b[0] = (b[0] & 0x7f) | 0x40; // positive, and never a leading zero byte (DER INTEGERs are minimal)
   return new asn1js.Integer({ valueHex: b });
 }
 

@@ -115,3 +115,12 @@ test('xDS tokens: subject is the node id; expired, forged and foreign-key tokens
   assert.equal((await tokens.verify(other)).ok, false, 'a token from another control plane');
   assert.equal((await tokens.verify('not.a.token')).ok, false);
 });
+
+test('serial numbers are valid DER however the random bytes fall (no leading zero byte)', () => {
+  // A serial whose first random byte was 0x00 used to encode as a non-minimal INTEGER about once in 256 roots.
+  for (let i = 0; i < 600; i++) {
+    const keys = generateKeyPair();
+    const der = createRootCertificate(keys, 'r', new Date(), new Date(Date.now() + 86_400_000));
+    assert.doesNotThrow(() => new X509Certificate(der), `root ${i}`);
+  }
+});
