@@ -58,6 +58,13 @@ spec:
   hosts: [api.ns.svc]
   http: [{ route: [{ destination: { host: api.ns.svc } }], timeout: 2s }]
 ---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: ns }
+spec:
+  host: api.ns.svc
+  trafficPolicy: { loadBalancer: { simple: RANDOM } }
+---
 apiVersion: chancery.dev/v1alpha1
 kind: Mesh
 metadata: { name: mesh }
@@ -75,6 +82,7 @@ spec:
     assert.match(md.out, /### Removed connections\n\n- `ns\/web-1` → `ns\/api-1` port 8080/);
     assert.match(md.out, /`ns\/api-1` port 8080: STRICT → PERMISSIVE/);
     assert.match(md.out, /`api\.ns\.svc`: VirtualService added/);
+    assert.match(md.out, /`api\.ns\.svc`: DestinationRule added/);
     assert.match(md.out, /certificateTtlMs: 86400000 → 3600000/);
     assert.match(md.out, /### Proxies whose configuration changes\n\n- `ns\/api-1`\n- `ns\/bot-1`\n- `ns\/web-1`/);
     const json = JSON.parse((await capture(['--config', `${repo.dir}/policies`, 'HEAD~1', 'HEAD', '--format', 'json'])).out);

@@ -87,3 +87,53 @@ spec:
   assert.deepEqual(g.edges.map((e) => `${e.from}->${e.to}`), ['ns/web-1->ns/api-1']);
   assert.deepEqual(g.edges[0].flags, []);
 });
+
+test('mTLS DISABLE: no caller identity arrives, so a principal rule admits nobody while a notPrincipals rule admits everyone', () => {
+  const g = graphOf(
+    mesh(`---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: api, namespace: ns }
+spec:
+  selector: { matchLabels: { app: api } }
+  mtls: { mode: DISABLE }
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: allow, namespace: ns }
+spec:
+  selector: { matchLabels: { app: api } }
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/ns/sa/web] } }]
+    - from: [{ source: { notPrincipals: [cluster.local/ns/ns/sa/bot] } }]
+      to: [{ operation: { paths: ["/np/*"] } }]
+`),
+  );
+  assert.deepEqual(g.edges.map((e) => `${e.from}->${e.to} ${e.paths.join(',')}`), ['ns/bot-1->ns/api-1 /np/*', 'ns/web-1->ns/api-1 /np/*']);
+  for (const e of g.edges) {
+    assert.equal(e.mtls, 'DISABLE');
+    assert.deepEqual(e.flags, ['plaintext accepted (DISABLE)', 'sent in plaintext: no caller identity']);
+    assert.deepEqual(e.via, ['ns/allow/rules[1] (m.yaml:38:7 @ r)']);
+  }
+});
+
+test('a DestinationRule that turns mTLS off towards a STRICT callee leaves no edge: the connection is refused', () => {
+  const g = graphOf(
+    mesh(`---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: allow, namespace: ns }
+spec:
+  selector: { matchLabels: { app: api } }
+  rules: [{ from: [{ source: { namespaces: [ns] } }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: ns }
+spec:
+  host: api.ns.svc
+  trafficPolicy: { tls: { mode: DISABLE } }
+`),
+  );
+  assert.deepEqual(g.edges, []);
+});

@@ -2,7 +2,9 @@
  * Stage: explain (Envoy-free). Evaluates AuthorizationPolicies against one request exactly as the compiled Envoy
  * RBAC filters do (xds/filters/rbac.ts): DENY policies first, then ALLOW, AUDIT never decides, and with no ALLOW
  * policy the Mesh default. Istio's string forms (exact, `prefix*`, `*suffix`, `*`) and `notX` negations.
- * Keep the two in step: test/e2e/security.test.ts checks this against real Envoy.
+ * On TCP listeners (l4), ALLOW rules that need HTTP attributes never match (rbac.ts drops them) and DENY rules
+ * apply with their HTTP-only parts ignored. Keep the two in step: test/e2e/explain.test.ts checks this against
+ * real Envoy sidecars for a matrix of callers, paths, methods, headers and tokens.
  */
 import type { Origin } from '../diag/diagnostic.js';
 import type { AuthzPolicyIR, InboundSecurityIR } from '../ir/types.js';
@@ -11,8 +13,10 @@ import type { AuthzCondition, AuthzOperation, AuthzRule, AuthzSource, Match } fr
 export interface RequestFacts {
   /** The caller's SPIFFE id when it came over mTLS. */
   principal?: string;
-  /** Direct peer address and the original client address (X-Forwarded-For); the same inside the mesh. */
+  /** Direct peer address (`source.ip`, `ipBlocks`: Envoy's direct_remote_ip). */
   sourceIp: string;
+  /** The client address after X-Forwarded-For (`remote.ip`, `remoteIpBlocks`: Envoy's remote_ip); sourceIp when absent. */
+  remoteIp?: string;
   host: string;
   port: number;
   method: string;
@@ -84,19 +88,20 @@ function claim(jwt: Record<string, unknown> | undefined, path: string[]): unknow
   return v;
 }
 
-function claimMatches(jwt: Record<string, unknown> | undefined, path: string[], pattern: string): boolean {
+/** A claim matches as a string; `list` claims (rbac.ts's or_ids of string and list matchers) also as a list. */
+function claimMatches(jwt: Record<string, unknown> | undefined, path: string[], pattern: string, list = false): boolean {
   const v = claim(jwt, path);
-  if (Array.isArray(v)) return v.some((x) => typeof x === 'string' && stringMatches(pattern, x));
+  if (list && Array.isArray(v)) return v.some((x) => typeof x === 'string' && stringMatches(pattern, x));
   return typeof v === 'string' && stringMatches(pattern, v);
 }
 
 function requestPrincipalMatches(v: string, jwt: Record<string, unknown> | undefined): boolean {
-  if (!jwt || typeof jwt.iss !== 'string') return false;
-  if (v === '*') return true;
+  if (!jwt || jwt.iss === undefined) return false;
+  if (v === '*') return true; // rbac.ts: present_match on the payload's iss
   const slash = v.lastIndexOf('/');
   const iss = slash >= 0 ? v.slice(0, slash) : v;
   const sub = slash >= 0 ? v.slice(slash + 1) : '*';
-  return stringMatches(iss, jwt.iss) && (sub === '*' || claimMatches(jwt, ['sub'], sub));
+  return typeof jwt.iss === 'string' && stringMatches(iss, jwt.iss) && (sub === '*' || claimMatches(jwt, ['sub'], sub));
 }
 
 function sourceMatches(s: AuthzSource, r: RequestFacts, l4: boolean): boolean {
@@ -104,7 +109,7 @@ function sourceMatches(s: AuthzSource, r: RequestFacts, l4: boolean): boolean {
     field(s.principals, (v) => principalMatches(v, r.principal)) &&
     field(s.namespaces, (v) => r.principal !== undefined && (v === '*' || stringMatches(v, namespaceOf(r.principal)))) &&
     field(s.ipBlocks, (v) => inCidr(v, r.sourceIp)) &&
-    field(s.remoteIpBlocks, (v) => inCidr(v, r.sourceIp)) &&
+    field(s.remoteIpBlocks, (v) => inCidr(v, r.remoteIp ?? r.sourceIp)) &&
     (l4 || field(s.requestPrincipals, (v) => requestPrincipalMatches(v, r.jwt)))
   );
 }
@@ -123,7 +128,8 @@ function conditionMatches(c: AuthzCondition, r: RequestFacts, l4: boolean): bool
   const header = /^request\.headers\[(.+)\]$/.exec(c.key);
   const claimKey = /^request\.auth\.claims((?:\[[^\]]+\])+)$/.exec(c.key);
   let test: ((v: string) => boolean) | undefined;
-  if (c.key === 'source.ip' || c.key === 'remote.ip') test = (v) => inCidr(v, r.sourceIp);
+  if (c.key === 'source.ip') test = (v) => inCidr(v, r.sourceIp);
+  else if (c.key === 'remote.ip') test = (v) => inCidr(v, r.remoteIp ?? r.sourceIp);
   else if (c.key === 'source.principal') test = (v) => principalMatches(v, r.principal);
   else if (c.key === 'source.namespace') test = (v) => r.principal !== undefined && stringMatches(v, namespaceOf(r.principal));
   else if (c.key === 'destination.port') test = (v) => Number(v) === r.port;
@@ -131,15 +137,28 @@ function conditionMatches(c: AuthzCondition, r: RequestFacts, l4: boolean): bool
   else if (c.key === 'connection.sni') test = (v) => stringMatches(v, r.sni);
   else if (header) test = (v) => stringMatches(v, r.headers[header[1].toLowerCase()]);
   else if (c.key === 'request.auth.principal') test = (v) => requestPrincipalMatches(v, r.jwt);
-  else if (c.key === 'request.auth.audiences') test = (v) => claimMatches(r.jwt, ['aud'], v);
+  else if (c.key === 'request.auth.audiences') test = (v) => claimMatches(r.jwt, ['aud'], v, true);
   else if (c.key === 'request.auth.presenter') test = (v) => claimMatches(r.jwt, ['azp'], v);
   else if (claimKey) {
     const path = [...claimKey[1].matchAll(/\[([^\]]+)\]/g)].map((x) => x[1]);
-    test = (v) => claimMatches(r.jwt, path, v);
+    test = (v) => claimMatches(r.jwt, path, v, true);
   }
-  if (!test) return false;
+  // rbac.ts compiles no matcher for a key it does not know, which leaves the rule without that condition (the
+  // decoder rejects such keys, so this is only a guard).
+  if (!test) return true;
   return field({ ...(c.values ? { values: c.values } : {}), ...(c.notValues ? { not: c.notValues } : {}) }, test);
 }
+
+/** A rule that needs HTTP attributes (rbac.ts's HTTP_ONLY): as an ALLOW rule on TCP it is dropped. */
+export function needsHttp(r: AuthzRule): boolean {
+  return (
+    r.to.some((o) => o.hosts.values || o.hosts.not || o.methods.values || o.methods.not || o.paths.values || o.paths.not) ||
+    r.from.some((s) => s.requestPrincipals.values || s.requestPrincipals.not) ||
+    r.when.some((c) => !L4_CONDITIONS.includes(c.key))
+  );
+}
+
+const L4_CONDITIONS = ['source.ip', 'remote.ip', 'source.principal', 'source.namespace', 'destination.port'];
 
 export function ruleMatches(rule: AuthzRule, r: RequestFacts, l4 = false): boolean {
   const from = rule.from.length === 0 || rule.from.some((s) => sourceMatches(s, r, l4));
@@ -152,7 +171,7 @@ export function evaluate(sec: InboundSecurityIR, r: RequestFacts, l4 = false): A
   const byAction = (a: AuthzPolicyIR['action']) => sec.policies.filter((p) => p.action === a);
   const matchesOf = (list: AuthzPolicyIR[]) =>
     list.flatMap((p) =>
-      p.rules.flatMap((rule, i) => (ruleMatches(rule, r, l4) ? [{ policy: p.name, action: p.action, rule: i, name: `${p.name}/rules[${i}]`, at: rule.at }] : [])),
+      p.rules.flatMap((rule, i) => ((!l4 || p.action !== 'ALLOW' || !needsHttp(rule)) && ruleMatches(rule, r, l4) ? [{ policy: p.name, action: p.action, rule: i, name: `${p.name}/rules[${i}]`, at: rule.at }] : [])),
     );
   const deny = matchesOf(byAction('DENY'));
   const audit = matchesOf(byAction('AUDIT'));

@@ -17,7 +17,7 @@ export interface MeshDiff {
   /** Same caller and callee, different ports/methods/paths/mTLS/flags. */
   edgesChanged: { before: Edge; after: Edge }[];
   mtls: { workload: string; port: number; before?: string; after?: string }[];
-  routing: { host: string; change: 'added' | 'removed' | 'changed' }[];
+  routing: { host: string; kind: 'VirtualService' | 'DestinationRule'; change: 'added' | 'removed' | 'changed' }[];
   certificates: { field: string; before: unknown; after: unknown }[];
   proxies: { changed: string[]; added: string[]; removed: string[] };
 }
@@ -48,15 +48,18 @@ export function diffRevisions(a: CompileResult, b: CompileResult): MeshDiff {
     const i = k.lastIndexOf(':');
     mtls.push({ workload: k.slice(0, i), port: Number(k.slice(i + 1)), ...(ma.has(k) ? { before: ma.get(k) } : {}), ...(mb.has(k) ? { after: mb.get(k) } : {}) });
   }
-  const vsA = a.model!.routing.virtualServices;
-  const vsB = b.model!.routing.virtualServices;
   const routing: MeshDiff['routing'] = [];
-  for (const host of [...new Set([...vsA.keys(), ...vsB.keys()])].sort()) {
-    const x = vsA.get(host);
-    const y = vsB.get(host);
-    if (!x) routing.push({ host, change: 'added' });
-    else if (!y) routing.push({ host, change: 'removed' });
-    else if (canonicalJson(strip(x.spec)) !== canonicalJson(strip(y.spec))) routing.push({ host, change: 'changed' });
+  for (const kind of ['VirtualService', 'DestinationRule'] as const) {
+    const key = kind === 'VirtualService' ? 'virtualServices' : 'destinationRules';
+    const ra: Map<string, { spec: unknown }> = a.model!.routing[key];
+    const rb: Map<string, { spec: unknown }> = b.model!.routing[key];
+    for (const host of [...new Set([...ra.keys(), ...rb.keys()])].sort()) {
+      const x = ra.get(host);
+      const y = rb.get(host);
+      if (!x) routing.push({ host, kind, change: 'added' });
+      else if (!y) routing.push({ host, kind, change: 'removed' });
+      else if (canonicalJson(strip(x.spec)) !== canonicalJson(strip(y.spec))) routing.push({ host, kind, change: 'changed' });
+    }
   }
   const certificates: MeshDiff['certificates'] = [];
   for (const field of ['trustDomain', 'certificateTtlMs', 'rotateAtFraction', 'mtlsMode', 'authorizationDefault'] as const) {
@@ -102,7 +105,7 @@ export function formatDiffMarkdown(d: MeshDiff): string {
   section('Removed connections', d.edgesRemoved.map(e));
   section('Changed connections', d.edgesChanged.map((c) => `${e(c.after)} (was: ${c.before.methods.join(', ')} ${c.before.paths.join(', ')}, mTLS ${c.before.mtls})`));
   section('mTLS', d.mtls.map((m) => `\`${m.workload}\` port ${m.port}: ${m.before ?? '(none)'} → ${m.after ?? '(none)'}`));
-  section('Routing', d.routing.map((r) => `\`${r.host}\`: VirtualService ${r.change}`));
+  section('Routing', d.routing.map((r) => `\`${r.host}\`: ${r.kind} ${r.change}`));
   section('Mesh settings', d.certificates.map((c) => `${c.field}: ${String(c.before)} → ${String(c.after)}`));
   section('Proxies whose configuration changes', [
     ...d.proxies.changed.map((p) => `\`${p}\``),

@@ -1,13 +1,18 @@
 /**
  * Stage: explain (Envoy-free). Who may talk to whom, from policy alone: for every caller workload and every
  * workload behind a service in its egress scope, whether some request could be allowed, with which ports,
- * methods and paths (summarised from the rules that allow it), and under which mTLS mode. Flags over-broad rules
- * (ALLOW without `from`) and edges where plaintext is accepted.
+ * methods and paths (summarised from the rules that allow it), and under which mTLS mode. Connections the sidecars
+ * cannot make (plaintext to a STRICT callee, mTLS to a DISABLE one) are no edges, and a plaintext connection carries
+ * no caller identity, as in explain.ts. Flags over-broad rules (ALLOW without `from`), edges where plaintext is
+ * accepted, and edges sent in plaintext.
  */
 import { formatOrigin } from '../diag/diagnostic.js';
-import { inboundSecurity } from '../ir/inbound-security.js';
-import { endpointPort, type MeshModel } from '../model/mesh-model.js';
-import { servicesInScope } from '../model/sidecars.js';
+import { workloadById } from '../model/index.js';
+import { endpointPort, labelsMatch, type MeshModel } from '../model/mesh-model.js';
+import { subsetOf } from '../model/routing.js';
+import { isLoopback, servicesInScope } from '../model/sidecars.js';
+import { isHttpProtocol } from '../policy/types.js';
+import { connection, proxyOf } from './explain.js';
 import type { AuthzRule, Match } from '../policy/security-types.js';
 import { ruleMatches, type RequestFacts } from './authz.js';
 
@@ -49,13 +54,30 @@ export function buildGraph(model: MeshModel): Graph {
   const edges: Edge[] = [];
   for (const caller of model.workloads) {
     for (const svc of servicesInScope(caller, model)) {
-      for (const sp of svc.ports) {
+      // Sidecars reach other services through their HTTP egress listeners only.
+      for (const sp of svc.ports.filter((p) => isHttpProtocol(p.protocol))) {
         for (const ep of svc.endpoints) {
-          const callee = ep.workload ? model.workloads.find((w) => w.id === ep.workload) : undefined;
+          const callee = workloadById(model, ep.workload);
           if (!callee || callee.id === caller.id) continue;
           const port = endpointPort(svc, sp, ep);
-          const sec = inboundSecurity(model, callee, port);
-          const facts: RequestFacts = { principal: caller.identity, sourceIp: caller.address, host: svc.host, port, method: 'GET', path: '/', headers: {} };
+          // The caller's cluster towards this endpoint (a VirtualService may route through subsets): whether the
+          // connection is made at all, and whether it carries the caller's identity (explain.ts's connection()).
+          const cluster = proxyOf(model, caller.id).clusters.find(
+            (c) => c.key.direction === 'outbound' && c.key.host === svc.host && c.key.port === sp.number && (!c.key.subset || labelsMatch(subsetOf(model, svc.host, c.key.subset)?.labels ?? {}, ep.labels)),
+          );
+          if (!cluster) continue;
+          const conn = connection(model, cluster, callee, port);
+          if (conn.transport === 'refused') continue;
+          const sec = conn.inbound.security!;
+          const facts: RequestFacts = {
+            ...(conn.transport === 'mTLS' ? { principal: caller.identity } : {}),
+            sourceIp: isLoopback(ep.address) ? '127.0.0.1' : caller.address,
+            host: svc.host,
+            port,
+            method: 'GET',
+            path: '/',
+            headers: {},
+          };
           const blanketDeny = sec.policies.some((p) => p.action === 'DENY' && p.rules.some((r) => r.to.length === 0 && r.when.length === 0 && fromAdmits(r, facts)));
           if (blanketDeny) continue;
           const allowPolicies = sec.policies.filter((p) => p.action === 'ALLOW');
@@ -67,6 +89,7 @@ export function buildGraph(model: MeshModel): Graph {
           const except = [...new Set(denied)].sort();
           const flags: string[] = [];
           if (sec.mtls !== 'STRICT') flags.push(`plaintext accepted (${sec.mtls})`);
+          if (conn.transport === 'plaintext') flags.push('sent in plaintext: no caller identity');
           if (allowPolicies.length === 0) {
             if (sec.defaultAction === 'DENY') continue;
             edges.push({ from: caller.id, to: callee.id, service: svc.host, port, mtls: sec.mtls, methods: ['*'], paths: ['*'], except, via: ['mesh default ALLOW'], conditional: false, flags: [...flags, 'allowed by the mesh default'] });
