@@ -14,6 +14,7 @@ import {
   generateKeyPair,
   importPrivateKeyPem,
   issueLeaf,
+  keyMaterial,
   signerFrom,
   toPem,
   type Signer,
@@ -104,14 +105,14 @@ export class Authority {
   /** Issues a fresh key and certificate for a SPIFFE id, valid for `ttlMs` (backdated 1 min for clock skew). */
   async issue(spiffeId: string, ttlMs: number): Promise<IssuedCertificate> {
     const now = this.clock.now();
-    const keys = generateKeyPair();
+    const keys = keyMaterial(generateKeyPair());
     const notBefore = now - 60_000;
     const notAfter = now + ttlMs;
-    const { der, serial } = issueLeaf(this.signer, spiffeId, keys.publicKey, new Date(notBefore), new Date(notAfter));
+    const { der, serial } = issueLeaf(this.signer, spiffeId, keys.spki, new Date(notBefore), new Date(notAfter));
     return {
       spiffeId,
       chainPem: toPem(der, 'CERTIFICATE') + this.intermediatesPem,
-      keyPem: exportPrivateKeyPem(keys.privateKey),
+      keyPem: keys.keyPem,
       notBefore,
       notAfter,
       serial,

@@ -12,7 +12,7 @@ import { Authority } from '../../src/ca/authority.js';
 import { FakeClock } from '../../src/ca/clock.js';
 import * as D from '../../src/ca/der.js';
 import { SvidManager } from '../../src/ca/svids.js';
-import { createRootCertificate, exportPrivateKeyPem, generateKeyPair, toPem } from '../../src/ca/x509.js';
+import { createRootCertificate, exportPrivateKeyPem, generateKeyPair, keyMaterial, toPem } from '../../src/ca/x509.js';
 import { ProxyTokens } from '../../src/server/proxy-auth.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'chancery-ca-test-'));
@@ -122,5 +122,14 @@ test('serial numbers are valid DER however the random bytes fall (no leading zer
     const keys = generateKeyPair();
     const der = createRootCertificate(keys, 'r', new Date(), new Date(Date.now() + 86_400_000));
     assert.doesNotThrow(() => new X509Certificate(der), `root ${i}`);
+  }
+});
+
+test('workload key encoding: the hand-built P-256 PKCS#8 and SPKI are byte-for-byte what OpenSSL writes', () => {
+  for (let i = 0; i < 300; i++) {
+    const keys = generateKeyPair();
+    const m = keyMaterial(keys);
+    assert.equal(m.keyPem, keys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    assert.deepEqual(Buffer.from(m.spki), keys.publicKey.export({ type: 'spki', format: 'der' }));
   }
 });
