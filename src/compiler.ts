@@ -3,11 +3,13 @@
  * source -> parse -> decode -> model -> per-proxy IR -> Envoy resources. A revision with any error yields no
  * proxies at all (it is rejected whole).
  */
-import { hasErrors, sortDiagnostics, type Diagnostic } from './diag/diagnostic.js';
+import { hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
 import { compileProxy } from './ir/compile.js';
+import { dependenciesHold, dependencyValues, type Dependencies } from './ir/dependencies.js';
 import type { ProxyIR } from './ir/types.js';
 import { buildModel } from './model/build.js';
 import type { MeshModel } from './model/mesh-model.js';
+import { recording } from './model/tracking.js';
 import { decodeDocuments } from './policy/decode.js';
 import { parseFile, type ParsedDocument } from './policy/source-map.js';
 import type { PolicySource } from './source/source-file.js';
@@ -16,6 +18,8 @@ import { translateProxy, type ResourceSet } from './xds/translate.js';
 export interface CompiledProxy {
   ir: ProxyIR;
   resources: ResourceSet;
+  /** What of the model it was compiled from; unchanged dependencies let the next revision reuse it. */
+  dependencies: Dependencies;
 }
 
 export interface CompileResult {
@@ -25,9 +29,15 @@ export interface CompileResult {
   model?: MeshModel;
   /** By proxy id (`namespace/name`), sorted. Empty when the revision has errors. */
   proxies: Map<string, CompiledProxy>;
+  /** How many proxies were compiled; the others were reused from the previous result. */
+  compiled: number;
 }
 
-export function compileSource(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = []): CompileResult {
+/**
+ * Compiles a revision. With `previous` (the last accepted result), a proxy none of whose dependencies changed is
+ * reused from it instead of compiled again: a change costs what it affects, not the size of the mesh.
+ */
+export function compileSource(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult): CompileResult {
   const diags: Diagnostic[] = [...sourceDiagnostics];
   const docs: ParsedDocument[] = [];
   for (const file of source.files) {
@@ -37,16 +47,39 @@ export function compileSource(source: PolicySource, sourceDiagnostics: readonly 
   }
   const decoded = decodeDocuments(docs);
   diags.push(...decoded.diagnostics);
-  const model = buildModel(decoded.value, source.revision);
+  const model = buildModel(decoded.value, source.revision, previous?.model);
   diags.push(...model.diagnostics);
-  const diagnostics = sortDiagnostics(diags);
+  const diagnostics = sortDiagnostics(diags.map((d) => atRevision(d, source.revision)));
   const proxies = new Map<string, CompiledProxy>();
   const ok = !hasErrors(diagnostics);
+  let compiled = 0;
   if (ok) {
-    for (const w of model.value.workloads) {
-      const ir = compileProxy(model.value, w);
-      proxies.set(w.id, { ir, resources: translateProxy(ir) });
+    const m = model.value;
+    for (const w of m.workloads) {
+      const prev = previous?.proxies.get(w.id);
+      if (prev && dependenciesHold(m, prev.dependencies)) {
+        proxies.set(w.id, prev.ir.revision === m.revision ? prev : { ...prev, ir: { ...prev.ir, revision: m.revision } });
+        continue;
+      }
+      const { value: ir, keys } = recording(() => compileProxy(m, w));
+      proxies.set(w.id, { ir, resources: translateProxy(ir), dependencies: dependencyValues(m, keys) });
+      compiled++;
     }
   }
-  return { revision: source.revision, ok, diagnostics, model: model.value, proxies };
+  return { revision: source.revision, ok, diagnostics, model: model.value, proxies, compiled };
+}
+
+/**
+ * Diagnostics of unchanged files come from the parse and decode caches with the revision at which their text was
+ * first read; a report about this revision names this revision.
+ */
+function atRevision(d: Diagnostic, revision: string): Diagnostic {
+  const stale = (o: Origin | undefined) => o?.revision !== undefined && o.revision !== revision;
+  if (!stale(d.location) && !d.related?.some((r) => stale(r.location))) return d;
+  const restamp = (o: Origin | undefined) => (o && stale(o) ? { ...o, revision } : o);
+  return {
+    ...d,
+    ...(d.location ? { location: restamp(d.location) } : {}),
+    ...(d.related ? { related: d.related.map((r) => ({ ...r, ...(r.location ? { location: restamp(r.location) } : {}) })) } : {}),
+  } as Diagnostic;
 }

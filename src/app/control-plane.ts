@@ -240,12 +240,12 @@ export class ControlPlane {
     }
     const last = this.revisions[this.revisions.length - 1];
     if (!at && last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
-    const result = compileSource(src.value, src.diagnostics);
+    const result = compileSource(src.value, src.diagnostics, this.current?.result);
     const diagnostics = [...result.diagnostics];
     let base: Map<string, Snapshot> | undefined;
     if (result.ok) {
       try {
-        base = this.buildSnapshots(result);
+        base = this.buildSnapshots(result, this.current);
       } catch (err) {
         if (!(err instanceof ProtoShapeError)) throw err;
         // The compiler produced something Envoy's schema rejects: a bug, but never a reason to push it.
@@ -288,7 +288,7 @@ export class ControlPlane {
     if (!this.convergence.has(result.revision)) this.convergence.set(result.revision, { acceptedAt: Date.now() });
     const changed = this.publishWithSecrets([...base.keys()]);
     this.checkConvergence();
-    this.log.info('revision accepted', { revision: result.revision, proxies: base.size, changed: changed.length, compileMs, encodes: this.cache.encodes });
+    this.log.info('revision accepted', { revision: result.revision, proxies: base.size, compiled: result.compiled, changed: changed.length, compileMs, encodes: this.cache.encodes });
     return record;
   }
 
@@ -347,10 +347,19 @@ export class ControlPlane {
     await this.enqueue(async () => this.compileAndPublish(await this.git!.read(saved.revision)));
   }
 
-  private buildSnapshots(result: CompileResult): Map<string, Snapshot> {
+  /** Snapshots of a compile result; a proxy reused from the previous result keeps its snapshot (relabelled). */
+  private buildSnapshots(result: CompileResult, previous: Current | undefined): Map<string, Snapshot> {
     this.cache.beginGeneration();
     const out = new Map<string, Snapshot>();
-    for (const [id, p] of result.proxies) out.set(id, buildSnapshot(id, result.revision, p.resources, this.cache));
+    for (const [id, p] of result.proxies) {
+      const before = previous?.base.get(id);
+      if (before && previous!.result.proxies.get(id)?.resources === p.resources) {
+        for (const t of before.types.values()) for (const r of t.resources.values()) this.cache.keep(r);
+        out.set(id, before.revision === result.revision ? before : { ...before, revision: result.revision });
+      } else {
+        out.set(id, buildSnapshot(id, result.revision, p.resources, this.cache));
+      }
+    }
     this.cache.sweep();
     return out;
   }

@@ -4,8 +4,10 @@
  * ISTIO_MUTUAL forces it, DISABLE turns it off).
  */
 import { endpointPort, labelsMatch, type MeshModel, type Service } from '../model/mesh-model.js';
-import { memoPerModel, serviceByHost } from '../model/index.js';
-import { subsetOf, trafficPolicyFor } from '../model/routing.js';
+import { serviceByHost } from '../model/index.js';
+import { track } from '../model/tracking.js';
+import { destinationRuleFor, subsetOf, trafficPolicyFor } from '../model/routing.js';
+import { DerivedCache, defineDependency } from './dependencies.js';
 import { upstreamTls } from './inbound-security.js';
 import type { ClusterIR, ClusterKey } from './types.js';
 
@@ -26,22 +28,37 @@ export function ensureOutboundCluster(clusters: Map<string, ClusterIR>, model: M
   const id = clusterId(key);
   // The same object for every proxy that reaches this destination: built once per model, translated and
   // encoded once downstream (serialize once, fan out).
+  track(`cl:${id}`);
   if (!clusters.has(id)) clusters.set(id, sharedCluster(model, id));
   return key;
 }
 
-const sharedCluster = memoPerModel((model: MeshModel, id: string): ClusterIR => {
-  const [, host, portS, subset] = id.split('|');
-  return buildOutboundCluster(model, serviceByHost(model, host)!, Number(portS), subset || undefined);
-});
+/** The outbound cluster `id` of a model, or undefined when its service no longer exists. */
+export function outboundClusterOf(model: MeshModel, id: string): ClusterIR | undefined {
+  return serviceByHost(model, id.split('|')[1]) ? sharedCluster(model, id) : undefined;
+}
+
+const sharedClusters = new DerivedCache<ClusterIR>();
+
+function sharedCluster(model: MeshModel, id: string): ClusterIR {
+  return sharedClusters.get(model, id, () => {
+    const [, host, portS, subset] = id.split('|');
+    return buildOutboundCluster(model, serviceByHost(model, host)!, Number(portS), subset || undefined);
+  });
+}
+
+// A proxy that uses a shared cluster depends on it as a whole.
+defineDependency('cl', outboundClusterOf);
 
 function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subset?: string): ClusterIR {
+  track('mesh');
   const key: ClusterKey = { direction: 'outbound', host: svc.host, port, ...(subset ? { subset } : {}) };
   const sp = svc.ports.find((p) => p.number === port)!;
   const labels = subset ? subsetOf(model, svc.host, subset)?.labels ?? {} : {};
   const dns = svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN';
   const endpoints = svc.endpoints.filter((ep) => labelsMatch(labels, ep.labels));
   const { tls: tlsMode, ...policy } = trafficPolicyFor(model, svc.host, port, subset) ?? {};
+  const dr = destinationRuleFor(model, svc.host);
   const cluster: ClusterIR = {
     key,
     discovery: dns ? 'dns' : 'eds',
@@ -56,7 +73,7 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
             ...(ep.locality !== undefined ? { locality: ep.locality } : {}),
             origin: ep.origin,
           })),
-    origins: [svc.origin, ...(model.routing.destinationRules.get(svc.host) ? [model.routing.destinationRules.get(svc.host)!.origin] : [])],
+    origins: [svc.origin, ...(dr ? [dr.origin] : [])],
   };
   if (Object.keys(policy).length > 0) cluster.policy = policy;
   const auto = upstreamTls(model, svc, port);

@@ -9,9 +9,12 @@ import { clusterId } from './clusters.js';
 import { inboundSecurity, parseJwksUri } from './inbound-security.js';
 import { inboundRoutes, serviceRoutes } from './routes.js';
 import { telemetryFor } from '../model/telemetry.js';
+import { track } from '../model/tracking.js';
 import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, TelemetryIR, VirtualHostIR } from './types.js';
 
 export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
+  track('mesh');
+  track(`wl:${w.id}`);
   const listeners: ListenerIR[] = [];
   const clusters = new Map<string, ClusterIR>();
   const routeTables: RouteTableIR[] = [];

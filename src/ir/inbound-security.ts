@@ -4,11 +4,14 @@
  */
 import { applicable, mtlsModeFor } from '../model/security.js';
 import { workloadById } from '../model/index.js';
+import { track } from '../model/tracking.js';
 import type { MeshModel, Service, Workload } from '../model/mesh-model.js';
 import { endpointPort } from '../model/mesh-model.js';
 import type { InboundSecurityIR } from './types.js';
 
 export function inboundSecurity(model: MeshModel, w: Workload, port: number): InboundSecurityIR {
+  track(`authz:${w.id}`);
+  track(`reqauthn:${w.id}`);
   const root = model.mesh.rootNamespace;
   return {
     mtls: mtlsModeFor(model, w, port),

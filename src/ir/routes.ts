@@ -5,7 +5,7 @@
 import type { Origin } from '../diag/diagnostic.js';
 import { labelsMatch, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
 import { serviceByHost } from '../model/index.js';
-import { rateLimitsFor, trafficPolicyFor } from '../model/routing.js';
+import { rateLimitsFor, trafficPolicyFor, virtualServiceFor } from '../model/routing.js';
 import type { HttpMatch, HttpRoute, LoadBalancer, StringMatch } from '../policy/traffic-types.js';
 
 type ConsistentHash = NonNullable<LoadBalancer['consistentHash']>;
@@ -22,7 +22,7 @@ function matchOf(m: HttpMatch | undefined): RouteMatchIR {
 
 /** Routes of `svc:port` as seen from workload `w`. */
 export function serviceRoutes(model: MeshModel, w: Workload, svc: Service, port: number, clusters: Map<string, ClusterIR>): RouteIR[] {
-  const vs = model.routing.virtualServices.get(svc.host);
+  const vs = virtualServiceFor(model, svc.host);
   const hashOf = (host: string, p: number, subset?: string) => trafficPolicyFor(model, host, p, subset)?.loadBalancer?.consistentHash;
   if (!vs) {
     const cluster = ensureOutboundCluster(clusters, model, svc, port);

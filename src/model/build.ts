@@ -20,7 +20,11 @@ import { checkTelemetry, collectTelemetry } from './telemetry.js';
 import { checkRouting, collectRouting } from './routing.js';
 import { adviseSidecars } from './sidecars.js';
 
-export function buildModel(objects: readonly PolicyObject[], revision: string): Result<MeshModel> {
+/**
+ * Builds the model of a revision. With the previous revision's model, services and workloads that came out the same
+ * are that model's objects, so what is derived from them (hashes, shared clusters) is recognised as unchanged.
+ */
+export function buildModel(objects: readonly PolicyObject[], revision: string, previous?: MeshModel): Result<MeshModel> {
   const diags = new Diagnostics();
   const unique = dropDuplicates(objects, diags);
   const meshes = unique.filter((o): o is MeshPolicy => o.kind === 'Mesh');
@@ -108,12 +112,17 @@ export function buildModel(objects: readonly PolicyObject[], revision: string): 
 
   const namespaces = [...new Set(unique.filter((o) => o.meta.namespace).map((o) => o.meta.namespace))].sort();
   attachSidecars(sidecars, workloads, mesh.rootNamespace, diags);
+  workloads.sort((a, b) => cmp(a.id, b.id));
+  if (previous) {
+    keepUnchanged(services, previous.services, (x) => x.host);
+    keepUnchanged(workloads, previous.workloads, (x) => x.id);
+  }
   const model: MeshModel = {
     revision,
     mesh,
     ...(meshes[0] ? { meshOrigin: meshes[0].origin } : {}),
     services,
-    workloads: workloads.sort((a, b) => cmp(a.id, b.id)),
+    workloads,
     namespaces,
     security: collectSecurity(unique),
     telemetry: collectTelemetry(unique),
@@ -199,4 +208,23 @@ function attachSidecars(sidecars: Sidecar[], workloads: Workload[], rootNamespac
 
 export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Replaces each item of `next` that equals its namesake in `prev` with that (older) object. */
+function keepUnchanged<T extends object>(next: T[], prev: readonly T[], key: (x: T) => string): void {
+  const before = new Map(prev.map((x) => [key(x), x]));
+  next.forEach((x, i) => {
+    const old = before.get(key(x));
+    if (old && same(x, old, 4)) next[i] = old;
+  });
+}
+
+/** Structural equality down to `depth` levels, identity below: decoded policy parts keep their identity. */
+function same(a: unknown, b: unknown, depth: number): boolean {
+  if (a === b) return true;
+  if (depth === 0 || typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i], depth - 1));
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth - 1));
 }

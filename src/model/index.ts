@@ -3,6 +3,7 @@
  * compilation does not scan every service or workload for each proxy (which made compile time quadratic).
  */
 import type { MeshModel, Service, Workload } from './mesh-model.js';
+import { track, untracked } from './tracking.js';
 
 interface Index {
   serviceByHost: Map<string, Service>;
@@ -28,24 +29,27 @@ function indexOf(model: MeshModel): Index {
 }
 
 export function serviceByHost(model: MeshModel, host: string): Service | undefined {
+  track(`svc:${host}`);
   return indexOf(model).serviceByHost.get(host);
 }
 
 export function servicesInNamespace(model: MeshModel, ns: string): Service[] {
+  track(`svcs:${ns}`);
   return indexOf(model).servicesByNamespace.get(ns) ?? [];
 }
 
 export function workloadById(model: MeshModel, id: string | undefined): Workload | undefined {
+  if (id !== undefined) track(`wl:${id}`);
   return id === undefined ? undefined : indexOf(model).workloadById.get(id);
 }
 
-/** Memoizes `fn(model, key)` per model. */
+/** Memoizes `fn(model, key)` per model. The computation is not tracked: callers track the key of the result. */
 export function memoPerModel<K, V>(fn: (model: MeshModel, key: K) => V): (model: MeshModel, key: K) => V {
   const caches = new WeakMap<MeshModel, Map<K, V>>();
   return (model, key) => {
     let c = caches.get(model);
     if (!c) caches.set(model, (c = new Map()));
-    if (!c.has(key)) c.set(key, fn(model, key));
+    if (!c.has(key)) c.set(key, untracked(() => fn(model, key)));
     return c.get(key)!;
   };
 }

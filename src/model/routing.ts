@@ -7,17 +7,15 @@ import type { Diagnostics } from '../diag/diagnostic.js';
 import type { DestinationRuleSpec, HttpMatch, HttpRoute, RateLimitPolicySpec, Subset, TrafficPolicy, VirtualServiceSpec } from '../policy/traffic-types.js';
 import { objectRef, type DestinationRule, type PolicyObject, type RateLimitPolicy, type VirtualService } from '../policy/types.js';
 import { labelsMatch, type MeshModel, type Service, type Workload } from './mesh-model.js';
-import type { Scoped } from './security.js';
+import { scoped, type Scoped } from './security.js';
+import { serviceByHost } from './index.js';
+import { track } from './tracking.js';
 
 export interface Routing {
   /** By host. */
   virtualServices: Map<string, Scoped<VirtualServiceSpec>>;
   destinationRules: Map<string, Scoped<DestinationRuleSpec>>;
   rateLimits: Scoped<RateLimitPolicySpec>[];
-}
-
-function scoped<S>(o: { meta: { namespace: string; name: string }; spec: S; origin: Scoped<S>['origin']; at: Scoped<S>['at'] }): Scoped<S> {
-  return { namespace: o.meta.namespace, name: o.meta.name, spec: o.spec, origin: o.origin, at: o.at };
 }
 
 export function collectRouting(objects: readonly PolicyObject[], diags: Diagnostics): Routing {
@@ -60,13 +58,23 @@ export function catchesAll(route: HttpRoute): boolean {
   return route.match.length === 0 || route.match.some(all);
 }
 
+export function virtualServiceFor(model: MeshModel, host: string): Scoped<VirtualServiceSpec> | undefined {
+  track(`vs:${host}`);
+  return model.routing.virtualServices.get(host);
+}
+
+export function destinationRuleFor(model: MeshModel, host: string): Scoped<DestinationRuleSpec> | undefined {
+  track(`dr:${host}`);
+  return model.routing.destinationRules.get(host);
+}
+
 export function subsetOf(model: MeshModel, host: string, name: string): Subset | undefined {
-  return model.routing.destinationRules.get(host)?.spec.subsets.find((s) => s.name === name);
+  return destinationRuleFor(model, host)?.spec.subsets.find((s) => s.name === name);
 }
 
 /** The traffic policy for a destination: subset over port-level over the rule's own, field by field. */
 export function trafficPolicyFor(model: MeshModel, host: string, port: number, subset?: string): Omit<TrafficPolicy, 'portLevel'> | undefined {
-  const dr = model.routing.destinationRules.get(host)?.spec;
+  const dr = destinationRuleFor(model, host)?.spec;
   if (!dr) return undefined;
   const layers = [dr.trafficPolicy, dr.trafficPolicy?.portLevel.find((p) => p.port === port)?.policy];
   const s = subset ? dr.subsets.find((x) => x.name === subset)?.trafficPolicy : undefined;
@@ -83,11 +91,12 @@ export function trafficPolicyFor(model: MeshModel, host: string, port: number, s
 }
 
 export function rateLimitsFor(model: MeshModel, w: Workload): Scoped<RateLimitPolicySpec>[] {
+  track(`rl:${w.id}`);
   return model.routing.rateLimits.filter((p) => p.namespace === w.namespace && (!p.spec.selector || labelsMatch(p.spec.selector, w.labels)));
 }
 
 export function checkRouting(model: MeshModel, diags: Diagnostics): void {
-  const service = (host: string): Service | undefined => model.services.find((s) => s.host === host);
+  const service = (host: string): Service | undefined => serviceByHost(model, host);
   for (const [host, vs] of model.routing.virtualServices) {
     const object = objectRef('VirtualService', vs);
     const hostAt = vs.spec.hosts.find((h) => h.value === host)!.at;

@@ -8,6 +8,7 @@ import type { AuthorizationPolicySpec, MtlsSetting, PeerAuthenticationSpec, Requ
 import { objectRef, type AuthorizationPolicy, type MtlsMode, type PeerAuthentication, type PolicyObject, type RequestAuthentication } from '../policy/types.js';
 import { selectByLabels } from './index.js';
 import { labelsMatch, type MeshModel, type Workload } from './mesh-model.js';
+import { track } from './tracking.js';
 
 export interface Scoped<S> {
   namespace: string;
@@ -23,8 +24,13 @@ export interface SecurityPolicies {
   requestAuthentications: Scoped<RequestAuthenticationSpec>[];
 }
 
-function scoped<S>(o: { meta: { namespace: string; name: string }; spec: S; origin: Origin; at: Record<string, Origin> }): Scoped<S> {
-  return { namespace: o.meta.namespace, name: o.meta.name, spec: o.spec, origin: o.origin, at: o.at };
+const scopedOf = new WeakMap<object, Scoped<unknown>>();
+
+/** The model's view of a policy object; the same object for as long as the policy's text is unchanged. */
+export function scoped<S>(o: { meta: { namespace: string; name: string }; spec: S; origin: Origin; at: Record<string, Origin> }): Scoped<S> {
+  let v = scopedOf.get(o) as Scoped<S> | undefined;
+  if (!v) scopedOf.set(o, (v = { namespace: o.meta.namespace, name: o.meta.name, spec: o.spec, origin: o.origin, at: o.at }));
+  return v;
 }
 
 export function collectSecurity(objects: readonly PolicyObject[]): SecurityPolicies {
@@ -75,6 +81,7 @@ function policyIndex<S extends { selector?: Record<string, string> }>(list: read
  * port-level, then its mode, then the namespace policy, then the root-namespace policy, then the Mesh default.
  */
 export function mtlsModeFor(model: MeshModel, w: Workload, port: number): MtlsMode {
+  track(`mtls:${w.id}`);
   const root = model.mesh.rootNamespace;
   const pas = model.security.peerAuthentications;
   const withSelector = pas.filter((p) => p.spec.selector && p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels));

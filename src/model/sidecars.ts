@@ -6,6 +6,7 @@
 import type { Diagnostics, Origin } from '../diag/diagnostic.js';
 import { isHttpProtocol, objectRef, type Protocol, type Sidecar, type SidecarEgress } from '../policy/types.js';
 import { serviceByHost, servicesInNamespace } from './index.js';
+import { track } from './tracking.js';
 import { endpointPort, type MeshModel, type Service, type Workload } from './mesh-model.js';
 
 /** Default outbound HTTP proxy port when no Sidecar egress names one. */
@@ -55,6 +56,7 @@ function matching(model: MeshModel, h: { namespace: string; host: string }, side
     const s = serviceByHost(model, h.host);
     return s && (ns === '*' || s.namespace === ns) ? [s] : [];
   }
+  if (ns === '*') track('svcs:*');
   const pool = ns === '*' ? model.services : servicesInNamespace(model, ns);
   return pool.filter((s) => hostPatternMatches(h, s, sidecarNs));
 }
@@ -73,7 +75,10 @@ function egressScope(egress: SidecarEgress, model: MeshModel, ns: string): Servi
 /** Every service the workload's sidecar may reach (union of its egress scopes; all services by default). */
 export function servicesInScope(w: Workload, model: MeshModel): Service[] {
   const egress = w.sidecar?.spec.egress ?? [];
-  if (egress.length === 0) return model.services;
+  if (egress.length === 0) {
+    track('svcs:*');
+    return model.services;
+  }
   return scopeOf(model, egress, sidecarNamespace(w));
 }
 
@@ -97,7 +102,7 @@ export function inboundPlans(w: Workload, model: MeshModel): InboundPlan[] {
   // application on loopback at the same port.
   const plans = new Map<number, InboundPlan>();
   for (const host of w.services) {
-    const svc = model.services.find((s) => s.host === host);
+    const svc = serviceByHost(model, host);
     if (!svc) continue;
     const ep = svc.endpoints.find((e) => e.workload === w.id);
     if (!ep) continue;
@@ -110,27 +115,17 @@ export function inboundPlans(w: Workload, model: MeshModel): InboundPlan[] {
 }
 
 export function outboundPlans(w: Workload, model: MeshModel): OutboundPlan[] {
-  const egress = w.sidecar?.spec.egress ?? [];
   const ns = sidecarNamespace(w);
-  const withPort = egress.filter((e) => e.port);
+  return outboundListeners(w).map(({ egress, ...l }) => ({ ...l, services: egress ? egressScope(egress, model, ns) : servicesInScope(w, model) }));
+}
+
+/** The egress listeners of a workload, without resolving which services each reaches. */
+function outboundListeners(w: Workload): (Omit<OutboundPlan, 'services'> & { egress?: SidecarEgress })[] {
+  const withPort = (w.sidecar?.spec.egress ?? []).filter((e) => e.port);
   if (withPort.length > 0) {
-    return withPort.map((e) => ({
-      bind: e.bind ?? defaultOutboundBind(w),
-      port: e.port!.number,
-      protocol: e.port!.protocol,
-      services: egressScope(e, model, ns),
-      origin: e.at,
-    }));
+    return withPort.map((e) => ({ bind: e.bind ?? defaultOutboundBind(w), port: e.port!.number, protocol: e.port!.protocol, origin: e.at, egress: e }));
   }
-  return [
-    {
-      bind: defaultOutboundBind(w),
-      port: DEFAULT_OUTBOUND_PORT,
-      protocol: 'HTTP',
-      services: servicesInScope(w, model),
-      origin: w.sidecar?.origin ?? w.origin,
-    },
-  ];
+  return [{ bind: defaultOutboundBind(w), port: DEFAULT_OUTBOUND_PORT, protocol: 'HTTP', origin: w.sidecar?.origin ?? w.origin }];
 }
 
 /** Egress hosts that name a specific service must resolve; namespaces must exist. */
@@ -172,7 +167,7 @@ export function checkListenerConflicts(model: MeshModel, diags: Diagnostics): vo
     const colocated = isLoopback(w.address);
     const claims = [
       ...inboundPlans(w, model).map((p) => ({ key: `${p.address}:${p.port}`, origin: p.origin })),
-      ...outboundPlans(w, model).map((p) => ({ key: `${p.bind}:${p.port}`, origin: p.origin })),
+      ...outboundListeners(w).map((p) => ({ key: `${p.bind}:${p.port}`, origin: p.origin })),
     ];
     for (const c of claims) {
       if (own.has(c.key)) {

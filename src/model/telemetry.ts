@@ -6,6 +6,7 @@
 import type { Diagnostics, Origin } from '../diag/diagnostic.js';
 import { objectRef, type ExtensionProvider, type PolicyObject, type Telemetry, type TelemetrySpec } from '../policy/types.js';
 import { labelsMatch, type MeshModel, type Workload } from './mesh-model.js';
+import { track } from './tracking.js';
 
 export const BUILTIN_ACCESS_LOG = 'envoy';
 
@@ -27,6 +28,7 @@ function byPrecedence(list: readonly Telemetry[], w: Workload, root: string): Te
 }
 
 export function telemetryFor(model: MeshModel, w: Workload): WorkloadTelemetry {
+  track(`tel:${w.id}`);
   const ordered = byPrecedence(model.telemetry, w, model.mesh.rootNamespace);
   const providers = new Map(model.mesh.extensionProviders.map((p) => [p.name, p]));
   const out: WorkloadTelemetry = { accessLog: { kind: 'stdout' }, origins: [] };

@@ -2,19 +2,31 @@
  * Stage: decode. Parsed documents -> typed policy objects. Reads the common envelope (apiVersion, kind, metadata)
  * and hands `spec` to the kind's decoder from the registry. Output is sorted by kind, namespace and name.
  */
-import { Diagnostics, type Origin, type Result } from '../diag/diagnostic.js';
+import { Diagnostics, type Diagnostic, type Origin, type Result } from '../diag/diagnostic.js';
 import { findKind, KINDS, PLANNED_KINDS } from './kinds/index.js';
 import { MapReader } from './reader.js';
 import type { ParsedDocument } from './source-map.js';
 import { objectRef, type PolicyObject } from './types.js';
 import { DNS_LABEL } from './kinds/common.js';
 
+/**
+ * Decoding is a pure function of the document, and unchanged files yield the same document objects (see
+ * parseFile), so each document is decoded once; its policy object keeps its identity across revisions.
+ */
+const decoded = new WeakMap<ParsedDocument, { object: PolicyObject | undefined; diagnostics: Diagnostic[] }>();
+
 export function decodeDocuments(docs: readonly ParsedDocument[]): Result<PolicyObject[]> {
   const diags = new Diagnostics();
   const out: PolicyObject[] = [];
   for (const doc of docs) {
-    const obj = decodeDocument(doc, diags);
-    if (obj) out.push(obj);
+    let hit = decoded.get(doc);
+    if (!hit) {
+      const own = new Diagnostics();
+      hit = { object: decodeDocument(doc, own), diagnostics: own.items };
+      decoded.set(doc, hit);
+    }
+    diags.addAll(hit.diagnostics);
+    if (hit.object) out.push(hit.object);
   }
   out.sort(compareObjects);
   return { value: out, diagnostics: diags.items };

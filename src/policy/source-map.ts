@@ -39,27 +39,29 @@ const MAX_DEPTH = 64;
 const MAX_NODES = 200_000;
 
 /**
- * yaml@2's parse is most of the cost of a compile; most revisions change a few files. The parsed YAML (not our
- * located nodes, which carry the revision) is kept per path and reused while the file's text is unchanged.
+ * yaml@2's parse is most of the cost of a compile, and most revisions change a few files. So the whole result of
+ * a file (documents and diagnostics) is kept per path and reused while the file's text is unchanged: unchanged
+ * files yield the very same document objects, which lets later stages cache by identity too. Their origins keep
+ * the revision at which that text was first read, which still names the same line.
  */
-const yamlCache = new Map<string, { text: string; lc: LineCounter; list: Document.Parsed[] }>();
-const YAML_CACHE_MAX_FILES = 50_000;
-
-function parseYaml(file: SourceFile): { lc: LineCounter; list: Document.Parsed[] } {
-  const hit = yamlCache.get(file.path);
-  if (hit && hit.text === file.text) return hit;
-  const lc = new LineCounter();
-  const docs = parseAllDocuments(file.text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true });
-  const entry = { text: file.text, lc, list: Array.isArray(docs) ? docs : [] };
-  if (yamlCache.size >= YAML_CACHE_MAX_FILES) yamlCache.clear();
-  yamlCache.set(file.path, entry);
-  return entry;
-}
+const parseCache = new Map<string, { text: string; result: Result<ParsedDocument[]> }>();
+const PARSE_CACHE_MAX_FILES = 50_000;
 
 /** Parses every document of a file. YAML errors are diagnostics; a file with an error yields no documents. */
 export function parseFile(file: SourceFile, revision: string): Result<ParsedDocument[]> {
+  const hit = parseCache.get(file.path);
+  if (hit && hit.text === file.text) return hit.result;
+  const result = parseText(file, revision);
+  if (parseCache.size >= PARSE_CACHE_MAX_FILES) parseCache.clear();
+  parseCache.set(file.path, { text: file.text, result });
+  return result;
+}
+
+function parseText(file: SourceFile, revision: string): Result<ParsedDocument[]> {
   const diags = new Diagnostics();
-  const { lc, list } = parseYaml(file);
+  const lc = new LineCounter();
+  const parsed = parseAllDocuments(file.text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true });
+  const list: Document.Parsed[] = Array.isArray(parsed) ? parsed : [];
   const pos = (offset: number): Origin => {
     const p = lc.linePos(offset);
     return { file: file.path, line: p.line, column: p.col, revision };

@@ -59,6 +59,11 @@ export class ResourceCache {
     return entry;
   }
 
+  /** Keeps an entry alive in this generation (a snapshot reused as is). */
+  keep(entry: EncodedResource): void {
+    this.live.add(`${entry.typeUrl}\0${entry.version}`);
+  }
+
   /** Starts a generation: entries not used between begin and sweep are dropped at sweep. */
   beginGeneration(): void {
     this.live = new Set();

@@ -1,0 +1,150 @@
+/**
+ * Stage: ir. Incremental compilation. A compiled proxy remembers the value of every part of the model it read (keys
+ * recorded by model/tracking.ts); in the next revision it is reused as is when each of those parts has the same
+ * value, and compiled again otherwise. A value is a hash of what the compiler's own lookups return for the key in
+ * the new model, so a new policy that would select the proxy, or a service that joins a wildcard scope, changes a
+ * value just as an edit does.
+ */
+import { createHash } from 'node:crypto';
+import { serviceByHost, servicesInNamespace, workloadById } from '../model/index.js';
+import type { MeshModel, Workload } from '../model/mesh-model.js';
+import { destinationRuleFor, rateLimitsFor, virtualServiceFor } from '../model/routing.js';
+import { applicable } from '../model/security.js';
+import { telemetryFor } from '../model/telemetry.js';
+import { recording, untracked } from '../model/tracking.js';
+import { labelsMatch } from '../model/mesh-model.js';
+
+/** Kinds of key defined by later stages (the IR's shared clusters), to keep imports one-way. */
+const definitions = new Map<string, (model: MeshModel, arg: string) => unknown>();
+
+/** Defines keys `<kind>:<arg>` whose value is the hash of `lookup(model, arg)`. */
+export function defineDependency(kind: string, lookup: (model: MeshModel, arg: string) => unknown): void {
+  definitions.set(kind, lookup);
+}
+
+/**
+ * Values derived from a model and shared by proxies (outbound clusters): computed once per model, and carried over
+ * from the previous model, as the same object, while their own dependencies hold.
+ */
+export class DerivedCache<V> {
+  private model?: MeshModel;
+  private now = new Map<string, { value: V; deps: Dependencies }>();
+  private before = new Map<string, { value: V; deps: Dependencies }>();
+
+  get(model: MeshModel, key: string, compute: () => V): V {
+    if (model !== this.model) {
+      this.before = this.model ? this.now : new Map();
+      this.now = new Map();
+      this.model = model;
+    }
+    let entry = this.now.get(key);
+    if (!entry) {
+      const old = this.before.get(key);
+      if (old && dependenciesHold(model, old.deps)) entry = old;
+      else {
+        const { value, keys } = recording(compute);
+        entry = { value, deps: dependencyValues(model, keys) };
+      }
+      this.now.set(key, entry);
+    }
+    return entry.value;
+  }
+}
+
+/** Key -> value, for the model a proxy was compiled from. */
+export type Dependencies = ReadonlyMap<string, string>;
+
+const ABSENT = '-';
+const values = new WeakMap<MeshModel, Map<string, string>>();
+
+/** The value of each key in `model`. */
+export function dependencyValues(model: MeshModel, keys: Iterable<string>): Dependencies {
+  const out = new Map<string, string>();
+  for (const k of keys) out.set(k, valueOf(model, k));
+  return out;
+}
+
+/** Whether every dependency has the same value in `model` as when it was recorded. */
+export function dependenciesHold(model: MeshModel, deps: Dependencies): boolean {
+  for (const [k, v] of deps) if (valueOf(model, k) !== v) return false;
+  return true;
+}
+
+function valueOf(model: MeshModel, key: string): string {
+  let memo = values.get(model);
+  if (!memo) values.set(model, (memo = new Map()));
+  let v = memo.get(key);
+  if (v === undefined) {
+    v = untracked(() => compute(model, key));
+    memo.set(key, v);
+  }
+  return v;
+}
+
+function compute(model: MeshModel, key: string): string {
+  if (key === 'mesh') return hashOf(model.mesh);
+  const colon = key.indexOf(':');
+  const kind = key.slice(0, colon);
+  const arg = key.slice(colon + 1);
+  switch (kind) {
+    case 'svc':
+      return hashOf(serviceByHost(model, arg));
+    case 'svcs':
+      return digest((arg === '*' ? model.services : servicesInNamespace(model, arg)).map((s) => hashOf(s)).join());
+    case 'vs':
+      return hashOf(virtualServiceFor(model, arg));
+    case 'dr':
+      return hashOf(destinationRuleFor(model, arg));
+    case 'wl':
+      return hashOf(workloadById(model, arg));
+  }
+  const defined = definitions.get(kind);
+  if (defined) return hashOf(defined(model, arg));
+  const w = workloadById(model, arg);
+  if (!w) return ABSENT;
+  const root = model.mesh.rootNamespace;
+  switch (kind) {
+    case 'mtls':
+      return hashOf(peerAuthenticationsOf(model, w));
+    case 'authz':
+      return hashOf(applicable(model.security.authorizationPolicies, w, root));
+    case 'reqauthn':
+      return hashOf(applicable(model.security.requestAuthentications, w, root));
+    case 'rl':
+      return hashOf(rateLimitsFor(model, w));
+    case 'tel':
+      return hashOf(telemetryFor(model, w));
+  }
+  throw new Error(`bug: unknown dependency key ${key}`);
+}
+
+/** Every PeerAuthentication mtlsModeFor may consult for the workload. */
+function peerAuthenticationsOf(model: MeshModel, w: Workload): unknown[] {
+  const root = model.mesh.rootNamespace;
+  return model.security.peerAuthentications.filter((p) =>
+    p.spec.selector ? p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels) : p.namespace === w.namespace || p.namespace === root,
+  );
+}
+
+/**
+ * Content hash of a model value. Origins' revisions are left out: an unchanged line in a new revision is the same
+ * input. Objects of unchanged files keep their identity across revisions, so hashes are memoized per object.
+ */
+const hashes = new WeakMap<object, string>();
+
+function hashOf(value: unknown): string {
+  if (value === undefined) return ABSENT;
+  if (typeof value !== 'object' || value === null) return digest(JSON.stringify(value));
+  // A fresh list of long-lived objects (the policies that apply to a workload): hash of its elements' hashes.
+  if (Array.isArray(value)) return digest(value.map(hashOf).join());
+  let h = hashes.get(value);
+  if (h === undefined) {
+    h = digest(JSON.stringify(value, (k, v) => (k === 'revision' ? undefined : v)));
+    hashes.set(value, h);
+  }
+  return h;
+}
+
+function digest(text: string): string {
+  return createHash('sha1').update(text).digest('base64');
+}
