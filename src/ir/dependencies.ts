@@ -66,13 +66,18 @@ export function dependencyValues(model: MeshModel, keys: Iterable<string>): Depe
 
 /** Whether every dependency has the same value in `model` as when it was recorded. */
 export function dependenciesHold(model: MeshModel, deps: Dependencies): boolean {
-  for (const [k, v] of deps) if (valueOf(model, k) !== v) return false;
+  const memo = memoOf(model);
+  for (const [k, v] of deps) if (valueOf(model, k, memo) !== v) return false;
   return true;
 }
 
-function valueOf(model: MeshModel, key: string): string {
+function memoOf(model: MeshModel): Map<string, string> {
   let memo = values.get(model);
   if (!memo) values.set(model, (memo = new Map()));
+  return memo;
+}
+
+function valueOf(model: MeshModel, key: string, memo = memoOf(model)): string {
   let v = memo.get(key);
   if (v === undefined) {
     v = untracked(() => compute(model, key));
@@ -135,8 +140,8 @@ const hashes = new WeakMap<object, string>();
 function hashOf(value: unknown): string {
   if (value === undefined) return ABSENT;
   if (typeof value !== 'object' || value === null) return digest(JSON.stringify(value));
-  // A fresh list of long-lived objects (the policies that apply to a workload): hash of its elements' hashes.
-  if (Array.isArray(value)) return digest(value.map(hashOf).join());
+  // A fresh list of long-lived objects (the policies that apply to a workload): its elements' hashes.
+  if (Array.isArray(value)) return `[${value.map(hashOf).join()}]`;
   let h = hashes.get(value);
   if (h === undefined) {
     h = digest(JSON.stringify(value, (k, v) => (k === 'revision' ? undefined : v)));

@@ -58,12 +58,13 @@ export function buildModel(objects: readonly PolicyObject[], revision: string, p
 
   const services: Service[] = [];
   const byHost = new Map<string, ServiceEntry>();
+  const workloadsById = new Map(workloads.map((w) => [w.id, w]));
   for (const se of entries) {
     const ref = objectRef('ServiceEntry', se.meta);
-    let endpoints: ServiceEndpoint[];
     const selector = se.spec.workloadSelector;
+    let selected: Workload[] = [];
     if (selector) {
-      const selected = selectByLabels(workloads, se.meta.namespace, selector);
+      selected = selectByLabels(workloads, se.meta.namespace, selector);
       if (selected.length === 0) {
         diags.report('CH0303', `workloadSelector matches no WorkloadEntry in namespace ${se.meta.namespace}`, {
           location: se.at['spec.workloadSelector'] ?? se.origin,
@@ -71,16 +72,6 @@ export function buildModel(objects: readonly PolicyObject[], revision: string, p
           object: ref,
         });
       }
-      endpoints = selected.map((w) => ({
-        address: w.address,
-        ports: w.ports,
-        labels: w.labels,
-        serviceAccount: w.serviceAccount,
-        workload: w.id,
-        origin: w.origin,
-      }));
-    } else {
-      endpoints = se.spec.endpoints.map((e) => ({ ...e, serviceAccount: e.serviceAccount ?? 'default', origin: se.origin }));
     }
     se.spec.hosts.forEach((host, i) => {
       const prev = byHost.get(host);
@@ -94,17 +85,8 @@ export function buildModel(objects: readonly PolicyObject[], revision: string, p
         return;
       }
       byHost.set(host, se);
-      if (selector) for (const ep of endpoints) workloads.find((w) => w.id === ep.workload)?.services.push(host);
-      services.push({
-        host,
-        namespace: se.meta.namespace,
-        name: se.meta.name,
-        ports: se.spec.ports,
-        location: se.spec.location,
-        resolution: se.spec.resolution,
-        endpoints: [...endpoints].sort((a, b) => cmp(`${a.address}|${a.workload ?? ''}`, `${b.address}|${b.workload ?? ''}`)),
-        origin: se.origin,
-      });
+      for (const w of selected) workloadsById.get(w.id)?.services.push(host);
+      services.push(selector ? serviceOf(se, host, selected) : inlineService(se, host));
     });
   }
   services.sort((a, b) => cmp(a.host, b.host));
@@ -208,6 +190,44 @@ function attachSidecars(sidecars: Sidecar[], workloads: Workload[], rootNamespac
 
 export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function serviceOf(se: ServiceEntry, host: string, selected: readonly Workload[]): Service {
+  const endpoints: ServiceEndpoint[] = selected.map((w) => ({
+    address: w.address,
+    ports: w.ports,
+    labels: w.labels,
+    serviceAccount: w.serviceAccount,
+    workload: w.id,
+    origin: w.origin,
+  }));
+  return {
+    host,
+    namespace: se.meta.namespace,
+    name: se.meta.name,
+    ports: se.spec.ports,
+    location: se.spec.location,
+    resolution: se.spec.resolution,
+    endpoints: endpoints.sort(byAddress),
+    origin: se.origin,
+  };
+}
+
+const byAddress = (a: ServiceEndpoint, b: ServiceEndpoint) => cmp(`${a.address}|${a.workload ?? ''}`, `${b.address}|${b.workload ?? ''}`);
+
+/** A service with inline endpoints depends on its ServiceEntry alone: built once per decoded entry and host. */
+const inlineServices = new WeakMap<ServiceEntry, Map<string, Service>>();
+
+function inlineService(se: ServiceEntry, host: string): Service {
+  let byHost = inlineServices.get(se);
+  if (!byHost) inlineServices.set(se, (byHost = new Map()));
+  let svc = byHost.get(host);
+  if (!svc) {
+    const endpoints = se.spec.endpoints.map((e) => ({ ...e, serviceAccount: e.serviceAccount ?? 'default', origin: se.origin }));
+    svc = { ...serviceOf(se, host, []), endpoints: endpoints.sort(byAddress) };
+    byHost.set(host, svc);
+  }
+  return svc;
 }
 
 /** Replaces each item of `next` that equals its namesake in `prev` with that (older) object. */

@@ -4,7 +4,7 @@
  * revision id whatever the file system's listing order.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { Diagnostics, type Result } from '../diag/diagnostic.js';
 import { SOURCE_LIMITS, isPolicyFile, type PolicySource, type SourceFile } from './source-file.js';
@@ -27,7 +27,7 @@ export function readDirectory(root: string): Result<PolicySource> {
       if (name.startsWith('.')) continue;
       const relPath = rel ? `${rel}/${name}` : name;
       const abs = path.join(root, relPath);
-      const st = statSync(abs);
+      const st = statSync(abs, { bigint: true });
       if (st.isDirectory()) {
         walk(relPath);
         continue;
@@ -37,18 +37,35 @@ export function readDirectory(root: string): Result<PolicySource> {
         diags.report('CH0104', `more than ${SOURCE_LIMITS.maxFiles} policy files`, { location: { file: relPath, line: 1, column: 1 } });
         return;
       }
-      if (st.size > SOURCE_LIMITS.maxFileBytes || total + st.size > SOURCE_LIMITS.maxTotalBytes) {
-        diags.report('CH0103', `file is ${st.size} bytes; the limit is ${SOURCE_LIMITS.maxFileBytes} per file and ${SOURCE_LIMITS.maxTotalBytes} in all`, {
+      const size = Number(st.size);
+      if (size > SOURCE_LIMITS.maxFileBytes || total + size > SOURCE_LIMITS.maxTotalBytes) {
+        diags.report('CH0103', `file is ${size} bytes; the limit is ${SOURCE_LIMITS.maxFileBytes} per file and ${SOURCE_LIMITS.maxTotalBytes} in all`, {
           location: { file: relPath, line: 1, column: 1 },
         });
         continue;
       }
-      total += st.size;
-      files.push({ path: relPath, text: readFileSync(abs, 'utf8') });
+      total += size;
+      files.push({ path: relPath, text: readText(abs, st) });
     }
   };
   walk('');
   return { value: { revision: `dir:${contentHash(files)}`, files }, diagnostics: diags.items };
+}
+
+/**
+ * A re-read after a change finds most files untouched: their text is reused while inode, size, mtime and ctime
+ * (nanoseconds) are all unchanged, so a revision costs a stat per file rather than a read.
+ */
+const texts = new Map<string, { stamp: string; text: string }>();
+
+function readText(abs: string, st: BigIntStats): string {
+  const stamp = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  const hit = texts.get(abs);
+  if (hit?.stamp === stamp) return hit.text;
+  const text = readFileSync(abs, 'utf8');
+  if (texts.size > 100_000) texts.clear();
+  texts.set(abs, { stamp, text });
+  return text;
 }
 
 /** A short, stable hash of a set of files (sorted by path). */
