@@ -22,6 +22,8 @@ const id = (b: Buffer) => b;
 
 export class SimulatedEnvoys {
   readonly stats = new Map<string, ClientStats>();
+  /** When the first response after the last `snapshot()` arrived (any client). */
+  firstResponseAt?: number;
   private readonly channels: grpc.Client[] = [];
   private readonly calls: grpc.ClientDuplexStream<Buffer, Buffer>[] = [];
 
@@ -65,6 +67,7 @@ export class SimulatedEnvoys {
         st.responses++;
         st.bytes += buf.length;
         st.lastResponseAt = performance.now();
+        this.firstResponseAt ??= st.lastResponseAt;
         const firstOfType = !st.types.has(r.type_url);
         st.types.add(r.type_url);
         if (this.variant === 'delta') call.write(enc({ type_url: r.type_url, response_nonce: r.nonce }));
@@ -99,6 +102,7 @@ export class SimulatedEnvoys {
   }
 
   snapshot(): Map<string, { responses: number; bytes: number }> {
+    this.firstResponseAt = undefined;
     return new Map([...this.stats].map(([k, v]) => [k, { responses: v.responses, bytes: v.bytes }]));
   }
 

@@ -115,7 +115,11 @@ export class ControlPlane {
       if (!p.connected) this.history.append({ kind: 'disconnected', proxy: p.id });
       else if (p.revision) this.history.append({ kind: 'synced', proxy: p.id, revision: p.revision });
       else this.history.append({ kind: 'behind', proxy: p.id });
-      this.checkConvergence();
+      this.scheduleConvergenceCheck();
+    };
+    this.ads.registry.onRelabel = (ids, from) => {
+      const revision = this.current?.result.revision;
+      if (revision) this.history.append({ kind: 'relabelled', revision, from, proxies: ids });
     };
     this.ads.registry.onConnect = (id) => this.history.append({ kind: 'connected', proxy: id });
     this.ads.observers.push((proxy, e) => {
@@ -201,6 +205,7 @@ export class ControlPlane {
     this.svids?.stop();
     await this.queue.catch(() => undefined);
     await this.ads.close();
+    this.history.flush();
     await this.telemetry.shutdown();
   }
 
@@ -292,12 +297,24 @@ export class ControlPlane {
     return record;
   }
 
+  private convergenceCheckQueued = false;
+
+  /** Checks convergence once per turn of the event loop, however many proxies synced in it. */
+  private scheduleConvergenceCheck(): void {
+    if (this.convergenceCheckQueued) return;
+    this.convergenceCheckQueued = true;
+    setImmediate(() => {
+      this.convergenceCheckQueued = false;
+      this.checkConvergence();
+    });
+  }
+
   /** Marks the current revision converged the first time every connected proxy holds it. */
   private checkConvergence(): void {
     const rev = this.current?.result.revision;
     const entry = rev ? this.convergence.get(rev) : undefined;
     if (!rev || !entry || entry.convergedAt !== undefined) return;
-    const connected = this.ads.registry.all().filter((p) => p.connected);
+    const connected = this.ads.registry.connectedStatuses();
     if (connected.length === 0 || connected.some((p) => p.revision !== rev)) return;
     entry.convergedAt = Date.now();
     this.telemetry.convergence.record((entry.convergedAt - entry.acceptedAt) / 1000);

@@ -9,6 +9,8 @@ import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 export type HistoryEntry =
   | { t: string; kind: 'revision'; revision: string; status: 'accepted' | 'rejected'; errors: string[] }
   | { t: string; kind: 'synced'; proxy: string; revision: string }
+  /** Proxies that held `from` completely and, their configuration being unchanged, now hold `revision`. */
+  | { t: string; kind: 'relabelled'; revision: string; from: string; proxies: string[] }
   | { t: string; kind: 'behind'; proxy: string }
   | { t: string; kind: 'nack'; proxy: string; type: string; revision?: string; message: string }
   | { t: string; kind: 'connected' | 'disconnected'; proxy: string };
@@ -16,13 +18,25 @@ export type HistoryEntry =
 type Body<E> = E extends HistoryEntry ? Omit<E, 't'> : never;
 
 export class HistoryLog {
+  /** Lines not yet written: a push to many proxies is one write, not one per ACK. */
+  private pending: string[] = [];
+
   constructor(readonly file: string) {}
 
   append(e: Body<HistoryEntry>, at = new Date()): void {
-    appendFileSync(this.file, JSON.stringify({ t: at.toISOString(), ...e }) + '\n');
+    if (this.pending.length === 0) setImmediate(() => this.flush());
+    this.pending.push(JSON.stringify({ t: at.toISOString(), ...e }) + '\n');
+  }
+
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const lines = this.pending.join('');
+    this.pending = [];
+    appendFileSync(this.file, lines);
   }
 
   read(): HistoryEntry[] {
+    this.flush();
     if (!existsSync(this.file)) return [];
     return readFileSync(this.file, 'utf8')
       .split('\n')
@@ -54,6 +68,11 @@ export function proxyAt(entries: readonly HistoryEntry[], proxy: string, at: Dat
   const out: ProxyAtTime = { proxy, at: at.toISOString(), connected: false, nacks: [] };
   for (const e of entries) {
     if (Date.parse(e.t) > at.getTime()) break;
+    if (e.kind === 'relabelled' && e.proxies.includes(proxy)) {
+      out.revision = e.revision;
+      out.since = e.t;
+      out.nacks = [];
+    }
     if (!('proxy' in e) || e.proxy !== proxy) continue;
     if (e.kind === 'connected') out.connected = true;
     if (e.kind === 'disconnected') out.connected = false;

@@ -104,12 +104,22 @@ export class AdsServer {
   /** Publishes new snapshots and wakes only the streams of proxies whose snapshot changed. */
   publish(next: Map<string, Snapshot>): string[] {
     const changed = new Set(this.snapshots.replace(next));
+    const relabelled = new Map<string, string[]>();
     for (const l of this.live) {
       const id = l.stream.proxyId;
       if (!id) continue;
-      if (changed.has(id)) l.stream.onSnapshot();
-      this.updateSync(l.stream);
+      if (changed.has(id)) {
+        l.stream.onSnapshot();
+        this.updateSync(l.stream);
+        continue;
+      }
+      // Same configuration under a new revision: in sync with it at once, recorded once for all such proxies.
+      const from = l.stream.inSync() ? this.registry.sync(id, l.stream, next.get(id)?.revision, true) : undefined;
+      if (from === undefined) continue;
+      if (!relabelled.has(from)) relabelled.set(from, []);
+      relabelled.get(from)!.push(id);
     }
+    for (const [from, ids] of relabelled) this.registry.onRelabel?.(ids, from);
     return [...changed];
   }
 

@@ -45,6 +45,8 @@ export class ProxyRegistry {
   private readonly proxies = new Map<string, { status: ProxyStatus; stream: unknown }>();
 
   onConnect?: (id: string) => void;
+  /** Proxies whose unchanged configuration now belongs to a newer revision (they held `from`). */
+  onRelabel?: (ids: string[], from: string) => void;
 
   connected(node: NodeInfo, variant: Variant, peer: string, at: number, stream: unknown): void {
     this.proxies.set(node.id, {
@@ -108,17 +110,31 @@ export class ProxyRegistry {
   onSync?: (status: ProxyStatus) => void;
 
   /** Records whether the proxy's stream holds all of `revision` (undefined: it does not, yet). */
-  sync(id: string, stream: unknown, revision: string | undefined): void {
+  /**
+   * Records the revision a proxy holds completely. `relabel`: its configuration did not change, only the revision
+   * it belongs to; returns the revision it held before, for the caller to record all such proxies at once.
+   */
+  sync(id: string, stream: unknown, revision: string | undefined, relabel = false): string | undefined {
     const p = this.proxies.get(id);
-    if (!p || p.stream !== stream) return;
+    if (!p || p.stream !== stream) return undefined;
     const before = p.status.revision;
+    if (before === revision) return undefined;
     p.status.revision = revision;
-    if (revision !== undefined && before !== revision) p.status.lastSynced = { revision, at: new Date().toISOString() };
-    if (before !== revision) this.onSync?.(p.status);
+    if (revision !== undefined) p.status.lastSynced = { revision, at: new Date().toISOString() };
+    if (relabel && before !== undefined && revision !== undefined) return before;
+    this.onSync?.(p.status);
+    return undefined;
   }
 
   get(id: string): ProxyStatus | undefined {
     return this.proxies.get(id)?.status;
+  }
+
+  /** Connected proxies, unsorted (cheap). */
+  connectedStatuses(): ProxyStatus[] {
+    const out: ProxyStatus[] = [];
+    for (const p of this.proxies.values()) if (p.status.connected) out.push(p.status);
+    return out;
   }
 
   all(): ProxyStatus[] {

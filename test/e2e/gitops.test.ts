@@ -167,6 +167,18 @@ describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
     assert.match(now.out, new RegExp(`revision ${good2}`));
   });
 
+  test('a commit that changes only b: a is sent nothing, yet runs the new commit, in status and in history', async () => {
+    const sentToA = JSON.stringify(cp.ads.registry.get('shop/a-1')?.types);
+    const good3 = commit({ 'mesh/shop.yaml': mesh('/blocked-3') }, 'b only');
+    await waitFor(() => cp.convergence.get(good3)?.convergedAt, { timeoutMs: 10_000, what: 'every proxy to hold the new commit' });
+    assert.equal(cp.current?.result.compiled, 1, 'only b was compiled again');
+    assert.equal(JSON.stringify(cp.ads.registry.get('shop/a-1')?.types), sentToA, 'nothing was sent to a');
+    assert.match(formatStatus(statusDocument(cp) as never), new RegExp(`shop/a-1  in sync  runs ${good3.slice(0, 12)}`));
+    const now = await cli(runHistory, ['--proxy', 'shop/a-1', '--at', new Date().toISOString(), '--state-dir', stateDir]);
+    assert.match(now.out, new RegExp(`revision ${good3}`));
+    await waitFor(async () => (await callB('/blocked-3')).status === 403, { timeoutMs: 5000, what: 'the new rule to apply' });
+  });
+
   test('after a restart whose newest commit is bad, the last good commit is served again', async () => {
     const lastGood = cp.current!.result.revision;
     await cp.stop();
@@ -175,6 +187,6 @@ describe('GitOps: following a Git repository', { timeout: 180_000 }, () => {
     assert.equal(cp.revisions.find((r) => r.revision === bad)?.status, 'rejected');
     assert.equal(cp.current?.result.revision, lastGood);
     await waitFor(() => cp.ads.registry.all().filter((p) => p.connected && p.revision === lastGood).length === 2, { timeoutMs: 20_000, what: 'both proxies back on the last good commit' });
-    await waitFor(async () => (await callB('/blocked-2')).status === 403, { timeoutMs: 5000, what: 'the last good rules' });
+    await waitFor(async () => (await callB('/blocked-3')).status === 403, { timeoutMs: 5000, what: 'the last good rules' });
   });
 });
