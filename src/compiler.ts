@@ -38,15 +38,43 @@ export interface CompileResult {
  * reused from it instead of compiled again: a change costs what it affects, not the size of the mesh.
  */
 export function compileSource(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult): CompileResult {
+  const steps = compileSteps(source, sourceDiagnostics, previous);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * The same compile, giving the event loop a turn whenever it has worked for `sliceMs`: a server keeps answering
+ * xDS requests and ACKs while a large revision compiles.
+ */
+export async function compileSourceInSlices(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult, sliceMs = 10): Promise<CompileResult> {
+  const steps = compileSteps(source, sourceDiagnostics, previous);
+  let sliceStart = performance.now();
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+/** The compile as a sequence of steps; it yields between steps where pausing is safe. */
+function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnostic[], previous: CompileResult | undefined): Generator<void, CompileResult> {
   const diags: Diagnostic[] = [...sourceDiagnostics];
   const docs: ParsedDocument[] = [];
   for (const file of source.files) {
     const parsed = parseFile(file, source.revision);
     diags.push(...parsed.diagnostics);
     docs.push(...parsed.value);
+    yield;
   }
   const decoded = decodeDocuments(docs);
   diags.push(...decoded.diagnostics);
+  yield;
   const model = buildModel(decoded.value, source.revision, previous?.model);
   diags.push(...model.diagnostics);
   const diagnostics = sortDiagnostics(diags.map((d) => atRevision(d, source.revision)));
@@ -56,6 +84,7 @@ export function compileSource(source: PolicySource, sourceDiagnostics: readonly 
   if (ok) {
     const m = model.value;
     for (const w of m.workloads) {
+      yield;
       const prev = previous?.proxies.get(w.id);
       if (prev && dependenciesHold(m, prev.dependencies)) {
         proxies.set(w.id, prev.ir.revision === m.revision ? prev : { ...prev, ir: { ...prev.ir, revision: m.revision } });

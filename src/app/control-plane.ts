@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Authority, type CaFiles } from '../ca/authority.js';
 import { systemClock, type Clock } from '../ca/clock.js';
 import { SvidManager } from '../ca/svids.js';
-import { compileSource, type CompileResult } from '../compiler.js';
+import { compileSourceInSlices, type CompileResult } from '../compiler.js';
 import type { Diagnostic, Result } from '../diag/diagnostic.js';
 import { spiffeId } from '../model/mesh-model.js';
 import { MESH_DEFAULTS } from '../policy/types.js';
@@ -245,12 +245,12 @@ export class ControlPlane {
     }
     const last = this.revisions[this.revisions.length - 1];
     if (!at && last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
-    const result = compileSource(src.value, src.diagnostics, this.current?.result);
+    const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result);
     const diagnostics = [...result.diagnostics];
     let base: Map<string, Snapshot> | undefined;
     if (result.ok) {
       try {
-        base = this.buildSnapshots(result, this.current);
+        base = await this.buildSnapshots(result, this.current);
       } catch (err) {
         if (!(err instanceof ProtoShapeError)) throw err;
         // The compiler produced something Envoy's schema rejects: a bug, but never a reason to push it.
@@ -288,10 +288,11 @@ export class ControlPlane {
     const settingsChanged = this.svids.configure({ ttlMs: mesh.certificateTtlMs, rotateAtFraction: mesh.rotateAtFraction, jitterFraction: 0.1 });
     const fresh = new Set(await this.svids.sync(result.model.workloads.map((w) => w.identity)));
     if (settingsChanged) await this.svids.reissue([...new Set(result.model.workloads.map((w) => w.identity))].filter((id) => !fresh.has(id)));
-    this.current = { result, base, snapshots: new Map() };
+    const previous = this.current;
+    this.current = { result, base, snapshots: previous?.snapshots ?? new Map() };
     this.rememberLastGood(result.revision);
     if (!this.convergence.has(result.revision)) this.convergence.set(result.revision, { acceptedAt: Date.now() });
-    const changed = this.publishWithSecrets([...base.keys()]);
+    const changed = this.publishWithSecrets([...base].filter(([id, snap]) => previous?.base.get(id)?.types !== snap.types).map(([id]) => id));
     this.checkConvergence();
     this.log.info('revision accepted', { revision: result.revision, proxies: base.size, compiled: result.compiled, changed: changed.length, compileMs, encodes: this.cache.encodes });
     return record;
@@ -365,10 +366,15 @@ export class ControlPlane {
   }
 
   /** Snapshots of a compile result; a proxy reused from the previous result keeps its snapshot (relabelled). */
-  private buildSnapshots(result: CompileResult, previous: Current | undefined): Map<string, Snapshot> {
+  private async buildSnapshots(result: CompileResult, previous: Current | undefined): Promise<Map<string, Snapshot>> {
     this.cache.beginGeneration();
     const out = new Map<string, Snapshot>();
+    let sliceStart = performance.now();
     for (const [id, p] of result.proxies) {
+      if (performance.now() - sliceStart > 10) {
+        await new Promise((resolve) => setImmediate(resolve)); // keep serving while a large revision encodes
+        sliceStart = performance.now();
+      }
       const before = previous?.base.get(id);
       if (before && previous!.result.proxies.get(id)?.resources === p.resources) {
         for (const t of before.types.values()) for (const r of t.resources.values()) this.cache.keep(r);
@@ -388,10 +394,13 @@ export class ControlPlane {
     const bundle = this.authority.trustBundlePem();
     this.secretCache.beginGeneration();
     const next = new Map(cur.snapshots);
+    const wanted = new Set(ids);
     for (const [id, snap] of cur.base) {
-      if (!ids.includes(id) && next.has(id)) {
-        // Keep the entries alive in the cache generation.
-        for (const r of next.get(id)!.types.get(TYPE.secret)?.resources.values() ?? []) this.secretCache.get(r.typeUrl, r.name, r.json, r.origins);
+      if (!wanted.has(id) && next.has(id)) {
+        // Unchanged: keep its secrets alive in the cache generation, and label it with the base's revision.
+        const served = next.get(id)!;
+        for (const r of served.types.get(TYPE.secret)?.resources.values() ?? []) this.secretCache.keep(r);
+        if (served.revision !== snap.revision) next.set(id, { ...served, revision: snap.revision });
         continue;
       }
       const svid = this.svids.get(workloads.get(id)!.identity);
