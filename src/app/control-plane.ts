@@ -367,7 +367,6 @@ export class ControlPlane {
 
   /** Snapshots of a compile result; a proxy reused from the previous result keeps its snapshot (relabelled). */
   private async buildSnapshots(result: CompileResult, previous: Current | undefined): Promise<Map<string, Snapshot>> {
-    this.cache.beginGeneration();
     const out = new Map<string, Snapshot>();
     let sliceStart = performance.now();
     for (const [id, p] of result.proxies) {
@@ -377,13 +376,12 @@ export class ControlPlane {
       }
       const before = previous?.base.get(id);
       if (before && previous!.result.proxies.get(id)?.resources === p.resources) {
-        for (const t of before.types.values()) for (const r of t.resources.values()) this.cache.keep(r);
         out.set(id, before.revision === result.revision ? before : { ...before, revision: result.revision });
       } else {
         out.set(id, buildSnapshot(id, result.revision, p.resources, this.cache));
       }
     }
-    this.cache.sweep();
+    this.cache.sweep(() => out.values());
     return out;
   }
 
@@ -392,14 +390,12 @@ export class ControlPlane {
     const cur = this.current!;
     const workloads = new Map(cur.result.model!.workloads.map((w) => [w.id, w]));
     const bundle = this.authority.trustBundlePem();
-    this.secretCache.beginGeneration();
     const next = new Map(cur.snapshots);
     const wanted = new Set(ids);
     for (const [id, snap] of cur.base) {
       if (!wanted.has(id) && next.has(id)) {
-        // Unchanged: keep its secrets alive in the cache generation, and label it with the base's revision.
+        // Unchanged: label it with the base's revision.
         const served = next.get(id)!;
-        for (const r of served.types.get(TYPE.secret)?.resources.values() ?? []) this.secretCache.keep(r);
         if (served.revision !== snap.revision) next.set(id, { ...served, revision: snap.revision });
         continue;
       }
@@ -410,7 +406,7 @@ export class ControlPlane {
       next.set(id, withResources(snap, TYPE.secret, secrets));
     }
     for (const id of next.keys()) if (!cur.base.has(id)) next.delete(id);
-    this.secretCache.sweep();
+    this.secretCache.sweep(() => next.values());
     cur.snapshots = next;
     return this.ads.publish(next);
   }

@@ -6,6 +6,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Clock } from './clock.js';
+import { KeyPool } from './key-pool.js';
 import {
   createRootCertificate,
   describeCertificate,
@@ -14,7 +15,6 @@ import {
   generateKeyPair,
   importPrivateKeyPem,
   issueLeaf,
-  keyMaterial,
   signerFrom,
   toPem,
   type Signer,
@@ -42,6 +42,8 @@ export interface CaFiles {
 const ROOT_LIFETIME_MS = 10 * 365 * 24 * 3_600_000;
 
 export class Authority {
+  private readonly keys = new KeyPool();
+
   private constructor(
     private signer: Signer,
     /** Certificates between the signer and the root (PEM), sent with every leaf. */
@@ -105,7 +107,7 @@ export class Authority {
   /** Issues a fresh key and certificate for a SPIFFE id, valid for `ttlMs` (backdated 1 min for clock skew). */
   async issue(spiffeId: string, ttlMs: number): Promise<IssuedCertificate> {
     const now = this.clock.now();
-    const keys = keyMaterial(generateKeyPair());
+    const keys = await this.keys.take();
     const notBefore = now - 60_000;
     const notAfter = now + ttlMs;
     const { der, serial } = issueLeaf(this.signer, spiffeId, keys.spki, new Date(notBefore), new Date(notAfter));

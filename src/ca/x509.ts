@@ -56,7 +56,12 @@ export function exportPrivateKeyPem(key: KeyObject): string {
  * per key; for P-256 both are fixed shapes, built here from the key's SEC1 DER (~20 us) to the same bytes.
  * (Not from a JWK export: on Node 20 exporting an EC key as JWK can deadlock with a concurrent GC.)
  */
-export function keyMaterial(keys: KeyPair): { keyPem: string; spki: Uint8Array } {
+export interface KeyMaterial {
+  keyPem: string;
+  spki: Uint8Array;
+}
+
+export function keyMaterial(keys: KeyPair): KeyMaterial {
   const p256 = p256Parts(keys.privateKey);
   if (!p256) return { keyPem: exportPrivateKeyPem(keys.privateKey), spki: spkiOf(keys.publicKey) };
   return { keyPem: p256Pkcs8Pem(p256), spki: D.seq(P256_ALGORITHM, D.bitString(p256.point)) };

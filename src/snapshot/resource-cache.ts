@@ -8,6 +8,7 @@ import type { Origin } from '../diag/diagnostic.js';
 import { encodeJson } from '../xds/proto/strict.js';
 import { messageName, type TypeUrl } from '../xds/type-urls.js';
 import { contentHash } from './canonical.js';
+import type { Snapshot } from './snapshot.js';
 
 export interface EncodedResource {
   typeUrl: TypeUrl;
@@ -25,7 +26,7 @@ export interface EncodedResource {
 
 export class ResourceCache {
   private entries = new Map<string, EncodedResource>();
-  private live = new Set<string>();
+  private sizeAfterSweep = 0;
   encodes = 0;
 
   /** Returns the shared encoding of a resource, encoding it only if its content was never seen. */
@@ -34,10 +35,7 @@ export class ResourceCache {
 
   get(typeUrl: TypeUrl, name: string, json: object, origins: Origin[]): EncodedResource {
     const known = this.byObject.get(json);
-    if (known && known.origins === origins) {
-      this.live.add(`${typeUrl}\0${known.version}`);
-      return known;
-    }
+    if (known && known.origins === origins) return known;
     const entry = this.lookup(typeUrl, name, json, origins);
     this.byObject.set(json, entry);
     return entry;
@@ -47,7 +45,6 @@ export class ResourceCache {
     // Builders emit keys in a fixed order, so plain JSON is canonical enough here (and several times faster).
     const version = contentHash(JSON.stringify(json));
     const key = `${typeUrl}\0${version}`;
-    this.live.add(key);
     const hit = this.entries.get(key);
     if (hit && hit.name === name) return hit.origins === origins || sameOrigins(hit.origins, origins) ? hit : { ...hit, origins };
     const body = encodeJson(messageName(typeUrl), json, `${messageName(typeUrl)} ${name}`);
@@ -59,18 +56,17 @@ export class ResourceCache {
     return entry;
   }
 
-  /** Keeps an entry alive in this generation (a snapshot reused as is). */
-  keep(entry: EncodedResource): void {
-    this.live.add(`${entry.typeUrl}\0${entry.version}`);
-  }
-
-  /** Starts a generation: entries not used between begin and sweep are dropped at sweep. */
-  beginGeneration(): void {
-    this.live = new Set();
-  }
-
-  sweep(): void {
-    for (const k of this.entries.keys()) if (!this.live.has(k)) this.entries.delete(k);
+  /**
+   * Drops entries no longer used by any of `snapshots` (all the snapshots being served). Entries are only added,
+   * so this runs once the cache has grown by a quarter since the last sweep: its cost (a pass over every served
+   * resource) is spread over many revisions instead of paid on each.
+   */
+  sweep(snapshots: () => Iterable<Snapshot>): void {
+    if (this.entries.size < this.sizeAfterSweep * 1.25 + 1000) return;
+    const live = new Set<string>();
+    for (const s of snapshots()) for (const t of s.types.values()) for (const r of t.resources.values()) live.add(`${r.typeUrl}\0${r.version}`);
+    for (const k of this.entries.keys()) if (!live.has(k)) this.entries.delete(k);
+    this.sizeAfterSweep = this.entries.size;
   }
 
   get size(): number {

@@ -45,9 +45,16 @@ const INT32_RANGE: Record<string, [number, number]> = {
 const INT64_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 
 /** Looks up a message type by full name (with or without leading dot). */
+/** Resolved types by name: protobufjs resolves a dotted name by walking the namespace tree on every call. */
+const types = new Map<string, protobuf.Type>();
+
 export function lookupType(name: string): protobuf.Type {
-  const t = envoyRoot().lookup(name.startsWith('.') ? name.slice(1) : name);
-  if (!(t instanceof protobuf.Type)) throw new Error(`protobuf message type not loaded: ${name}`);
+  let t = types.get(name);
+  if (!t) {
+    const found = envoyRoot().lookup(name.startsWith('.') ? name.slice(1) : name);
+    if (!(found instanceof protobuf.Type)) throw new Error(`protobuf message type not loaded: ${name}`);
+    types.set(name, (t = found));
+  }
   return t;
 }
 
