@@ -5,7 +5,7 @@
  */
 import { hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
 import { compileProxy } from './ir/compile.js';
-import { dependenciesHold, dependencyValues, type Dependencies } from './ir/dependencies.js';
+import { affectedProxies, dependencyValues, updatedIndex, type Dependencies, type DependencyIndex } from './ir/dependencies.js';
 import type { ProxyIR } from './ir/types.js';
 import { buildModel } from './model/build.js';
 import type { MeshModel } from './model/mesh-model.js';
@@ -31,6 +31,8 @@ export interface CompileResult {
   proxies: Map<string, CompiledProxy>;
   /** How many proxies were compiled; the others were reused from the previous result. */
   compiled: number;
+  /** What the proxies depend on, for the next revision's compile. */
+  index: DependencyIndex;
 }
 
 /**
@@ -81,21 +83,28 @@ function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnos
   const proxies = new Map<string, CompiledProxy>();
   const ok = !hasErrors(diagnostics);
   let compiled = 0;
+  let index: DependencyIndex = { values: new Map(), dependents: new Map() };
   if (ok) {
     const m = model.value;
+    const affected = previous ? affectedProxies(m, previous.index) : undefined;
+    const changed = new Map<string, { old?: Dependencies; now?: Dependencies }>();
     for (const w of m.workloads) {
       yield;
       const prev = previous?.proxies.get(w.id);
-      if (prev && dependenciesHold(m, prev.dependencies)) {
+      if (prev && !affected!.has(w.id)) {
         proxies.set(w.id, prev.ir.revision === m.revision ? prev : { ...prev, ir: { ...prev.ir, revision: m.revision } });
         continue;
       }
       const { value: ir, keys } = recording(() => compileProxy(m, w));
-      proxies.set(w.id, { ir, resources: translateProxy(ir), dependencies: dependencyValues(m, keys) });
+      const dependencies = dependencyValues(m, keys);
+      proxies.set(w.id, { ir, resources: translateProxy(ir), dependencies });
+      changed.set(w.id, { ...(prev ? { old: prev.dependencies } : {}), now: dependencies });
       compiled++;
     }
+    for (const [id, p] of previous?.proxies ?? []) if (!proxies.has(id)) changed.set(id, { old: p.dependencies });
+    index = updatedIndex(previous?.index, changed);
   }
-  return { revision: source.revision, ok, diagnostics, model: model.value, proxies, compiled };
+  return { revision: source.revision, ok, diagnostics, model: model.value, proxies, compiled, index };
 }
 
 /**

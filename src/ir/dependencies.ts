@@ -64,6 +64,58 @@ export function dependencyValues(model: MeshModel, keys: Iterable<string>): Depe
   return out;
 }
 
+/**
+ * For a whole compile result: which proxies depend on each key, and the key's value in the latest model. A new
+ * model is checked key by key (each distinct part of the model once), not proxy by proxy.
+ */
+export interface DependencyIndex {
+  values: ReadonlyMap<string, string>;
+  dependents: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/** Proxies with a dependency whose value differs in `model`. */
+export function affectedProxies(model: MeshModel, index: DependencyIndex): Set<string> {
+  const memo = memoOf(model);
+  const out = new Set<string>();
+  for (const [k, v] of index.values) if (valueOf(model, k, memo) !== v) for (const id of index.dependents.get(k) ?? []) out.add(id);
+  return out;
+}
+
+/**
+ * The index after a compile: `before` with the proxies in `changed` (recompiled: their new dependencies; removed:
+ * none) updated. `before` is left as it is: a rejected revision must not disturb the result it keeps.
+ */
+export function updatedIndex(before: DependencyIndex | undefined, changed: ReadonlyMap<string, { old?: Dependencies; now?: Dependencies }>): DependencyIndex {
+  const values = new Map(before?.values);
+  const dependents = new Map(before?.dependents);
+  const own = new Set<string>(); // keys whose set is already a copy of this update's
+  const setOf = (k: string): Set<string> => {
+    if (!own.has(k)) {
+      own.add(k);
+      dependents.set(k, new Set(dependents.get(k)));
+    }
+    return dependents.get(k) as Set<string>;
+  };
+  for (const [id, { old }] of changed) {
+    for (const k of old?.keys() ?? []) {
+      const set = setOf(k);
+      set.delete(id);
+      if (set.size === 0) {
+        dependents.delete(k);
+        values.delete(k);
+        own.delete(k);
+      }
+    }
+  }
+  for (const [id, { now }] of changed) {
+    for (const [k, v] of now ?? []) {
+      setOf(k).add(id);
+      values.set(k, v);
+    }
+  }
+  return { values, dependents };
+}
+
 /** Whether every dependency has the same value in `model` as when it was recorded. */
 export function dependenciesHold(model: MeshModel, deps: Dependencies): boolean {
   const memo = memoOf(model);
@@ -108,19 +160,35 @@ function compute(model: MeshModel, key: string): string {
   const w = workloadById(model, arg);
   if (!w) return ABSENT;
   const root = model.mesh.rootNamespace;
+  // What applies to a workload: a function of the workload, one policy list and the Mesh, all of which keep their
+  // identity while unchanged (see buildModel), so the value is remembered per (workload, list, mesh).
   switch (kind) {
     case 'mtls':
-      return hashOf(peerAuthenticationsOf(model, w));
+      return perWorkload(kind, w, model.security.peerAuthentications, model.mesh, () => hashOf(peerAuthenticationsOf(model, w)));
     case 'authz':
-      return hashOf(applicable(model.security.authorizationPolicies, w, root));
+      return perWorkload(kind, w, model.security.authorizationPolicies, model.mesh, () => hashOf(applicable(model.security.authorizationPolicies, w, root)));
     case 'reqauthn':
-      return hashOf(applicable(model.security.requestAuthentications, w, root));
+      return perWorkload(kind, w, model.security.requestAuthentications, model.mesh, () => hashOf(applicable(model.security.requestAuthentications, w, root)));
     case 'rl':
-      return hashOf(rateLimitsFor(model, w));
+      return perWorkload(kind, w, model.routing.rateLimits, model.mesh, () => hashOf(rateLimitsFor(model, w)));
     case 'tel':
-      return hashOf(telemetryFor(model, w));
+      return perWorkload(kind, w, model.telemetry, model.mesh, () => hashOf(telemetryFor(model, w)));
   }
   throw new Error(`bug: unknown dependency key ${key}`);
+}
+
+const perWorkloadValues = new WeakMap<object, WeakMap<object, WeakMap<object, Map<string, string>>>>();
+
+function perWorkload(kind: string, w: object, list: object, mesh: object, compute: () => string): string {
+  let byList = perWorkloadValues.get(w);
+  if (!byList) perWorkloadValues.set(w, (byList = new WeakMap()));
+  let byMesh = byList.get(list);
+  if (!byMesh) byList.set(list, (byMesh = new WeakMap()));
+  let byKind = byMesh.get(mesh);
+  if (!byKind) byMesh.set(mesh, (byKind = new Map()));
+  let v = byKind.get(kind);
+  if (v === undefined) byKind.set(kind, (v = compute()));
+  return v;
 }
 
 /** Every PeerAuthentication mtlsModeFor may consult for the workload. */

@@ -110,6 +110,19 @@ export function buildModel(objects: readonly PolicyObject[], revision: string, p
     telemetry: collectTelemetry(unique),
     routing: collectRouting(unique, diags),
   };
+  if (previous) {
+    // Unchanged policy lists stay the same arrays, so values derived from them per workload are memoized.
+    const sec = model.security;
+    const was = previous.security;
+    model.security = {
+      peerAuthentications: sameList(sec.peerAuthentications, was.peerAuthentications),
+      authorizationPolicies: sameList(sec.authorizationPolicies, was.authorizationPolicies),
+      requestAuthentications: sameList(sec.requestAuthentications, was.requestAuthentications),
+    };
+    model.telemetry = sameList(model.telemetry, previous.telemetry);
+    model.routing.rateLimits = sameList(model.routing.rateLimits, previous.routing.rateLimits);
+    if (same(model.mesh, previous.mesh, 6)) model.mesh = previous.mesh;
+  }
   for (const sc of sidecars) checkSidecarHosts(sc, model, diags);
   checkListenerConflicts(model, diags);
   checkSecurity(model, diags);
@@ -228,6 +241,11 @@ function inlineService(se: ServiceEntry, host: string): Service {
     byHost.set(host, svc);
   }
   return svc;
+}
+
+/** `prev` when it holds the same objects as `next`. */
+function sameList<T>(next: T[], prev: T[]): T[] {
+  return next.length === prev.length && next.every((x, i) => x === prev[i]) ? prev : next;
 }
 
 /** Replaces each item of `next` that equals its namesake in `prev` with that (older) object. */
