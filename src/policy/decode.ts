@@ -81,8 +81,16 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
   return { kind: decoder.kind, apiVersion, meta: { name, namespace, labels }, origin: doc.at, at, spec: value } as PolicyObject;
 }
 
+const sortKeys = new WeakMap<PolicyObject, string>();
+
+function sortKey(o: PolicyObject): string {
+  let k = sortKeys.get(o);
+  if (k === undefined) sortKeys.set(o, (k = `${o.kind}\0${o.meta.namespace}\0${o.meta.name}\0${o.origin.file}\0${o.origin.line}`));
+  return k;
+}
+
 function compareObjects(a: PolicyObject, b: PolicyObject): number {
-  const ka = `${a.kind}\0${a.meta.namespace}\0${a.meta.name}\0${a.origin.file}\0${a.origin.line}`;
-  const kb = `${b.kind}\0${b.meta.namespace}\0${b.meta.name}\0${b.origin.file}\0${b.origin.line}`;
+  const ka = sortKey(a);
+  const kb = sortKey(b);
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
