@@ -7,7 +7,7 @@ import { hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag
 import { compileProxy } from './ir/compile.js';
 import { affectedProxies, dependencyValues, updatedIndex, type Dependencies, type DependencyIndex } from './ir/dependencies.js';
 import type { ProxyIR } from './ir/types.js';
-import { buildModel } from './model/build.js';
+import { buildModelSteps } from './model/build.js';
 import type { MeshModel } from './model/mesh-model.js';
 import { recording } from './model/tracking.js';
 import { decodeDocuments } from './policy/decode.js';
@@ -77,7 +77,7 @@ function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnos
   const decoded = decodeDocuments(docs);
   diags.push(...decoded.diagnostics);
   yield;
-  const model = buildModel(decoded.value, source.revision, previous?.model);
+  const model = yield* buildModelSteps(decoded.value, source.revision, previous?.model);
   diags.push(...model.diagnostics);
   const diagnostics = sortDiagnostics(diags.map((d) => atRevision(d, source.revision)));
   const proxies = new Map<string, CompiledProxy>();
@@ -86,7 +86,8 @@ function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnos
   let index: DependencyIndex = { values: new Map(), dependents: new Map() };
   if (ok) {
     const m = model.value;
-    const affected = previous ? affectedProxies(m, previous.index) : undefined;
+    yield;
+    const affected = previous ? yield* affectedProxies(m, previous.index) : undefined;
     const changed = new Map<string, { old?: Dependencies; now?: Dependencies }>();
     for (const w of m.workloads) {
       yield;

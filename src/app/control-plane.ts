@@ -18,7 +18,7 @@ import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
 import { bearerToken, ProxyTokens } from '../server/proxy-auth.js';
 import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
 import { buildSnapshot, withResources, type Snapshot } from '../snapshot/snapshot.js';
-import { readDirectory } from '../source/directory.js';
+import { readDirectoryInSlices } from '../source/directory.js';
 import { GitSource } from '../source/git.js';
 import type { PolicySource } from '../source/source-file.js';
 import { watchDirectory } from '../source/watch.js';
@@ -229,7 +229,7 @@ export class ControlPlane {
 
   /** The newest revision of the source (fetching first for a remote Git repository). */
   private async readLatest(): Promise<Result<PolicySource>> {
-    if (!this.git) return readDirectory(this.settings.configDir);
+    if (!this.git) return readDirectoryInSlices(this.settings.configDir);
     await this.git.fetch();
     return this.git.read(await this.git.head());
   }

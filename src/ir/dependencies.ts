@@ -73,11 +73,15 @@ export interface DependencyIndex {
   dependents: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-/** Proxies with a dependency whose value differs in `model`. */
-export function affectedProxies(model: MeshModel, index: DependencyIndex): Set<string> {
+/** Proxies with a dependency whose value differs in `model`; a generator that pauses every 256 keys. */
+export function* affectedProxies(model: MeshModel, index: DependencyIndex): Generator<void, Set<string>> {
   const memo = memoOf(model);
   const out = new Set<string>();
-  for (const [k, v] of index.values) if (valueOf(model, k, memo) !== v) for (const id of index.dependents.get(k) ?? []) out.add(id);
+  let n = 0;
+  for (const [k, v] of index.values) {
+    if (valueOf(model, k, memo) !== v) for (const id of index.dependents.get(k) ?? []) out.add(id);
+    if (++n % 256 === 0) yield;
+  }
   return out;
 }
 

@@ -25,6 +25,15 @@ import { adviseSidecars } from './sidecars.js';
  * are that model's objects, so what is derived from them (hashes, shared clusters) is recognised as unchanged.
  */
 export function buildModel(objects: readonly PolicyObject[], revision: string, previous?: MeshModel): Result<MeshModel> {
+  const steps = buildModelSteps(objects, revision, previous);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** buildModel as steps, pausing between its phases (see compileSourceInSlices). */
+export function* buildModelSteps(objects: readonly PolicyObject[], revision: string, previous?: MeshModel): Generator<void, Result<MeshModel>> {
   const diags = new Diagnostics();
   const unique = dropDuplicates(objects, diags);
   const meshes = unique.filter((o): o is MeshPolicy => o.kind === 'Mesh');
@@ -89,6 +98,7 @@ export function buildModel(objects: readonly PolicyObject[], revision: string, p
       services.push(selector ? serviceOf(se, host, selected) : inlineService(se, host));
     });
   }
+  yield;
   services.sort((a, b) => cmp(a.host, b.host));
   for (const w of workloads) w.services.sort();
 
@@ -123,8 +133,14 @@ export function buildModel(objects: readonly PolicyObject[], revision: string, p
     model.routing.rateLimits = sameList(model.routing.rateLimits, previous.routing.rateLimits);
     if (same(model.mesh, previous.mesh, 6)) model.mesh = previous.mesh;
   }
-  for (const sc of sidecars) checkSidecarHosts(sc, model, diags);
+  yield;
+  for (const [i, sc] of sidecars.entries()) {
+    checkSidecarHosts(sc, model, diags);
+    if (i % 200 === 199) yield;
+  }
+  yield;
   checkListenerConflicts(model, diags);
+  yield;
   checkSecurity(model, diags);
   checkTelemetry(model, diags);
   checkRouting(model, diags);

@@ -10,10 +10,28 @@ import { Diagnostics, type Result } from '../diag/diagnostic.js';
 import { SOURCE_LIMITS, isPolicyFile, type PolicySource, type SourceFile } from './source-file.js';
 
 export function readDirectory(root: string): Result<PolicySource> {
+  const steps = readSteps(root);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** The same read, giving the event loop a turn every few hundred files (a server keeps serving meanwhile). */
+export async function readDirectoryInSlices(root: string): Promise<Result<PolicySource>> {
+  const steps = readSteps(root);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+function* readSteps(root: string): Generator<void, Result<PolicySource>> {
   const diags = new Diagnostics();
   const files: SourceFile[] = [];
   let total = 0;
-  const walk = (rel: string): void => {
+  function* walk(rel: string): Generator<void> {
     let entries: string[];
     try {
       entries = readdirSync(path.join(root, rel)).sort();
@@ -29,7 +47,7 @@ export function readDirectory(root: string): Result<PolicySource> {
       const abs = path.join(root, relPath);
       const st = statSync(abs, { bigint: true });
       if (st.isDirectory()) {
-        walk(relPath);
+        yield* walk(relPath);
         continue;
       }
       if (!st.isFile() || !isPolicyFile(name)) continue;
@@ -46,9 +64,10 @@ export function readDirectory(root: string): Result<PolicySource> {
       }
       total += size;
       files.push({ path: relPath, text: readText(abs, st) });
+      if (files.length % 256 === 0) yield;
     }
-  };
-  walk('');
+  }
+  yield* walk('');
   return { value: { revision: `dir:${contentHash(files)}`, files }, diagnostics: diags.items };
 }
 

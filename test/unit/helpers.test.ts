@@ -7,7 +7,10 @@ import { parseDurationMs } from '../../src/policy/reader.js';
 import { clusterName, listenerName } from '../../src/xds/names.js';
 import { canonicalJson, setVersion } from '../../src/snapshot/canonical.js';
 import { spiffeId } from '../../src/model/mesh-model.js';
-import { debounce } from '../../src/source/watch.js';
+import { debounce, watchDirectory } from '../../src/source/watch.js';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 test('durations as Istio writes them', () => {
   const table: [string, number | undefined][] = [
@@ -46,4 +49,30 @@ test('debounce: a burst fires once after the quiet period; a stream still fires 
   d.cancel();
   assert.ok(fired >= 2, 'fired during a continuous stream of changes');
   assert.ok(Date.now() - t0 >= 120);
+});
+
+test('the directory watcher sees edits in subdirectories, including ones created after it started, and ignores hidden files', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'chancery-watch-'));
+  mkdirSync(path.join(dir, 'a'));
+  let fired = 0;
+  const stop = watchDirectory(dir, () => fired++, 20, 200);
+  const changed = async (what: string, edit: () => void) => {
+    const before = fired;
+    edit();
+    const deadline = Date.now() + 3000;
+    while (fired === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(fired > before, `${what} was noticed`);
+  };
+  try {
+    await changed('a file in an existing subdirectory', () => writeFileSync(path.join(dir, 'a', 'x.yaml'), 'a: 1\n'));
+    await changed('a new subdirectory', () => mkdirSync(path.join(dir, 'b', 'c'), { recursive: true }));
+    await new Promise((r) => setTimeout(r, 50)); // the new directories' watchers are set up on that event
+    await changed('a file in the new nested directory', () => writeFileSync(path.join(dir, 'b', 'c', 'y.yaml'), 'b: 1\n'));
+    const before = fired;
+    writeFileSync(path.join(dir, 'a', '.swp'), 'x');
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(fired, before, 'hidden files are ignored');
+  } finally {
+    stop();
+  }
 });
