@@ -7,12 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import { serviceByHost, servicesInNamespace, workloadById } from '../model/index.js';
-import type { MeshModel, Workload } from '../model/mesh-model.js';
+import { labelsMatch, type MeshModel, type Workload } from '../model/mesh-model.js';
 import { destinationRuleFor, rateLimitsFor, virtualServiceFor } from '../model/routing.js';
 import { applicable } from '../model/security.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { recording, untracked } from '../model/tracking.js';
-import { labelsMatch } from '../model/mesh-model.js';
 
 /** Kinds of key defined by later stages (the IR's shared clusters), to keep imports one-way. */
 const definitions = new Map<string, (model: MeshModel, arg: string) => unknown>();

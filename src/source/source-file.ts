@@ -16,7 +16,7 @@ export interface PolicySource {
 /** Bounds on hostile or accidental input; exceeding them is a diagnostic, never a crash. */
 export const SOURCE_LIMITS = {
   maxFileBytes: 2 * 1024 * 1024,
-  maxFiles: 5000,
+  maxFiles: 50_000,
   maxTotalBytes: 64 * 1024 * 1024,
 };
 
