@@ -4,7 +4,7 @@
  * expiry. `chancery bootstrap` embeds it; the server checks it when the stream opens and again against the node id
  * of the first request, so a proxy only ever receives its own workload's configuration and secrets.
  */
-import { randomBytes } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { errors, jwtVerify, SignJWT } from 'jose';
@@ -13,7 +13,8 @@ const ISSUER = 'chancery';
 const AUDIENCE = 'chancery-xds';
 
 export class ProxyTokens {
-  private constructor(private readonly key: Uint8Array) {}
+  /** A KeyObject, not raw bytes: jose would import raw bytes into WebCrypto on every verification. */
+  private constructor(private readonly key: KeyObject) {}
 
   /** Loads the signing key from the state directory, creating it (owner-only) on first use. */
   static open(stateDir: string): ProxyTokens {
@@ -23,7 +24,7 @@ export class ProxyTokens {
       writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
       chmodSync(file, 0o600);
     }
-    return new ProxyTokens(new Uint8Array(Buffer.from(readFileSync(file, 'utf8').trim(), 'base64')));
+    return new ProxyTokens(createSecretKey(Buffer.from(readFileSync(file, 'utf8').trim(), 'base64')));
   }
 
   issue(nodeId: string, ttlSeconds: number, now = Date.now()): Promise<string> {
