@@ -205,12 +205,20 @@ export class AdsStream {
     this.env.event({ kind: 'ack', typeUrl, nonce: p.nonce, version: p.version, revision: p.revision, resources });
   }
 
+  /**
+   * The snapshot content (its types map, shared by a snapshot relabelled to a newer revision) for which the last
+   * pump found nothing to send: `inSync` answers from it instead of planning every type again after each ACK.
+   */
+  private quietFor?: Snapshot['types'];
+
   private pump(): void {
+    this.quietFor = undefined;
     if (this.closed || this.inflight || !this.node) return;
     const snap = this.env.snapshot(this.node.id);
     if (!snap) return;
     const next = this.nextResponse(snap);
     if (next) this.send(next);
+    else this.quietFor = snap.types;
   }
 
   /** The next response to send, in PUSH_ORDER, upserts before removals; undefined when the client is in sync. */
@@ -230,7 +238,7 @@ export class AdsStream {
   inSync(): boolean {
     if (this.closed || this.inflight || !this.node) return false;
     const snap = this.env.snapshot(this.node.id);
-    return snap !== undefined && this.types.size > 0 && this.nextResponse(snap) === undefined;
+    return snap !== undefined && this.types.size > 0 && this.quietFor === snap.types;
   }
 
   private planSotw(typeUrl: TypeUrl, ts: TypeState, snap: Snapshot, phase: 'upsert' | 'remove'): Planned | undefined {
