@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Authority, type CaFiles } from '../ca/authority.js';
+import { Authority, type CaFiles, type IssuedCertificate } from '../ca/authority.js';
 import { systemClock, type Clock } from '../ca/clock.js';
 import { SvidManager } from '../ca/svids.js';
 import { compileSourceInSlices, type CompileResult } from '../compiler.js';
@@ -17,7 +17,7 @@ import { MESH_DEFAULTS } from '../policy/types.js';
 import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
 import { bearerToken, ProxyTokens } from '../server/proxy-auth.js';
 import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
-import { buildSnapshot, withResources, type Snapshot } from '../snapshot/snapshot.js';
+import { buildSnapshot, typeSnapshot, withResources, type Snapshot, type TypeSnapshot } from '../snapshot/snapshot.js';
 import { readDirectoryInSlices } from '../source/directory.js';
 import { GitSource } from '../source/git.js';
 import type { PolicySource } from '../source/source-file.js';
@@ -399,16 +399,28 @@ export class ControlPlane {
         if (served.revision !== snap.revision) next.set(id, { ...served, revision: snap.revision });
         continue;
       }
-      const svid = this.svids.get(workloads.get(id)!.identity);
-      const secrets = new Map<string, EncodedResource>();
-      if (svid) secrets.set(SECRET_WORKLOAD, this.secretCache.get(TYPE.secret, SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem), []));
-      secrets.set(SECRET_TRUST_BUNDLE, this.secretCache.get(TYPE.secret, SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle), []));
-      next.set(id, withResources(snap, TYPE.secret, secrets));
+      next.set(id, withResources(snap, TYPE.secret, this.secretsOf(this.svids.get(workloads.get(id)!.identity), bundle)));
     }
     for (const id of next.keys()) if (!cur.base.has(id)) next.delete(id);
     this.secretCache.sweep(() => next.values());
     cur.snapshots = next;
     return this.ads.publish(next);
+  }
+
+  /** Secrets per certificate (shared by every proxy of an identity) and trust bundle, built and hashed once. */
+  private readonly secretSets = new WeakMap<object, { bundle: string; secrets: TypeSnapshot }>();
+  private readonly noCertificate = {};
+
+  private secretsOf(svid: IssuedCertificate | undefined, bundle: string): TypeSnapshot {
+    const key = svid ?? this.noCertificate;
+    const hit = this.secretSets.get(key);
+    if (hit?.bundle === bundle) return hit.secrets;
+    const resources = new Map<string, EncodedResource>();
+    if (svid) resources.set(SECRET_WORKLOAD, this.secretCache.get(TYPE.secret, SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem), []));
+    resources.set(SECRET_TRUST_BUNDLE, this.secretCache.get(TYPE.secret, SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle), []));
+    const secrets = typeSnapshot(resources);
+    this.secretSets.set(key, { bundle, secrets });
+    return secrets;
   }
 
   private async onCertificatesRotated(identities: string[]): Promise<void> {

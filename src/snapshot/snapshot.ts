@@ -33,10 +33,15 @@ export function buildSnapshot(proxyId: string, revision: string, set: ResourceSe
   return { proxyId, revision, version, types };
 }
 
-/** Adds or replaces resources of one type (the fast path for secrets and endpoints). */
-export function withResources(snap: Snapshot, typeUrl: TypeUrl, replace: ReadonlyMap<string, EncodedResource>): Snapshot {
+/** The resources of one type as a TypeSnapshot, to share between the snapshots that hold exactly them. */
+export function typeSnapshot(resources: ReadonlyMap<string, EncodedResource>): TypeSnapshot {
+  return { version: setVersion(resources.values()), resources };
+}
+
+/** Adds or replaces resources of one type (the fast path for secrets). */
+export function withResources(snap: Snapshot, typeUrl: TypeUrl, replace: TypeSnapshot): Snapshot {
   const types = new Map(snap.types);
-  types.set(typeUrl, { version: setVersion(replace.values()), resources: replace });
+  types.set(typeUrl, replace);
   const version = setVersion([...types.entries()].map(([t, s]) => ({ name: t, version: s.version })));
   return { ...snap, types, version };
 }

@@ -12,7 +12,7 @@ import type { ControlPlane } from '../../src/app/control-plane.js';
 import { createLogger } from '../../src/app/logger.js';
 import { compileSource } from '../../src/compiler.js';
 import { readDirectory } from '../../src/source/directory.js';
-import { withResources } from '../../src/snapshot/snapshot.js';
+import { typeSnapshot, withResources } from '../../src/snapshot/snapshot.js';
 import { ResourceCache } from '../../src/snapshot/resource-cache.js';
 import { decodeToJson, encodeJson } from '../../src/xds/proto/strict.js';
 import { messageName, TYPE } from '../../src/xds/type-urls.js';
@@ -122,7 +122,7 @@ spec:
     const bad = structuredClone(good.json) as any;
     bad.virtual_hosts[0].routes.unshift({ match: { safe_regex: { regex: '(unclosed' } }, route: { cluster: 'outbound|80||b.ops.svc' } });
     const cache = new ResourceCache();
-    const broken = withResources(snap, TYPE.route, new Map([[good.name, cache.get(TYPE.route, good.name, bad, good.origins)]]));
+    const broken = withResources(snap, TYPE.route, typeSnapshot(new Map([[good.name, cache.get(TYPE.route, good.name, bad, good.origins)]])));
     const all = new Map(cp.ads.snapshots.ids().map((x) => [x, cp.ads.snapshots.get(x)!]));
     all.set(id, broken);
     cp.ads.publish(all);

@@ -11,12 +11,32 @@ import Long from 'long';
 import protobuf from 'protobufjs';
 import { envoyRoot } from './load.js';
 
-export class ProtoShapeError extends Error {
+/**
+ * Where in a message a field is, built only when an error names it: joining path strings for every field of every
+ * message was a large part of encoding.
+ */
+class FieldPath {
   constructor(
-    readonly path: string,
+    private readonly parent: FieldPath | string,
+    private readonly segment: string,
+  ) {}
+
+  toString(): string {
+    return `${String(this.parent)}${this.segment}`;
+  }
+}
+type Path = FieldPath | string;
+const at = (parent: Path, segment: string): FieldPath => new FieldPath(parent, segment);
+
+export class ProtoShapeError extends Error {
+  readonly path: string;
+
+  constructor(
+    path: Path,
     readonly reason: string,
   ) {
-    super(`${path}: ${reason}`);
+    super(`${String(path)}: ${reason}`);
+    this.path = String(path);
     this.name = 'ProtoShapeError';
   }
 }
@@ -81,7 +101,7 @@ export function encodeJson(typeName: string, json: unknown, path = '$'): Uint8Ar
   return type.encode(messageFromJson(type, json, path)).finish();
 }
 
-function messageFromJson(type: protobuf.Type, json: unknown, path: string): protobuf.Message {
+function messageFromJson(type: protobuf.Type, json: unknown, path: Path): protobuf.Message {
   const full = type.fullName;
   if (full === '.google.protobuf.Duration') return type.create(parseDuration(json, path));
   if (full === '.google.protobuf.Timestamp') return type.create(parseTimestamp(json, path));
@@ -94,7 +114,7 @@ function messageFromJson(type: protobuf.Type, json: unknown, path: string): prot
   if (full === '.google.protobuf.Value') return type.create(valueFromJson(json, path));
   if (full === '.google.protobuf.ListValue') {
     if (!Array.isArray(json)) throw new ProtoShapeError(path, 'expected an array (ListValue)');
-    return type.create({ values: json.map((v, i) => lookupType('google.protobuf.Value').create(valueFromJson(v, `${path}[${i}]`))) });
+    return type.create({ values: json.map((v, i) => lookupType('google.protobuf.Value').create(valueFromJson(v, at(path, `[${i}]`)))) });
   }
 
   if (!isPlainObject(json)) throw new ProtoShapeError(path, `expected an object (${full.slice(1)})`);
@@ -102,7 +122,7 @@ function messageFromJson(type: protobuf.Type, json: unknown, path: string): prot
   const oneofSeen = new Map<string, string>();
   for (const [key, value] of Object.entries(json)) {
     const field = type.fields[key] ?? findByJsonName(type, key);
-    const fieldPath = `${path}.${key}`;
+    const fieldPath = at(path, `.${key}`);
     if (!field) throw new ProtoShapeError(fieldPath, `unknown field of ${full.slice(1)}`);
     if (value === undefined) continue;
     if (value === null) throw new ProtoShapeError(fieldPath, 'null is not allowed; omit the field instead');
@@ -128,29 +148,29 @@ function jsonNameOf(f: protobuf.Field): string {
   return typeof opt === 'string' ? opt : f.name.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }
 
-function fieldFromJson(field: protobuf.Field, value: unknown, path: string): unknown {
+function fieldFromJson(field: protobuf.Field, value: unknown, path: Path): unknown {
   field.resolve();
   if (field instanceof protobuf.MapField) {
     if (!isPlainObject(value)) throw new ProtoShapeError(path, 'expected an object (map)');
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = singleFromJson(field, v, `${path}.${k}`);
+    for (const [k, v] of Object.entries(value)) out[k] = singleFromJson(field, v, at(path, `.${k}`));
     return out;
   }
   if (field.repeated) {
     if (!Array.isArray(value)) throw new ProtoShapeError(path, 'expected an array');
-    return value.map((v, i) => singleFromJson(field, v, `${path}[${i}]`));
+    return value.map((v, i) => singleFromJson(field, v, at(path, `[${i}]`)));
   }
   return singleFromJson(field, value, path);
 }
 
-function singleFromJson(field: protobuf.Field, value: unknown, path: string): unknown {
+function singleFromJson(field: protobuf.Field, value: unknown, path: Path): unknown {
   const rt = field.resolvedType;
   if (rt instanceof protobuf.Type) return messageFromJson(rt, value, path);
   if (rt instanceof protobuf.Enum) return enumFromJson(rt, value, path);
   return scalarFromJson(field.type, value, path);
 }
 
-function enumFromJson(e: protobuf.Enum, value: unknown, path: string): number {
+function enumFromJson(e: protobuf.Enum, value: unknown, path: Path): number {
   if (typeof value === 'string') {
     const n = e.values[value];
     if (n === undefined) throw new ProtoShapeError(path, `"${value}" is not a value of enum ${e.name}`);
@@ -160,7 +180,7 @@ function enumFromJson(e: protobuf.Enum, value: unknown, path: string): number {
   throw new ProtoShapeError(path, `expected a name of enum ${e.name}`);
 }
 
-function scalarFromJson(type: string, value: unknown, path: string): unknown {
+function scalarFromJson(type: string, value: unknown, path: Path): unknown {
   switch (type) {
     case 'string':
       if (typeof value !== 'string') throw new ProtoShapeError(path, 'expected a string');
@@ -200,7 +220,7 @@ function scalarFromJson(type: string, value: unknown, path: string): unknown {
 
 const DURATION_RE = /^(-)?(\d+)(?:\.(\d{1,9}))?s$/;
 
-function parseDuration(json: unknown, path: string): { seconds: number; nanos: number } {
+function parseDuration(json: unknown, path: Path): { seconds: number; nanos: number } {
   const m = typeof json === 'string' ? DURATION_RE.exec(json) : null;
   if (!m) throw new ProtoShapeError(path, 'expected a duration such as "1.5s"');
   const sign = m[1] ? -1 : 1;
@@ -210,13 +230,13 @@ function parseDuration(json: unknown, path: string): { seconds: number; nanos: n
   return { seconds: sign * seconds, nanos: sign * nanos };
 }
 
-function parseTimestamp(json: unknown, path: string): { seconds: number; nanos: number } {
+function parseTimestamp(json: unknown, path: Path): { seconds: number; nanos: number } {
   const ms = typeof json === 'string' ? Date.parse(json) : NaN;
   if (Number.isNaN(ms)) throw new ProtoShapeError(path, 'expected an RFC 3339 timestamp');
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
 }
 
-function anyFromJson(json: unknown, path: string): { type_url: string; value: Uint8Array } {
+function anyFromJson(json: unknown, path: Path): { type_url: string; value: Uint8Array } {
   if (!isPlainObject(json) || typeof json['@type'] !== 'string') {
     throw new ProtoShapeError(path, 'expected an Any with an "@type"');
   }
@@ -224,7 +244,7 @@ function anyFromJson(json: unknown, path: string): { type_url: string; value: Ui
   const innerName = typeNameOf(typeUrl);
   const inner = envoyRoot().lookup(innerName);
   if (!(inner instanceof protobuf.Type)) {
-    throw new ProtoShapeError(`${path}.@type`, `type ${innerName} is not loaded (add its .proto to ENTRY_PROTOS)`);
+    throw new ProtoShapeError(at(path, '.@type'), `type ${innerName} is not loaded (add its .proto to ENTRY_PROTOS)`);
   }
   const { '@type': _t, ...rest } = json;
   // Well-known types with a special JSON form are wrapped as {"@type", "value"}.
@@ -234,10 +254,10 @@ function anyFromJson(json: unknown, path: string): { type_url: string; value: Ui
   return { type_url: typeUrl, value: inner.encode(msg).finish() };
 }
 
-function structFields(json: Record<string, unknown>, path: string): { fields: Record<string, unknown> } {
+function structFields(json: Record<string, unknown>, path: Path): { fields: Record<string, unknown> } {
   const valueType = lookupType('google.protobuf.Value');
   const fields: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(json)) fields[k] = valueType.create(valueFromJson(v, `${path}.${k}`));
+  for (const [k, v] of Object.entries(json)) fields[k] = valueType.create(valueFromJson(v, at(path, `.${k}`)));
   return { fields };
 }
 
@@ -250,7 +270,7 @@ function valueField(snake: string): string {
   return fields[snake] ? snake : snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
 }
 
-function valueFromJson(json: unknown, path: string): Record<string, unknown> {
+function valueFromJson(json: unknown, path: Path): Record<string, unknown> {
   if (json === null) return { [valueField('null_value')]: 0 };
   if (typeof json === 'number') return { [valueField('number_value')]: json };
   if (typeof json === 'string') return { [valueField('string_value')]: json };
