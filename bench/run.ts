@@ -205,20 +205,22 @@ async function certificates(): Promise<void> {
   record({ size: '-', name: 'certificates issued per second (key + sign)', value: perSecond, unit: '/s', target: '>= 2000', ok: perSecond >= 2000 });
 }
 
+const started = performance.now();
 const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 console.log(`Chancery benchmarks (${quick ? 'quick' : 'full'}) on ${machine}`);
 await certificates();
 for (const s of sizes) await benchSize(s);
 const out = path.join(process.cwd(), '.bench');
 mkdirSync(out, { recursive: true });
-writeFileSync(path.join(out, 'report.json'), JSON.stringify({ machine, quick, at: new Date().toISOString(), figures }, null, 2));
+const minutes = (performance.now() - started) / 60_000;
+writeFileSync(path.join(out, 'report.json'), JSON.stringify({ machine, quick, at: new Date().toISOString(), minutes, figures }, null, 2));
 const md = [
-  `Benchmarks on ${machine} (${new Date().toISOString().slice(0, 10)}, ${quick ? 'quick' : 'full'} run)`,
+  `Benchmarks on ${machine} (${new Date().toISOString().slice(0, 10)}, ${quick ? 'quick' : 'full'} run, ${minutes.toFixed(1)} minutes)`,
   '',
   '| mesh | figure | value | target |',
   '| --- | --- | --- | --- |',
   ...figures.map((f) => `| ${f.size} | ${f.name} | ${fmt(f.value)} ${f.unit}${f.note ? ` (${f.note})` : ''} | ${f.target ?? ''}${f.ok === undefined ? '' : f.ok ? ' ✓' : ' ✗'} |`),
 ].join('\n');
 writeFileSync(path.join(out, 'report.md'), md + '\n');
-console.log(`\nreport: .bench/report.md, .bench/report.json`);
+console.log(`\nreport: .bench/report.md, .bench/report.json (${minutes.toFixed(1)} minutes)`);
 process.exit(0);
