@@ -78,6 +78,15 @@ export function lookupType(name: string): protobuf.Type {
   return t;
 }
 
+/** protobufjs computes `fullName` by walking to the root and joining, on every read; it was most of encoding. */
+const fullNames = new WeakMap<protobuf.Type, string>();
+
+function fullNameOf(type: protobuf.Type): string {
+  let n = fullNames.get(type);
+  if (n === undefined) fullNames.set(type, (n = type.fullName));
+  return n;
+}
+
 function typeNameOf(typeUrl: string): string {
   const slash = typeUrl.lastIndexOf('/');
   return slash >= 0 ? typeUrl.slice(slash + 1) : typeUrl;
@@ -101,21 +110,38 @@ export function encodeJson(typeName: string, json: unknown, path = '$'): Uint8Ar
   return type.encode(messageFromJson(type, json, path)).finish();
 }
 
+/** Which JSON form a type has: the well-known types' own, or a plain message. Decided once per type. */
+const forms = new WeakMap<protobuf.Type, string>();
+
+function formOf(type: protobuf.Type): string {
+  let f = forms.get(type);
+  if (f === undefined) {
+    const full = fullNameOf(type);
+    f = full in WRAPPERS ? 'wrapper' : full.startsWith('.google.protobuf.') ? full : 'message';
+    forms.set(type, f);
+  }
+  return f;
+}
+
 function messageFromJson(type: protobuf.Type, json: unknown, path: Path): protobuf.Message {
-  const full = type.fullName;
-  if (full === '.google.protobuf.Duration') return type.create(parseDuration(json, path));
-  if (full === '.google.protobuf.Timestamp') return type.create(parseTimestamp(json, path));
-  if (full in WRAPPERS) return type.create({ value: scalarFromJson(WRAPPERS[full], json, path) });
-  if (full === '.google.protobuf.Any') return type.create(anyFromJson(json, path));
-  if (full === '.google.protobuf.Struct') {
-    if (!isPlainObject(json)) throw new ProtoShapeError(path, 'expected an object (Struct)');
-    return type.create(structFields(json, path));
+  const form = formOf(type);
+  if (form !== 'message') {
+    const full = fullNameOf(type);
+    if (form === 'wrapper') return type.create({ value: scalarFromJson(WRAPPERS[full], json, path) });
+    if (full === '.google.protobuf.Duration') return type.create(parseDuration(json, path));
+    if (full === '.google.protobuf.Timestamp') return type.create(parseTimestamp(json, path));
+    if (full === '.google.protobuf.Any') return type.create(anyFromJson(json, path));
+    if (full === '.google.protobuf.Struct') {
+      if (!isPlainObject(json)) throw new ProtoShapeError(path, 'expected an object (Struct)');
+      return type.create(structFields(json, path));
+    }
+    if (full === '.google.protobuf.Value') return type.create(valueFromJson(json, path));
+    if (full === '.google.protobuf.ListValue') {
+      if (!Array.isArray(json)) throw new ProtoShapeError(path, 'expected an array (ListValue)');
+      return type.create({ values: json.map((v, i) => lookupType('google.protobuf.Value').create(valueFromJson(v, at(path, `[${i}]`)))) });
+    }
   }
-  if (full === '.google.protobuf.Value') return type.create(valueFromJson(json, path));
-  if (full === '.google.protobuf.ListValue') {
-    if (!Array.isArray(json)) throw new ProtoShapeError(path, 'expected an array (ListValue)');
-    return type.create({ values: json.map((v, i) => lookupType('google.protobuf.Value').create(valueFromJson(v, at(path, `[${i}]`)))) });
-  }
+  const full = fullNameOf(type);
 
   if (!isPlainObject(json)) throw new ProtoShapeError(path, `expected an object (${full.slice(1)})`);
   const props: Record<string, unknown> = {};
@@ -242,13 +268,15 @@ function anyFromJson(json: unknown, path: Path): { type_url: string; value: Uint
   }
   const typeUrl = json['@type'];
   const innerName = typeNameOf(typeUrl);
-  const inner = envoyRoot().lookup(innerName);
-  if (!(inner instanceof protobuf.Type)) {
+  let inner: protobuf.Type;
+  try {
+    inner = lookupType(innerName);
+  } catch {
     throw new ProtoShapeError(at(path, '.@type'), `type ${innerName} is not loaded (add its .proto to ENTRY_PROTOS)`);
   }
   const { '@type': _t, ...rest } = json;
   // Well-known types with a special JSON form are wrapped as {"@type", "value"}.
-  const isSpecial = inner.fullName in WRAPPERS || inner.fullName.startsWith('.google.protobuf.');
+  const isSpecial = fullNameOf(inner) in WRAPPERS || fullNameOf(inner).startsWith('.google.protobuf.');
   const body = isSpecial && 'value' in rest ? rest.value : rest;
   const msg = messageFromJson(inner, body, path);
   return { type_url: typeUrl, value: inner.encode(msg).finish() };
@@ -266,9 +294,14 @@ function structFields(json: Record<string, unknown>, path: Path): { fields: Reco
  * says, so look the name up instead of assuming it.
  */
 function valueField(snake: string): string {
-  const fields = lookupType('google.protobuf.Value').fields;
-  return fields[snake] ? snake : snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+  let name = valueFields.get(snake);
+  if (name === undefined) {
+    const fields = lookupType('google.protobuf.Value').fields;
+    valueFields.set(snake, (name = fields[snake] ? snake : snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())));
+  }
+  return name;
 }
+const valueFields = new Map<string, string>();
 
 function valueFromJson(json: unknown, path: Path): Record<string, unknown> {
   if (json === null) return { [valueField('null_value')]: 0 };
@@ -298,7 +331,7 @@ export function decodeToJson(typeName: string, bytes: Uint8Array): unknown {
 /** Converts a decoded protobufjs message into proto3 JSON. */
 export function messageToJson(type: protobuf.Type, msg: protobuf.Message | Record<string, unknown>): unknown {
   const m = msg as Record<string, unknown>;
-  const full = type.fullName;
+  const full = fullNameOf(type);
   if (full === '.google.protobuf.Duration') {
     const s = Number(m.seconds ?? 0);
     const n = Number(m.nanos ?? 0);
@@ -309,7 +342,7 @@ export function messageToJson(type: protobuf.Type, msg: protobuf.Message | Recor
     const typeUrl = String(m.type_url ?? '');
     const inner = lookupType(typeNameOf(typeUrl));
     const body = messageToJson(inner, inner.decode(m.value as Uint8Array));
-    return isPlainObject(body) && !inner.fullName.startsWith('.google.protobuf.')
+    return isPlainObject(body) && !fullNameOf(inner).startsWith('.google.protobuf.')
       ? { '@type': typeUrl, ...body }
       : { '@type': typeUrl, value: body };
   }
