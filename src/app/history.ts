@@ -4,7 +4,7 @@
  * rejected something (NACK), and when it connected or went away. It answers the incident question "what
  * configuration did this proxy run at that moment", days later.
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 
 export type HistoryEntry =
   | { t: string; kind: 'revision'; revision: string; status: 'accepted' | 'rejected'; errors: string[] }
@@ -17,11 +17,17 @@ export type HistoryEntry =
 
 type Body<E> = E extends HistoryEntry ? Omit<E, 't'> : never;
 
+/** Past this size the file is rotated: it becomes `<file>.1` (replacing the one before) and a new file starts. */
+export const HISTORY_ROTATE_BYTES = 64 * 1024 * 1024;
+
 export class HistoryLog {
   /** Lines not yet written: a push to many proxies is one write, not one per ACK. */
   private pending: string[] = [];
 
-  constructor(readonly file: string) {}
+  constructor(
+    readonly file: string,
+    private readonly rotateBytes = HISTORY_ROTATE_BYTES,
+  ) {}
 
   append(e: Body<HistoryEntry>, at = new Date()): void {
     if (this.pending.length === 0) setImmediate(() => this.flush());
@@ -32,13 +38,15 @@ export class HistoryLog {
     if (this.pending.length === 0) return;
     const lines = this.pending.join('');
     this.pending = [];
+    // Bounded on disk: the current file and one rotated file, so "what ran when" reaches back one file's worth.
+    if (existsSync(this.file) && statSync(this.file).size + lines.length > this.rotateBytes) renameSync(this.file, `${this.file}.1`);
     appendFileSync(this.file, lines);
   }
 
   read(): HistoryEntry[] {
     this.flush();
-    if (!existsSync(this.file)) return [];
-    return readFileSync(this.file, 'utf8')
+    const text = [`${this.file}.1`, this.file].filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8')).join('\n');
+    return text
       .split('\n')
       .filter((l) => l.trim() !== '')
       .flatMap((l) => {
