@@ -4,7 +4,6 @@
  * the replies. No snapshots, no state machine, no bookkeeping: what serving costs on this machine and nothing else.
  */
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import { lookupType } from '../src/xds/proto/strict.js';
 import { TYPE } from '../src/xds/type-urls.js';
 
@@ -33,12 +32,11 @@ server.addService(
 );
 const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
 
-/** A Delta response with one listener-typed resource whose payload makes the message `bytes` long. */
+/** A Delta response with one listener-typed resource whose payload makes the message about `bytes` long. */
 function response(bytes: number, nonce: string): Buffer {
-  const any = protobuf.Writer.create().uint32(10).string(TYPE.listener).uint32(18).bytes(Buffer.alloc(Math.max(0, bytes - 200), 1)).finish();
-  const resource = protobuf.Writer.create().uint32(10).string(nonce).uint32(18).bytes(any).uint32(26).string('bench').finish();
   const type = lookupType('envoy.service.discovery.v3.DeltaDiscoveryResponse');
-  return Buffer.from(type.encode(type.fromObject({ system_version_info: nonce, type_url: TYPE.listener, nonce, resources: [type.lookupType('envoy.service.discovery.v3.Resource').decode(resource)] })).finish());
+  const resource = { name: 'bench', version: nonce, resource: { type_url: TYPE.listener, value: Buffer.alloc(Math.max(0, bytes - 200), 1) } };
+  return Buffer.from(type.encode(type.fromObject({ system_version_info: nonce, type_url: TYPE.listener, nonce, resources: [resource] })).finish());
 }
 
 process.on('message', (m: { cmd: string; bytes?: number; nonce?: string; streams?: number }) => {

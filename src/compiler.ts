@@ -13,6 +13,7 @@ import { recording } from './model/tracking.js';
 import { decodeDocuments } from './policy/decode.js';
 import { parseFile, type ParsedDocument } from './policy/source-map.js';
 import type { PolicySource } from './source/source-file.js';
+import { runSteps, runStepsInSlices } from './util/steps.js';
 import { translateProxy, type ResourceSet } from './xds/translate.js';
 
 export interface CompiledProxy {
@@ -40,28 +41,15 @@ export interface CompileResult {
  * reused from it instead of compiled again: a change costs what it affects, not the size of the mesh.
  */
 export function compileSource(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult): CompileResult {
-  const steps = compileSteps(source, sourceDiagnostics, previous);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
+  return runSteps(compileSteps(source, sourceDiagnostics, previous));
 }
 
 /**
  * The same compile, giving the event loop a turn whenever it has worked for `sliceMs`: a server keeps answering
  * xDS requests and ACKs while a large revision compiles.
  */
-export async function compileSourceInSlices(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult, sliceMs = 10): Promise<CompileResult> {
-  const steps = compileSteps(source, sourceDiagnostics, previous);
-  let sliceStart = performance.now();
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-    if (performance.now() - sliceStart >= sliceMs) {
-      await new Promise((resolve) => setImmediate(resolve));
-      sliceStart = performance.now();
-    }
-  }
+export function compileSourceInSlices(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult, sliceMs = 10): Promise<CompileResult> {
+  return runStepsInSlices(compileSteps(source, sourceDiagnostics, previous), sliceMs);
 }
 
 /** The compile as a sequence of steps; it yields between steps where pausing is safe. */

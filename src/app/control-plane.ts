@@ -22,6 +22,7 @@ import { readDirectoryInSlices } from '../source/directory.js';
 import { GitSource } from '../source/git.js';
 import type { PolicySource } from '../source/source-file.js';
 import { watchDirectory } from '../source/watch.js';
+import { runStepsInSlices } from '../util/steps.js';
 import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../xds/names.js';
 import { ProtoShapeError } from '../xds/proto/strict.js';
 import { buildTrustBundleSecret, buildWorkloadSecret } from '../xds/resources/secret.js';
@@ -366,14 +367,14 @@ export class ControlPlane {
   }
 
   /** Snapshots of a compile result; a proxy reused from the previous result keeps its snapshot (relabelled). */
-  private async buildSnapshots(result: CompileResult, previous: Current | undefined): Promise<Map<string, Snapshot>> {
+  private buildSnapshots(result: CompileResult, previous: Current | undefined): Promise<Map<string, Snapshot>> {
+    return runStepsInSlices(this.snapshotSteps(result, previous)); // keep serving while a large revision encodes
+  }
+
+  private *snapshotSteps(result: CompileResult, previous: Current | undefined): Generator<void, Map<string, Snapshot>> {
     const out = new Map<string, Snapshot>();
-    let sliceStart = performance.now();
     for (const [id, p] of result.proxies) {
-      if (performance.now() - sliceStart > 10) {
-        await new Promise((resolve) => setImmediate(resolve)); // keep serving while a large revision encodes
-        sliceStart = performance.now();
-      }
+      yield;
       const before = previous?.base.get(id);
       if (before && previous!.result.proxies.get(id)?.resources === p.resources) {
         out.set(id, before.revision === result.revision ? before : { ...before, revision: result.revision });

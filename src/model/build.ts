@@ -12,6 +12,7 @@ import {
   type Sidecar,
   type WorkloadEntry,
 } from '../policy/types.js';
+import { runSteps } from '../util/steps.js';
 import { selectByLabels } from './index.js';
 import { spiffeId, type MeshModel, type Service, type ServiceEndpoint, type Workload } from './mesh-model.js';
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
@@ -25,14 +26,10 @@ import { adviseSidecars } from './sidecars.js';
  * are that model's objects, so what is derived from them (hashes, shared clusters) is recognised as unchanged.
  */
 export function buildModel(objects: readonly PolicyObject[], revision: string, previous?: MeshModel): Result<MeshModel> {
-  const steps = buildModelSteps(objects, revision, previous);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
+  return runSteps(buildModelSteps(objects, revision, previous));
 }
 
-/** buildModel as steps, pausing between its phases (see compileSourceInSlices). */
+/** buildModel as steps, pausing between its phases (see util/steps.ts). */
 export function* buildModelSteps(objects: readonly PolicyObject[], revision: string, previous?: MeshModel): Generator<void, Result<MeshModel>> {
   const diags = new Diagnostics();
   const unique = dropDuplicates(objects, diags);

@@ -7,24 +7,16 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { Diagnostics, type Result } from '../diag/diagnostic.js';
+import { runSteps, runStepsInSlices } from '../util/steps.js';
 import { SOURCE_LIMITS, isPolicyFile, type PolicySource, type SourceFile } from './source-file.js';
 
 export function readDirectory(root: string): Result<PolicySource> {
-  const steps = readSteps(root);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-  }
+  return runSteps(readSteps(root));
 }
 
 /** The same read, giving the event loop a turn every few hundred files (a server keeps serving meanwhile). */
-export async function readDirectoryInSlices(root: string): Promise<Result<PolicySource>> {
-  const steps = readSteps(root);
-  for (;;) {
-    const r = steps.next();
-    if (r.done) return r.value;
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+export function readDirectoryInSlices(root: string): Promise<Result<PolicySource>> {
+  return runStepsInSlices(readSteps(root));
 }
 
 function* readSteps(root: string): Generator<void, Result<PolicySource>> {
