@@ -23,7 +23,9 @@ import { endpointPort, labelsMatch, type MeshModel, type Workload } from '../mod
 import { subsetOf } from '../model/routing.js';
 import { isLoopback } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
-import { evaluate, type AuthzDecision, type RequestFacts } from './authz.js';
+import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
+import { re2FullMatch } from '../util/re2.js';
+import { evaluate, type AuthzDecision, type DryRunResult, type RequestFacts } from './authz.js';
 
 export interface ExplainRequest {
   /** `namespace/workload` or `namespace/service-name` (then the service's first workload). */
@@ -58,6 +60,8 @@ export interface DestinationVerdict {
   reason: string;
   decidedBy?: { name: string; at: string };
   matched: { name: string; action: string; at: string }[];
+  /** What dry-run policies would have decided (logged by the callee, enforced nowhere). */
+  dryRun?: { deny?: DryRunResult; allow?: DryRunResult };
 }
 
 export interface Explanation {
@@ -99,7 +103,7 @@ function stringMatch(m: StringMatchIR, v: string | undefined): boolean {
   if (v === undefined) return false;
   if ('exact' in m) return v === m.exact;
   if ('prefix' in m) return v.startsWith(m.prefix);
-  return new RegExp(`^(?:${m.regex})$`).test(v);
+  return re2FullMatch(m.regex, v);
 }
 
 interface HttpRequest {
@@ -109,6 +113,17 @@ interface HttpRequest {
 }
 
 const pathOnly = (p: string) => p.split('?')[0];
+
+/**
+ * The client address the callee's connection manager settles on (Envoy's use_remote_address): the connection's
+ * peer, unless Mesh numTrustedProxies trusts that many X-Forwarded-For entries from the right. The caller's own
+ * sidecar appended its client (the application, on loopback) to the header it forwards.
+ */
+export function remoteAddress(xff: string | undefined, peer: string, trustedHops: number): string {
+  if (trustedHops === 0) return peer;
+  const list = [...(xff ?? '').split(','), '127.0.0.1'].map((x) => x.trim()).filter(Boolean);
+  return list[list.length - trustedHops] ?? peer;
+}
 
 /** Envoy's route match: `prefix` on the whole `:path`, `path` (exact) and regex on the path without the query. */
 function routeMatches(r: RouteIR, req: HttpRequest): boolean {
@@ -203,10 +218,13 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
   const port = colon > 0 ? Number(q.to.slice(colon + 1)) : mainPort ?? svc.ports[0].number;
   const method = (q.method ?? 'GET').toUpperCase();
   const given = Object.fromEntries(Object.entries(q.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
-  const authority = given.host ?? q.to;
+  const authority = normalizeAuthority(given.host ?? q.to);
   delete given.host;
-  const req: HttpRequest = { path: q.path ?? '/', headers: { ...given, ':method': method, ':authority': authority } };
   const base: Explanation = { from: { workload: caller.id, identity: caller.identity }, to: { host, port }, verdict: 'DENY', routed: false, destinations: [] };
+  // The caller's connection manager normalises the path before routing (Mesh pathNormalization).
+  const normalized = normalizePath(q.path ?? '/', model.mesh.pathNormalization);
+  if (!normalized.ok) return { ...base, status: 400, note: `the caller's sidecar refuses the request: ${normalized.reason}` };
+  const req: HttpRequest = { path: normalized.path, headers: { ...given, ':method': method, ':authority': authority } };
 
   // 1. The caller's sidecar: an egress listener whose route table has a virtual host for this authority.
   const callerIR = proxyOf(model, caller.id);
@@ -230,7 +248,11 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
   if (route.action.kind === 'direct') return { ...routed, verdict: 'ALLOW', status: route.action.status, note: "the caller's sidecar answers directly" };
   const abort = route.fault?.abort;
   if (abort && abort.percent >= 100) return { ...routed, verdict: 'DENY', status: abort.status, note: `fault injection: the caller's sidecar aborts every request with ${abort.status}` };
-  const upstream = rewritten(route, req);
+  const rewrittenReq = rewritten(route, req);
+  // The callee's connection manager normalises again (a rewrite may have produced `//`).
+  const atCallee = normalizePath(rewrittenReq.path, model.mesh.pathNormalization);
+  if (!atCallee.ok) return { ...routed, verdict: 'DENY', status: 400, note: `the callee's sidecar refuses the request: ${atCallee.reason}` };
+  const upstream = { ...rewrittenReq, path: atCallee.path };
 
   // 2. and 3. Each weighted destination: the workloads behind its cluster, and what their sidecars decide.
   const total = route.action.clusters.reduce((n, c) => n + c.weight, 0);
@@ -269,11 +291,11 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
       const sec = inbound.security!;
       const transport: Transport = tls ? 'mTLS' : 'plaintext';
       const headers = Object.fromEntries(Object.entries(upstream.headers).filter(([k]) => !k.startsWith(':')));
-      const xff = headers['x-forwarded-for']?.split(',').map((s) => s.trim()).filter(Boolean);
       const facts: RequestFacts = {
         ...(tls ? { principal: caller.identity } : {}),
         sourceIp,
-        remoteIp: xff?.length ? xff[xff.length - 1] : sourceIp,
+        remoteIp: remoteAddress(headers['x-forwarded-for'], sourceIp, model.mesh.numTrustedProxies),
+        destinationIp: ep.address,
         host: upstream.headers[':authority'],
         port: epPort,
         method,
@@ -299,7 +321,7 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
           if (!j.forward) delete facts.headers.authorization;
         }
       }
-      const d: AuthzDecision = evaluate(sec, facts, !http);
+      const d: AuthzDecision = evaluate(sec, facts);
       verdict({
         mtls: sec.mtls,
         transport,
@@ -310,6 +332,7 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
         reason: d.reason + jwtNote,
         ...(d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {}),
         matched: d.matched.map((m) => ({ name: m.name, action: m.action, at: where(m.at) })),
+        ...(d.dryRun.deny || d.dryRun.allow ? { dryRun: d.dryRun } : {}),
       });
     }
   }
@@ -333,6 +356,9 @@ export function formatExplanation(e: Explanation, all: boolean): string {
     out.push(`    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`);
     if (d.decidedBy) out.push(`    decided by ${d.decidedBy.name} at ${d.decidedBy.at}`);
     if (all) for (const m of d.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
+    for (const [action, r] of Object.entries(d.dryRun ?? {})) {
+      out.push(`    dry-run ${action.toUpperCase()} policies would say ${r.result}${r.policy ? ` (${r.policy})` : ''}; not enforced`);
+    }
   }
   return out.join('\n');
 }

@@ -10,7 +10,7 @@ import { inboundSecurity, parseJwksUri } from './inbound-security.js';
 import { inboundRoutes, serviceRoutes } from './routes.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { track } from '../model/tracking.js';
-import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, TelemetryIR, VirtualHostIR } from './types.js';
+import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RequestHandlingIR, RouteTableIR, TelemetryIR, VirtualHostIR } from './types.js';
 
 export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
   track('mesh');
@@ -34,10 +34,11 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
       port: p.port,
       protocol: p.protocol,
       origins: [p.origin],
-      security: inboundSecurity(model, w, p.port),
+      security: inboundSecurity(model, w, p.port, !isHttpProtocol(p.protocol)),
     };
     if (isHttpProtocol(p.protocol)) {
-      listener.http = { inline: [{ name: 'inbound', domains: ['*'], routes: inboundRoutes(model, w, cluster, p.origin) }] };
+      const routes = inboundRoutes(model, w, cluster, p.origin);
+      listener.http = { inline: [{ name: 'inbound', domains: ['*'], routes }], requests: requestHandling(model) };
     } else {
       listener.tcp = { cluster };
     }
@@ -57,7 +58,7 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
       }
     }
     routeTables.push({ port: p.port, virtualHosts });
-    listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http: { rds: p.port }, origins: [p.origin] });
+    listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http: { rds: p.port, requests: requestHandling(model) }, origins: [p.origin] });
   }
 
   // Access logs and tracing from Telemetry, on every HTTP listener; tracing needs a cluster to the collector.
@@ -88,6 +89,11 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     routeTables: routeTables.sort((a, b) => a.port - b.port),
     clusters: [...clusters.entries()].sort(([a], [b]) => cmpStr(a, b)).map(([, c]) => c),
   };
+}
+
+/** The Mesh's request normalisation, the same on every HTTP connection manager. */
+function requestHandling(model: MeshModel): RequestHandlingIR {
+  return { pathNormalization: model.mesh.pathNormalization, numTrustedProxies: model.mesh.numTrustedProxies };
 }
 
 function pad(n: number): string {

@@ -7,22 +7,30 @@ import { workloadById } from '../model/index.js';
 import { track } from '../model/tracking.js';
 import type { MeshModel, Service, Workload } from '../model/mesh-model.js';
 import { endpointPort } from '../model/mesh-model.js';
+import { lowerRule } from './authz.js';
 import type { InboundSecurityIR } from './types.js';
 
-export function inboundSecurity(model: MeshModel, w: Workload, port: number): InboundSecurityIR {
+export function inboundSecurity(model: MeshModel, w: Workload, port: number, l4: boolean): InboundSecurityIR {
   track(`authz:${w.id}`);
   track(`reqauthn:${w.id}`);
   const root = model.mesh.rootNamespace;
+  const trustDomains = [model.mesh.trustDomain, ...model.mesh.trustDomainAliases];
   return {
     mtls: mtlsModeFor(model, w, port),
     trustDomain: model.mesh.trustDomain,
     defaultAction: model.mesh.authorizationDefault,
-    policies: applicable(model.security.authorizationPolicies, w, root).map((p) => ({
-      name: `${p.namespace}/${p.name}`,
-      action: p.spec.action,
-      rules: p.spec.rules,
-      origin: p.origin,
-    })),
+    policies: applicable(model.security.authorizationPolicies, w, root).map((p) => {
+      const name = `${p.namespace}/${p.name}`;
+      const ctx = { trustDomains, namespace: p.namespace, l4, action: p.spec.action };
+      return {
+        name,
+        action: p.spec.action,
+        dryRun: p.spec.dryRun,
+        ...(p.spec.provider !== undefined ? { provider: p.spec.provider } : {}),
+        rules: p.spec.rules.flatMap((r, i) => lowerRule(r, `${name}/rules[${i}]`, ctx) ?? []),
+        origin: p.origin,
+      };
+    }),
     jwt: applicable(model.security.requestAuthentications, w, root).flatMap((p) =>
       p.spec.jwtRules.map((rule, i) => ({ name: `${p.namespace}/${p.name}/jwtRules[${i}]`, rule })),
     ),

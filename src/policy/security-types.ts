@@ -23,6 +23,9 @@ export interface AuthzSource {
   principals: Match;
   requestPrincipals: Match;
   namespaces: Match;
+  /** `<namespace>/<serviceAccount>` or `<serviceAccount>` (the policy's namespace). */
+  serviceAccounts: Match;
+  trustDomains: Match;
   ipBlocks: Match;
   remoteIpBlocks: Match;
 }
@@ -50,7 +53,11 @@ export interface AuthzRule {
 
 export interface AuthorizationPolicySpec {
   selector?: Record<string, string>;
-  action: 'ALLOW' | 'DENY' | 'AUDIT';
+  action: 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+  /** CUSTOM: the Mesh extension provider (envoyExtAuthzHttp / envoyExtAuthzGrpc) that decides. */
+  provider?: string;
+  /** `istio.io/dry-run: "true"`: evaluated and logged as Envoy shadow rules, deciding nothing. */
+  dryRun: boolean;
   rules: AuthzRule[];
 }
 

@@ -45,8 +45,18 @@ export interface EndpointSpec {
 
 export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
+/** Istio's MeshConfig.pathNormalization levels; each includes the ones before it. */
+export const PATH_NORMALIZATIONS = ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'] as const;
+export type PathNormalization = (typeof PATH_NORMALIZATIONS)[number];
+
 export interface MeshSpec {
   trustDomain: string;
+  /** Other trust domains whose identities count as this mesh's (Istio's trustDomainAliases). */
+  trustDomainAliases: string[];
+  /** How sidecars normalise request paths before authorization and routing. */
+  pathNormalization: PathNormalization;
+  /** Proxies in front of a listener whose X-Forwarded-For entries are trusted (0: the connection decides). */
+  numTrustedProxies: number;
   rootNamespace: string;
   mtlsMode: MtlsMode;
   authorizationDefault: 'DENY' | 'ALLOW';
@@ -65,6 +75,9 @@ export type ExtensionProvider =
 
 export const MESH_DEFAULTS: MeshSpec = {
   trustDomain: 'cluster.local',
+  trustDomainAliases: [],
+  pathNormalization: 'DECODE_AND_MERGE_SLASHES',
+  numTrustedProxies: 0,
   rootNamespace: 'istio-system',
   mtlsMode: 'STRICT',
   authorizationDefault: 'DENY',

@@ -24,7 +24,15 @@ export interface KindDecoder {
   versions: readonly string[];
   /** Whether the object lives in a namespace (Mesh does not). */
   namespaced: boolean;
-  decode(spec: MapReader | undefined, at: Record<string, Origin>): unknown;
+  decode(spec: MapReader | undefined, at: Record<string, Origin>, meta: DecodeMeta): unknown;
+}
+
+/** What a kind's decoder may read from `metadata` besides name and namespace. */
+export interface DecodeMeta {
+  annotations: Record<string, string>;
+  /** Where `metadata.annotations` is (or `metadata` when absent). */
+  annotationsAt: Origin;
+  report(code: 'CH0204', key: string, message: string): void;
 }
 
 const NETWORKING = ['v1', 'v1beta1', 'v1alpha3'];
@@ -36,7 +44,7 @@ export const KINDS: readonly KindDecoder[] = [
   { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeWorkloadEntry(s) },
   { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeSidecar },
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodePeerAuthentication(s) },
-  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodeAuthorizationPolicy(s) },
+  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s, _at, m) => decodeAuthorizationPolicy(s, m) },
   { kind: 'VirtualService', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeVirtualService(s) },
   { kind: 'DestinationRule', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeDestinationRule(s) },
   { kind: 'RateLimitPolicy', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: true, decode: (s) => decodeRateLimitPolicy(s) },

@@ -2,16 +2,32 @@
  * Stage: decode. `chancery.dev/v1alpha1` Mesh: mesh-wide settings, at most one per repository.
  */
 import type { MapReader } from '../reader.js';
-import { MESH_DEFAULTS, type MeshSpec, type MtlsMode } from '../types.js';
+import { MESH_DEFAULTS, PATH_NORMALIZATIONS, type MeshSpec, type MtlsMode, type PathNormalization } from '../types.js';
 import { DNS_NAME } from './common.js';
 
 const DNS_LABEL_OR_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 export function decodeMesh(spec: MapReader | undefined): MeshSpec {
-  const out: MeshSpec = { ...MESH_DEFAULTS, extensionProviders: [] };
+  const out: MeshSpec = { ...MESH_DEFAULTS, trustDomainAliases: [], extensionProviders: [] };
   if (!spec) return out;
   out.trustDomain = spec.str('trustDomain', { pattern: DNS_NAME, patternHint: 'a DNS name' }) ?? out.trustDomain;
   out.rootNamespace = spec.str('rootNamespace') ?? out.rootNamespace;
+  const aliases = spec.strList('trustDomainAliases') ?? [];
+  for (const [i, a] of aliases.entries()) {
+    if (!DNS_NAME.test(a.value)) spec.report('CH0204', `trustDomainAliases[${i}]`, `"${a.value}" is not a DNS name`);
+  }
+  out.trustDomainAliases = [...new Set(aliases.map((a) => a.value))].filter((a) => a !== out.trustDomain);
+  const pn = spec.map('pathNormalization');
+  if (pn) {
+    out.pathNormalization = (pn.str('normalization', { oneOf: PATH_NORMALIZATIONS }) as PathNormalization | undefined) ?? out.pathNormalization;
+    pn.done();
+  }
+  const topology = spec.map('gatewayTopology');
+  if (topology) {
+    out.numTrustedProxies = topology.int('numTrustedProxies', { min: 0, max: 16 }) ?? out.numTrustedProxies;
+    topology.unsupported(['forwardClientCertDetails', 'proxyProtocol'], 'is not supported by Chancery yet');
+    topology.done();
+  }
   const mtls = spec.map('mtls');
   if (mtls) {
     out.mtlsMode = (mtls.str('mode', { oneOf: ['STRICT', 'PERMISSIVE', 'DISABLE'] }) as MtlsMode | undefined) ?? out.mtlsMode;

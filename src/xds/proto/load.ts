@@ -38,6 +38,7 @@ export const ENTRY_PROTOS = [
   'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
   'envoy/admin/v3/config_dump.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
+  'envoy/extensions/path/match/uri_template/v3/uri_template_match.proto',
 ];
 
 /** Include roots inside the pinned package, in the order Envoy's imports expect. */

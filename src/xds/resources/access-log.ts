@@ -6,6 +6,7 @@
 import type { ClusterKey, TelemetryIR } from '../../ir/types.js';
 import { clusterName } from '../names.js';
 import { anyType } from '../type-urls.js';
+import { DRY_RUN_PREFIX, RBAC_HTTP_FILTER } from '../filters/rbac.js';
 
 const FIELDS: Record<string, string> = {
   start_time: '%START_TIME%',
@@ -22,6 +23,11 @@ const FIELDS: Record<string, string> = {
   downstream_peer: '%DOWNSTREAM_PEER_URI_SAN%',
   downstream_remote_address: '%DOWNSTREAM_REMOTE_ADDRESS%',
   request_id: '%REQ(X-REQUEST-ID)%',
+  // What dry-run (istio.io/dry-run) policies would have decided; see filters/rbac.ts.
+  dry_run_deny_result: `%DYNAMIC_METADATA(${RBAC_HTTP_FILTER}:${DRY_RUN_PREFIX.DENY}shadow_engine_result)%`,
+  dry_run_deny_policy: `%DYNAMIC_METADATA(${RBAC_HTTP_FILTER}:${DRY_RUN_PREFIX.DENY}shadow_effective_policy_id)%`,
+  dry_run_allow_result: `%DYNAMIC_METADATA(${RBAC_HTTP_FILTER}:${DRY_RUN_PREFIX.ALLOW}shadow_engine_result)%`,
+  dry_run_allow_policy: `%DYNAMIC_METADATA(${RBAC_HTTP_FILTER}:${DRY_RUN_PREFIX.ALLOW}shadow_effective_policy_id)%`,
 };
 
 export function accessLog(setting: TelemetryIR['accessLog'] | undefined): object[] {
