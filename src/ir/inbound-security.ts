@@ -18,6 +18,7 @@ export function inboundSecurity(model: MeshModel, w: Workload, port: number, l4:
   return {
     mtls: mtlsModeFor(model, w, port),
     trustDomain: model.mesh.trustDomain,
+    trustDomainAliases: model.mesh.trustDomainAliases,
     defaultAction: model.mesh.authorizationDefault,
     policies: applicable(model.security.authorizationPolicies, w, root).map((p) => {
       const name = `${p.namespace}/${p.name}`;

@@ -145,6 +145,8 @@ export interface JwtProviderIR {
 export interface InboundSecurityIR {
   mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   trustDomain: string;
+  /** Peers of these trust domains are accepted too (Mesh trustDomainAliases). */
+  trustDomainAliases: string[];
   /** Mesh default when no ALLOW policy applies: DENY unless the Mesh says ALLOW. */
   defaultAction: 'DENY' | 'ALLOW';
   policies: AuthzPolicyIR[];

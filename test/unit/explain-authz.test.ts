@@ -18,6 +18,7 @@ type P = { name: string; action: 'ALLOW' | 'DENY' | 'AUDIT'; rules: AuthzRule[] 
 const sec = (policies: P[], defaultAction: 'DENY' | 'ALLOW' = 'DENY', l4 = false): InboundSecurityIR => ({
   mtls: 'STRICT',
   trustDomain: 'cluster.local',
+  trustDomainAliases: [],
   defaultAction,
   policies: policies.map((p) => ({
     name: p.name,
