@@ -70,6 +70,12 @@ export interface JwtRule {
   fromParams: string[];
   forwardOriginalToken: boolean;
   outputClaimToHeaders: { header: string; claim: string }[];
+  /** Cookies that may carry the token. */
+  fromCookies: string[];
+  /** A header that receives the verified payload (base64url JSON), as Istio's outputPayloadToHeader. */
+  outputPayloadToHeader?: string;
+  /** How long Envoy waits for the jwksUri (default 5 s). */
+  timeoutMs?: number;
   at: Origin;
 }
 

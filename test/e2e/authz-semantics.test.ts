@@ -139,6 +139,7 @@ spec:
   jwtRules:
     - issuer: issuer-1
       jwks: '${JSON.stringify({ keys: [jwk] })}'
+      outputPayloadToHeader: x-jwt-payload
     - issuer: https://issuer.test
       jwks: '${JSON.stringify({ keys: [jwk] })}'
 `;
@@ -173,7 +174,7 @@ spec:
   /** Status of a request straight to api-1's sidecar, with a certificate (mTLS) or without (plaintext). */
   const call = async (path: string, o: { as?: string; bearer?: string } = {}) => {
     const target: RawTarget = { host: IP.api, port: 8080, ...(o.as ? { tls: certs.get(o.as)! } : {}) };
-    const headers = o.bearer ? { authorization: `Bearer ${o.bearer}` } : {};
+    const headers: Record<string, string> = o.bearer ? { authorization: `Bearer ${o.bearer}` } : {};
     return (await rawHttp1(target, { path, authority: 'api.shop.svc', headers })).status;
   };
 
@@ -209,6 +210,18 @@ spec:
     assert.equal(await call('/ns/x'), 403);
     assert.equal(await call('/sa/x', { as: OLD }), 200, 'serviceAccounts ignore the trust domain');
     assert.equal(await call('/sa/x', { as: OTHER_NS }), 403, 'good in namespace other is another service account');
+  });
+
+  test('outputPayloadToHeader carries the verified payload; a forged one never reaches the app', async () => {
+    app.reset();
+    const forged = Buffer.from(JSON.stringify({ iss: 'issuer-1', sub: 'admin' })).toString('base64url');
+    const r = await rawHttp1({ host: IP.api, port: 8080 }, { path: '/dry/x', authority: 'api.shop.svc', headers: { 'x-jwt-payload': forged } });
+    assert.equal(r.status, 200);
+    assert.equal(app.requests[0].headers['x-jwt-payload'], undefined, 'the caller wrote it, not the JWT filter');
+    app.reset();
+    assert.equal(await call('/nosub/x', { bearer: await token('issuer-1', '') }), 200);
+    const payload = JSON.parse(Buffer.from(String(app.requests[0].headers['x-jwt-payload']), 'base64url').toString());
+    assert.equal(payload.iss, 'issuer-1');
   });
 
   test('path templates: {*} is one segment, {**} the rest', async () => {
