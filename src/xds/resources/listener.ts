@@ -40,7 +40,7 @@ function httpConnectionManager(l: ListenerIR, tls: boolean, ctx: FilterContext):
     codec_type: 'AUTO',
     ...requestHandling(l.http!.requests),
     http_filters: httpFilters(l, ctx),
-    access_log: accessLog(l.telemetry?.accessLog),
+    access_log: accessLog(l.telemetry?.accessLog, l.security?.policies.some((p) => p.dryRun) ?? false),
   };
   const trace = tracing(l.telemetry?.tracing);
   if (trace) hcm.tracing = trace;
