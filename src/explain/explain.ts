@@ -217,7 +217,8 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
   const mainPort = (httpPorts.find((p) => p.number === 80) ?? httpPorts[0])?.number;
   const port = colon > 0 ? Number(q.to.slice(colon + 1)) : mainPort ?? svc.ports[0].number;
   const method = (q.method ?? 'GET').toUpperCase();
-  const given = Object.fromEntries(Object.entries(q.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+  // Sidecars drop headers whose names hold an underscore (see xds/resources/listener.ts).
+  const given = Object.fromEntries(Object.entries(q.headers ?? {}).filter(([k]) => !k.includes('_')).map(([k, v]) => [k.toLowerCase(), v]));
   const authority = normalizeAuthority(given.host ?? q.to);
   delete given.host;
   const base: Explanation = { from: { workload: caller.id, identity: caller.identity }, to: { host, port }, verdict: 'DENY', routed: false, destinations: [] };

@@ -74,6 +74,7 @@ spec:
     - to: [{ operation: { hosts: ["api.ns.svc"], paths: ["/hostdeny/*"] } }]
     - to: [{ operation: { paths: ["/rip/*"] } }]
       when: [{ key: remote.ip, values: ["127.0.0.1/32"] }]
+    - when: [{ key: "request.headers[x-user]", values: ["admin"] }]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -94,6 +95,8 @@ interface Case {
   headers?: Record<string, string>;
   /** What the policy means: may the application be reached? */
   allowed: boolean;
+  /** A request header the application must not receive. */
+  unseen?: string;
 }
 
 const api = (path: string, allowed: boolean, o: Partial<Case> = {}): Case => ({ to: 'api', path, allowed, ...o });
@@ -123,6 +126,9 @@ const CASES: Case[] = [
   api('/hostdeny/x', false, { authority: 'api.ns.svc.' }),
   // A DENY on remote.ip cannot be dodged by claiming another client address.
   api('/rip/x', false, { headers: { 'x-forwarded-for': '10.1.2.3' } }),
+  // A DENY on a header: the underscore spelling, which many servers read as the same header, is dropped.
+  api('/h', false, { headers: { 'x-user': 'admin' } }),
+  api('/h', true, { headers: { x_user: 'admin' }, unseen: 'x_user' }),
   // What stays allowed (a rule that cannot tell these apart would be useless), and what the app then sees.
   api('/ok', true),
   api('/ok/./x', true),
@@ -209,6 +215,7 @@ describe('authorization bypass matrix through real Envoy', { timeout: 240_000 },
         if (c.allowed && reply.status !== 200) failures.push(`${label}: ${reply.status}, expected 200`);
         if (!c.allowed && reply.status === 200) failures.push(`${label}: 200 for a denied request`);
         if (e.status !== reply.status) failures.push(`${label}: Envoy ${reply.status}, explain ${e.status} (${e.note ?? e.destinations[0]?.reason})`);
+        if (reached && c.unseen && app.requests[0].headers[c.unseen] !== undefined) failures.push(`${label}: the app got ${c.unseen}`);
         if (reached && seenByApp !== undefined && app.requests[0].path !== seenByApp) {
           failures.push(`${label}: the app saw ${app.requests[0].path}, explain says ${seenByApp}`);
         }

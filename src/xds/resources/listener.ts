@@ -20,6 +20,7 @@ import { downstreamMtls, TLS_INSPECTOR } from './tls.js';
  * MERGE_SLASHES collapses `//`, DECODE_AND_MERGE_SLASHES first decodes `%2F` and `%5C`. A trailing dot of the host
  * is always removed. The client address is the connection's peer unless Mesh numTrustedProxies says how many
  * X-Forwarded-For entries were set by proxies we trust, so a caller cannot claim another address with that header.
+ * Headers whose names hold an underscore are dropped.
  */
 function requestHandling(r: RequestHandlingIR): Record<string, unknown> {
   const level = PATH_NORMALIZATIONS.indexOf(r.pathNormalization);
@@ -30,6 +31,8 @@ function requestHandling(r: RequestHandlingIR): Record<string, unknown> {
     strip_trailing_host_dot: true,
     use_remote_address: true,
     xff_num_trusted_hops: r.numTrustedProxies,
+    // Many servers read `x_user` as `x-user`; a rule on `x-user` must not be dodged by the other spelling.
+    common_http_protocol_options: { headers_with_underscores_action: 'DROP_HEADER' },
   };
 }
 
