@@ -3,9 +3,9 @@
  * Sidecar egress lets it reach, so its config does not grow with the rest of the mesh. Output is sorted.
  */
 import type { MeshModel, Workload } from '../model/mesh-model.js';
-import { inboundPlans, outboundPlans } from '../model/sidecars.js';
+import { inboundPlans, outboundPlans, tcpEgressTarget } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
-import { clusterId } from './clusters.js';
+import { clusterId, ensureOutboundCluster } from './clusters.js';
 import { inboundSecurity, parseJwksUri } from './inbound-security.js';
 import { inboundRoutes, serviceRoutes } from './routes.js';
 import { telemetryFor } from '../model/telemetry.js';
@@ -46,6 +46,14 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
   }
 
   for (const p of outboundPlans(w, model)) {
+    if (!isHttpProtocol(p.protocol)) {
+      // TCP egress: one listener, one destination (checked in the model; a bad one was rejected there).
+      const target = tcpEgressTarget(p);
+      if ('error' in target) continue;
+      const cluster = ensureOutboundCluster(clusters, model, target.svc, target.port);
+      listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'TCP', tcp: { cluster }, origins: [p.origin] });
+      continue;
+    }
     const virtualHosts: VirtualHostIR[] = [];
     for (const svc of p.services) {
       const httpPorts = svc.ports.filter((sp) => isHttpProtocol(sp.protocol));

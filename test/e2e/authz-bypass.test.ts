@@ -16,7 +16,7 @@ import { startApp, type App } from '../support/apps.js';
 import type { EnvoyProcess } from '../support/envoy.js';
 import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { PolicyDir } from '../support/mesh-fixture.js';
-import { rawHttp1, rawHttp2, type RawReply, type RawTarget } from '../support/raw-http.js';
+import { rawHttp1, rawHttp2, type RawReply, type RawTarget } from '../support/attack-http.js';
 
 const IP = { api: '127.0.31.1', caller: '127.0.31.2', pub: '127.0.31.3' };
 const APP = { api: 19311, pub: 19312 };

@@ -19,7 +19,7 @@ import type { EnvoyProcess } from '../support/envoy.js';
 import { waitFor } from '../support/http.js';
 import { startPlane, startSidecar } from '../support/mesh-harness.js';
 import { PolicyDir } from '../support/mesh-fixture.js';
-import { rawHttp1, type RawTarget } from '../support/raw-http.js';
+import { rawHttp1, type RawTarget } from '../support/attack-http.js';
 
 const IP = { api: '127.0.32.1', good: '127.0.32.2' };
 const APP_PORT = 19321;
