@@ -15,6 +15,7 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls, { type PeerCertificate } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { startStatusServer } from '../../src/admin/status-server.js';
@@ -53,7 +54,9 @@ function testCertificate(): { certFile: string; keyFile: string } {
 function httpsRequest(o: { host: string; port: number; path: string; ca: string; headers?: Record<string, string> }):
   Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ ...o, agent: false, timeout: 5000 }, (res) => {
+    // Verify the certificate against the address, whatever Host header the request sends.
+    const checkServerIdentity = (_: string, c: PeerCertificate) => tls.checkServerIdentity(o.host, c);
+    const req = https.request({ ...o, agent: false, timeout: 5000, checkServerIdentity }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -97,7 +100,8 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
   const bearer = (): Record<string, string> => ({ authorization: `Bearer ${credential()}` });
   const raw = (head: string, body?: Parameters<typeof rawHttp>[0]['body']) =>
     rawHttp({ host: ADMIN, port, head, ...(body === undefined ? {} : { body }) });
-  const get = (p: string, headers: Record<string, string> = {}): Promise<Reply> => request({ host: ADMIN, port, path: p, headers });
+  const get = (p: string, headers: Record<string, string> = {}): Promise<Reply> =>
+    request({ host: ADMIN, port, path: p, headers });
   const post = (p: string, headers: Record<string, string> = {}): Promise<Reply> =>
     request({ host: ADMIN, port, path: p, method: 'POST', headers, timeoutMs: 30_000 });
   const serial = (): string => cp.authority.signerInfo().serial;
@@ -108,7 +112,8 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
 
   before(async () => {
     cpSync('examples/mesh', policy.dir, { recursive: true });
-    cp = await startPlane({ configDir: policy.dir, stateDir, watch: false, xdsAddress: `${ADMIN}:${await freePort(ADMIN)}` });
+    const xdsAddress = `${ADMIN}:${await freePort(ADMIN)}`;
+    cp = await startPlane({ configDir: policy.dir, stateDir, watch: false, xdsAddress });
     server = await startStatusServer(cp, ADMIN, 0, { allowedHosts: ['chancery.internal'] });
     port = (server.address() as net.AddressInfo).port;
     server.prependListener('request', (req, res) => {
@@ -138,7 +143,8 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
       const r = await raw(`GET ${target} HTTP/1.1\r\nHost: ${ADMIN}:${port}\r\nConnection: close`);
       assert.equal(r.status, 400, `GET ${target}: ${r.text.slice(0, 300)}`);
     }
-    for (const target of ['//', '//status', '/%', '/status/..', '/proxies/..%2F..%2Fetc', `/proxies/${'a'.repeat(8000)}`]) {
+    const odd = ['//', '//status', '/%', '/status/..', '/proxies/..%2F..%2Fetc', `/proxies/${'a'.repeat(8000)}`];
+    for (const target of odd) {
       const r = await raw(`GET ${target} HTTP/1.1\r\nHost: ${ADMIN}:${port}\r\nConnection: close`);
       assert.ok(isClientError(r.status), `GET ${target.slice(0, 60)}: ${r.text.slice(0, 300)}`);
     }
@@ -163,9 +169,10 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
     assert.equal((await raw('GET /status HTTP/1.0')).status, 400, 'HTTP/1.0 without Host');
     const twice = await raw(`GET /status HTTP/1.1\r\nHost: ${ADMIN}\r\nHost: evil.test\r\nConnection: close`);
     assert.equal(twice.status, 400, 'two Host headers');
-    const huge = await raw(`GET /status HTTP/1.1\r\nHost: ${ADMIN}\r\nX-Big: ${'x'.repeat(70_000)}\r\nConnection: close`);
+    const huge = await raw(`GET /status HTTP/1.1\r\nHost: ${ADMIN}\r\nX-Big: ${'x'.repeat(70_000)}`);
     assert.equal(huge.status, 431);
-    assert.equal((await raw(`GET /status HTTP/1.1\r\nHost: ${ADMIN}\r\nBad Header: 1\r\nConnection: close`)).status, 400);
+    const badName = await raw(`GET /status HTTP/1.1\r\nHost: ${ADMIN}\r\nBad Header: 1\r\nConnection: close`);
+    assert.equal(badName.status, 400);
     assert.equal((await get('/healthz')).status, 200);
   });
 
@@ -177,9 +184,13 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
     );
     assert.equal(hugeDeclared.status, 413);
     const chunk = Buffer.from(`${(64 * 1024).toString(16)}\r\n${'y'.repeat(64 * 1024)}\r\n`);
-    const endless = await raw(`GET /status HTTP/1.1\r\nHost: ${ADMIN}\r\nTransfer-Encoding: chunked`, { chunk, total: 1e9 });
+    const endless = await raw(`GET /status HTTP/1.1\r\nHost: ${ADMIN}\r\nTransfer-Encoding: chunked`, {
+      chunk,
+      total: 1e9,
+    });
     assert.equal(endless.status, 413, 'an endless chunked body');
-    const badChunks = await raw(`POST /actions/sync HTTP/1.1\r\nHost: ${ADMIN}\r\nTransfer-Encoding: chunked`, 'zz\r\nno\r\n');
+    const chunked = `POST /actions/sync HTTP/1.1\r\nHost: ${ADMIN}\r\n${auth}\r\nTransfer-Encoding: chunked`;
+    const badChunks = await raw(chunked, 'zz\r\nno\r\n');
     assert.equal(badChunks.status, 400);
     assert.equal((await raw(`POST /actions/sync HTTP/1.1\r\nHost: ${ADMIN}\r\nContent-Length: abc`)).status, 400);
     const both = await raw(
@@ -187,8 +198,8 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
     );
     assert.equal(both.status, 400);
     const junk = await raw(
-      `POST /actions/rotate-root HTTP/1.1\r\nHost: ${ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 9\r\n` +
-        'Connection: close', '{"a":[1,',
+      `POST /actions/rotate-root HTTP/1.1\r\nHost: ${ADMIN}\r\nContent-Type: application/json\r\nContent-Length: 9`,
+      '{"a":[1,',
     );
     assert.ok(isClientError(junk.status), junk.text.slice(0, 200));
     assert.equal((await get('/healthz')).status, 200);
@@ -208,24 +219,26 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
       'Sec-Fetch-Mode: navigate', 'Authorization: Bearer junk', 'Authorization: Basic Og==', 'Authorization: Bearer',
       'Content-Type: application/x-www-form-urlencoded', 'Accept-Encoding: gzip', 'Cookie: a=b',
     ];
-    for (let i = 0; i < 400; i++) {
-      const parts = Array.from({ length: 1 + rnd(5) }, () => pieces[rnd(pieces.length)]);
-      const target = (rnd(4) === 0 ? '//' : '/') + parts.join(['/', '', '?', '%'][rnd(4)]);
+    const joiners = ['/', '/', '/', '?', '', '%'];
+    for (let i = 0; i < 600; i++) {
+      const parts = Array.from({ length: 1 + rnd(4) }, () => pieces[rnd(pieces.length)]);
+      const target = (rnd(5) === 0 ? '//' : '/') + parts.join(joiners[rnd(joiners.length)]);
       const method = methods[rnd(methods.length)];
       const headers = [`Host: ${rnd(6) === 0 ? 'evil.test' : `${ADMIN}:${port}`}`, 'Connection: close'];
       for (let k = rnd(3); k > 0; k--) headers.push(extras[rnd(extras.length)]);
       const body = rnd(3) === 0 ? 'x'.repeat(rnd(2000)) : '';
       if (body) headers.push(`Content-Length: ${body.length}`);
       const r = await raw(`${method} ${target} HTTP/1.1\r\n${headers.join('\r\n')}`, body);
-      assert.ok(r.status >= 200 && r.status < 500, `seed ${seed} #${i}: ${method} ${target} -> ${r.text.slice(0, 300)}`);
+      const what = `seed ${seed} #${i}: ${method} ${target} -> ${r.text.slice(0, 300)}`;
+      assert.ok(r.status >= 200 && r.status < 500, what);
     }
     assert.equal((await get('/healthz')).status, 200);
   });
 
-  test('Host must be an allowed name: loopback names and addresses, the bind address, --admin-allowed-host', async () => {
+  test('Host must be an allowed name: loopback names and addresses, the bind address, allowed hosts', async () => {
     const denied = [
-      'evil.test', `evil.test:${port}`, `${ADMIN}.evil.test`, `localhost.evil.test:${port}`, 'chancery.internal.evil.test',
-      `[::2]:${port}`, '10.0.0.1', '0.0.0.0', `127.0.21.2@evil.test`,
+      'evil.test', `evil.test:${port}`, `${ADMIN}.evil.test`, `localhost.evil.test:${port}`,
+      'chancery.internal.evil.test', `[::2]:${port}`, '10.0.0.1', '0.0.0.0', `127.0.21.2@evil.test`,
     ];
     for (const host of denied) {
       const r = await raw(`GET /status HTTP/1.1\r\nHost: ${host}\r\nConnection: close`);
@@ -261,7 +274,8 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
     assert.ok(credential().length >= 43, 'at least 256 bits');
     touchPolicy();
     const [s0, r0] = [serial(), revision()];
-    const wrong = ['', `Bearer ${credential()}x`, 'Bearer junk', `Basic ${Buffer.from(`:${credential()}`).toString('base64')}`];
+    const basic = `Basic ${Buffer.from(`:${credential()}`).toString('base64')}`;
+    const wrong = ['', `Bearer ${credential()}x`, 'Bearer junk', basic];
     for (const authorization of wrong) {
       for (const action of ['/actions/rotate-root', '/actions/sync']) {
         const r = await post(action, authorization ? { authorization } : {});
@@ -280,7 +294,7 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
   test('cross-origin requests are refused even with the credential; navigating to the dashboard is not', async () => {
     touchPolicy();
     const [s0, r0] = [serial(), revision()];
-    const crossOrigin = [
+    const crossOrigin: Record<string, string>[] = [
       { origin: `http://${ATTACKER}:8080` }, { origin: 'null' }, { origin: `http://${ADMIN}:${port + 1}` },
       { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' },
     ];
@@ -295,7 +309,8 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
     assert.equal(revision(), r0);
     const nav = await get('/dashboard', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' });
     assert.equal(nav.status, 200, 'a link from elsewhere opens the dashboard (it holds no data)');
-    const same = await post('/actions/sync', { ...bearer(), origin: `http://${ADMIN}:${port}`, 'sec-fetch-site': 'same-origin' });
+    const sameOrigin = { origin: `http://${ADMIN}:${port}`, 'sec-fetch-site': 'same-origin' };
+    const same = await post('/actions/sync', { ...bearer(), ...sameOrigin });
     assert.equal(same.status, 200);
   });
 
@@ -320,7 +335,8 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
           return mine.length >= 3 && mine;
         }, { timeoutMs: 20_000, what: `the attack from ${origin} to reach the admin port` });
         assert.deepEqual(attempts.map((a) => a.status), [403, 403, 403], JSON.stringify(attempts));
-        assert.ok(attempts.every((a) => a.site === (host === ADMIN ? 'same-site' : 'cross-site')), JSON.stringify(attempts));
+        const site = host === ADMIN ? 'same-site' : 'cross-site';
+        assert.ok(attempts.every((a) => a.site === site), JSON.stringify(attempts));
         assert.equal(serial(), s0, `no rotation from ${origin}`);
         assert.equal(revision(), r0, `no sync from ${origin}`);
       }
@@ -347,7 +363,8 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
     try {
       const tlsPort = (tls.address() as net.AddressInfo).port;
       const ca = readFileSync(cert.certFile, 'utf8');
-      const at = (p: string, headers: Record<string, string> = {}) => httpsRequest({ host: TLS_HOST, port: tlsPort, path: p, ca, headers });
+      const at = (p: string, headers: Record<string, string> = {}) =>
+        httpsRequest({ host: TLS_HOST, port: tlsPort, path: p, ca, headers });
       for (const p of ['/status', '/api/graph', '/metrics', '/proxies/shop/frontend-1', '/api/explain?from=a&to=b']) {
         assert.equal((await at(p)).status, 401, `${p} without the credential`);
       }
@@ -370,12 +387,14 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
     }
   });
 
-  test('the credential file is reused across restarts; a weak or group-readable one is refused, naming it', async () => {
+  test('the credential file is reused across restarts; a weak or group-readable one is refused, named', async () => {
     const before = credential();
     const again = await startStatusServer(cp, ADMIN, 0);
     again.close();
     assert.equal(credential(), before);
-    const planeAt = (dir: string) => ({ ...cp, settings: { ...cp.settings, stateDir: dir } }) as unknown as ControlPlane;
+    const planeAt = (dir: string) => ({ settings: { ...cp.settings, stateDir: dir } }) as unknown as ControlPlane;
+    const names = (err: Error | 'started', dir: string) =>
+      err instanceof Error && err.message.includes(path.join(dir, CREDENTIAL_FILE));
     const fresh = tmp('fresh');
     assert.equal(await startFailure(startStatusServer(planeAt(fresh), ADMIN, 0)), 'started');
     assert.deepEqual(readdirSync(fresh), [CREDENTIAL_FILE], 'written atomically: no temporary file left');
@@ -383,12 +402,12 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
     const weak = tmp('weak');
     writeFileSync(path.join(weak, CREDENTIAL_FILE), 'abc\n', { mode: 0o600 });
     const weakErr = await startFailure(startStatusServer(planeAt(weak), ADMIN, 0));
-    assert.ok(weakErr instanceof Error && weakErr.message.includes(path.join(weak, CREDENTIAL_FILE)), String(weakErr));
+    assert.ok(names(weakErr, weak), String(weakErr));
     const loose = tmp('loose');
     writeFileSync(path.join(loose, CREDENTIAL_FILE), `${before}\n`);
     chmodSync(path.join(loose, CREDENTIAL_FILE), 0o644);
     const looseErr = await startFailure(startStatusServer(planeAt(loose), ADMIN, 0));
-    assert.ok(looseErr instanceof Error && looseErr.message.includes(path.join(loose, CREDENTIAL_FILE)), String(looseErr));
+    assert.ok(names(looseErr, loose), String(looseErr));
     for (const d of [fresh, weak, loose]) rmSync(d, { recursive: true, force: true });
   });
 });
@@ -400,7 +419,7 @@ function attackPage(target: string): string {
 <script>
 Promise.allSettled([
   fetch('${target}/actions/rotate-root', { method: 'POST', mode: 'no-cors' }),
-  fetch('${target}/actions/sync', { method: 'POST', mode: 'no-cors', body: 'x', headers: { 'content-type': 'text/plain' } }),
+  fetch('${target}/actions/sync', { method: 'POST', mode: 'no-cors', body: 'x' }),
 ]).then(() => document.forms[0].submit());
 </script>`;
 }
@@ -433,9 +452,16 @@ function startServe(args: string[], cwd: string): Promise<Serve> {
   });
 }
 
-function runCli(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+interface CliRun {
+  code: number;
+  out: string;
+  err: string;
+}
+
+function runCli(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+  const o = { cwd, env: { ...process.env, ...env }, timeout: 60_000 };
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, timeout: 60_000 }, (e, out, err) => {
+    execFile(process.execPath, [BIN, ...args], o, (e, out, err) => {
       resolve({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out, err });
     });
   });
@@ -470,7 +496,8 @@ describe('chancery serve and the CLI', { timeout: 180_000 }, () => {
 
   test('one malformed request does not take the process down, xDS included', async () => {
     for (const target of ['/proxies/%E0%A4%A', '//[']) {
-      const r = await rawHttp({ host: SERVE, port: adminPort, head: `GET ${target} HTTP/1.1\r\nHost: ${SERVE}\r\nConnection: close` });
+      const head = `GET ${target} HTTP/1.1\r\nHost: ${SERVE}\r\nConnection: close`;
+      const r = await rawHttp({ host: SERVE, port: adminPort, head });
       assert.equal(r.status, 400, `GET ${target}: ${r.text.slice(0, 200)}\n${serve.stderr().slice(-2000)}`);
     }
     assert.equal(serve.proc.exitCode, null, 'still running');
@@ -493,23 +520,25 @@ describe('chancery serve and the CLI', { timeout: 180_000 }, () => {
   });
 
   test('serve refuses an admin address beyond loopback without TLS, before binding anything', async () => {
-    const args = ['--config', 'mesh', '--xds-host', SERVE, '--xds-port', String(await freePort(SERVE)), '--state-dir', 'x'];
+    const xds = ['--xds-host', SERVE, '--xds-port', String(await freePort(SERVE))];
+    const args = ['--config', 'mesh', ...xds, '--state-dir', 'x'];
     const r = await runCli(['serve', ...args, '--admin-host', '192.0.2.1', '--admin-port', '0'], cwd);
     assert.equal(r.code, 2, r.err);
     assert.match(r.err, /--admin-tls-cert/);
   });
 
   test('serve with --admin-tls-cert/--admin-tls-key and --admin-allowed-host; chancery status over https', async () => {
-    const tlsPort = await freePort(SERVE_TLS);
+    const [tlsPort, tlsXds] = [await freePort(SERVE_TLS), await freePort(SERVE_TLS)];
     const args = [
-      '--config', 'mesh', '--xds-host', SERVE_TLS, '--xds-port', String(await freePort(SERVE_TLS)), '--state-dir', 'tls',
+      '--config', 'mesh', '--state-dir', 'tls', '--xds-host', SERVE_TLS, '--xds-port', String(tlsXds),
       '--admin-host', SERVE_TLS, '--admin-port', String(tlsPort), '--admin-allowed-host', 'chancery.test',
       '--admin-tls-cert', cert.certFile, '--admin-tls-key', cert.keyFile,
     ];
     const tlsServe = await startServe(args, cwd);
     try {
       const ca = readFileSync(cert.certFile, 'utf8');
-      const at = (host: string) => httpsRequest({ host: SERVE_TLS, port: tlsPort, path: '/status', ca, headers: { host } });
+      const at = (host: string) =>
+        httpsRequest({ host: SERVE_TLS, port: tlsPort, path: '/status', ca, headers: { host } });
       assert.equal((await at('chancery.test')).status, 200);
       assert.equal((await at('evil.test')).status, 421);
       const status = await runCli(['status', '--admin', `https://${SERVE_TLS}:${tlsPort}`, '--state-dir', 'tls'], cwd, {

@@ -16,7 +16,7 @@ export interface RawRequest {
   /** Request line and headers, without the blank line that ends them. */
   head: string;
   /** A body sent after the head; `stream` repeats a chunk until `total` bytes or until the server answers. */
-  body?: string | { chunk: Buffer; total: number };
+  body?: string | Stream;
   timeoutMs?: number;
 }
 
@@ -26,7 +26,8 @@ export function rawHttp(o: RawRequest): Promise<RawReply> {
     let text = '';
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`${o.head.split('\r\n')[0]}: no answer after ${o.timeoutMs ?? 5000}ms (got ${text.length} bytes)`));
+      const line = o.head.split('\r\n')[0];
+      reject(new Error(`${line}: no answer after ${o.timeoutMs ?? 5000}ms (got ${text.length} bytes)`));
     }, o.timeoutMs ?? 5000);
     socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
     socket.on('error', () => undefined); // a reset after the answer is expected when a body is refused
@@ -43,7 +44,9 @@ export function rawHttp(o: RawRequest): Promise<RawReply> {
   });
 }
 
-async function stream(socket: net.Socket, body: { chunk: Buffer; total: number }, answered: () => boolean): Promise<void> {
+type Stream = { chunk: Buffer; total: number };
+
+async function stream(socket: net.Socket, body: Stream, answered: () => boolean): Promise<void> {
   for (let sent = 0; sent < body.total && !socket.destroyed && !answered(); sent += body.chunk.length) {
     if (!socket.write(body.chunk)) {
       await new Promise<void>((r) => {
