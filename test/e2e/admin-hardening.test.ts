@@ -380,7 +380,10 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
       await page.fill('#to', 'backend.shop.svc');
       await page.fill('#path', '/admin/users');
       await page.click('#explain button');
-      await page.waitForFunction(() => /DENY/.test(document.getElementById('answer')?.textContent ?? ''));
+      // The placeholder says "ALLOW or DENY" too: wait for an answer, not for the word.
+      const answered = () => /^(ALLOW|DENY) \(|^error:/.test(document.getElementById('answer')?.textContent ?? '');
+      await page.waitForFunction(answered);
+      assert.match((await page.textContent('#answer')) ?? '', /^DENY \(403\)/);
     } finally {
       await context.close();
       tls.close();
