@@ -39,7 +39,7 @@ const tmp = (what: string): string => mkdtempSync(path.join(os.tmpdir(), `chance
 const isClientError = (status: number): boolean => status >= 400 && status < 500;
 
 /** A self-signed certificate for the TLS admin ports (user-supplied files, as an operator would give them). */
-function testCertificate(): { certFile: string; keyFile: string } {
+function testCertificate(): { certFile: string; keyFile: string; dir: string } {
   const dir = tmp('tls');
   const certFile = path.join(dir, 'cert.pem');
   const keyFile = path.join(dir, 'key.pem');
@@ -48,7 +48,7 @@ function testCertificate(): { certFile: string; keyFile: string } {
     '-subj', '/CN=chancery-admin-test', '-addext', `subjectAltName=IP:${TLS_HOST},IP:${SERVE_TLS}`,
     '-keyout', keyFile, '-out', certFile,
   ], { stdio: 'ignore' });
-  return { certFile, keyFile };
+  return { certFile, keyFile, dir };
 }
 
 function httpsRequest(o: { host: string; port: number; path: string; ca: string; headers?: Record<string, string> }):
@@ -131,7 +131,7 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
     server?.close();
     await cp?.stop();
     policy.cleanup();
-    rmSync(stateDir, { recursive: true, force: true });
+    for (const d of [stateDir, cert.dir]) rmSync(d, { recursive: true, force: true });
   });
 
   test('malformed request targets and encodings get a 400, and the server keeps answering', async () => {
@@ -358,7 +358,8 @@ describe('admin API: malformed requests, credential, origins, hosts', { timeout:
   });
 
   test('beyond loopback: TLS and the credential for reads; the dashboard (real browser) asks for it', async () => {
-    const tls = await startStatusServer(cp, TLS_HOST, 0, { tls: cert, requireCredentialForReads: true });
+    const files = { certFile: cert.certFile, keyFile: cert.keyFile };
+    const tls = await startStatusServer(cp, TLS_HOST, 0, { tls: files, requireCredentialForReads: true });
     const context = await browser.newContext({ ignoreHTTPSErrors: true });
     try {
       const tlsPort = (tls.address() as net.AddressInfo).port;
@@ -494,7 +495,7 @@ describe('chancery serve and the CLI', { timeout: 180_000 }, () => {
 
   after(async () => {
     await serve?.stop();
-    for (const d of [cwd, elsewhere]) rmSync(d, { recursive: true, force: true });
+    for (const d of [cwd, elsewhere, cert.dir]) rmSync(d, { recursive: true, force: true });
   });
 
   test('one malformed request does not take the process down, xDS included', async () => {
