@@ -16,15 +16,16 @@ const USAGE = `chancery: a GitOps control plane for stock Envoy sidecars
 
 Usage:
   chancery serve     [--config DIR] [--xds-port 15010] [--xds-host 0.0.0.0] [--admin-port 15014] [--state-dir DIR]
+                     [--admin-host H --admin-tls-cert FILE --admin-tls-key FILE] [--admin-allowed-host NAME]
   chancery bootstrap --config DIR --workload NAMESPACE/NAME [--out FILE] [--sotw] [--xds-address HOST:PORT] [--admin-address HOST:PORT]
   chancery check     DIR [--format human|json|github]
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
   chancery explain   --from NAMESPACE/WORKLOAD --to HOST[:PORT] [--method M] [--path P] [--header k=v] [--jwt-claims JSON] [--all]
   chancery graph     [--config DIR] [--format table|json|dot|mermaid]
   chancery diff      [--config DIR] REV_A REV_B [--format markdown|json]
-  chancery status    [--admin URL] [--json]
+  chancery status    [--admin URL] [--json] [--state-dir DIR]
   chancery history   --proxy NAMESPACE/NAME --at TIME [--state-dir DIR] [--git REPO]
-  chancery rotate-root [--admin URL]
+  chancery rotate-root [--admin URL] [--state-dir DIR]
 
 Run "chancery <command> --help" for the options of one command.`;
 
