@@ -227,6 +227,9 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
   if (!normalized.ok) return { ...base, status: 400, note: `the caller's sidecar refuses the request: ${normalized.reason}` };
   const req: HttpRequest = { path: normalized.path, headers: { ...given, ':method': method, ':authority': authority } };
 
+  const sp = svc.ports.find((p) => p.number === port);
+  if (sp && !isHttpProtocol(sp.protocol)) return explainTcp(model, caller, svc.host, port, base);
+
   // 1. The caller's sidecar: an egress listener whose route table has a virtual host for this authority.
   const callerIR = proxyOf(model, caller.id);
   const hit = callerIR.routeTables
@@ -342,6 +345,73 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
   const statuses = [...new Set(destinations.map((d) => d.status))];
   const note = abort ? `fault injection: ${abort.percent}% of requests are aborted with ${abort.status} by the caller's sidecar` : undefined;
   return { ...routed, verdict, destinations, ...(statuses.length === 1 ? { status: statuses[0] } : {}), ...(note ? { note } : {}) };
+}
+
+/**
+ * A TCP connection: the caller's TCP egress listener for host:port (none: nothing carries it), then per endpoint
+ * the connection (mTLS) and the callee's L4 authorization. There is no HTTP status; a denial closes the connection.
+ */
+function explainTcp(model: MeshModel, caller: Workload, host: string, port: number, base: Explanation): Explanation {
+  const callerIR = proxyOf(model, caller.id);
+  const listener = callerIR.listeners.find(
+    (l) => l.direction === 'outbound' && l.tcp?.cluster.direction === 'outbound' && l.tcp.cluster.host === host && l.tcp.cluster.port === port,
+  );
+  if (!listener) {
+    return { ...base, note: `${caller.id} has no TCP egress listener for ${host}:${port}: declare one in its Sidecar egress (port with protocol TCP)` };
+  }
+  const egress = `${listener.address}:${listener.port}`;
+  const cluster = callerCluster(model, caller, listener.tcp!.cluster);
+  const svc = serviceByHost(model, host)!;
+  const sp = svc.ports.find((p) => p.number === port)!;
+  const destinations: DestinationVerdict[] = [];
+  const eps = svc.endpoints;
+  for (const ep of eps) {
+    const epPort = endpointPort(svc, sp, ep);
+    const sourceIp = isLoopback(ep.address) ? '127.0.0.1' : caller.address;
+    const seen = { method: '-', authority: host, path: '-', sourceIp };
+    const w = workloadById(model, ep.workload);
+    const share = 100 / eps.length;
+    if (!w) {
+      const reason = 'the endpoint has no sidecar: nothing enforces policy there';
+      destinations.push({ workload: `${ep.address}:${epPort} (no sidecar)`, share, mtls: 'DISABLE', transport: 'plaintext', identityPresented: false, request: seen, status: 0, decision: 'ALLOW', stage: 'authorization', reason, matched: [] });
+      continue;
+    }
+    const conn = connection(model, cluster, w, epPort);
+    if (conn.transport === 'refused') {
+      destinations.push({ workload: w.id, share, mtls: conn.mtls, transport: 'refused', identityPresented: false, request: seen, status: 0, decision: 'DENY', stage: 'connection', reason: conn.reason, matched: [] });
+      continue;
+    }
+    const sec = conn.inbound.security!;
+    const facts: RequestFacts = {
+      ...(conn.tls ? { principal: caller.identity } : {}),
+      sourceIp,
+      remoteIp: sourceIp,
+      destinationIp: ep.address,
+      host: '',
+      port: epPort,
+      method: '',
+      path: '',
+      headers: {},
+    };
+    const d = evaluate(sec, facts);
+    destinations.push({
+      workload: w.id,
+      share,
+      mtls: sec.mtls,
+      transport: conn.tls ? 'mTLS' : 'plaintext',
+      identityPresented: !!conn.tls,
+      request: seen,
+      status: 0,
+      decision: d.allowed ? 'ALLOW' : 'DENY',
+      stage: 'authorization',
+      reason: `${d.reason}${d.allowed ? '' : ': the callee closes the connection'}`,
+      ...(d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {}),
+      matched: d.matched.map((m) => ({ name: m.name, action: m.action, at: where(m.at) })),
+    });
+  }
+  const allowed = destinations.filter((d) => d.decision === 'ALLOW').length;
+  const verdict = allowed === destinations.length && allowed > 0 ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';
+  return { ...base, verdict, routed: true, egress, destinations, note: 'TCP: no HTTP status; a denied connection is closed' };
 }
 
 export function formatExplanation(e: Explanation, all: boolean): string {
