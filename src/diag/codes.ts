@@ -29,7 +29,7 @@ export const CODES = {
   CH0404: { severity: 'error', title: 'listener address conflict' },
   CH0405: { severity: 'error', title: 'more than one Mesh' },
   CH0406: { severity: 'error', title: 'route weights do not add up to 100' },
-  CH0407: { severity: 'error', title: 'route can never match' },
+  CH0407: { severity: 'warning', title: 'route can never match' },
   CH0408: { severity: 'error', title: 'conflicting VirtualServices or DestinationRules for a host' },
   CH0306: { severity: 'error', title: 'reference to an unknown subset' },
   CH0501: { severity: 'info', title: 'advice' },

@@ -163,3 +163,55 @@ test('hostile YAML: deep nesting and binary junk give diagnostics, not crashes',
   assert.ok(diagnose({ 'deep.yaml': 'a: ' + '['.repeat(200) + ']'.repeat(200) + '\n' }).some((d) => d.startsWith('CH0102')));
   assert.ok(diagnose({ 'junk.yaml': '\u0000\u0001\u0002 : : [ {\n' }).some((d) => d.startsWith('CH0102')));
 });
+
+test("Istio's bookinfo fault-injection-details-v1.yaml is accepted: a route after a catch-all is a warning", () => {
+  const vs = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: details
+spec:
+  hosts:
+  - details
+  http:
+  - fault:
+      abort:
+        httpStatus: 555
+        percentage:
+          value: 100
+    route:
+    - destination:
+        host: details
+        subset: v1
+  - route:
+    - destination:
+        host: details
+        subset: v1
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: details
+spec:
+  host: details
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+`;
+  const se = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: details }
+spec:
+  hosts: [details]
+  ports: [{ number: 9080, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: details } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: details-v1, labels: { app: details, version: v1 } }
+spec: { address: 127.0.0.5 }
+`;
+  const r = compileSource({ revision: 't', files: [{ path: 'vs.yaml', text: vs }, { path: 'se.yaml', text: se }] });
+  assert.ok(r.ok, JSON.stringify(r.diagnostics));
+  assert.deepEqual(r.diagnostics.map((d) => `${d.severity} ${d.code}`), ['warning CH0407']);
+});
