@@ -16,6 +16,7 @@ metadata: { name: ${name}, namespace: ns }
 spec:
   hosts: [${host}]
   ports: [{ number: 80, name: http, protocol: HTTP }]
+  resolution: STATIC
 ${extra}`;
 
 const VS = (host: string, http: string) => `apiVersion: networking.istio.io/v1
@@ -40,14 +41,14 @@ const cases: { name: string; files: Record<string, string>; expect: string[] }[]
   { name: 'clean service', files: { 'a.yaml': SE('a') }, expect: [] },
   { name: 'YAML syntax error', files: { 'a.yaml': 'kind: [unclosed\n' }, expect: ['CH0102 a.yaml:2:1'] },
   { name: 'duplicate key', files: { 'a.yaml': 'kind: A\nkind: B\n' }, expect: ['CH0102 a.yaml:2:1'] },
-  { name: 'unknown field', files: { 'a.yaml': SE('a', undefined, '  bogus: 1\n') }, expect: ['CH0201 a.yaml:7:3'] },
+  { name: 'unknown field', files: { 'a.yaml': SE('a', undefined, '  bogus: 1\n') }, expect: ['CH0201 a.yaml:8:3'] },
   { name: 'wrong type', files: { 'a.yaml': SE('a').replace('number: 80', 'number: "80"') }, expect: ['CH0202 a.yaml:6:21'] },
   {
     name: 'missing required field',
-    files: { 'a.yaml': 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: a }\nspec:\n  ports: [{ number: 80, name: http }]\n' },
+    files: { 'a.yaml': 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: a }\nspec:\n  ports: [{ number: 80, name: http }]\n  resolution: DNS\n' },
     expect: ['CH0203 a.yaml:5:3'],
   },
-  { name: 'unsupported Istio field', files: { 'a.yaml': SE('a', undefined, '  exportTo: ["."]\n') }, expect: ['CH0205 a.yaml:7:3'] },
+  { name: 'unsupported Istio field', files: { 'a.yaml': SE('a', undefined, '  exportTo: ["."]\n') }, expect: ['CH0205 a.yaml:8:3'] },
   { name: 'unknown kind', files: { 'a.yaml': 'apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: w }\n' }, expect: ['CH0206 a.yaml:2:7'] },
   { name: 'planned kind', files: { 'a.yaml': 'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: { name: p }\n' }, expect: ['CH0207 a.yaml:2:7'] },
   { name: 'not a mapping', files: { 'a.yaml': '- just\n- a list\n' }, expect: ['CH0208 a.yaml:1:1'] },
@@ -56,7 +57,7 @@ const cases: { name: string; files: Record<string, string>; expect: string[] }[]
   {
     name: 'selector matching nothing is a warning',
     files: { 'a.yaml': SE('a', undefined, '  workloadSelector: { labels: { app: none } }\n') },
-    expect: ['CH0303 a.yaml:7:21'],
+    expect: ['CH0303 a.yaml:8:21'],
   },
   {
     name: 'sidecar egress to an unknown service',
