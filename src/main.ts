@@ -9,6 +9,7 @@ import { runGraph } from './cli/graph.js';
 import { runHistory } from './cli/history.js';
 import { runRender } from './cli/render.js';
 import { runRotateRoot } from './cli/rotate-root.js';
+import { runRotateXdsCa } from './cli/rotate-xds-ca.js';
 import { runServe } from './cli/serve.js';
 import { runStatus } from './cli/status.js';
 
@@ -25,6 +26,7 @@ Usage:
   chancery status    [--admin URL] [--json]
   chancery history   --proxy NAMESPACE/NAME --at TIME [--state-dir DIR] [--git REPO]
   chancery rotate-root [--admin URL]
+  chancery rotate-xds-ca begin|finish [--admin URL]
 
 Run "chancery <command> --help" for the options of one command.`;
 
@@ -39,6 +41,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   history: runHistory,
   status: runStatus,
   'rotate-root': runRotateRoot,
+  'rotate-xds-ca': runRotateXdsCa,
 };
 
 export async function main(argv: string[]): Promise<number> {

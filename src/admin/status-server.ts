@@ -8,6 +8,7 @@
  *   GET  /proxies/<id>         one proxy's status and the resources (proto3 JSON, keys redacted) in its snapshot
  *   POST /actions/rotate-root  rotate the generated root CA without restarts (answers when done)
  *   POST /actions/sync         look for a new revision now (Git sources are otherwise polled)
+ *   POST /actions/rotate-xds-ca?step=begin|finish  rotate the CA that bootstraps trust (see ca/xds-ca.ts)
  */
 import { createServer, type Server } from 'node:http';
 import type { ControlPlane } from '../app/control-plane.js';
@@ -28,7 +29,11 @@ export function statusDocument(cp: ControlPlane): object {
     },
     revisions: [...cp.revisions].reverse().map((r) => (r.status === 'accepted' ? { ...r, convergence: cp.convergenceOf(r.revision) } : r)),
     proxies: cp.ads.registry.all().map((p) => ({ ...p, identity: identities.get(p.id) ?? null, upToDate: p.connected && p.revision === current })),
-    certificates: { signer: cp.authority?.signerInfo(), workloads: cp.svids?.status() ?? [] },
+    certificates: {
+      signer: cp.authority?.signerInfo(),
+      workloads: cp.svids?.status() ?? [],
+      xds: { server: cp.serving?.status() ?? null, ca: cp.xdsCa?.status() ?? null },
+    },
   };
 }
 
@@ -55,6 +60,15 @@ export function startStatusServer(cp: ControlPlane, host: string, port: number):
       const t0 = Date.now();
       cp.rotateRoot().then(
         () => send(200, { ok: true, ms: Date.now() - t0, signer: cp.authority.signerInfo() }),
+        (err: Error) => send(409, { ok: false, error: err.message }),
+      );
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/actions/rotate-xds-ca') {
+      const step = url.searchParams.get('step');
+      if (step !== 'begin' && step !== 'finish') return send(400, { ok: false, error: 'step must be begin or finish' });
+      cp.rotateXdsCa(step).then(
+        (ca) => send(200, { ok: true, step, ca }),
         (err: Error) => send(409, { ok: false, error: err.message }),
       );
       return;

@@ -462,6 +462,23 @@ export class ControlPlane {
     await this.waitForSecretsAcked(waitMs);
   }
 
+  /**
+   * Rotates what bootstraps trust (ca/xds-ca.ts): `begin` adds the next xDS CA to every bootstrap written from then
+   * on; once every Envoy runs such a bootstrap, `finish` makes it current and the server certificate follows at once.
+   */
+  rotateXdsCa(step: 'begin' | 'finish'): Promise<ReturnType<XdsCa['status']>> {
+    return this.enqueue(async () => {
+      if (step === 'begin') {
+        this.xdsCa.beginRotation();
+      } else {
+        this.xdsCa.finishRotation();
+        this.serving?.renew();
+      }
+      this.log.info(`xds CA rotation: ${step}`, this.xdsCa.status());
+      return this.xdsCa.status();
+    });
+  }
+
   /** Resolves when every connected proxy has ACKed the secrets of its current snapshot. */
   async waitForSecretsAcked(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;

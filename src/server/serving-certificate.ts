@@ -92,7 +92,10 @@ export class ServingCertificate implements grpc.experimental.CertificateProvider
 
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.listeners.add(listener);
-    listener({ certificate: Buffer.from(this.cert.certPem), privateKey: Buffer.from(this.cert.keyPem) });
+    // Not synchronously: grpc-js registers the server's watcher only after this returns, and would miss it.
+    process.nextTick(() => {
+      if (this.listeners.has(listener)) listener({ certificate: Buffer.from(this.cert.certPem), privateKey: Buffer.from(this.cert.keyPem) });
+    });
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {

@@ -1,0 +1,40 @@
+/**
+ * `chancery rotate-xds-ca begin|finish`: rotates the CA that every Envoy bootstrap trusts to reach the control
+ * plane (see ca/xds-ca.ts), on a running control plane, in two steps with a redeploy of the Envoys between them.
+ */
+import { command, parse, UsageError } from './args.js';
+
+const HELP = `Usage: chancery rotate-xds-ca begin|finish [--admin http://127.0.0.1:15014]
+
+Bootstraps are static files: what they trust changes only when Envoy restarts with a new one. So:
+  1. chancery rotate-xds-ca begin    creates the next xDS CA; every bootstrap written from now on trusts both
+  2. write new bootstraps (chancery bootstrap, or restart chancery serve) and restart every Envoy on them
+  3. chancery rotate-xds-ca finish   the next CA becomes current; the xDS server certificate is re-issued from it
+An Envoy still on a bootstrap from before step 1 cannot reconnect after step 3 (it keeps its configuration).
+Root rotation (rotate-root) and restarts do not need this: they never change what bootstraps trust.`;
+
+export function runRotateXdsCa(argv: string[]): Promise<number> {
+  return command(HELP, argv, async () => {
+    const { values, positionals } = parse(argv, { admin: { type: 'string', default: 'http://127.0.0.1:15014' } }, true);
+    const step = positionals[0];
+    if ((step !== 'begin' && step !== 'finish') || positionals.length !== 1) throw new UsageError('say begin or finish');
+    const url = new URL(`/actions/rotate-xds-ca?step=${step}`, values.admin);
+    const res = await fetch(url, { method: 'POST' }).catch((err: Error) => {
+      console.error(`chancery: cannot reach the control plane at ${values.admin}: ${err.message}`);
+      return undefined;
+    });
+    if (!res) return 1;
+    type Anchor = { fingerprint: string };
+    const body = (await res.json()) as { ok: boolean; error?: string; ca?: { current: Anchor; next: Anchor | null } };
+    if (!body.ok) {
+      console.error(`chancery: xDS CA rotation (${step}) failed: ${body.error}`);
+      return 1;
+    }
+    if (step === 'begin') {
+      console.log(`next xDS CA ${body.ca?.next?.fingerprint}: write new bootstraps, restart every Envoy on them, then run finish`);
+    } else {
+      console.log(`xDS CA ${body.ca?.current.fingerprint} is current; the xDS server certificate was re-issued from it`);
+    }
+    return 0;
+  });
+}
