@@ -176,7 +176,8 @@ export class ControlPlane {
 
   async start(): Promise<void> {
     mkdirSync(this.settings.stateDir, { recursive: true, mode: 0o700 });
-    const state = await openState({ stateDir: this.settings.stateDir, clock: this.clock, ...(this.settings.ca ? { ca: this.settings.ca } : {}) });
+    const ca = this.settings.ca ? { ca: this.settings.ca } : {};
+    const state = await openState({ stateDir: this.settings.stateDir, clock: this.clock, ...ca });
     [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];
     this.svids = new SvidManager(
       this.authority,

@@ -40,12 +40,18 @@ export interface State {
  * Opens (on a first start: creates) the state. `workloadCa: false` skips the workload CA when the state exists
  * (`chancery bootstrap`: a control plane with a user-supplied CA has none in the state directory).
  */
-export async function openState(o: { stateDir: string; clock: Clock; ca?: CaFiles; workloadCa?: boolean }): Promise<State> {
+export async function openState(o: {
+  stateDir: string;
+  clock: Clock;
+  ca?: CaFiles;
+  workloadCa?: boolean;
+}): Promise<State> {
   const create = !holdsState(o.stateDir);
   mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
   const wantCa = create || o.workloadCa !== false;
   // All or nothing: with state present nothing is created, so a refused start leaves the directory as it was.
-  const authority = wantCa ? await Authority.open({ stateDir: o.stateDir, clock: o.clock, create, ...(o.ca ? { files: o.ca } : {}) }) : undefined;
+  const ca = { stateDir: o.stateDir, clock: o.clock, create, ...(o.ca ? { files: o.ca } : {}) };
+  const authority = wantCa ? await Authority.open(ca) : undefined;
   const xdsCa = XdsCa.open({ stateDir: o.stateDir, clock: o.clock, create });
   const tokens = ProxyTokens.open(o.stateDir, { create });
   return { ...(authority ? { authority } : {}), xdsCa, tokens };
@@ -76,7 +82,9 @@ export function readLastGood(stateDir: string, log: Logger): LastGood | undefine
   if (!existsSync(file)) return undefined;
   try {
     const v = JSON.parse(readStateFile(file)) as Partial<LastGood>;
-    if (typeof v?.source === 'string' && typeof v.revision === 'string') return { source: v.source, revision: v.revision };
+    if (typeof v?.source === 'string' && typeof v.revision === 'string') {
+      return { source: v.source, revision: v.revision };
+    }
     throw new Error('expected {"source": string, "revision": string}');
   } catch (err) {
     log.error('ignoring a corrupt state file; the last good revision is unknown until the next accepted one', {

@@ -128,7 +128,9 @@ export class Authority {
 
   /** Issues a fresh key and certificate for a SPIFFE id, valid for `ttlMs` (backdated 1 min for clock skew). */
   async issue(spiffeId: string, ttlMs: number): Promise<IssuedCertificate> {
-    if (this.reserved.has(spiffeId)) throw new Error(`${spiffeId} is reserved for the control plane; it is never issued to a workload`);
+    if (this.reserved.has(spiffeId)) {
+      throw new Error(`${spiffeId} is reserved for the control plane; it is never issued to a workload`);
+    }
     const now = this.clock.now();
     const keys = await this.keys.take();
     const notBefore = now - 60_000;
@@ -202,7 +204,8 @@ export function certificates(file: string, missing?: string): Uint8Array[] {
     try {
       new X509Certificate(d);
     } catch (err) {
-      throw new StateFileError(file, `certificate ${i + 1} does not parse (${(err as Error).message}); truncated or corrupt`);
+      const why = (err as Error).message;
+      throw new StateFileError(file, `certificate ${i + 1} does not parse (${why}); truncated or corrupt`);
     }
   });
   return ders;
@@ -221,14 +224,23 @@ export function privateKey(file: string, pem: string): KeyObject {
  * A CA certificate and its key, checked: a certificate, a CA, and the key is its key. `onMismatch` may find the
  * key's certificate elsewhere (see resumeSwitch).
  */
-function loadSigner(certFile: string, keyFile: string, missing?: string, onMismatch?: (key: KeyObject) => Uint8Array | undefined): Signer {
+function loadSigner(
+  certFile: string,
+  keyFile: string,
+  missing?: string,
+  onMismatch?: (key: KeyObject) => Uint8Array | undefined,
+): Signer {
   let [der] = certificates(certFile, missing);
   if (!der) throw new StateFileError(certFile, 'holds no PEM certificate (empty, truncated or corrupt)');
-  if (!describeCertificate(der).isCa) throw new StateFileError(certFile, 'not a CA certificate (basicConstraints cA is not set)');
+  if (!describeCertificate(der).isCa) {
+    throw new StateFileError(certFile, 'not a CA certificate (basicConstraints cA is not set)');
+  }
   const key = privateKey(keyFile, readStateFile(keyFile, missing));
   if (!new X509Certificate(der).checkPrivateKey(key)) {
     der = onMismatch?.(key) ?? der;
-    if (!new X509Certificate(der).checkPrivateKey(key)) throw new StateFileError(keyFile, `does not match the certificate in ${certFile}`);
+    if (!new X509Certificate(der).checkPrivateKey(key)) {
+      throw new StateFileError(keyFile, `does not match the certificate in ${certFile}`);
+    }
   }
   return signerFrom(der, key);
 }
@@ -239,7 +251,8 @@ function loadSigner(certFile: string, keyFile: string, missing?: string, onMisma
  */
 function resumeSwitch(bundleFile: string, certFile: string, key: KeyObject): Uint8Array | undefined {
   if (!existsSync(bundleFile)) return undefined;
-  const der = certificates(bundleFile).find((d) => new X509Certificate(d).checkPrivateKey(key) && describeCertificate(d).isCa);
+  const mine = (d: Uint8Array) => new X509Certificate(d).checkPrivateKey(key) && describeCertificate(d).isCa;
+  const der = certificates(bundleFile).find(mine);
   if (der) writeFileAtomic(certFile, toPem(der, 'CERTIFICATE'));
   return der;
 }
@@ -247,7 +260,9 @@ function resumeSwitch(bundleFile: string, certFile: string, key: KeyObject): Uin
 /** The trust bundle: not empty, every block parses, and the signing root is in it (or proxies would refuse peers). */
 function loadBundle(file: string, signerDer: Uint8Array): string[] {
   const ders = certificates(file);
-  if (ders.length === 0) throw new StateFileError(file, 'holds no certificate; it must hold at least the root in root-cert.pem');
+  if (ders.length === 0) {
+    throw new StateFileError(file, 'holds no certificate; it must hold at least the root in root-cert.pem');
+  }
   const signer = Buffer.from(signerDer);
   if (!ders.some((d) => signer.equals(d))) throw new StateFileError(file, 'does not contain the root in root-cert.pem');
   return ders.map((d) => toPem(d, 'CERTIFICATE'));

@@ -72,7 +72,8 @@ export class XdsCa {
       writeFileAtomic(files.current, anchor.file);
       return new XdsCa(anchor.anchor, undefined, files, o.clock);
     }
-    const current = loadAnchor(files.current, restoreRemedy('every Envoy bootstrap trusts this CA to reach the control plane'));
+    const lost = restoreRemedy('every Envoy bootstrap trusts it to reach the control plane');
+    const current = loadAnchor(files.current, lost);
     const next = existsSync(files.next) ? loadAnchor(files.next) : undefined;
     return new XdsCa(current, next, files, o.clock);
   }
@@ -88,9 +89,10 @@ export class XdsCa {
     const now = this.clock.now();
     const notBefore = now - 60_000; // clock skew
     const notAfter = now + ttlMs;
-    const { der, serial } = issueLeaf(this.current.signer, identity, keys.publicKey, new Date(notBefore), new Date(notAfter));
-    const certPem = toPem(der, 'CERTIFICATE');
-    return { certPem, keyPem: exportPrivateKeyPem(keys.privateKey), identity, serial, notBefore, notAfter, anchor: this.current.signer.serial };
+    const signer = this.current.signer;
+    const { der, serial } = issueLeaf(signer, identity, keys.publicKey, new Date(notBefore), new Date(notAfter));
+    const [certPem, keyPem] = [toPem(der, 'CERTIFICATE'), exportPrivateKeyPem(keys.privateKey)];
+    return { certPem, keyPem, identity, serial, notBefore, notAfter, anchor: signer.serial };
   }
 
   /** Step 1 of an anchor rotation: create the next anchor; bootstraps written from now on trust both. */
@@ -130,9 +132,11 @@ function info(a: Anchor): AnchorInfo {
 function newAnchor(clock: Clock): { anchor: Anchor; file: string } {
   const keys = generateKeyPair();
   const now = clock.now();
-  const der = createRootCertificate(keys, 'Chancery xDS CA', new Date(now - 60_000), new Date(now + ANCHOR_LIFETIME_MS));
+  const [from, to] = [new Date(now - 60_000), new Date(now + ANCHOR_LIFETIME_MS)];
+  const der = createRootCertificate(keys, 'Chancery xDS CA', from, to);
   const pem = toPem(der, 'CERTIFICATE');
-  return { anchor: { signer: signerFrom(der, keys.privateKey), pem }, file: exportPrivateKeyPem(keys.privateKey) + pem };
+  const file = exportPrivateKeyPem(keys.privateKey) + pem;
+  return { anchor: { signer: signerFrom(der, keys.privateKey), pem }, file };
 }
 
 /** One key and one CA certificate that belong together, or an error naming the file. */
@@ -140,8 +144,10 @@ function loadAnchor(file: string, missing?: string): Anchor {
   const text = readStateFile(file, missing);
   const keys = fromPem(text, 'PRIVATE KEY');
   const certs = fromPem(text, 'CERTIFICATE');
-  if (keys.length !== 1) throw new StateFileError(file, `must hold one private key, holds ${keys.length} (truncated or corrupt?)`);
-  if (certs.length !== 1) throw new StateFileError(file, `must hold one certificate, holds ${certs.length} (truncated or corrupt?)`);
+  if (keys.length !== 1 || certs.length !== 1) {
+    const held = `${keys.length} private key(s) and ${certs.length} certificate(s)`;
+    throw new StateFileError(file, `must hold one private key and one certificate, not ${held} (truncated?)`);
+  }
   let key: KeyObject;
   let cert: X509Certificate;
   try {

@@ -17,7 +17,9 @@ export function runRotateXdsCa(argv: string[]): Promise<number> {
   return command(HELP, argv, async () => {
     const { values, positionals } = parse(argv, { admin: { type: 'string', default: 'http://127.0.0.1:15014' } }, true);
     const step = positionals[0];
-    if ((step !== 'begin' && step !== 'finish') || positionals.length !== 1) throw new UsageError('say begin or finish');
+    if ((step !== 'begin' && step !== 'finish') || positionals.length !== 1) {
+      throw new UsageError('say begin or finish');
+    }
     const url = new URL(`/actions/rotate-xds-ca?step=${step}`, values.admin);
     const res = await fetch(url, { method: 'POST' }).catch((err: Error) => {
       console.error(`chancery: cannot reach the control plane at ${values.admin}: ${err.message}`);
@@ -31,9 +33,10 @@ export function runRotateXdsCa(argv: string[]): Promise<number> {
       return 1;
     }
     if (step === 'begin') {
-      console.log(`next xDS CA ${body.ca?.next?.fingerprint}: write new bootstraps, restart every Envoy on them, then run finish`);
+      const fp = body.ca?.next?.fingerprint;
+      console.log(`next xDS CA ${fp}: write new bootstraps, restart every Envoy on them, then run finish`);
     } else {
-      console.log(`xDS CA ${body.ca?.current.fingerprint} is current; the xDS server certificate was re-issued from it`);
+      console.log(`xDS CA ${body.ca?.current.fingerprint} is current; the xDS server certificate was re-issued`);
     }
     return 0;
   });

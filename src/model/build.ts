@@ -14,7 +14,8 @@ import {
 } from '../policy/types.js';
 import { runSteps } from '../util/steps.js';
 import { selectByLabels } from './index.js';
-import { CONTROL_PLANE_SERVICE_ACCOUNT, controlPlaneIdentity, spiffeId, type MeshModel, type Service, type ServiceEndpoint, type Workload } from './mesh-model.js';
+import { CONTROL_PLANE_SERVICE_ACCOUNT, controlPlaneIdentity, spiffeId } from './mesh-model.js';
+import type { MeshModel, Service, ServiceEndpoint, Workload } from './mesh-model.js';
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
 import { checkSecurity, collectSecurity } from './security.js';
 import { checkTelemetry, collectTelemetry } from './telemetry.js';

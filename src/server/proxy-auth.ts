@@ -35,7 +35,8 @@ export class ProxyTokens {
     }
     const key = Buffer.from(text, 'base64');
     if (key.length < MIN_KEY_BYTES) {
-      throw new StateFileError(file, `the key is ${key.length} bytes; HS256 needs at least ${MIN_KEY_BYTES} (truncated or weak)`);
+      const problem = `the key is ${key.length} bytes; HS256 needs at least ${MIN_KEY_BYTES} (truncated or weak)`;
+      throw new StateFileError(file, problem);
     }
     return new ProxyTokens(createSecretKey(key));
   }

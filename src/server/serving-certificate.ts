@@ -58,9 +58,10 @@ export class ServingCertificate implements grpc.experimental.CertificateProvider
       this.cancel = this.o.clock.after(60_000, () => this.renew());
       return;
     }
-    const update = { certificate: Buffer.from(this.cert.certPem), privateKey: Buffer.from(this.cert.keyPem) };
-    for (const l of this.listeners) l(update);
-    this.o.log.info('xds server certificate renewed', { serial: this.cert.serial, notAfter: new Date(this.cert.notAfter).toISOString(), anchor: this.cert.anchor });
+    for (const l of this.listeners) l(this.update());
+    const c = this.cert;
+    const notAfter = new Date(c.notAfter).toISOString();
+    this.o.log.info('xds server certificate renewed', { serial: c.serial, notAfter, anchor: c.anchor });
   }
 
   /** Follows the Mesh's trust domain and root namespace: a changed identity is re-issued at once. */
@@ -68,9 +69,10 @@ export class ServingCertificate implements grpc.experimental.CertificateProvider
     if (identity !== this.cert.identity) this.renew(identity);
   }
 
-  status(): { identity: string; serial: string; notAfter: string; renewAt: string; anchor: string } {
+  status(): { identity: string; serial: string; anchor: string; notAfter: string; renewAt: string } {
     const c = this.cert;
-    return { identity: c.identity, serial: c.serial, notAfter: new Date(c.notAfter).toISOString(), renewAt: new Date(this.renewAt).toISOString(), anchor: c.anchor };
+    const at = (t: number) => new Date(t).toISOString();
+    return { ...pick(c), notAfter: at(c.notAfter), renewAt: at(this.renewAt) };
   }
 
   stop(): void {
@@ -94,8 +96,12 @@ export class ServingCertificate implements grpc.experimental.CertificateProvider
     this.listeners.add(listener);
     // Not synchronously: grpc-js registers the server's watcher only after this returns, and would miss it.
     process.nextTick(() => {
-      if (this.listeners.has(listener)) listener({ certificate: Buffer.from(this.cert.certPem), privateKey: Buffer.from(this.cert.keyPem) });
+      if (this.listeners.has(listener)) listener(this.update());
     });
+  }
+
+  private update(): grpc.experimental.IdentityCertificateUpdate {
+    return { certificate: Buffer.from(this.cert.certPem), privateKey: Buffer.from(this.cert.keyPem) };
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {
@@ -106,3 +112,5 @@ export class ServingCertificate implements grpc.experimental.CertificateProvider
 
   removeCaCertificateListener(): void {}
 }
+
+const pick = ({ identity, serial, anchor }: ServerCertificate) => ({ identity, serial, anchor });

@@ -32,7 +32,8 @@ function policyDir(): string {
 }
 
 function plane(stateDir: string, o: { configDir?: string; log?: Logger; extra?: object } = {}): ControlPlane {
-  const settings = { configDir: o.configDir ?? policyDir(), stateDir, xdsAddress: '127.0.22.1:0', maxNewStreamsPerSecond: 100, watch: false };
+  const configDir = o.configDir ?? policyDir();
+  const settings = { configDir, stateDir, xdsAddress: '127.0.22.1:0', maxNewStreamsPerSecond: 100, watch: false };
   return new ControlPlane({ ...settings, ...o.extra }, o.log ?? silentLogger);
 }
 
@@ -53,10 +54,14 @@ async function freshState(): Promise<string> {
 
 const file = (dir: string, rel: string) => path.join(dir, rel);
 const truncate = (f: string) => writeFileSync(f, readFileSync(f, 'utf8').slice(0, 90));
-const otherKeyPem = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const otherKeyPem = () =>
+  generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const KEY_BLOCK = /-----BEGIN PRIVATE KEY-----[\s\S]*?-----END PRIVATE KEY-----\n/;
+const write = (d: string, rel: string, text: string) => writeFileSync(file(d, rel), text);
+const read = (d: string, rel: string) => readFileSync(file(d, rel), 'utf8');
 
 describe('state directory', () => {
-  test('the first start creates the CA, the xDS CA and the token key (owner-only); the next start loads them', async () => {
+  test('the first start creates the CA, the xDS CA and the token key (owner-only); the next loads them', async () => {
     const dir = await freshState();
     for (const f of ['ca/root-key.pem', 'ca/root-cert.pem', 'ca/xds-ca.pem', 'xds-token.key']) {
       assert.ok(existsSync(file(dir, f)), `${f} was created`);
@@ -78,33 +83,49 @@ describe('state directory', () => {
   });
 
   // Each case: what is done to a healthy state directory, the file the error must name, what it must say.
-  const cases: { name: string; tamper: (dir: string) => void; names: string; says: RegExp; absent?: string }[] = [
-    { name: 'root key missing', tamper: (d) => rmSync(file(d, 'ca/root-key.pem')), names: 'ca/root-key.pem', says: /missing/, absent: 'ca/root-key.pem' },
-    { name: 'root certificate missing', tamper: (d) => rmSync(file(d, 'ca/root-cert.pem')), names: 'ca/root-cert.pem', says: /missing/, absent: 'ca/root-cert.pem' },
-    { name: 'whole CA directory missing', tamper: (d) => rmSync(file(d, 'ca'), { recursive: true }), names: 'ca/', says: /missing/, absent: 'ca/root-key.pem' },
-    { name: 'token key missing', tamper: (d) => rmSync(file(d, 'xds-token.key')), names: 'xds-token.key', says: /missing/, absent: 'xds-token.key' },
-    { name: 'xDS CA missing', tamper: (d) => rmSync(file(d, 'ca/xds-ca.pem')), names: 'ca/xds-ca.pem', says: /missing/, absent: 'ca/xds-ca.pem' },
-    { name: 'a 3-byte token key', tamper: (d) => writeFileSync(file(d, 'xds-token.key'), 'YWJj\n'), names: 'xds-token.key', says: /3 bytes.*at least 32/ },
-    { name: 'a token key that is not base64', tamper: (d) => writeFileSync(file(d, 'xds-token.key'), '%%% not base64 %%%\n'), names: 'xds-token.key', says: /base64/ },
-    { name: 'a truncated token key', tamper: (d) => writeFileSync(file(d, 'xds-token.key'), readFileSync(file(d, 'xds-token.key'), 'utf8').slice(0, 12)), names: 'xds-token.key', says: /at least 32/ },
-    { name: 'a CA key that does not match its certificate', tamper: (d) => writeFileSync(file(d, 'ca/root-key.pem'), otherKeyPem()), names: 'ca/root-key.pem', says: /does not match/ },
-    { name: 'a truncated root certificate', tamper: (d) => truncate(file(d, 'ca/root-cert.pem')), names: 'ca/root-cert.pem', says: /certificate/ },
-    { name: 'a truncated root key', tamper: (d) => truncate(file(d, 'ca/root-key.pem')), names: 'ca/root-key.pem', says: /key/ },
-    { name: 'an empty trust bundle', tamper: (d) => writeFileSync(file(d, 'ca/trust-bundle.pem'), ''), names: 'ca/trust-bundle.pem', says: /no certificate/ },
-    { name: 'a truncated trust bundle', tamper: (d) => truncate(file(d, 'ca/trust-bundle.pem')), names: 'ca/trust-bundle.pem', says: /certificate/ },
-    {
-      name: 'a trust bundle without the signing root',
-      tamper: (d) => writeFileSync(file(d, 'ca/trust-bundle.pem'), readFileSync(file(d, 'ca/xds-ca.pem'), 'utf8').replace(/-----BEGIN PRIVATE KEY-----[\s\S]*?-----END PRIVATE KEY-----\n/, '')),
-      names: 'ca/trust-bundle.pem',
-      says: /does not contain the root/,
-    },
-    { name: 'a truncated xDS CA', tamper: (d) => truncate(file(d, 'ca/xds-ca.pem')), names: 'ca/xds-ca.pem', says: /certificate|key/ },
-    {
-      name: 'an xDS CA whose key does not match',
-      tamper: (d) => writeFileSync(file(d, 'ca/xds-ca.pem'), readFileSync(file(d, 'ca/xds-ca.pem'), 'utf8').replace(/-----BEGIN PRIVATE KEY-----[\s\S]*?-----END PRIVATE KEY-----\n/, otherKeyPem())),
-      names: 'ca/xds-ca.pem',
-      says: /does not match/,
-    },
+  type Case = { name: string; tamper: (dir: string) => void; names: string; says: RegExp; absent?: string };
+  const lost = (rel: string, what = rel): Case => ({
+    name: `${what} missing`,
+    tamper: (d) => rmSync(file(d, rel), { recursive: true }),
+    names: rel,
+    says: /missing/,
+    absent: rel.endsWith('/') ? `${rel}root-key.pem` : rel,
+  });
+  const bad = (name: string, names: string, says: RegExp, tamper: (d: string) => void): Case => ({
+    name,
+    names,
+    says,
+    tamper,
+  });
+  const cases: Case[] = [
+    lost('ca/root-key.pem'),
+    lost('ca/root-cert.pem'),
+    lost('ca/', 'the whole CA directory'),
+    lost('xds-token.key'),
+    lost('ca/xds-ca.pem'),
+    bad('a 3-byte token key', 'xds-token.key', /3 bytes.*at least 32/, (d) => write(d, 'xds-token.key', 'YWJj\n')),
+    bad('a token key that is not base64', 'xds-token.key', /base64/, (d) => write(d, 'xds-token.key', '%% no %%\n')),
+    bad('a truncated token key', 'xds-token.key', /at least 32/, (d) =>
+      write(d, 'xds-token.key', read(d, 'xds-token.key').slice(0, 12)),
+    ),
+    bad('a CA key that does not match its certificate', 'ca/root-key.pem', /does not match/, (d) =>
+      write(d, 'ca/root-key.pem', otherKeyPem()),
+    ),
+    bad('a truncated root certificate', 'ca/root-cert.pem', /certificate/, (d) =>
+      truncate(file(d, 'ca/root-cert.pem')),
+    ),
+    bad('a truncated root key', 'ca/root-key.pem', /key/, (d) => truncate(file(d, 'ca/root-key.pem'))),
+    bad('an empty trust bundle', 'ca/trust-bundle.pem', /no certificate/, (d) => write(d, 'ca/trust-bundle.pem', '')),
+    bad('a truncated trust bundle', 'ca/trust-bundle.pem', /certificate/, (d) =>
+      truncate(file(d, 'ca/trust-bundle.pem')),
+    ),
+    bad('a trust bundle without the signing root', 'ca/trust-bundle.pem', /does not contain the root/, (d) =>
+      write(d, 'ca/trust-bundle.pem', read(d, 'ca/xds-ca.pem').replace(KEY_BLOCK, '')),
+    ),
+    bad('a truncated xDS CA', 'ca/xds-ca.pem', /certificate|key/, (d) => truncate(file(d, 'ca/xds-ca.pem'))),
+    bad('an xDS CA whose key does not match', 'ca/xds-ca.pem', /does not match/, (d) =>
+      write(d, 'ca/xds-ca.pem', read(d, 'ca/xds-ca.pem').replace(KEY_BLOCK, otherKeyPem())),
+    ),
   ];
   for (const c of cases) {
     test(`refused at start, naming the file: ${c.name}`, async () => {
@@ -126,7 +147,7 @@ describe('state directory', () => {
     assert.match(err!.message, /--ca-cert/, 'mentions a user-supplied CA (a restart without --ca-cert looks the same)');
   });
 
-  test('chancery bootstrap refuses a damaged state directory too (it would hand out a trust nobody serves)', async () => {
+  test('chancery bootstrap refuses a damaged state directory too', async () => {
     const dir = await freshState();
     const config = policyDir();
     rmSync(file(dir, 'ca/xds-ca.pem'));
@@ -134,7 +155,8 @@ describe('state directory', () => {
     const orig = console.error;
     console.error = (...a: unknown[]) => errors.push(a.join(' '));
     try {
-      const code = await runBootstrap(['--config', config, '--workload', 'shop/web-1', '--out', file(dir, 'b.json'), '--state-dir', dir]);
+      const args = ['--config', config, '--workload', 'shop/web-1', '--out', file(dir, 'b.json'), '--state-dir', dir];
+      const code = await runBootstrap(args);
       assert.notEqual(code, 0);
     } finally {
       console.error = orig;
@@ -158,7 +180,8 @@ describe('state directory', () => {
     const lines: string[] = [];
     const err = await startError(dir, { extra: git0, log: createLogger('info', (l) => lines.push(l)) });
     assert.equal(err, undefined, `started: ${err?.message}`);
-    const logged = lines.map((l) => JSON.parse(l)).find((l) => l.level === 'error' && JSON.stringify(l).includes('last-good.json'));
+    const entries = lines.map((l) => JSON.parse(l));
+    const logged = entries.find((l) => l.level === 'error' && JSON.stringify(l).includes('last-good.json'));
     assert.ok(logged, `an error naming last-good.json was logged:\n${lines.join('\n')}`);
     assert.ok(JSON.stringify(logged).includes(file(dir, 'last-good.json')));
   });
@@ -182,8 +205,12 @@ describe('atomic state writes', () => {
     writeFileSync(f, 'A'.repeat(size));
     const modUrl = new URL('../../src/util/files.ts', import.meta.url).href;
     const script = `import { writeFileAtomic } from ${JSON.stringify(modUrl)};
-      for (let i = 0; ; i++) { writeFileAtomic(${JSON.stringify(f)}, (i % 2 ? 'A' : 'B').repeat(${size})); process.stdout.write('.'); }`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      for (let i = 0; ; i++) {
+        writeFileAtomic(${JSON.stringify(f)}, (i % 2 ? 'A' : 'B').repeat(${size}));
+        process.stdout.write('.');
+      }`;
+    const args = ['--import', 'tsx', '--input-type=module', '-e', script];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let writes = 0;
     await new Promise<void>((resolve) => {
       child.stdout.on('data', (b: Buffer) => {
@@ -200,7 +227,7 @@ describe('atomic state writes', () => {
   });
 });
 
-test('a root rotation interrupted between the new key and the new certificate is completed at the next start', async () => {
+test('a root rotation interrupted between the new key and certificate is completed at the next start', async () => {
   const dir = await freshState();
   const oldCert = readFileSync(file(dir, 'ca/root-cert.pem'), 'utf8');
   const ca = await Authority.open({ stateDir: dir, clock: systemClock, create: false });

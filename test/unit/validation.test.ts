@@ -140,7 +140,11 @@ spec:
   },
   {
     name: 'with a Mesh, the reserved identity follows its root namespace',
-    files: { 'm.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: m }\nspec: { rootNamespace: mesh }\n', 'w.yaml': WE('mesh', 'chancery'), 'ok.yaml': WE('istio-system', 'chancery') },
+    files: {
+      'm.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: m }\nspec: { rootNamespace: mesh }\n',
+      'w.yaml': WE('mesh', 'chancery'),
+      'ok.yaml': WE('istio-system', 'chancery'),
+    },
     expect: ['CH0409 w.yaml:6:19'],
   },
   { name: 'bad duration', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\nspec:\n  certificates: { ttl: soon }\n' }, expect: ['CH0204 a.yaml:5:24'] },

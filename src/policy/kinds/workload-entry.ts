@@ -29,6 +29,7 @@ export function readEndpoint(r: MapReader): EndpointSpec | undefined {
 
 export function decodeWorkloadEntry(spec: MapReader | undefined, at: Record<string, Origin>): EndpointSpec | undefined {
   if (!spec) return undefined;
-  if (spec.has('serviceAccount')) at['spec.serviceAccount'] = spec.loc('serviceAccount'); // for the reserved-identity check
+  // Where the reserved-identity check (model/build.ts) points.
+  if (spec.has('serviceAccount')) at['spec.serviceAccount'] = spec.loc('serviceAccount');
   return readEndpoint(spec);
 }
