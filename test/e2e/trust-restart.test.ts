@@ -9,12 +9,15 @@
 import assert from 'node:assert/strict';
 import { cpSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ControlPlane } from '../../src/app/control-plane.js';
 import { silentLogger } from '../../src/app/logger.js';
+import { startStatusServer } from '../../src/admin/status-server.js';
 import { runBootstrap } from '../../src/cli/bootstrap.js';
+import { runRotateXdsCa } from '../../src/cli/rotate-xds-ca.js';
 import * as X from '../../src/ca/x509.js';
 import { XDS_CLUSTER } from '../../src/xds/names.js';
 import { startApp, type App } from '../support/apps.js';
@@ -98,6 +101,17 @@ function servedCertificate(port: number, ca: string): Promise<Served> {
 const xdsCluster = (bootstrap: any) => bootstrap.static_resources.clusters.find((c: any) => c.name === XDS_CLUSTER);
 const trustOf = (bootstrap: any): string =>
   xdsCluster(bootstrap).transport_socket.typed_config.common_tls_context.validation_context.trusted_ca.inline_string;
+
+/** Runs a CLI command with its output silenced (its exit code is what the test checks). */
+async function quietly(fn: () => Promise<number>): Promise<number> {
+  const [log, error] = [console.log, console.error];
+  console.log = console.error = () => {};
+  try {
+    return await fn();
+  } finally {
+    [console.log, console.error] = [log, error];
+  }
+}
 
 /** How often an Envoy refused the certificate of whatever answered at its xDS address. */
 async function verifyFailures(e: EnvoyProcess): Promise<number> {
@@ -344,12 +358,22 @@ spec:
 
   test('rotating the CA bootstraps trust: begin, redeploy, finish; Envoys on old bootstraps are shut out', async () => {
     const oldTrust = trustOf(bootstraps.get('shop/web-1'));
-    await cp!.rotateXdsCa('begin');
+    // Through the documented command, against the running control plane's admin API.
+    const admin = await startStatusServer(cp!, IP.plane, 0);
+    const url = `http://${IP.plane}:${(admin.address() as AddressInfo).port}`;
+    const rotate = (step: string) => quietly(() => runRotateXdsCa([step, '--admin', url]));
+    try {
+      assert.equal(await rotate('finish'), 1, 'finish before begin is refused');
+      assert.equal(await rotate('begin'), 0);
+      assert.equal(await rotate('begin'), 1, 'one rotation at a time');
+    } finally {
+      admin.close();
+    }
     const web = await writeBootstrap('shop/web-1');
     assert.equal(trustOf(web).match(/BEGIN CERTIFICATE/g)?.length, 2, 'bootstraps written after begin trust both');
     await (await run('shop/web-1', web)).waitReady(); // redeployed on the new bootstrap, still served by the old CA
     await allConnected('web redeployed');
-    await cp!.rotateXdsCa('finish');
+    await cp!.rotateXdsCa('finish'); // (the same as the command's finish)
     const served = await servedCertificate(xdsPort, trustOf(web));
     assert.ok(served.authorized, 'the new server certificate chains to the new CA');
     assert.equal((await servedCertificate(xdsPort, oldTrust)).authorized, false, 'and not to the old one');
