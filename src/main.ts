@@ -9,6 +9,7 @@ import { runGraph } from './cli/graph.js';
 import { runHistory } from './cli/history.js';
 import { runRender } from './cli/render.js';
 import { runRotateRoot } from './cli/rotate-root.js';
+import { runRotateXdsCa } from './cli/rotate-xds-ca.js';
 import { runServe } from './cli/serve.js';
 import { runStatus } from './cli/status.js';
 
@@ -26,6 +27,7 @@ Usage:
   chancery status    [--admin URL] [--json] [--state-dir DIR]
   chancery history   --proxy NAMESPACE/NAME --at TIME [--state-dir DIR] [--git REPO]
   chancery rotate-root [--admin URL] [--state-dir DIR]
+  chancery rotate-xds-ca begin|finish [--admin URL] [--state-dir DIR]
 
 Run "chancery <command> --help" for the options of one command.`;
 
@@ -40,6 +42,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   history: runHistory,
   status: runStatus,
   'rotate-root': runRotateRoot,
+  'rotate-xds-ca': runRotateXdsCa,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -22,7 +22,11 @@ export function statusDocument(cp: ControlPlane): object {
     proxies: cp.ads.registry
       .all()
       .map((p) => ({ ...p, identity: identities.get(p.id) ?? null, upToDate: p.connected && p.revision === current })),
-    certificates: { signer: cp.authority?.signerInfo(), workloads: cp.svids?.status() ?? [] },
+    certificates: {
+      signer: cp.authority?.signerInfo(),
+      workloads: cp.svids?.status() ?? [],
+      xds: { server: cp.serving?.status() ?? null, ca: cp.xdsCa?.status() ?? null },
+    },
   };
 }
 

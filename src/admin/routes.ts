@@ -67,6 +67,18 @@ const ROUTES: Record<string, Route> = {
       );
     },
   },
+  '/actions/rotate-xds-ca': {
+    method: 'POST',
+    access: 'action',
+    run: async ({ cp, query, send }) => {
+      const step = query.get('step');
+      if (step !== 'begin' && step !== 'finish') return send(400, { ok: false, error: 'step must be begin or finish' });
+      await cp.rotateXdsCa(step).then(
+        (ca) => send(200, { ok: true, step, ca }),
+        (err: Error) => send(409, { ok: false, error: err.message }),
+      );
+    },
+  },
   '/actions/sync': {
     method: 'POST',
     access: 'action',

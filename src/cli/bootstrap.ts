@@ -1,18 +1,18 @@
 /**
- * `chancery bootstrap`: writes the Envoy bootstrap for one workload's sidecar, with its xDS token and the mesh
- * trust bundle (from the control plane's state directory, created there if this runs first).
+ * `chancery bootstrap`: writes the Envoy bootstrap for one workload's sidecar, with its xDS token and the xDS CA
+ * that the control plane's server certificate chains to (from the control plane's state directory, created there if
+ * this runs first; refused, naming the file, if that state is damaged).
  */
-import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { controlPlaneIdentity } from '../app/control-plane.js';
-import { Authority } from '../ca/authority.js';
+import { openState } from '../app/state-dir.js';
 import { systemClock } from '../ca/clock.js';
 import { compileSource } from '../compiler.js';
 import { formatHuman } from '../diag/format.js';
+import { controlPlaneIdentity } from '../model/mesh-model.js';
 import { parseDurationMs } from '../policy/reader.js';
 import { isLoopback } from '../model/sidecars.js';
-import { ProxyTokens } from '../server/proxy-auth.js';
 import { readDirectory } from '../source/directory.js';
+import { writeFileAtomic } from '../util/files.js';
 import { buildBootstrap } from '../xds/bootstrap.js';
 import { command, DEFAULT_CONFIG_DIR, parse, parseHostPort, parsePort, UsageError } from './args.js';
 
@@ -68,7 +68,8 @@ export function runBootstrap(argv: string[]): Promise<number> {
     const xds = parseHostPort(values['xds-address']!, '--xds-address');
     const admin = values['admin-address'] ? parseHostPort(values['admin-address'], '--admin-address') : defaultAdminAddress(w.address);
     const mesh = result.model.mesh;
-    const authority = values.plaintext ? undefined : await Authority.open({ stateDir, clock: systemClock });
+    const serverIdentity = controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace);
+    const state = await openState({ stateDir, clock: systemClock, workloadCa: false });
     const config = buildBootstrap({
       nodeId: w.id,
       cluster: w.namespace,
@@ -77,12 +78,12 @@ export function runBootstrap(argv: string[]): Promise<number> {
       admin: { address: admin.host, port: admin.port },
       variant: values.sotw ? 'sotw' : 'delta',
       initialFetchTimeout: values['initial-fetch-timeout']!,
-      token: await ProxyTokens.open(stateDir).issue(w.id, Math.round(ttlMs / 1000)),
+      token: await state.tokens.issue(w.id, Math.round(ttlMs / 1000)),
       ...(promPort > 0 ? { prometheus: { address: w.address, port: promPort } } : {}),
-      ...(authority ? { tls: { trustBundlePem: authority.trustBundlePem(), serverIdentity: controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace) } } : {}),
+      ...(values.plaintext ? {} : { tls: { trustBundlePem: state.xdsCa.bootstrapTrustPem(), serverIdentity } }),
     });
     const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config, { aliasDuplicateObjects: false });
-    if (values.out) writeFileSync(values.out, text, { mode: 0o600 });
+    if (values.out) writeFileAtomic(values.out, text); // Envoy (or a watcher) never reads half a bootstrap
     else process.stdout.write(text);
     return 0;
   });

@@ -31,6 +31,7 @@ export const CODES = {
   CH0406: { severity: 'error', title: 'route weights do not add up to 100' },
   CH0407: { severity: 'warning', title: 'route can never match' },
   CH0408: { severity: 'error', title: 'conflicting VirtualServices or DestinationRules for a host' },
+  CH0409: { severity: 'error', title: 'identity reserved for the control plane' },
   CH0306: { severity: 'error', title: 'reference to an unknown subset' },
   CH0501: { severity: 'info', title: 'advice' },
 } as const satisfies Record<string, { severity: Severity; title: string }>;

@@ -5,26 +5,40 @@
  * of the first request, so a proxy only ever receives its own workload's configuration and secrets.
  */
 import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { errors, jwtVerify, SignJWT } from 'jose';
+import { readStateFile, restoreRemedy, StateFileError, writeFileAtomic } from '../util/files.js';
 
 const ISSUER = 'chancery';
 const AUDIENCE = 'chancery-xds';
+/** HS256 keys shorter than the hash are weak (RFC 7518 section 3.2 requires at least 256 bits). */
+const MIN_KEY_BYTES = 32;
 
 export class ProxyTokens {
   /** A KeyObject, not raw bytes: jose would import raw bytes into WebCrypto on every verification. */
   private constructor(private readonly key: KeyObject) {}
 
-  /** Loads the signing key from the state directory, creating it (owner-only) on first use. */
-  static open(stateDir: string): ProxyTokens {
+  /**
+   * Loads the signing key from the state directory. Only `create` (a first start) makes a new one: a missing key
+   * over existing state would silently invalidate every token in every bootstrap, so that is an error naming the file.
+   */
+  static open(stateDir: string, o: { create?: boolean } = {}): ProxyTokens {
     const file = path.join(stateDir, 'xds-token.key');
-    if (!existsSync(file)) {
+    if (!existsSync(file) && o.create !== false) {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-      writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
-      chmodSync(file, 0o600);
+      writeFileAtomic(file, randomBytes(MIN_KEY_BYTES).toString('base64') + '\n');
     }
-    return new ProxyTokens(createSecretKey(Buffer.from(readFileSync(file, 'utf8').trim(), 'base64')));
+    const text = readStateFile(file, restoreRemedy('every Envoy bootstrap carries a token signed with it')).trim();
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) {
+      throw new StateFileError(file, 'is not base64 (truncated or corrupt?)');
+    }
+    const key = Buffer.from(text, 'base64');
+    if (key.length < MIN_KEY_BYTES) {
+      const problem = `the key is ${key.length} bytes; HS256 needs at least ${MIN_KEY_BYTES} (truncated or weak)`;
+      throw new StateFileError(file, problem);
+    }
+    return new ProxyTokens(createSecretKey(key));
   }
 
   issue(nodeId: string, ttlSeconds: number, now = Date.now()): Promise<string> {

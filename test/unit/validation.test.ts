@@ -37,6 +37,14 @@ spec:
     - { name: v2, labels: { version: v2 } }
 `;
 
+const WE = (ns: string, sa: string, ip = ns.length) => `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: w-${ns}, namespace: ${ns} }
+spec:
+  address: 127.0.22.${ip}
+  serviceAccount: ${sa}
+`;
+
 const cases: { name: string; files: Record<string, string>; expect: string[] }[] = [
   { name: 'clean service', files: { 'a.yaml': SE('a') }, expect: [] },
   { name: 'YAML syntax error', files: { 'a.yaml': 'kind: [unclosed\n' }, expect: ['CH0102 a.yaml:2:1'] },
@@ -126,6 +134,20 @@ spec:
     expect: ['CH0205 v.yaml:8:7'],
   },
   { name: 'two Meshes', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\n---\napiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: b }\n' }, expect: ['CH0405 a.yaml:5:1'] },
+  {
+    name: "a workload given the control plane's own identity (root namespace, serviceAccount chancery)",
+    files: { 'w.yaml': WE('istio-system', 'chancery'), 'ok.yaml': WE('shop', 'chancery') },
+    expect: ['CH0409 w.yaml:6:19'],
+  },
+  {
+    name: 'with a Mesh, the reserved identity follows its root namespace',
+    files: {
+      'm.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: m }\nspec: { rootNamespace: mesh }\n',
+      'w.yaml': WE('mesh', 'chancery'),
+      'ok.yaml': WE('istio-system', 'chancery'),
+    },
+    expect: ['CH0409 w.yaml:6:19'],
+  },
   { name: 'bad duration', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\nspec:\n  certificates: { ttl: soon }\n' }, expect: ['CH0204 a.yaml:5:24'] },
 ];
 

@@ -41,7 +41,7 @@ const SECURITY = ['v1', 'v1beta1'];
 export const KINDS: readonly KindDecoder[] = [
   { kind: 'Mesh', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: false, decode: (s) => decodeMesh(s) },
   { kind: 'ServiceEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeServiceEntry },
-  { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeWorkloadEntry(s) },
+  { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeWorkloadEntry },
   { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeSidecar },
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodePeerAuthentication(s) },
   { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s, _at, m) => decodeAuthorizationPolicy(s, m) },
