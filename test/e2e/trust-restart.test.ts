@@ -361,7 +361,7 @@ spec:
     // Through the documented command, against the running control plane's admin API.
     const admin = await startStatusServer(cp!, IP.plane, 0);
     const url = `http://${IP.plane}:${(admin.address() as AddressInfo).port}`;
-    const rotate = (step: string) => quietly(() => runRotateXdsCa([step, '--admin', url]));
+    const rotate = (step: string) => quietly(() => runRotateXdsCa([step, '--admin', url, '--state-dir', cp!.settings.stateDir]));
     try {
       assert.equal(await rotate('finish'), 1, 'finish before begin is refused');
       assert.equal(await rotate('begin'), 0);
