@@ -18,6 +18,7 @@ import { MESH_DEFAULTS } from '../policy/types.js';
 import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
 import { bearerToken, type ProxyTokens } from '../server/proxy-auth.js';
 import { ServingCertificate } from '../server/serving-certificate.js';
+import { WorkloadRemovals } from '../server/workload-removals.js';
 import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
 import { buildSnapshot, typeSnapshot, withResources, type Snapshot, type TypeSnapshot } from '../snapshot/snapshot.js';
 import { readDirectoryInSlices } from '../source/directory.js';
@@ -93,6 +94,7 @@ export class ControlPlane {
   /** The anchor bootstraps trust, and the xDS server certificate it signs (see ca/xds-ca.ts). */
   xdsCa!: XdsCa;
   serving?: ServingCertificate;
+  removals!: WorkloadRemovals;
   current?: Current;
   readonly revisions: RevisionRecord[] = [];
   /** Per accepted revision: when it was accepted and when every connected proxy first held it. */
@@ -129,7 +131,7 @@ export class ControlPlane {
     };
     this.ads.registry.onConnect = (id) => this.history.append({ kind: 'connected', proxy: id });
     this.ads.observers.push((proxy, e) => {
-      if (e.kind === 'nack') this.history.append({ kind: 'nack', proxy, type: SHORT_NAME[e.typeUrl], message: e.message ?? '', ...(e.revision ? { revision: e.revision } : {}) });
+      if (e.kind === 'nack' && !e.repeat) this.history.append({ kind: 'nack', proxy, type: SHORT_NAME[e.typeUrl], message: e.message ?? '', ...(e.revision ? { revision: e.revision } : {}) });
     });
     this.telemetry = new Telemetry(settings.otlpTracesEndpoint ? { otlpTracesEndpoint: settings.otlpTracesEndpoint } : {});
     this.instrument();
@@ -167,9 +169,10 @@ export class ControlPlane {
       if (list.length === 0) return [];
       return [{ value: Math.min(...list.map((c) => (Date.parse(c.notAfter) - this.clock.now()) / 1000)) }];
     });
-    t.observe('chancery_xds_streams_refused_total', 'xDS streams refused (rate limit, malformed)', () => [
+    t.observe('chancery_xds_streams_refused_total', 'xDS streams refused (rate limit, auth, malformed)', () => [
       { value: this.ads.counters.streamsRejected, attributes: { reason: 'rate_limited' } },
       { value: this.ads.counters.malformed, attributes: { reason: 'malformed' } },
+      { value: this.ads.counters.unauthenticated, attributes: { reason: 'unauthenticated' } },
     ]);
     t.observe('chancery_xds_stale_requests_total', 'requests ignored because their nonce was stale', () => [{ value: this.ads.counters.staleRequests }]);
   }
@@ -179,6 +182,7 @@ export class ControlPlane {
     const ca = this.settings.ca ? { ca: this.settings.ca } : {};
     const state = await openState({ stateDir: this.settings.stateDir, clock: this.clock, ...ca });
     [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];
+    this.removals = WorkloadRemovals.open(this.settings.stateDir);
     this.svids = new SvidManager(
       this.authority,
       this.clock,
@@ -306,6 +310,9 @@ export class ControlPlane {
     const fresh = new Set(await this.svids.sync(result.model.workloads.map((w) => w.identity)));
     if (settingsChanged) await this.svids.reissue([...new Set(result.model.workloads.map((w) => w.identity))].filter((id) => !fresh.has(id)));
     const previous = this.current;
+    // Before publishing (which closes removed workloads' streams): their old tokens are refused from now on.
+    const removed = this.removals.update(result.model.workloads.map((w) => w.id), this.clock.now());
+    if (removed.length > 0) this.log.info('workloads removed; their tokens are refused', { workloads: removed });
     this.current = { result, base, snapshots: previous?.snapshots ?? new Map() };
     this.rememberLastGood(result.revision);
     if (!this.convergence.has(result.revision)) this.convergence.set(result.revision, { acceptedAt: Date.now() });
@@ -506,7 +513,7 @@ export class ControlPlane {
   private async authenticate(md: grpc.Metadata): Promise<{ ok: true; nodeId: string } | { ok: false; code: grpc.status; message: string; reason: string }> {
     const token = bearerToken(md.get('authorization'));
     if (!token) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: 'no bearer token' };
-    const v = await this.tokens.verify(token, this.clock.now());
+    const v = await this.tokens.verify(token, this.clock.now(), (id) => this.removals.removedAt(id));
     if (!v.ok) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: v.reason };
     return { ok: true, nodeId: v.nodeId };
   }

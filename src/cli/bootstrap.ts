@@ -11,6 +11,7 @@ import { formatHuman } from '../diag/format.js';
 import { controlPlaneIdentity } from '../model/mesh-model.js';
 import { parseDurationMs } from '../policy/reader.js';
 import { isLoopback } from '../model/sidecars.js';
+import { MAX_TOKEN_TTL_SECONDS } from '../server/proxy-auth.js';
 import { readDirectory } from '../source/directory.js';
 import { writeFileAtomic } from '../util/files.js';
 import { buildBootstrap } from '../xds/bootstrap.js';
@@ -23,7 +24,7 @@ const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME
   --xds-address HOST:PORT control plane address (default 127.0.0.1:15010)
   --plaintext             connect to a plaintext xDS port (only for control planes started with one)
   --state-dir DIR         the control plane's state (CA and token key; default .chancery)
-  --token-ttl DURATION    lifetime of the embedded xDS token (default 720h)
+  --token-ttl DURATION    lifetime of the embedded xDS token (default 720h, at most 8760h)
   --admin-address H:P     Envoy admin listener (default: the workload's address if it is loopback, else 127.0.0.1; port 15000)
   --initial-fetch-timeout D  how long Envoy waits for its first config before starting anyway (default 10s)
   --prometheus-port PORT  serve Envoy's Prometheus stats on the workload's address at /stats/prometheus (default 15090; 0: off)`;
@@ -53,6 +54,9 @@ export function runBootstrap(argv: string[]): Promise<number> {
     if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!)) throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
     const ttlMs = parseDurationMs(values['token-ttl']!);
     if (ttlMs === undefined || ttlMs < 1000) throw new UsageError('--token-ttl must be a duration such as 720h');
+    if (ttlMs > MAX_TOKEN_TTL_SECONDS * 1000) {
+      throw new UsageError(`--token-ttl may be at most ${MAX_TOKEN_TTL_SECONDS / 3600}h (the server refuses longer)`);
+    }
     const src = readDirectory(values.config!);
     const result = compileSource(src.value, src.diagnostics);
     if (!result.ok || !result.model) {
