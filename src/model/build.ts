@@ -17,6 +17,7 @@ import { selectByLabels } from './index.js';
 import { spiffeId, type MeshModel, type Service, type ServiceEndpoint, type Workload } from './mesh-model.js';
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
 import { checkSecurity, collectSecurity } from './security.js';
+import { checkExtAuthz } from './ext-authz.js';
 import { checkTelemetry, collectTelemetry } from './telemetry.js';
 import { checkRouting, collectRouting } from './routing.js';
 import { adviseSidecars } from './sidecars.js';
@@ -139,6 +140,7 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
   checkListenerConflicts(model, diags);
   yield;
   checkSecurity(model, diags);
+  checkExtAuthz(model, diags);
   checkTelemetry(model, diags);
   checkRouting(model, diags);
   adviseSidecars(model, diags);
