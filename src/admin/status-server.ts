@@ -80,7 +80,14 @@ export function startStatusServer(cp: ControlPlane, host: string, port: number):
       if (!model) return send(503, { error: 'no accepted revision yet' });
       const q = url.searchParams;
       try {
-        const e = explain(model, { from: q.get('from') ?? '', to: q.get('to') ?? '', method: q.get('method') ?? 'GET', path: q.get('path') ?? '/' });
+        const x = q.get('extAuthz');
+        const e = explain(model, {
+          from: q.get('from') ?? '',
+          to: q.get('to') ?? '',
+          method: q.get('method') ?? 'GET',
+          path: q.get('path') ?? '/',
+          ...(x === 'allow' || x === 'deny' ? { extAuthz: x } : {}),
+        });
         return send(200, { explanation: e, text: formatExplanation(e, true) });
       } catch (err) {
         return send(400, { error: (err as Error).message });
