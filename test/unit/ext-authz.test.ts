@@ -14,7 +14,9 @@ const compile = (files: Record<string, string>) =>
   compileSource({ revision: 'test', files: Object.entries(files).map(([path, text]) => ({ path, text })) });
 
 function diagnose(files: Record<string, string>): string[] {
-  return compile(files).diagnostics.map((d) => `${d.code} ${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '-'}`);
+  type At = { file: string; line: number; column: number } | undefined;
+  const at = (l: At) => (l ? `${l.file}:${l.line}:${l.column}` : '-');
+  return compile(files).diagnostics.map((d) => `${d.code} ${at(d.location)}`);
 }
 
 /** A Mesh with one provider; `body` is the provider's fields, indented under its kind. */
@@ -64,7 +66,9 @@ metadata: { name: client-1, namespace: ns, labels: { app: client } }
 spec: { address: 10.0.0.2, serviceAccount: client }
 `;
 
-const CUSTOM = (name: string, provider: string, rules = '    - to: [{ operation: { paths: ["/ext/*"] } }]\n') => `apiVersion: security.istio.io/v1
+const EXT_RULE = '    - to: [{ operation: { paths: ["/ext/*"] } }]\n';
+
+const CUSTOM = (name: string, provider: string, rules = EXT_RULE) => `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: { name: ${name}, namespace: ns }
 spec:
@@ -77,7 +81,12 @@ ${rules}`;
 const cases: { name: string; files: Record<string, string>; expect: string[] }[] = [
   {
     name: 'a valid HTTP provider and a CUSTOM policy naming it',
-    files: { 'm.yaml': MESH('envoyExtAuthzHttp', HTTP_OK), 's.yaml': AUTHZ_SE, 'a.yaml': APP(), 'p.yaml': CUSTOM('c', 'authz') },
+    files: {
+      'm.yaml': MESH('envoyExtAuthzHttp', HTTP_OK),
+      's.yaml': AUTHZ_SE,
+      'a.yaml': APP(),
+      'p.yaml': CUSTOM('c', 'authz'),
+    },
     expect: [],
   },
   {
@@ -87,7 +96,11 @@ const cases: { name: string; files: Record<string, string>; expect: string[] }[]
   },
   {
     name: 'a CUSTOM policy naming a telemetry provider',
-    files: { 'm.yaml': MESH('envoyFileAccessLog', '        path: /tmp/x.log\n'), 'a.yaml': APP(), 'p.yaml': CUSTOM('c', 'authz') },
+    files: {
+      'm.yaml': MESH('envoyFileAccessLog', '        path: /tmp/x.log\n'),
+      'a.yaml': APP(),
+      'p.yaml': CUSTOM('c', 'authz'),
+    },
     expect: ['CH0305 p.yaml:7:21'],
   },
   {
@@ -114,7 +127,8 @@ const cases: { name: string; files: Record<string, string>; expect: string[] }[]
       'm.yaml': MESH(
         'envoyExtAuthzHttp',
         '        service: "authz.sec.svc/x/y"\n        timeout: soon\n        statusOnError: "299"\n' +
-          '        pathPrefix: check\n        includeRequestHeadersInCheck: ["*"]\n        headersToUpstreamOnAllow: ["a*b"]\n' +
+          '        pathPrefix: check\n        includeRequestHeadersInCheck: ["*"]\n' +
+          '        headersToUpstreamOnAllow: ["a*b"]\n' +
           '        includeRequestBodyInCheck: { allowPartialMessage: true }\n        clearRouteCache: true\n',
       ),
     },
@@ -140,7 +154,8 @@ const cases: { name: string; files: Record<string, string>; expect: string[] }[]
     files: {
       'm.yaml': MESH('envoyExtAuthzHttp', HTTP_OK) +
         '    - name: authz\n      envoyExtAuthzGrpc: { service: authz.sec.svc, port: 9000 }\n' +
-        '    - name: both\n      envoyExtAuthzGrpc: { service: authz.sec.svc, port: 9000 }\n      envoyFileAccessLog: { path: /x }\n',
+        '    - name: both\n      envoyExtAuthzGrpc: { service: authz.sec.svc, port: 9000 }\n' +
+        '      envoyFileAccessLog: { path: /x }\n',
       's.yaml': AUTHZ_SE,
     },
     expect: ['CH0204 m.yaml:10:13', 'CH0204 m.yaml:13:26'],
@@ -148,7 +163,8 @@ const cases: { name: string; files: Record<string, string>; expect: string[] }[]
   {
     name: 'two CUSTOM providers on one workload (as Istio without its feature flag)',
     files: {
-      'm.yaml': MESH('envoyExtAuthzHttp', HTTP_OK) + '    - name: g\n      envoyExtAuthzGrpc: { service: authz.sec.svc, port: 9000 }\n',
+      'm.yaml': MESH('envoyExtAuthzHttp', HTTP_OK) +
+        '    - name: g\n      envoyExtAuthzGrpc: { service: authz.sec.svc, port: 9000 }\n',
       's.yaml': AUTHZ_SE,
       'a.yaml': APP(),
       'p.yaml': CUSTOM('a', 'authz') + '---\n' + CUSTOM('b', 'g'),
@@ -161,13 +177,19 @@ const cases: { name: string; files: Record<string, string>; expect: string[] }[]
       'm.yaml': MESH('envoyExtAuthzHttp', HTTP_OK),
       's.yaml': AUTHZ_SE,
       'a.yaml': APP(true),
-      'p.yaml': CUSTOM('tcp', 'authz') + '---\n' + CUSTOM('ok', 'authz', '    - to: [{ operation: { ports: ["8080"], paths: ["/x"] } }]\n'),
+      'p.yaml': CUSTOM('tcp', 'authz') + '---\n' +
+        CUSTOM('ok', 'authz', '    - to: [{ operation: { ports: ["8080"], paths: ["/x"] } }]\n'),
     },
     expect: ['CH0204 p.yaml:7:21'],
   },
   {
     name: 'a gRPC provider decides TCP ports too',
-    files: { 'm.yaml': MESH('envoyExtAuthzGrpc', GRPC_OK), 's.yaml': AUTHZ_SE, 'a.yaml': APP(true), 'p.yaml': CUSTOM('c', 'authz') },
+    files: {
+      'm.yaml': MESH('envoyExtAuthzGrpc', GRPC_OK),
+      's.yaml': AUTHZ_SE,
+      'a.yaml': APP(true),
+      'p.yaml': CUSTOM('c', 'authz'),
+    },
     expect: [],
   },
 ];
@@ -238,7 +260,8 @@ test('the proxy gets the authorizer cluster outside its egress scope, and CUSTOM
     'envoy.filters.network.tcp_proxy',
   ]);
   // On TCP the rule's path is left out (Istio lowers CUSTOM as DENY): every connection is checked.
-  assert.deepEqual(tcp.filter_chains[0].filters[0].typed_config.shadow_rules.policies['ns/c/rules[0]'].permissions, [{ any: true }]);
+  const shadow = tcp.filter_chains[0].filters[0].typed_config.shadow_rules.policies['ns/c/rules[0]'];
+  assert.deepEqual(shadow.permissions, [{ any: true }]);
 });
 
 test('explain: a request the CUSTOM rules select depends on the provider, unless told what it answers', () => {
