@@ -254,13 +254,13 @@ describe('CUSTOM authorization through real Envoy with HTTP and gRPC authorizers
       headers: { host: `${host}.ns.svc`, ...(allow ? { 'x-ext-authz': 'allow' } : {}) },
     });
 
-  /** The response_code_details of the callee's last 403 access-log line for a path (the filter that answered). */
-  const details = (e: EnvoyProcess, p: string) =>
+  /** The response_code_details of the callee's last access-log line for a path and status (who answered). */
+  const details = (e: EnvoyProcess, p: string, status = 403) =>
     waitFor(() => {
       const lines = e.logs().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-      const last = lines.filter((l) => l.path === p && l.response_code === 403).at(-1);
+      const last = lines.filter((l) => l.path === p && l.response_code === status).at(-1);
       return last?.response_code_details as string | undefined;
-    }, { timeoutMs: 5000, what: `a 403 access-log line for ${p}` });
+    }, { timeoutMs: 5000, what: `a ${status} access-log line for ${p}` });
 
   before(async () => {
     const [httpPort, grpcPort, appHPort, appGPort, echoPort, xdsPort] = await Promise.all([
@@ -431,6 +431,7 @@ spec:
       timeoutMs: 10_000,
       what: 'statusOnError 503 with the HTTP authorizer down',
     });
+    assert.equal(await details(envoys[0], '/ext/data', 503), 'ext_authz_error');
     assert.equal((await call('api-h', '/open/x', false)).status, 200, 'unselected requests do not need it');
     await waitFor(async () => (await call('api-g', '/ext/data', false)).status === 200, {
       timeoutMs: 10_000,
