@@ -207,7 +207,7 @@ export function evaluate(sec: InboundSecurityIR, r: RequestFacts, extAuthz?: Ext
   const x = { provider, selectedBy, ...(extAuthz ? { assumed: extAuthz } : {}) };
   const matched = [selectedBy, ...rest.matched];
   if (extAuthz === 'deny') {
-    const reason = `${selectedBy.name} sends the request to ${provider}, which denies it (assumed)`;
+    const reason = `${selectedBy.name} sends the request to ${provider}, which denies it (assumed; 403 or its status)`;
     return { ...rest, allowed: false, decidedBy: selectedBy, reason, matched, extAuthz: x };
   }
   return { ...rest, matched, extAuthz: x };

@@ -77,7 +77,10 @@ export interface ExtAuthzStep {
   rule: string;
   at: string;
   assumed?: ExtAuthzAnswer;
-  /** Without an assumption: what DENY and ALLOW decide if the provider allows (if it denies: 403, or its status). */
+  /**
+   * Without an assumption: what DENY and ALLOW decide if the provider allows (if it denies: 403, or its status).
+   * When they deny, the request is denied either way and its decision is DENY; otherwise it DEPENDS.
+   */
   ifAllowed?: { status: number; decision: 'ALLOW' | 'DENY'; reason: string; decidedBy?: { name: string; at: string } };
 }
 
@@ -365,12 +368,15 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
 
 type Outcome = Pick<DestinationVerdict, 'status' | 'decision' | 'reason' | 'decidedBy' | 'extAuthz'>;
 
-/** The authorization step's answer: 200 / 403, or DEPENDS on an external authorizer nobody told us the answer of. */
+/**
+ * The authorization step's answer: 200 / 403, or DEPENDS on an external authorizer nobody told us the answer of
+ * (unless DENY / ALLOW deny the request anyway after it: then it is denied whatever the authorizer says).
+ */
 function authorizationOutcome(d: AuthzDecision, jwtNote: string): Outcome {
   const decidedBy = d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {};
-  const known: Outcome = {
+  const known = {
     status: d.allowed ? 200 : 403,
-    decision: d.allowed ? 'ALLOW' : 'DENY',
+    decision: d.allowed ? ('ALLOW' as const) : ('DENY' as const),
     reason: d.reason + jwtNote,
     ...decidedBy,
   };
@@ -378,16 +384,18 @@ function authorizationOutcome(d: AuthzDecision, jwtNote: string): Outcome {
   if (!x) return known;
   const step: ExtAuthzStep = { provider: x.provider, rule: x.selectedBy.name, at: where(x.selectedBy.at) };
   if (x.assumed) {
-    const why = x.assumed === 'deny'
-      ? ' (a denying provider may answer with its own status)'
-      : ` (${x.provider} allows it, assumed)`;
+    const why = x.assumed === 'allow' ? ` (${x.provider} allows it, assumed)` : '';
     return { ...known, reason: known.reason + why, extAuthz: { ...step, assumed: x.assumed } };
   }
-  const decision = known.decision as 'ALLOW' | 'DENY';
-  const ifAllowed = { status: known.status!, decision, reason: known.reason, ...decidedBy };
-  const reason = `${x.selectedBy.name} sends the request to the external authorizer ${x.provider}, which decides ` +
-    `first; policy cannot know its answer (assume one with --ext-authz allow|deny). If it allows: ${known.reason}`;
-  return { decision: 'DEPENDS', reason, extAuthz: { ...step, ifAllowed } };
+  const asks = `${x.selectedBy.name} sends the request to the external authorizer ${x.provider} first`;
+  const extAuthz = { ...step, ifAllowed: known };
+  if (!d.allowed) {
+    const reason = `${asks}; whatever it answers, the request is denied: if it allows, ${known.reason}`;
+    return { ...known, reason, extAuthz };
+  }
+  const reason = `${asks}, and policy cannot know its answer (assume one with --ext-authz allow|deny); ` +
+    `if it allows: ${known.reason}`;
+  return { decision: 'DEPENDS', reason, extAuthz };
 }
 
 export function formatExplanation(e: Explanation, all: boolean): string {
@@ -405,7 +413,8 @@ export function formatExplanation(e: Explanation, all: boolean): string {
       const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';
       out.push(`    asks ${d.extAuthz.provider} first (${d.extAuthz.rule} at ${d.extAuthz.at}${assumed})`);
       const ia = d.extAuthz.ifAllowed;
-      if (ia) out.push(`    if ${d.extAuthz.provider} allows: ${ia.decision} (${ia.status}); if it denies: DENY (403)`);
+      const denies = 'if it denies: DENY (403, or the status it answers with)';
+      if (ia) out.push(`    if ${d.extAuthz.provider} allows: ${ia.decision} (${ia.status}); ${denies}`);
     }
     if (d.decidedBy) out.push(`    decided by ${d.decidedBy.name} at ${d.decidedBy.at}`);
     if (all) for (const m of d.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
