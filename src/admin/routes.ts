@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ControlPlane } from '../app/control-plane.js';
-import { explain, formatExplanation } from '../explain/explain.js';
+import { explain, formatExplanation, type ExplainRequest } from '../explain/explain.js';
 import { buildGraph } from '../explain/graph.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { proxyDocument, statusDocument } from './documents.js';
@@ -113,11 +113,13 @@ export function findRoute(path: string): Route | undefined {
 function runExplain({ cp, query, send }: RouteContext): void {
   const model = cp.current?.result.model;
   if (!model) return send(503, { error: 'no accepted revision yet' });
-  const q = {
+  const x = query.get('extAuthz');
+  const q: ExplainRequest = {
     from: query.get('from') ?? '',
     to: query.get('to') ?? '',
     method: query.get('method') ?? 'GET',
     path: query.get('path') ?? '/',
+    ...(x === 'allow' || x === 'deny' ? { extAuthz: x } : {}),
   };
   try {
     const e = explain(model, q);

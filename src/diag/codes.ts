@@ -22,7 +22,7 @@ export const CODES = {
   CH0302: { severity: 'error', title: 'reference to an unknown namespace' },
   CH0303: { severity: 'warning', title: 'selector matches no workload' },
   CH0304: { severity: 'error', title: 'reference to an unknown port' },
-  CH0305: { severity: 'error', title: 'reference to an unknown telemetry provider' },
+  CH0305: { severity: 'error', title: 'reference to an unknown extension provider' },
   CH0401: { severity: 'error', title: 'duplicate object name' },
   CH0402: { severity: 'error', title: 'duplicate service host' },
   CH0403: { severity: 'error', title: 'conflicting selection' },

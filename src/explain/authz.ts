@@ -1,7 +1,9 @@
 /**
  * Stage: explain (Envoy-free). Evaluates a listener's lowered authorization (ir/authz.ts) against one request the
- * way the Envoy RBAC filters built from the same trees do (xds/filters/rbac.ts): DENY first, then AUDIT (never
- * decides), then ALLOW, and with no enforced ALLOW policy the Mesh default. Dry-run policies are evaluated as
+ * way the Envoy filters built from the same trees do (xds/filters/ext-authz.ts, rbac.ts): CUSTOM first (a request
+ * its rules select goes to the external provider, whose answer policy cannot tell: it is an assumption the caller
+ * may give, or else unknown), then DENY, then AUDIT (never decides), then ALLOW, and with no enforced ALLOW policy
+ * the Mesh default. Dry-run policies are evaluated as
  * Envoy's shadow rules are: their would-be result is reported and decides nothing. The leaves are Envoy's
  * matchers (exact / prefix / suffix / RE2 regex on the whole value), so nothing here knows Istio's string forms.
  * test/e2e/explain.test.ts and test/e2e/authz-bypass.test.ts check it against real Envoy sidecars.
@@ -49,13 +51,21 @@ export interface DryRunResult {
   policy?: string;
 }
 
+/** What explain may assume the external authorizer answers. */
+export type ExtAuthzAnswer = 'allow' | 'deny';
+
 export interface AuthzDecision {
   allowed: boolean;
   /** The rule that decided, or undefined when the mesh default (or "no ALLOW rule matched") decided. */
   decidedBy?: RuleMatch;
   reason: string;
-  /** Every enforced rule that matched, in evaluation order (DENY, AUDIT, ALLOW). */
+  /** Every enforced rule that matched, in evaluation order (CUSTOM, DENY, AUDIT, ALLOW). */
   matched: RuleMatch[];
+  /**
+   * A CUSTOM rule selected the request: `provider` is asked before DENY and ALLOW. Without an assumption, `allowed`
+   * and `reason` say what follows when it allows (it may deny instead); with `assumed: 'deny'` it decided.
+   */
+  extAuthz?: { provider: string; selectedBy: RuleMatch; assumed?: ExtAuthzAnswer };
   /** Would-be results of dry-run policies, per action, as the access log shows them. */
   dryRun: { deny?: DryRunResult; allow?: DryRunResult };
 }
@@ -188,7 +198,23 @@ function dryRunOf(sec: InboundSecurityIR, action: 'ALLOW' | 'DENY', r: RequestFa
   return { result, ...(hit ? { policy: hit.name } : {}) };
 }
 
-export function evaluate(sec: InboundSecurityIR, r: RequestFacts): AuthzDecision {
+export function evaluate(sec: InboundSecurityIR, r: RequestFacts, extAuthz?: ExtAuthzAnswer): AuthzDecision {
+  const rest = evaluateRbac(sec, r);
+  // Only where the ext_authz filter exists (an HTTP provider has none on TCP listeners).
+  const selectedBy = sec.extAuthz ? matchesOf(sec.policies.filter((p) => p.action === 'CUSTOM'), r)[0] : undefined;
+  if (!selectedBy || !sec.extAuthz) return rest;
+  const provider = sec.extAuthz.provider.name;
+  const x = { provider, selectedBy, ...(extAuthz ? { assumed: extAuthz } : {}) };
+  const matched = [selectedBy, ...rest.matched];
+  if (extAuthz === 'deny') {
+    const reason = `${selectedBy.name} sends the request to ${provider}, which denies it (assumed; 403 or its status)`;
+    return { ...rest, allowed: false, decidedBy: selectedBy, reason, matched, extAuthz: x };
+  }
+  return { ...rest, matched, extAuthz: x };
+}
+
+/** The RBAC filters after CUSTOM: DENY, AUDIT, ALLOW, then the Mesh default. */
+function evaluateRbac(sec: InboundSecurityIR, r: RequestFacts): AuthzDecision {
   const enforced = (a: AuthzPolicyIR['action']) => sec.policies.filter((p) => p.action === a && !p.dryRun);
   const deny = matchesOf(enforced('DENY'), r);
   const audit = matchesOf(enforced('AUDIT'), r);

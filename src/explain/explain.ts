@@ -9,8 +9,10 @@
  *     the cluster says so; a STRICT callee refuses plaintext, a DISABLE one cannot speak TLS, the server's SPIFFE id
  *     must be one the cluster accepts), so whether the caller's identity arrives; JWT verification (401 for a token
  *     no RequestAuthentication of the callee accepts; ignored when none applies);
- *  3. authorization (authz.ts, mirroring xds/filters/rbac.ts), naming the deciding rule with file:line, or the mesh
- *     default.
+ *  3. authorization (authz.ts, mirroring xds/filters/ext-authz.ts and rbac.ts), naming the deciding rule with
+ *     file:line, or the mesh default. A request that CUSTOM rules select is decided first by an external provider
+ *     that policy cannot predict: the answer is DEPENDS (with what follows if it allows), unless the caller says
+ *     what to assume (`extAuthz`).
  *
  * test/e2e/explain.test.ts checks the answers against real Envoy sidecars.
  */
@@ -25,7 +27,7 @@ import { isLoopback } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
 import { re2FullMatch } from '../util/re2.js';
-import { evaluate, type AuthzDecision, type DryRunResult, type RequestFacts } from './authz.js';
+import { evaluate, type AuthzDecision, type DryRunResult, type ExtAuthzAnswer, type RequestFacts } from './authz.js';
 
 export interface ExplainRequest {
   /** `namespace/workload` or `namespace/service-name` (then the service's first workload). */
@@ -38,6 +40,8 @@ export interface ExplainRequest {
   headers?: Record<string, string>;
   /** Claims of a JWT the caller presents (assumed correctly signed by the issuer's key). */
   jwtClaims?: Record<string, unknown>;
+  /** What external authorizers (CUSTOM policies) answer; unknown when absent. */
+  extAuthz?: ExtAuthzAnswer;
 }
 
 export type Transport = 'mTLS' | 'plaintext' | 'refused';
@@ -53,8 +57,9 @@ export interface DestinationVerdict {
   identityPresented: boolean;
   /** The request as the callee's sidecar sees it (after the route's rewrites). */
   request: { method: string; authority: string; path: string; sourceIp: string };
-  status: number;
-  decision: 'ALLOW' | 'DENY';
+  /** Absent when an external authorizer decides and no answer was assumed. */
+  status?: number;
+  decision: 'ALLOW' | 'DENY' | 'DEPENDS';
   /** Which step decided: the connection (mTLS), JWT authentication (jwt_authn) or authorization (RBAC). */
   stage: 'connection' | 'authentication' | 'authorization';
   reason: string;
@@ -62,13 +67,31 @@ export interface DestinationVerdict {
   matched: { name: string; action: string; at: string }[];
   /** What dry-run policies would have decided (logged by the callee, enforced nowhere). */
   dryRun?: { deny?: DryRunResult; allow?: DryRunResult };
+  /** A CUSTOM rule sends the request to an external authorizer before DENY and ALLOW. */
+  extAuthz?: ExtAuthzStep;
+}
+
+export interface ExtAuthzStep {
+  provider: string;
+  /** The CUSTOM rule that selects the request, and where it is written. */
+  rule: string;
+  at: string;
+  assumed?: ExtAuthzAnswer;
+  /**
+   * Without an assumption: what DENY and ALLOW decide if the provider allows (if it denies: 403, or its status).
+   * When they deny, the request is denied either way and its decision is DENY; otherwise it DEPENDS.
+   */
+  ifAllowed?: { status: number; decision: 'ALLOW' | 'DENY'; reason: string; decidedBy?: { name: string; at: string } };
 }
 
 export interface Explanation {
   from: { workload: string; identity: string };
   to: { host: string; port: number };
-  /** Overall: ALLOW when every possible destination allows, DENY when none does, MIXED otherwise. */
-  verdict: 'ALLOW' | 'DENY' | 'MIXED';
+  /**
+   * Overall: ALLOW when every possible destination allows, DENY when none does, DEPENDS when an external authorizer
+   * decides at every one, MIXED otherwise.
+   */
+  verdict: 'ALLOW' | 'DENY' | 'MIXED' | 'DEPENDS';
   /** The HTTP status the caller sees, when every destination gives the same one. */
   status?: number;
   /** Whether the caller's sidecar routes the request at all, and through which egress listener. */
@@ -325,26 +348,58 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
           if (!j.forward) delete facts.headers.authorization;
         }
       }
-      const d: AuthzDecision = evaluate(sec, facts);
+      const d: AuthzDecision = evaluate(sec, facts, q.extAuthz);
       verdict({
         mtls: sec.mtls,
         transport,
         identityPresented: !!tls,
-        status: d.allowed ? 200 : 403,
-        decision: d.allowed ? 'ALLOW' : 'DENY',
         stage: 'authorization',
-        reason: d.reason + jwtNote,
-        ...(d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {}),
+        ...authorizationOutcome(d, jwtNote),
         matched: d.matched.map((m) => ({ name: m.name, action: m.action, at: where(m.at) })),
         ...(d.dryRun.deny || d.dryRun.allow ? { dryRun: d.dryRun } : {}),
       });
     }
   }
-  const allowed = destinations.filter((d) => d.decision === 'ALLOW').length;
-  const verdict = allowed === destinations.length && allowed > 0 ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';
+  const count = (x: DestinationVerdict['decision']) => destinations.filter((d) => d.decision === x).length;
+  const [n, allowed, depends] = [destinations.length, count('ALLOW'), count('DEPENDS')];
+  const verdict =
+    n > 0 && allowed === n ? 'ALLOW' : n > 0 && depends === n ? 'DEPENDS' : allowed + depends === 0 ? 'DENY' : 'MIXED';
   const statuses = [...new Set(destinations.map((d) => d.status))];
   const note = abort ? `fault injection: ${abort.percent}% of requests are aborted with ${abort.status} by the caller's sidecar` : undefined;
-  return { ...routed, verdict, destinations, ...(statuses.length === 1 ? { status: statuses[0] } : {}), ...(note ? { note } : {}) };
+  const status = statuses.length === 1 && statuses[0] !== undefined ? { status: statuses[0] } : {};
+  return { ...routed, verdict, destinations, ...status, ...(note ? { note } : {}) };
+}
+
+type Outcome = Pick<DestinationVerdict, 'status' | 'decision' | 'reason' | 'decidedBy' | 'extAuthz'>;
+
+/**
+ * The authorization step's answer: 200 / 403, or DEPENDS on an external authorizer nobody told us the answer of
+ * (unless DENY / ALLOW deny the request anyway after it: then it is denied whatever the authorizer says).
+ */
+function authorizationOutcome(d: AuthzDecision, jwtNote: string): Outcome {
+  const decidedBy = d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {};
+  const known = {
+    status: d.allowed ? 200 : 403,
+    decision: d.allowed ? ('ALLOW' as const) : ('DENY' as const),
+    reason: d.reason + jwtNote,
+    ...decidedBy,
+  };
+  const x = d.extAuthz;
+  if (!x) return known;
+  const step: ExtAuthzStep = { provider: x.provider, rule: x.selectedBy.name, at: where(x.selectedBy.at) };
+  if (x.assumed) {
+    const why = x.assumed === 'allow' ? ` (${x.provider} allows it, assumed)` : '';
+    return { ...known, reason: known.reason + why, extAuthz: { ...step, assumed: x.assumed } };
+  }
+  const asks = `${x.selectedBy.name} sends the request to the external authorizer ${x.provider} first`;
+  const extAuthz = { ...step, ifAllowed: known };
+  if (!d.allowed) {
+    const reason = `${asks}; whatever it answers, the request is denied: if it allows, ${known.reason}`;
+    return { ...known, reason, extAuthz };
+  }
+  const reason = `${asks}, and policy cannot know its answer (assume one with --ext-authz allow|deny); ` +
+    `if it allows: ${known.reason}`;
+  return { decision: 'DEPENDS', reason, extAuthz };
 }
 
 /**
@@ -425,6 +480,13 @@ export function formatExplanation(e: Explanation, all: boolean): string {
     const conn = d.transport === 'mTLS' ? 'sent over mTLS' : d.transport === 'plaintext' ? 'sent in plaintext, no caller identity' : 'no connection';
     out.push(`  ${d.decision} at ${d.workload} (${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}): ${d.reason}`);
     out.push(`    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`);
+    if (d.extAuthz) {
+      const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';
+      out.push(`    asks ${d.extAuthz.provider} first (${d.extAuthz.rule} at ${d.extAuthz.at}${assumed})`);
+      const ia = d.extAuthz.ifAllowed;
+      const denies = 'if it denies: DENY (403, or the status it answers with)';
+      if (ia) out.push(`    if ${d.extAuthz.provider} allows: ${ia.decision} (${ia.status}); ${denies}`);
+    }
     if (d.decidedBy) out.push(`    decided by ${d.decidedBy.name} at ${d.decidedBy.at}`);
     if (all) for (const m of d.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
     for (const [action, r] of Object.entries(d.dryRun ?? {})) {

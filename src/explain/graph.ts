@@ -4,7 +4,7 @@
  * methods and paths (summarised from the rules that allow it), and under which mTLS mode. Connections the sidecars
  * cannot make (plaintext to a STRICT callee, mTLS to a DISABLE one) are no edges, and a plaintext connection carries
  * no caller identity, as in explain.ts. Flags over-broad rules (ALLOW without `from`), edges where plaintext is
- * accepted, and edges sent in plaintext.
+ * accepted, edges sent in plaintext, and edges an external authorizer (CUSTOM) decides some requests of.
  */
 import { formatOrigin } from '../diag/diagnostic.js';
 import { workloadById } from '../model/index.js';
@@ -14,6 +14,7 @@ import { isLoopback, outboundPlans, servicesInScope, tcpEgressTarget } from '../
 import { isHttpProtocol } from '../policy/types.js';
 import { connection, proxyOf } from './explain.js';
 import type { AuthzRuleIR, PermissionLeaf, StringMatcherIR, Tree } from '../ir/authz.js';
+import type { InboundSecurityIR } from '../ir/types.js';
 import { ruleMatches, type RequestFacts } from './authz.js';
 
 export interface Edge {
@@ -106,6 +107,23 @@ const summarise = (lists: string[][]): string[] => {
   return values.includes('*') ? ['*'] : [...new Set(values)].sort();
 };
 
+/**
+ * CUSTOM rules send requests to an external authorizer before DENY and ALLOW; the edge stays (it may allow them),
+ * flagged with how much of it the provider decides.
+ */
+function extAuthzFlag(sec: InboundSecurityIR, facts: RequestFacts): string | undefined {
+  if (!sec.extAuthz) return undefined;
+  const rules = sec.policies.filter((p) => p.action === 'CUSTOM').flatMap((p) => p.rules);
+  const could = rules
+    .map((r) => ({ r, m: couldMatch(r, facts) }))
+    .filter(({ m }) => m.principal !== false && m.permission !== false);
+  if (could.length === 0) return undefined;
+  const every = could.some(({ m }) => m.principal === true && m.permission === true);
+  const name = sec.extAuthz.provider.name;
+  if (every) return `ext-authz ${name} decides every request`;
+  return `ext-authz ${name} decides some requests (${could.map(({ r }) => r.name).join(', ')})`;
+}
+
 export function buildGraph(model: MeshModel): Graph {
   const edges: Edge[] = [];
   for (const caller of model.workloads) {
@@ -151,6 +169,8 @@ export function buildGraph(model: MeshModel): Graph {
             });
           const except = [...new Set(denied)].sort();
           const flags: string[] = [];
+          const ext = extAuthzFlag(sec, facts);
+          if (ext) flags.push(ext);
           if (sec.mtls !== 'STRICT') flags.push(`plaintext accepted (${sec.mtls})`);
           if (conn.transport === 'plaintext') flags.push('sent in plaintext: no caller identity');
           if (allowPolicies.length === 0) {

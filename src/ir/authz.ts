@@ -10,7 +10,8 @@
  * knowledge of Istio's string forms.
  *
  * TCP listeners (l4): an ALLOW rule that needs HTTP attributes is dropped (it can never match, so the ALLOW admits
- * less); in DENY and AUDIT rules the HTTP-only attributes are left out (the DENY refuses more). This is Istio's rule.
+ * less); in DENY, AUDIT and CUSTOM rules the HTTP-only attributes are left out (the DENY refuses more, the CUSTOM
+ * provider is asked about more connections). This is Istio's rule (its generator lowers CUSTOM as DENY).
  */
 import type { Origin } from '../diag/diagnostic.js';
 import type { AuthzCondition, AuthzOperation, AuthzRule, AuthzSource, Match } from '../policy/security-types.js';
@@ -233,7 +234,7 @@ function guarded<L>(ctx: LoweringContext, build: () => Tree<L>[]): Tree<L>[] {
   try {
     return build();
   } catch (err) {
-    if (err instanceof HttpOnly && ctx.action !== 'ALLOW' && ctx.action !== 'CUSTOM') return [];
+    if (err instanceof HttpOnly && ctx.action !== 'ALLOW') return [];
     throw err;
   }
 }
@@ -320,7 +321,7 @@ function conditionTrees(c: AuthzCondition, ctx: LoweringContext): { principal: T
 
 /**
  * One rule: (any `from` source) AND (any `to` operation) AND every `when` condition. Undefined when the rule is an
- * ALLOW (or CUSTOM) rule that needs HTTP attributes on a TCP listener: it can never match there.
+ * ALLOW rule that needs HTTP attributes on a TCP listener: it can never match there.
  */
 export function lowerRule(rule: AuthzRule, name: string, ctx: LoweringContext): AuthzRuleIR | undefined {
   try {

@@ -6,6 +6,7 @@ import type { MeshModel, Workload } from '../model/mesh-model.js';
 import { inboundPlans, outboundPlans, tcpEgressTarget } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { clusterId, ensureOutboundCluster } from './clusters.js';
+import { serviceByHost } from '../model/index.js';
 import { inboundSecurity, parseJwksUri } from './inbound-security.js';
 import { inboundRoutes, serviceRoutes } from './routes.js';
 import { telemetryFor } from '../model/telemetry.js';
@@ -79,6 +80,12 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     telemetry.tracing = { cluster: key, samplingPercentage: tel.tracing.samplingPercentage, serviceName: w.id };
   }
   for (const l of listeners) if (l.http) l.telemetry = telemetry;
+
+  // The external authorizer's cluster, whatever the Sidecar's egress scope says: the proxy itself calls it.
+  for (const l of listeners) {
+    const x = l.security?.extAuthz;
+    if (x) ensureOutboundCluster(clusters, model, serviceByHost(model, x.authority)!, x.provider.port);
+  }
 
   // Clusters through which Envoy fetches remote JWKS for the workload's RequestAuthentications.
   for (const l of listeners) {

@@ -5,7 +5,7 @@
  */
 import type { Origin } from '../diag/diagnostic.js';
 import type { HttpRoute, LoadBalancer, StringMatch, TrafficPolicy } from '../policy/traffic-types.js';
-import type { PathNormalization, Protocol } from '../policy/types.js';
+import type { ExtAuthzProvider, PathNormalization, Protocol } from '../policy/types.js';
 import type { AuthzRuleIR } from './authz.js';
 
 /** Which upstream a route or TCP proxy sends to. */
@@ -150,7 +150,17 @@ export interface InboundSecurityIR {
   /** Mesh default when no ALLOW policy applies: DENY unless the Mesh says ALLOW. */
   defaultAction: 'DENY' | 'ALLOW';
   policies: AuthzPolicyIR[];
+  /** CUSTOM policies apply: the provider Envoy's ext_authz filter asks about the requests their rules select. */
+  extAuthz?: ExtAuthzIR;
   jwt: JwtProviderIR[];
+}
+
+export interface ExtAuthzIR {
+  provider: ExtAuthzProvider;
+  /** The outbound cluster of the provider's ServiceEntry (mTLS when its endpoints are mesh workloads). */
+  cluster: ClusterKey;
+  /** The service host: the authority of check requests. */
+  authority: string;
 }
 
 export interface TelemetryIR {

@@ -18,6 +18,7 @@ import { CONTROL_PLANE_SERVICE_ACCOUNT, controlPlaneIdentity, spiffeId } from '.
 import type { MeshModel, Service, ServiceEndpoint, Workload } from './mesh-model.js';
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
 import { checkSecurity, collectSecurity } from './security.js';
+import { checkExtAuthz } from './ext-authz.js';
 import { checkTelemetry, collectTelemetry } from './telemetry.js';
 import { checkRouting, collectRouting } from './routing.js';
 import { adviseSidecars } from './sidecars.js';
@@ -142,6 +143,7 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
   checkListenerConflicts(model, diags);
   yield;
   checkSecurity(model, diags);
+  checkExtAuthz(model, diags);
   checkTelemetry(model, diags);
   checkRouting(model, diags);
   adviseSidecars(model, diags);

@@ -110,9 +110,6 @@ export function checkSecurity(model: MeshModel, diags: Diagnostics): void {
         diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${p.namespace}`, { location: p.origin, object });
       }
     }
-    if (kind === 'AuthorizationPolicy') {
-      for (const p of list as Scoped<AuthorizationPolicySpec>[]) checkCustomProvider(model, p, diags);
-    }
     // Istio allows one namespace-wide (and one mesh-wide) PeerAuthentication; more is ambiguous.
     if (kind === 'PeerAuthentication') {
       const seen = new Map<string, Scoped<unknown>>();
@@ -129,16 +126,4 @@ export function checkSecurity(model: MeshModel, diags: Diagnostics): void {
       }
     }
   }
-}
-
-/** A CUSTOM policy names an external authorization provider of the Mesh; anything else decides nothing. */
-function checkCustomProvider(model: MeshModel, p: Scoped<AuthorizationPolicySpec>, diags: Diagnostics): void {
-  if (p.spec.action !== 'CUSTOM' || p.spec.provider === undefined) return;
-  const provider = model.mesh.extensionProviders.find((x) => x.name === p.spec.provider);
-  if (provider && (provider.kind as string).startsWith('extAuthz')) return;
-  const why = provider ? 'is not an envoyExtAuthzHttp or envoyExtAuthzGrpc provider' : 'is not an extensionProvider of the Mesh';
-  diags.report('CH0305', `provider.name: "${p.spec.provider}" ${why}`, {
-    location: p.at['spec.provider'] ?? p.origin,
-    object: objectRef('AuthorizationPolicy', p),
-  });
 }

@@ -4,6 +4,7 @@
  * Istio's reference is read here; what Chancery cannot honour is rejected (CH0205), never ignored.
  * The meaning of each field is written once, in ir/authz.ts.
  */
+import type { Origin } from '../../diag/diagnostic.js';
 import type { MapReader } from '../reader.js';
 import type { AuthorizationPolicySpec, AuthzCondition, AuthzOperation, AuthzRule, AuthzSource, Match } from '../security-types.js';
 import { readLabelSelector } from './common.js';
@@ -184,7 +185,11 @@ function checkCustomRules(spec: MapReader, rules: AuthzRule[]): void {
   });
 }
 
-export function decodeAuthorizationPolicy(spec: MapReader | undefined, meta?: DecodeMeta): AuthorizationPolicySpec {
+export function decodeAuthorizationPolicy(
+  spec: MapReader | undefined,
+  meta?: DecodeMeta,
+  at?: Record<string, Origin>,
+): AuthorizationPolicySpec {
   const dryRun = readDryRun(meta);
   if (!spec) return { action: 'ALLOW', rules: [], dryRun };
   const selector = readLabelSelector(spec, 'selector', 'matchLabels');
@@ -192,6 +197,8 @@ export function decodeAuthorizationPolicy(spec: MapReader | undefined, meta?: De
   const rules = (spec.maps('rules') ?? []).map(readRule);
   const providerMap = spec.map('provider');
   const provider = providerMap?.str('name', { required: true });
+  // Where model checks point at the provider reference.
+  if (providerMap && at) at['spec.provider'] = providerMap.has('name') ? providerMap.loc('name') : providerMap.at;
   providerMap?.done();
   if (action === 'CUSTOM') {
     if (!providerMap) spec.report('CH0203', 'provider', 'action CUSTOM needs provider.name (a Mesh extensionProvider)');

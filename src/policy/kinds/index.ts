@@ -44,7 +44,7 @@ export const KINDS: readonly KindDecoder[] = [
   { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeWorkloadEntry },
   { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeSidecar },
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodePeerAuthentication(s) },
-  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s, _at, m) => decodeAuthorizationPolicy(s, m) },
+  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s, at, m) => decodeAuthorizationPolicy(s, m, at) },
   { kind: 'VirtualService', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeVirtualService(s) },
   { kind: 'DestinationRule', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeDestinationRule(s) },
   { kind: 'RateLimitPolicy', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: true, decode: (s) => decodeRateLimitPolicy(s) },

@@ -5,6 +5,7 @@
  */
 import type { ListenerIR, RequestHandlingIR } from '../../ir/types.js';
 import { httpFilters, type FilterContext } from '../filters/index.js';
+import { networkExtAuthzFilters } from '../filters/ext-authz.js';
 import { networkRbacFilters } from '../filters/rbac.js';
 import { clusterName, listenerName, routeTableName, statPrefix } from '../names.js';
 import { anyType } from '../type-urls.js';
@@ -72,7 +73,9 @@ function tcpProxy(l: ListenerIR): object {
 }
 
 function filters(l: ListenerIR, tls: boolean, ctx: FilterContext): object[] {
-  return l.http ? [httpConnectionManager(l, tls, ctx)] : [...networkRbacFilters(l), tcpProxy(l)];
+  // TCP: CUSTOM (network ext_authz) first, then DENY / ALLOW, as on HTTP listeners.
+  if (l.http) return [httpConnectionManager(l, tls, ctx)];
+  return [...networkExtAuthzFilters(l), ...networkRbacFilters(l), tcpProxy(l)];
 }
 
 export function buildListener(l: ListenerIR, ctx: FilterContext): object {
