@@ -21,7 +21,7 @@ import { clusterId } from '../ir/clusters.js';
 import { compileProxy } from '../ir/compile.js';
 import type { ClusterIR, ClusterKey, InboundSecurityIR, ListenerIR, ProxyIR, RouteIR, StringMatchIR } from '../ir/types.js';
 import { memoPerModel, serviceByHost, workloadById } from '../model/index.js';
-import { endpointPort, labelsMatch, type MeshModel, type Workload } from '../model/mesh-model.js';
+import { endpointPort, labelsMatch, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
 import { subsetOf } from '../model/routing.js';
 import { isLoopback } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
@@ -408,65 +408,80 @@ function authorizationOutcome(d: AuthzDecision, jwtNote: string): Outcome {
  */
 function explainTcp(model: MeshModel, caller: Workload, host: string, port: number, base: Explanation): Explanation {
   const callerIR = proxyOf(model, caller.id);
-  const listener = callerIR.listeners.find(
-    (l) => l.direction === 'outbound' && l.tcp?.cluster.direction === 'outbound' && l.tcp.cluster.host === host && l.tcp.cluster.port === port,
-  );
+  const listener = callerIR.listeners.find((l) => l.direction === 'outbound' && l.tcp?.service?.host === host && l.tcp.service.port === port);
   if (!listener) {
     return { ...base, note: `${caller.id} has no TCP egress listener for ${host}:${port}: declare one in its Sidecar egress (port with protocol TCP)` };
   }
   const egress = `${listener.address}:${listener.port}`;
-  const cluster = callerCluster(model, caller, listener.tcp!.cluster);
-  const svc = serviceByHost(model, host)!;
-  const sp = svc.ports.find((p) => p.number === port)!;
+  const tcp = listener.tcp!;
   const destinations: DestinationVerdict[] = [];
-  const eps = svc.endpoints;
-  for (const ep of eps) {
-    const epPort = endpointPort(svc, sp, ep);
-    const sourceIp = isLoopback(ep.address) ? '127.0.0.1' : caller.address;
-    const seen = { method: '-', authority: host, path: '-', sourceIp };
-    const w = workloadById(model, ep.workload);
-    const share = 100 / eps.length;
-    if (!w) {
-      const reason = 'the endpoint has no sidecar: nothing enforces policy there';
-      destinations.push({ workload: `${ep.address}:${epPort} (no sidecar)`, share, mtls: 'DISABLE', transport: 'plaintext', identityPresented: false, request: seen, status: 0, decision: 'ALLOW', stage: 'authorization', reason, matched: [] });
-      continue;
-    }
-    const conn = connection(model, cluster, w, epPort);
-    if (conn.transport === 'refused') {
-      destinations.push({ workload: w.id, share, mtls: conn.mtls, transport: 'refused', identityPresented: false, request: seen, status: 0, decision: 'DENY', stage: 'connection', reason: conn.reason, matched: [] });
-      continue;
-    }
-    const sec = conn.inbound.security!;
-    const facts: RequestFacts = {
-      ...(conn.tls ? { principal: caller.identity } : {}),
-      sourceIp,
-      remoteIp: sourceIp,
-      destinationIp: ep.address,
-      host: '',
-      port: epPort,
-      method: '',
-      path: '',
-      headers: {},
-    };
-    const d = evaluate(sec, facts);
-    destinations.push({
-      workload: w.id,
-      share,
-      mtls: sec.mtls,
-      transport: conn.tls ? 'mTLS' : 'plaintext',
-      identityPresented: !!conn.tls,
-      request: seen,
-      status: 0,
-      decision: d.allowed ? 'ALLOW' : 'DENY',
-      stage: 'authorization',
-      reason: `${d.reason}${d.allowed ? '' : ': the callee closes the connection'}`,
-      ...(d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {}),
-      matched: d.matched.map((m) => ({ name: m.name, action: m.action, at: where(m.at) })),
-    });
+  const targets = tcp.weighted ?? [{ cluster: tcp.cluster, weight: 100 }];
+  const total = targets.reduce((n, t) => n + t.weight, 0);
+  for (const t of targets) {
+    if (t.cluster.direction !== 'outbound') continue;
+    const cluster = callerCluster(model, caller, t.cluster);
+    const svc = serviceByHost(model, t.cluster.host)!;
+    const sp = svc.ports.find((p) => p.number === (t.cluster as { port: number }).port)!;
+    const subset = t.cluster.subset ? subsetOf(model, svc.host, t.cluster.subset)?.labels ?? {} : {};
+    const eps = svc.endpoints.filter((e) => labelsMatch(subset, e.labels));
+    for (const ep of eps) destinations.push(tcpDestination(model, caller, cluster, svc, sp, ep, (100 * t.weight) / total / eps.length));
   }
+  const route = tcp.route ? { route: { name: tcp.route, kind: 'tcp' } } : {};
   const allowed = destinations.filter((d) => d.decision === 'ALLOW').length;
   const verdict = allowed === destinations.length && allowed > 0 ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';
-  return { ...base, verdict, routed: true, egress, destinations, note: 'TCP: no HTTP status; a denied connection is closed' };
+  return { ...base, verdict, routed: true, egress, ...route, destinations, note: 'TCP: no HTTP status; a denied connection is closed' };
+}
+
+/** One endpoint of a TCP destination: the connection and the callee's L4 authorization. */
+function tcpDestination(
+  model: MeshModel,
+  caller: Workload,
+  cluster: ClusterIR | undefined,
+  svc: Service,
+  sp: Service['ports'][number],
+  ep: Service['endpoints'][number],
+  share: number,
+): DestinationVerdict {
+  const epPort = endpointPort(svc, sp, ep);
+  const sourceIp = isLoopback(ep.address) ? '127.0.0.1' : caller.address;
+  const seen = { method: '-', authority: svc.host, path: '-', sourceIp };
+  const w = workloadById(model, ep.workload);
+  if (!w) {
+    const reason = 'the endpoint has no sidecar: nothing enforces policy there';
+    const workload = `${ep.address}:${epPort} (no sidecar)`;
+    return { workload, share, mtls: 'DISABLE', transport: 'plaintext', identityPresented: false, request: seen, status: 0, decision: 'ALLOW', stage: 'authorization', reason, matched: [] };
+  }
+  const conn = connection(model, cluster, w, epPort);
+  if (conn.transport === 'refused') {
+    return { workload: w.id, share, mtls: conn.mtls, transport: 'refused', identityPresented: false, request: seen, status: 0, decision: 'DENY', stage: 'connection', reason: conn.reason, matched: [] };
+  }
+  const sec = conn.inbound.security!;
+  const facts: RequestFacts = {
+    ...(conn.tls ? { principal: caller.identity } : {}),
+    sourceIp,
+    remoteIp: sourceIp,
+    destinationIp: ep.address,
+    host: '',
+    port: epPort,
+    method: '',
+    path: '',
+    headers: {},
+  };
+  const d = evaluate(sec, facts);
+  return {
+    workload: w.id,
+    share,
+    mtls: sec.mtls,
+    transport: conn.tls ? 'mTLS' : 'plaintext',
+    identityPresented: !!conn.tls,
+    request: seen,
+    status: 0,
+    decision: d.allowed ? 'ALLOW' : 'DENY',
+    stage: 'authorization',
+    reason: `${d.reason}${d.allowed ? '' : ': the callee closes the connection'}`,
+    ...(d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {}),
+    matched: d.matched.map((m) => ({ name: m.name, action: m.action, at: where(m.at) })),
+  };
 }
 
 export function formatExplanation(e: Explanation, all: boolean): string {

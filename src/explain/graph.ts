@@ -10,7 +10,7 @@ import { formatOrigin } from '../diag/diagnostic.js';
 import { workloadById } from '../model/index.js';
 import { endpointPort, labelsMatch, type MeshModel, type Service } from '../model/mesh-model.js';
 import { subsetOf } from '../model/routing.js';
-import { isLoopback, outboundPlans, servicesInScope, tcpEgressTarget } from '../model/sidecars.js';
+import { isLoopback, servicesInScope } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { connection, proxyOf } from './explain.js';
 import type { AuthzRuleIR, PermissionLeaf, StringMatcherIR, Tree } from '../ir/authz.js';
@@ -128,8 +128,11 @@ export function buildGraph(model: MeshModel): Graph {
   const edges: Edge[] = [];
   for (const caller of model.workloads) {
     // HTTP ports through the HTTP egress listeners; a TCP port only through a TCP egress listener naming it.
-    const tcp = outboundPlans(caller, model).filter((p) => !isHttpProtocol(p.protocol)).map(tcpEgressTarget);
-    const reachable = (svc: Service, port: number) => tcp.some((t) => 'svc' in t && t.svc === svc && t.port === port);
+    const tcp = proxyOf(model, caller.id)
+      .listeners.filter((l) => l.direction === 'outbound' && l.tcp)
+      .flatMap((l) => l.tcp!.weighted?.map((c) => c.cluster) ?? [l.tcp!.cluster]);
+    const reachable = (svc: Service, port: number) =>
+      tcp.some((k) => k.direction === 'outbound' && k.host === svc.host && k.port === port);
     for (const svc of servicesInScope(caller, model)) {
       for (const sp of svc.ports.filter((p) => isHttpProtocol(p.protocol) || reachable(svc, p.number))) {
         for (const ep of svc.endpoints) {

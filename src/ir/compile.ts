@@ -2,8 +2,11 @@
  * Stage: ir. MeshModel x workload -> ProxyIR. Scoped: a proxy gets clusters and routes only for the services its
  * Sidecar egress lets it reach, so its config does not grow with the rest of the mesh. Output is sorted.
  */
-import type { MeshModel, Workload } from '../model/mesh-model.js';
+import type { MeshModel, Service, Workload } from '../model/mesh-model.js';
 import { inboundPlans, outboundPlans, tcpEgressTarget } from '../model/sidecars.js';
+import { virtualServiceFor } from '../model/routing.js';
+import { tcpRouteMatches } from '../policy/kinds/virtual-service-tcp.js';
+import type { Origin } from '../diag/diagnostic.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { clusterId, ensureOutboundCluster } from './clusters.js';
 import { serviceByHost } from '../model/index.js';
@@ -51,8 +54,7 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
       // TCP egress: one listener, one destination (checked in the model; a bad one was rejected there).
       const target = tcpEgressTarget(p);
       if ('error' in target) continue;
-      const cluster = ensureOutboundCluster(clusters, model, target.svc, target.port);
-      listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'TCP', tcp: { cluster }, origins: [p.origin] });
+      listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'TCP', ...tcpRoute(model, w, target, clusters, p.origin) });
       continue;
     }
     const virtualHosts: VirtualHostIR[] = [];
@@ -104,6 +106,29 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     routeTables: routeTables.sort((a, b) => a.port - b.port),
     clusters: [...clusters.entries()].sort(([a], [b]) => cmpStr(a, b)).map(([, c]) => c),
   };
+}
+
+/**
+ * Where a TCP egress listener sends a connection: the first VirtualService tcp route of the target host that
+ * selects this caller and port (weighted destinations), else the target service itself.
+ */
+function tcpRoute(model: MeshModel, w: Workload, target: { svc: Service; port: number }, clusters: Map<string, ClusterIR>, origin: Origin): Pick<ListenerIR, 'tcp' | 'origins'> {
+  const vs = virtualServiceFor(model, target.svc.host);
+  const i = vs?.spec.tcp.findIndex((r) => tcpRouteMatches(r, target.port, w)) ?? -1;
+  const service = { host: target.svc.host, port: target.port };
+  if (!vs || i < 0) {
+    return { tcp: { cluster: ensureOutboundCluster(clusters, model, target.svc, target.port), service }, origins: [origin] };
+  }
+  const r = vs.spec.tcp[i];
+  // Envoy wants weights of at least 1: a 0 destination is left out.
+  const weighted = r.route.filter((d) => d.weight > 0).map((d) => {
+    const svc = serviceByHost(model, d.host)!;
+    const port = d.port ?? (svc.ports.length === 1 ? svc.ports[0].number : target.port);
+    return { cluster: ensureOutboundCluster(clusters, model, svc, port, d.subset), weight: d.weight };
+  });
+  const route = `${vs.namespace}/${vs.name}/tcp[${i}]`;
+  const tcp = { cluster: weighted[0].cluster, ...(weighted.length > 1 ? { weighted } : {}), service, route };
+  return { tcp, origins: [origin, r.at] };
 }
 
 /** The Mesh's request normalisation, the same on every HTTP connection manager. */

@@ -107,8 +107,14 @@ export interface ListenerIR {
   protocol: Protocol;
   /** HTTP listeners: inline virtual hosts (inbound) or an RDS route table (outbound). */
   http?: { inline?: VirtualHostIR[]; rds?: number; requests: RequestHandlingIR };
-  /** TCP listeners: the single upstream. */
-  tcp?: { cluster: ClusterKey };
+  /** TCP listeners: the upstream, or weighted upstreams (VirtualService tcp route; `cluster` is the first). */
+  tcp?: {
+    cluster: ClusterKey;
+    weighted?: WeightedCluster[];
+    /** Outbound: the service and port this listener stands for, and the VirtualService tcp route that applied. */
+    service?: { host: string; port: number };
+    route?: string;
+  };
   /** Inbound listeners: peer authentication, JWT and authorization. */
   security?: InboundSecurityIR;
   /** HTTP listeners: access log and tracing (from Telemetry). */

@@ -4,8 +4,8 @@
  * destination, subset and port must exist, and a route after a catch-all can never match.
  */
 import type { Diagnostics } from '../diag/diagnostic.js';
-import type { DestinationRuleSpec, HttpMatch, HttpRoute, RateLimitPolicySpec, Subset, TrafficPolicy, VirtualServiceSpec } from '../policy/traffic-types.js';
-import { objectRef, type DestinationRule, type PolicyObject, type RateLimitPolicy, type VirtualService } from '../policy/types.js';
+import type { Destination, DestinationRuleSpec, HttpMatch, HttpRoute, RateLimitPolicySpec, Subset, TrafficPolicy, VirtualServiceSpec } from '../policy/traffic-types.js';
+import { isHttpProtocol, objectRef, type DestinationRule, type PolicyObject, type RateLimitPolicy, type VirtualService } from '../policy/types.js';
 import { labelsMatch, type MeshModel, type Service, type Workload } from './mesh-model.js';
 import { scoped, type Scoped } from './security.js';
 import { serviceByHost } from './index.js';
@@ -95,6 +95,25 @@ export function rateLimitsFor(model: MeshModel, w: Workload): Scoped<RateLimitPo
   return model.routing.rateLimits.filter((p) => p.namespace === w.namespace && (!p.spec.selector || labelsMatch(p.spec.selector, w.labels)));
 }
 
+/** A route's destination must be a declared host, port and subset. */
+function checkDestination(model: MeshModel, d: Destination, object: string, diags: Diagnostics): void {
+  const svc = serviceByHost(model, d.host);
+  if (!svc) {
+    diags.report('CH0301', `destination host ${d.host} is not declared by any ServiceEntry`, { location: d.at, object });
+    return;
+  }
+  if (d.port !== undefined && !svc.ports.some((p) => p.number === d.port)) {
+    const ports = svc.ports.map((p) => p.number).join(', ');
+    diags.report('CH0304', `${d.host} has no port ${d.port} (ports: ${ports})`, { location: d.at, object });
+  }
+  if (d.port === undefined && svc.ports.length > 1) {
+    diags.report('CH0304', `${d.host} has several ports; say which with destination.port`, { location: d.at, object });
+  }
+  if (d.subset && !subsetOf(model, d.host, d.subset)) {
+    diags.report('CH0306', `no DestinationRule for ${d.host} defines subset "${d.subset}"`, { location: d.at, object });
+  }
+}
+
 export function checkRouting(model: MeshModel, diags: Diagnostics): void {
   const service = (host: string): Service | undefined => serviceByHost(model, host);
   for (const [host, vs] of model.routing.virtualServices) {
@@ -105,23 +124,18 @@ export function checkRouting(model: MeshModel, diags: Diagnostics): void {
     vs.spec.http.forEach((r, i) => {
       if (caughtAt) diags.report('CH0407', `spec.http[${i}] can never match: ${caughtAt} catches every request`, { location: r.at, object, path: `spec.http[${i}]` });
       else if (catchesAll(r)) caughtAt = `spec.http[${i}]`;
-      for (const d of [...r.route, ...(r.mirror ? [{ ...r.mirror, weight: 0 }] : [])]) {
+      for (const d of [...r.route, ...(r.mirror ? [{ ...r.mirror, weight: 0 }] : [])]) checkDestination(model, d, object, diags);
+    });
+    for (const r of vs.spec.tcp) {
+      for (const d of r.route) {
+        checkDestination(model, d, object, diags);
         const svc = service(d.host);
-        if (!svc) {
-          diags.report('CH0301', `destination host ${d.host} is not declared by any ServiceEntry`, { location: d.at, object });
-          continue;
-        }
-        if (d.port !== undefined && !svc.ports.some((p) => p.number === d.port)) {
-          diags.report('CH0304', `${d.host} has no port ${d.port} (ports: ${svc.ports.map((p) => p.number).join(', ')})`, { location: d.at, object });
-        }
-        if (d.port === undefined && svc.ports.length > 1) {
-          diags.report('CH0304', `${d.host} has several ports; say which with destination.port`, { location: d.at, object });
-        }
-        if (d.subset && !subsetOf(model, d.host, d.subset)) {
-          diags.report('CH0306', `no DestinationRule for ${d.host} defines subset "${d.subset}"`, { location: d.at, object });
+        const sp = svc?.ports.find((p) => p.number === d.port) ?? (svc?.ports.length === 1 ? svc.ports[0] : undefined);
+        if (sp && isHttpProtocol(sp.protocol)) {
+          diags.report('CH0304', `${d.host} port ${sp.number} is ${sp.protocol}, not TCP: use an http route`, { location: d.at, object });
         }
       }
-    });
+    }
   }
   for (const [host, dr] of model.routing.destinationRules) {
     const object = objectRef('DestinationRule', dr);

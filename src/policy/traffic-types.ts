@@ -47,9 +47,24 @@ export interface HttpRoute {
   at: Origin;
 }
 
+export interface TcpMatch {
+  port?: number;
+  sourceLabels?: Record<string, string>;
+  sourceNamespace?: string;
+  at: Origin;
+}
+
+export interface TcpRoute {
+  /** Any of them (all routes when empty). */
+  match: TcpMatch[];
+  route: Destination[];
+  at: Origin;
+}
+
 export interface VirtualServiceSpec {
   hosts: { value: string; at: Origin }[];
   http: HttpRoute[];
+  tcp: TcpRoute[];
 }
 
 export interface LoadBalancer {

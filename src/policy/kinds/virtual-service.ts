@@ -6,6 +6,7 @@ import type { MapReader } from '../reader.js';
 import type { Destination, HttpMatch, HttpRoute, VirtualServiceSpec } from '../traffic-types.js';
 import { DNS_LABEL } from './common.js';
 import { readHeaderOps, readPercent, readStringMatch } from './traffic-common.js';
+import { readTcpRoutes } from './virtual-service-tcp.js';
 
 function readDestination(d: MapReader, weightRequired: boolean): Omit<Destination, 'weight'> & { weight?: number } | undefined {
   const dest = d.map('destination', { required: true });
@@ -153,7 +154,8 @@ export function decodeVirtualService(spec: MapReader | undefined): VirtualServic
   const gateways = spec.strList('gateways');
   if (gateways && gateways.some((g) => g.value !== 'mesh')) spec.report('CH0205', 'gateways', 'only "mesh" (sidecars) is supported; gateways are planned');
   const http = (spec.maps('http') ?? []).map(readRoute).filter((r) => r !== undefined);
-  spec.unsupported(['tcp', 'tls', 'exportTo'], 'is not supported yet');
+  const tcp = readTcpRoutes(spec);
+  spec.unsupported(['tls', 'exportTo'], 'is not supported yet');
   spec.done();
-  return { hosts, http };
+  return { hosts, http, tcp };
 }

@@ -62,12 +62,16 @@ function httpConnectionManager(l: ListenerIR, tls: boolean, ctx: FilterContext):
 }
 
 function tcpProxy(l: ListenerIR): object {
+  const tcp = l.tcp!;
+  const upstream = tcp.weighted
+    ? { weighted_clusters: { clusters: tcp.weighted.map((c) => ({ name: clusterName(c.cluster), weight: c.weight })) } }
+    : { cluster: clusterName(tcp.cluster) };
   return {
     name: 'envoy.filters.network.tcp_proxy',
     typed_config: {
       '@type': anyType('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy'),
       stat_prefix: statPrefix(l.direction, l.port),
-      cluster: clusterName(l.tcp!.cluster),
+      ...upstream,
     },
   };
 }

@@ -1,0 +1,56 @@
+/**
+ * Stage: decode. VirtualService `tcp:` routes (Istio's TCPRoute): the first route whose match holds picks weighted
+ * destinations for a TCP connection. Matches on the service port, the caller's labels and namespace; explicit-mode
+ * sidecars never see the address the application dialled, so `destinationSubnets` cannot be honoured.
+ */
+import type { MapReader } from '../reader.js';
+import type { Destination, TcpMatch, TcpRoute } from '../traffic-types.js';
+import { DNS_LABEL } from './common.js';
+
+function readDestination(d: MapReader, weightRequired: boolean): Destination | undefined {
+  const dest = d.map('destination', { required: true });
+  const weight = d.int('weight', { min: 0, max: 100, required: weightRequired });
+  d.done();
+  if (!dest) return undefined;
+  const host = dest.str('host', { required: true });
+  const subset = dest.str('subset', { pattern: DNS_LABEL, patternHint: 'a DNS label' });
+  const portR = dest.map('port');
+  const port = portR?.int('number', { required: true, min: 1, max: 65535 });
+  portR?.done();
+  dest.done();
+  if (host === undefined) return undefined;
+  return { host, at: dest.at, weight: weight ?? 100, ...(subset ? { subset } : {}), ...(port ? { port } : {}) };
+}
+
+function readMatch(m: MapReader): TcpMatch {
+  const port = m.int('port', { min: 1, max: 65535 });
+  const sourceLabels = m.strMap('sourceLabels');
+  const sourceNamespace = m.str('sourceNamespace', { pattern: DNS_LABEL, patternHint: 'a namespace' });
+  m.unsupported(['destinationSubnets'], 'cannot be honoured: explicit-mode sidecars do not see the dialled address');
+  m.unsupported(['gateways'], 'is not supported for tcp routes yet');
+  m.done();
+  return { at: m.at, ...(port ? { port } : {}), ...(sourceLabels ? { sourceLabels } : {}), ...(sourceNamespace ? { sourceNamespace } : {}) };
+}
+
+export function readTcpRoutes(spec: MapReader): TcpRoute[] {
+  return (spec.maps('tcp') ?? []).map((r) => {
+    const match = (r.maps('match') ?? []).map(readMatch);
+    const list = r.maps('route', { required: true, nonEmpty: true }) ?? [];
+    const route = list.map((d) => readDestination(d, list.length > 1)).filter((d) => d !== undefined);
+    const total = route.reduce((n, d) => n + d.weight, 0);
+    if (route.length > 1 && total !== 100) r.report('CH0406', 'route', `weights add up to ${total}, not 100`);
+    r.done();
+    return { match, route, at: r.at };
+  });
+}
+
+/** Whether a caller (its labels and namespace) connecting to `port` is selected by a route's matches. */
+export function tcpRouteMatches(r: TcpRoute, port: number, caller: { labels: Record<string, string>; namespace: string }): boolean {
+  if (r.match.length === 0) return true;
+  return r.match.some(
+    (m) =>
+      (m.port === undefined || m.port === port) &&
+      (m.sourceNamespace === undefined || m.sourceNamespace === caller.namespace) &&
+      Object.entries(m.sourceLabels ?? {}).every(([k, v]) => caller.labels[k] === v),
+  );
+}
