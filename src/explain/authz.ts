@@ -10,7 +10,15 @@
  */
 import type { Origin } from '../diag/diagnostic.js';
 import { uriTemplateRegex } from '../ir/authz.js';
-import type { AuthzRuleIR, CidrIR, HeaderMatchIR, PermissionLeaf, PrincipalLeaf, StringMatcherIR, Tree } from '../ir/authz.js';
+import type {
+  AuthzRuleIR,
+  CidrIR,
+  HeaderMatchIR,
+  PermissionLeaf,
+  PrincipalLeaf,
+  StringMatcherIR,
+  Tree,
+} from '../ir/authz.js';
 import type { AuthzPolicyIR, InboundSecurityIR } from '../ir/types.js';
 import { re2FullMatch } from '../util/re2.js';
 
@@ -119,7 +127,8 @@ function headerMatches(h: HeaderMatchIR, r: RequestFacts): boolean {
 
 function claimValue(jwt: Record<string, unknown> | undefined, path: string[]): unknown {
   let v: unknown = jwt;
-  for (const k of path) v = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
+  for (const k of path)
+    v = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
   return v;
 }
 
@@ -201,7 +210,12 @@ function dryRunOf(sec: InboundSecurityIR, action: 'ALLOW' | 'DENY', r: RequestFa
 export function evaluate(sec: InboundSecurityIR, r: RequestFacts, extAuthz?: ExtAuthzAnswer): AuthzDecision {
   const rest = evaluateRbac(sec, r);
   // Only where the ext_authz filter exists (an HTTP provider has none on TCP listeners).
-  const selectedBy = sec.extAuthz ? matchesOf(sec.policies.filter((p) => p.action === 'CUSTOM'), r)[0] : undefined;
+  const selectedBy = sec.extAuthz
+    ? matchesOf(
+        sec.policies.filter((p) => p.action === 'CUSTOM'),
+        r,
+      )[0]
+    : undefined;
   if (!selectedBy || !sec.extAuthz) return rest;
   const provider = sec.extAuthz.provider.name;
   const x = { provider, selectedBy, ...(extAuthz ? { assumed: extAuthz } : {}) };
@@ -228,7 +242,11 @@ function evaluateRbac(sec: InboundSecurityIR, r: RequestFacts): AuthzDecision {
   if (deny.length > 0) return { ...base, allowed: false, decidedBy: deny[0], reason: `denied by ${deny[0].name}` };
   if (allowPolicies.length > 0) {
     if (allow.length > 0) return { ...base, allowed: true, decidedBy: allow[0], reason: `allowed by ${allow[0].name}` };
-    return { ...base, allowed: false, reason: 'no rule of the ALLOW policies that apply matches (rbac_access_denied_matched_policy[none])' };
+    return {
+      ...base,
+      allowed: false,
+      reason: 'no rule of the ALLOW policies that apply matches (rbac_access_denied_matched_policy[none])',
+    };
   }
   return sec.defaultAction === 'DENY'
     ? { ...base, allowed: false, reason: 'no ALLOW policy applies to this workload: the mesh default DENY decides' }

@@ -219,7 +219,12 @@ function pathValue(v: string): Tree<PermissionLeaf> {
 }
 
 /** values (any of) AND NOT notValues (none of), as Istio composes every field. */
-function field<L>(m: Match, one: (v: string) => Tree<L>[] | Tree<L>, httpOnly = false, ctx?: LoweringContext): Tree<L>[] {
+function field<L>(
+  m: Match,
+  one: (v: string) => Tree<L>[] | Tree<L>,
+  httpOnly = false,
+  ctx?: LoweringContext,
+): Tree<L>[] {
   if (!m.values && !m.not) return [];
   if (httpOnly && ctx?.l4) throw new HttpOnly();
   const list = (vs: string[]) => or(vs.flatMap((v) => one(v)));
@@ -254,7 +259,10 @@ function sourceTree(s: AuthzSource, ctx: LoweringContext): Tree<PrincipalLeaf>[]
 function operationTree(o: AuthzOperation, ctx: LoweringContext): Tree<PermissionLeaf>[] {
   const hostLeaf = (v: string): Tree<PermissionLeaf> => {
     const m = hostMatcher(v);
-    return what({ kind: 'header', header: m === 'present' ? { name: ':authority', present: true } : { name: ':authority', match: m } });
+    return what({
+      kind: 'header',
+      header: m === 'present' ? { name: ':authority', present: true } : { name: ':authority', match: m },
+    });
   };
   return [
     ...guarded(ctx, () => field(o.hosts, hostLeaf, true, ctx)),
@@ -275,7 +283,10 @@ export function headerName(key: string): string | undefined {
 }
 
 /** A `when` condition on the side where Envoy can evaluate it. */
-function conditionTrees(c: AuthzCondition, ctx: LoweringContext): { principal: Tree<PrincipalLeaf>[]; permission: Tree<PermissionLeaf>[] } {
+function conditionTrees(
+  c: AuthzCondition,
+  ctx: LoweringContext,
+): { principal: Tree<PrincipalLeaf>[]; permission: Tree<PermissionLeaf>[] } {
   const m: Match = { ...(c.values ? { values: c.values } : {}), ...(c.notValues ? { not: c.notValues } : {}) };
   const p = (one: (v: string) => Tree<PrincipalLeaf>[] | Tree<PrincipalLeaf>, http = false) => ({
     principal: guarded(ctx, () => field(m, one, http, ctx)),
@@ -328,12 +339,14 @@ export function lowerRule(rule: AuthzRule, name: string, ctx: LoweringContext): 
     const conds = rule.when.map((c) => conditionTrees(c, ctx));
     const basePrincipal = conds.flatMap((c) => c.principal);
     const basePermission = conds.flatMap((c) => c.permission);
-    const principal = rule.from.length === 0
-      ? and(basePrincipal)
-      : or(rule.from.map((s) => and([...sourceTree(s, ctx), ...basePrincipal])));
-    const permission = rule.to.length === 0
-      ? and(basePermission)
-      : or(rule.to.map((o) => and([...operationTree(o, ctx), ...basePermission])));
+    const principal =
+      rule.from.length === 0
+        ? and(basePrincipal)
+        : or(rule.from.map((s) => and([...sourceTree(s, ctx), ...basePrincipal])));
+    const permission =
+      rule.to.length === 0
+        ? and(basePermission)
+        : or(rule.to.map((o) => and([...operationTree(o, ctx), ...basePermission])));
     return { name, at: rule.at, principal, permission };
   } catch (err) {
     if (err instanceof HttpOnly) return undefined;

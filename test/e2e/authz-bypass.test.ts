@@ -194,7 +194,12 @@ describe('authorization bypass matrix through real Envoy', { timeout: 240_000 },
     const failures: string[] = [];
     let sent = 0;
     for (const c of CASES) {
-      const e = explain(model, { from: 'ns/caller-1', to: `${c.to}.ns.svc`, path: c.path, headers: { ...(c.headers ?? {}), host: c.authority ?? `${c.to}.ns.svc` } });
+      const e = explain(model, {
+        from: 'ns/caller-1',
+        to: `${c.to}.ns.svc`,
+        path: c.path,
+        headers: { ...(c.headers ?? {}), host: c.authority ?? `${c.to}.ns.svc` },
+      });
       const seenByApp = e.destinations[0]?.request.path;
       for (const r of routes) {
         // Node's HTTP/2 client refuses a fragment in :path before sending it; HTTP/1.1 covers that one.
@@ -211,11 +216,18 @@ describe('authorization bypass matrix through real Envoy', { timeout: 240_000 },
         sent++;
         const reached = app.requests.length > 0;
         const label = `${r.name} ${c.to} ${JSON.stringify(c.path)} host=${c.authority ?? '-'}`;
-        if (reached !== c.allowed) failures.push(`${label}: ${reply.status}, app ${reached ? 'reached' : 'not reached'}; policy says ${c.allowed ? 'allow' : 'deny'}`);
+        if (reached !== c.allowed)
+          failures.push(
+            `${label}: ${reply.status}, app ${reached ? 'reached' : 'not reached'}; policy says ${c.allowed ? 'allow' : 'deny'}`,
+          );
         if (c.allowed && reply.status !== 200) failures.push(`${label}: ${reply.status}, expected 200`);
         if (!c.allowed && reply.status === 200) failures.push(`${label}: 200 for a denied request`);
-        if (e.status !== reply.status) failures.push(`${label}: Envoy ${reply.status}, explain ${e.status} (${e.note ?? e.destinations[0]?.reason})`);
-        if (reached && c.unseen && app.requests[0].headers[c.unseen] !== undefined) failures.push(`${label}: the app got ${c.unseen}`);
+        if (e.status !== reply.status)
+          failures.push(
+            `${label}: Envoy ${reply.status}, explain ${e.status} (${e.note ?? e.destinations[0]?.reason})`,
+          );
+        if (reached && c.unseen && app.requests[0].headers[c.unseen] !== undefined)
+          failures.push(`${label}: the app got ${c.unseen}`);
         if (reached && seenByApp !== undefined && app.requests[0].path !== seenByApp) {
           failures.push(`${label}: the app saw ${app.requests[0].path}, explain says ${seenByApp}`);
         }

@@ -153,7 +153,12 @@ spec:
     for (const id of ['shop/api-1', 'shop/good-1']) envoys.set(id, await startSidecar(cp, id));
     const ca = cp.authority.trustBundlePem();
     // The same root signs identities of the mesh's trust domain, of its alias, and of a stranger.
-    for (const id of ['spiffe://new.td/ns/shop/sa/good', 'spiffe://old.td/ns/shop/sa/good', 'spiffe://evil.td/ns/shop/sa/good', 'spiffe://new.td/ns/other/sa/good']) {
+    for (const id of [
+      'spiffe://new.td/ns/shop/sa/good',
+      'spiffe://old.td/ns/shop/sa/good',
+      'spiffe://evil.td/ns/shop/sa/good',
+      'spiffe://new.td/ns/other/sa/good',
+    ]) {
       const c = await cp.authority.issue(id, 3_600_000);
       certs.set(id, { cert: c.chainPem, key: c.keyPem, ca });
     }
@@ -167,7 +172,11 @@ spec:
   });
 
   const token = (iss: string, sub?: string) => {
-    const t = new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(iss).setIssuedAt().setExpirationTime('10m');
+    const t = new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(iss)
+      .setIssuedAt()
+      .setExpirationTime('10m');
     return (sub === undefined ? t : t.setSubject(sub)).sign(signingKey);
   };
 
@@ -186,7 +195,10 @@ spec:
   test('cluster.local stands for the trust domain and its aliases; a foreign trust domain is refused', async () => {
     assert.equal(await call('/td/x', { as: NEW }), 200);
     assert.equal(await call('/td/x', { as: OLD }), 200, 'an alias identity is the same identity');
-    await assert.rejects(call('/td/x', { as: EVIL }), 'a certificate of another trust domain is refused at the handshake');
+    await assert.rejects(
+      call('/td/x', { as: EVIL }),
+      'a certificate of another trust domain is refused at the handshake',
+    );
     assert.equal(await call('/td/x'), 403, 'plaintext carries no identity');
   });
 
@@ -197,10 +209,18 @@ spec:
 
   test('requestPrincipals: a value without "/" is that issuer with an empty subject; "iss/*" needs a subject', async () => {
     assert.equal(await call('/nosub/x', { bearer: await token('issuer-1', '') }), 200);
-    assert.equal(await call('/nosub/x', { bearer: await token('issuer-1', 'alice') }), 403, 'any subject is not "no subject"');
+    assert.equal(
+      await call('/nosub/x', { bearer: await token('issuer-1', 'alice') }),
+      403,
+      'any subject is not "no subject"',
+    );
     assert.equal(await call('/nosub/x', { bearer: await token('issuer-1') }), 403, 'a token without sub');
     assert.equal(await call('/anysub/x', { bearer: await token('https://issuer.test', 'alice') }), 200);
-    assert.equal(await call('/anysub/x', { bearer: await token('https://issuer.test') }), 403, '"*" means a non-empty subject');
+    assert.equal(
+      await call('/anysub/x', { bearer: await token('https://issuer.test') }),
+      403,
+      '"*" means a non-empty subject',
+    );
     assert.equal(await call('/anysub/x'), 403);
   });
 
@@ -215,7 +235,10 @@ spec:
   test('outputPayloadToHeader carries the verified payload; a forged one never reaches the app', async () => {
     app.reset();
     const forged = Buffer.from(JSON.stringify({ iss: 'issuer-1', sub: 'admin' })).toString('base64url');
-    const r = await rawHttp1({ host: IP.api, port: 8080 }, { path: '/dry/x', authority: 'api.shop.svc', headers: { 'x-jwt-payload': forged } });
+    const r = await rawHttp1(
+      { host: IP.api, port: 8080 },
+      { path: '/dry/x', authority: 'api.shop.svc', headers: { 'x-jwt-payload': forged } },
+    );
     assert.equal(r.status, 200);
     assert.equal(app.requests[0].headers['x-jwt-payload'], undefined, 'the caller wrote it, not the JWT filter');
     app.reset();
@@ -241,11 +264,22 @@ spec:
     assert.equal(await call('/dry/deny/x', { as: NEW }), 200, 'a dry-run DENY denies nothing');
     assert.equal(await call('/dryallow/x', { as: NEW }), 403, 'a dry-run ALLOW allows nothing');
     const lines = () =>
-      envoys.get('shop/api-1')!.logs().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, string>);
-    const deny = await waitFor(() => lines().find((l) => l.path === '/dry/deny/x'), { timeoutMs: 15_000, what: 'the access log line' });
+      envoys
+        .get('shop/api-1')!
+        .logs()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, string>);
+    const deny = await waitFor(() => lines().find((l) => l.path === '/dry/deny/x'), {
+      timeoutMs: 15_000,
+      what: 'the access log line',
+    });
     assert.equal(deny.dry_run_deny_result, 'denied');
     assert.equal(deny.dry_run_deny_policy, 'shop/dry-deny/rules[0]');
-    const allow = await waitFor(() => lines().find((l) => l.path === '/dryallow/x'), { timeoutMs: 15_000, what: 'the access log line' });
+    const allow = await waitFor(() => lines().find((l) => l.path === '/dryallow/x'), {
+      timeoutMs: 15_000,
+      what: 'the access log line',
+    });
     assert.equal(allow.dry_run_allow_result, 'allowed');
     assert.equal(allow.dry_run_allow_policy, 'shop/dry-allow/rules[0]');
     assert.match(allow.response_code_details, /rbac_access_denied_matched_policy\[none\]/);
@@ -258,12 +292,26 @@ spec:
     assert.deepEqual(a.dryRun?.allow, { result: 'allowed', policy: 'shop/dry-allow/rules[0]' });
   });
 
-  test('explain agrees with the sidecars for the requests the caller\'s sidecar can make', async () => {
-    const paths = ['/td/x', '/any-peer/x', '/ns/x', '/sa/x', '/tpl/a/items/x', '/tpl/a/b/items/x', '/dip/x', '/dip2/x', '/nosub/x'];
+  test("explain agrees with the sidecars for the requests the caller's sidecar can make", async () => {
+    const paths = [
+      '/td/x',
+      '/any-peer/x',
+      '/ns/x',
+      '/sa/x',
+      '/tpl/a/items/x',
+      '/tpl/a/b/items/x',
+      '/dip/x',
+      '/dip2/x',
+      '/nosub/x',
+    ];
     for (const path of paths) {
       const e = explain(model, { from: 'shop/good-1', to: 'api.shop.svc', path });
       const r = await rawHttp1({ host: IP.good, port: 15001 }, { path, authority: 'api.shop.svc' });
-      assert.equal(r.status, e.status, `${path}: Envoy ${r.status}, explain ${e.status} (${e.destinations[0]?.reason})`);
+      assert.equal(
+        r.status,
+        e.status,
+        `${path}: Envoy ${r.status}, explain ${e.status} (${e.destinations[0]?.reason})`,
+      );
     }
   });
 });

@@ -193,7 +193,8 @@ describe('TCP between sidecars through real Envoy', { timeout: 180_000 }, () => 
       await new Promise<void>((r) => server.listen(VERSION_PORT[v], '127.0.0.1', () => r()));
     }
     cp = await startPlane({ configDir: policy.dir, stateDir });
-    for (const id of ['ns/db-1', 'ns/app-1', 'ns/bad-1', 'ns/shift-v1', 'ns/shift-v2']) envoys.push(await startSidecar(cp, id));
+    for (const id of ['ns/db-1', 'ns/app-1', 'ns/bad-1', 'ns/shift-v1', 'ns/shift-v2'])
+      envoys.push(await startSidecar(cp, id));
   });
 
   after(async () => {
@@ -214,7 +215,11 @@ describe('TCP between sidecars through real Envoy', { timeout: 180_000 }, () => 
     assert.equal(await exchange(IP.db, 9432, 'plaintext'), '');
     // Envoy's tcp_proxy may open the upstream connection before the RBAC filter has seen the first byte; no byte
     // of a denied client ever reaches the application.
-    assert.deepEqual(received.slice(before).filter((r) => r !== ''), [], 'the echo server got none of their bytes');
+    assert.deepEqual(
+      received.slice(before).filter((r) => r !== ''),
+      [],
+      'the echo server got none of their bytes',
+    );
   });
 
   test('explain and graph show the TCP edges and their decisions', () => {
@@ -246,7 +251,10 @@ describe('TCP between sidecars through real Envoy', { timeout: 180_000 }, () => 
     assert.deepEqual([...seen.app.keys()].sort(), ['v1...', 'v2...'], `both versions answer app: ${[...seen.app]}`);
     const e = explain(model, { from: 'ns/app-1', to: 'shift.ns.svc:9000' });
     assert.equal(e.route?.name, 'ns/shift/tcp[1]');
-    assert.deepEqual(e.destinations.map((d) => `${d.workload} ${d.share}% ${d.decision}`), ['ns/shift-v1 50% ALLOW', 'ns/shift-v2 50% ALLOW']);
+    assert.deepEqual(
+      e.destinations.map((d) => `${d.workload} ${d.share}% ${d.decision}`),
+      ['ns/shift-v1 50% ALLOW', 'ns/shift-v2 50% ALLOW'],
+    );
     assert.equal(explain(model, { from: 'ns/bad-1', to: 'shift.ns.svc:9000' }).route?.name, 'ns/shift/tcp[0]');
   });
 });

@@ -34,7 +34,14 @@ export function rawHttp1(t: RawTarget, r: RawRequest): Promise<RawReply> {
   const wire = `${lines.join('\r\n')}\r\n\r\n`;
   return new Promise((resolve, reject) => {
     const sock = t.tls
-      ? tls.connect({ host: t.host, port: t.port, ...t.tls, servername: 'outbound', checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'] })
+      ? tls.connect({
+          host: t.host,
+          port: t.port,
+          ...t.tls,
+          servername: 'outbound',
+          checkServerIdentity: () => undefined,
+          ALPNProtocols: ['http/1.1'],
+        })
       : net.connect({ host: t.host, port: t.port });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
@@ -73,7 +80,12 @@ export function rawHttp2(t: RawTarget, r: RawRequest): Promise<RawReply> {
       reject(new Error(`${r.path}: ${err.message}`));
     };
     client.on('error', fail);
-    const req = client.request({ ':method': r.method ?? 'GET', ':path': r.path, ':authority': r.authority, ...r.headers });
+    const req = client.request({
+      ':method': r.method ?? 'GET',
+      ':path': r.path,
+      ':authority': r.authority,
+      ...r.headers,
+    });
     let status = 0;
     const chunks: Buffer[] = [];
     req.on('response', (h) => (status = Number(h[':status'])));

@@ -14,7 +14,15 @@ import type { AuthzRule, AuthzSource } from '../../src/policy/security-types.js'
 import { re2FullMatch } from '../../src/util/re2.js';
 
 const at = { file: 'p.yaml', line: 1, column: 1 };
-const empty = (): AuthzSource => ({ principals: {}, requestPrincipals: {}, namespaces: {}, serviceAccounts: {}, trustDomains: {}, ipBlocks: {}, remoteIpBlocks: {} });
+const empty = (): AuthzSource => ({
+  principals: {},
+  requestPrincipals: {},
+  namespaces: {},
+  serviceAccounts: {},
+  trustDomains: {},
+  ipBlocks: {},
+  remoteIpBlocks: {},
+});
 const ctx = { trustDomains: ['new.td', 'old.td'], namespace: 'shop', l4: false, action: 'ALLOW' as const };
 
 test('Istio string forms become Envoy matchers', () => {
@@ -29,16 +37,24 @@ test('hosts: case-insensitive, with or without a port', () => {
   assert.notEqual(m, 'present');
   const ok = (v: string) => stringMatcherMatches(m as never, v);
   for (const v of ['api.shop.svc', 'API.shop.SVC', 'api.shop.svc:80', 'api.shop.svc:8080']) assert.ok(ok(v), v);
-  for (const v of ['api.shop.svcx', 'xapi.shop.svc', 'api.shop.svc:', 'api.shop.svc:80x', 'api-shop-svc']) assert.ok(!ok(v), v);
+  for (const v of ['api.shop.svcx', 'xapi.shop.svc', 'api.shop.svc:', 'api.shop.svc:80x', 'api-shop-svc'])
+    assert.ok(!ok(v), v);
   const wild = hostMatcher('*.shop.svc') as never;
   assert.ok(stringMatcherMatches(wild, 'A.SHOP.svc:80'));
   assert.ok(!stringMatcherMatches(wild, 'a.shop.svc.evil'));
-  assert.deepEqual(hostMatcher('api.shop.svc:8080'), { exact: 'api.shop.svc:8080', ignoreCase: true }, 'an explicit port stays literal');
+  assert.deepEqual(
+    hostMatcher('api.shop.svc:8080'),
+    { exact: 'api.shop.svc:8080', ignoreCase: true },
+    'an explicit port stays literal',
+  );
   assert.equal(hostMatcher('*'), 'present');
 });
 
 test('principals: cluster.local, the trust domain and its aliases all stand for all of them', () => {
-  assert.deepEqual(expandTrustDomain('cluster.local/ns/a/sa/b', ctx.trustDomains), ['new.td/ns/a/sa/b', 'old.td/ns/a/sa/b']);
+  assert.deepEqual(expandTrustDomain('cluster.local/ns/a/sa/b', ctx.trustDomains), [
+    'new.td/ns/a/sa/b',
+    'old.td/ns/a/sa/b',
+  ]);
   assert.deepEqual(expandTrustDomain('old.td/ns/a/sa/b', ctx.trustDomains), ['new.td/ns/a/sa/b', 'old.td/ns/a/sa/b']);
   assert.deepEqual(expandTrustDomain('other.td/ns/a/sa/b', ctx.trustDomains), ['other.td/ns/a/sa/b']);
   assert.deepEqual(expandTrustDomain('*/ns/a/sa/b', ctx.trustDomains), ['*/ns/a/sa/b']);
@@ -56,7 +72,10 @@ function admits(source: Partial<AuthzSource>, facts: { principal?: string; jwt?:
     const l = t.leaf;
     if (l.kind === 'peer') return facts.principal !== undefined && stringMatcherMatches(l.match, facts.principal);
     if (l.kind === 'claim') {
-      const v = l.path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), facts.jwt);
+      const v = l.path.reduce<unknown>(
+        (o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined),
+        facts.jwt,
+      );
       return typeof v === 'string' && stringMatcherMatches(l.match, v);
     }
     throw new Error(`unexpected leaf ${l.kind}`);
@@ -67,7 +86,12 @@ function admits(source: Partial<AuthzSource>, facts: { principal?: string; jwt?:
 test('principals, namespaces and serviceAccounts against SPIFFE ids', () => {
   const id = 'spiffe://old.td/ns/shop/sa/web';
   assert.ok(admits({ principals: { values: ['cluster.local/ns/shop/sa/web'] } }, { principal: id }));
-  assert.ok(!admits({ principals: { values: ['cluster.local/ns/shop/sa/web'] } }, { principal: 'spiffe://evil.td/ns/shop/sa/web' }));
+  assert.ok(
+    !admits(
+      { principals: { values: ['cluster.local/ns/shop/sa/web'] } },
+      { principal: 'spiffe://evil.td/ns/shop/sa/web' },
+    ),
+  );
   assert.ok(admits({ principals: { values: ['*'] } }, { principal: id }));
   assert.ok(!admits({ principals: { values: ['*'] } }, {}), '"*" needs a peer certificate');
   assert.ok(admits({ principals: { values: ['*/sa/web'] } }, { principal: id }));
@@ -84,7 +108,7 @@ test('principals, namespaces and serviceAccounts against SPIFFE ids', () => {
   assert.ok(!admits({ principals: { not: ['cluster.local/ns/shop/sa/web'] } }, { principal: id }));
 });
 
-test('requestPrincipals: exactly Istio\'s iss/sub rules', () => {
+test("requestPrincipals: exactly Istio's iss/sub rules", () => {
   const rp = (v: string, jwt: Record<string, unknown>) => admits({ requestPrincipals: { values: [v] } }, { jwt });
   assert.ok(rp('issuer-1', { iss: 'issuer-1', sub: '' }));
   assert.ok(!rp('issuer-1', { iss: 'issuer-1', sub: 'alice' }), 'no "/" means an empty subject, not any subject');
@@ -100,13 +124,18 @@ test('requestPrincipals: exactly Istio\'s iss/sub rules', () => {
 });
 
 test('TCP: an ALLOW rule with HTTP attributes is dropped; a DENY loses only those attributes', () => {
-  const rule: AuthzRule = { from: [{ ...empty(), requestPrincipals: { values: ['*'] }, principals: { values: ['*'] } }], to: [], when: [], at };
+  const rule: AuthzRule = {
+    from: [{ ...empty(), requestPrincipals: { values: ['*'] }, principals: { values: ['*'] } }],
+    to: [],
+    when: [],
+    at,
+  };
   assert.equal(lowerRule(rule, 'p/rules[0]', { ...ctx, l4: true }), undefined);
   const deny = lowerRule(rule, 'p/rules[0]', { ...ctx, l4: true, action: 'DENY' })!;
   assert.equal(deny.principal.op, 'leaf', 'only the principal remains');
 });
 
-test('path templates as Envoy\'s uri_template', () => {
+test("path templates as Envoy's uri_template", () => {
   const re = uriTemplateRegex('/a/*/b/**');
   assert.ok(re2FullMatch(re, '/a/x/b/c/d'));
   assert.ok(re2FullMatch(re, '/a/x/b/'));
@@ -115,7 +144,10 @@ test('path templates as Envoy\'s uri_template', () => {
 });
 
 test('request normalisation per level', () => {
-  const n = (p: string, level: 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES' = 'DECODE_AND_MERGE_SLASHES') => {
+  const n = (
+    p: string,
+    level: 'NONE' | 'BASE' | 'MERGE_SLASHES' | 'DECODE_AND_MERGE_SLASHES' = 'DECODE_AND_MERGE_SLASHES',
+  ) => {
     const r = normalizePath(p, level);
     return r.ok ? r.path : 'refused';
   };
@@ -148,7 +180,17 @@ metadata: { name: api-1, namespace: shop, labels: { app: api } }
 spec: { address: 10.0.0.1, serviceAccount: api }
 `;
 
-const JWKS = JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0', kid: 'k' }] });
+const JWKS = JSON.stringify({
+  keys: [
+    {
+      kty: 'EC',
+      crv: 'P-256',
+      x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',
+      y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0',
+      kid: 'k',
+    },
+  ],
+});
 
 /** A document per field; the field is replaced into `{}` placeholders. */
 const AP = (spec: string) => `apiVersion: security.istio.io/v1
@@ -181,7 +223,10 @@ const ALLOW_ALL = AP('  rules: [{}]\n');
 const IMPLEMENTED: Record<string, [string, string]> = {
   'AuthorizationPolicy.spec.selector': [AP('  rules: [{}]\n'), ALLOW_ALL.replace('app: api', 'app: other')],
   'AuthorizationPolicy.spec.action': [AP('  action: DENY\n  rules: [{}]\n'), ALLOW_ALL],
-  'AuthorizationPolicy.metadata.annotations[istio.io/dry-run]': [AP('  rules: [{}]\n').replace('namespace: shop }', 'namespace: shop, annotations: { istio.io/dry-run: "true" } }'), ALLOW_ALL],
+  'AuthorizationPolicy.metadata.annotations[istio.io/dry-run]': [
+    AP('  rules: [{}]\n').replace('namespace: shop }', 'namespace: shop, annotations: { istio.io/dry-run: "true" } }'),
+    ALLOW_ALL,
+  ],
   'Source.principals': [src('principals: ["cluster.local/ns/a/sa/b"]'), ALLOW_ALL],
   'Source.notPrincipals': [src('notPrincipals: ["cluster.local/ns/a/sa/b"]'), ALLOW_ALL],
   'Source.requestPrincipals': [src('requestPrincipals: ["i/s"]'), ALLOW_ALL],
@@ -228,7 +273,10 @@ const IMPLEMENTED: Record<string, [string, string]> = {
   'JWTRule.forwardOriginalToken': [RA('      forwardOriginalToken: true\n'), RA('')],
   'JWTRule.outputClaimToHeaders': [RA('      outputClaimToHeaders: [{ header: x-sub, claim: sub }]\n'), RA('')],
   'PeerAuthentication.mtls.mode': [PA('  mtls: { mode: PERMISSIVE }\n'), ''],
-  'PeerAuthentication.portLevelMtls': [PA('  selector: { matchLabels: { app: api } }\n  portLevelMtls: { 8080: { mode: DISABLE } }\n'), ''],
+  'PeerAuthentication.portLevelMtls': [
+    PA('  selector: { matchLabels: { app: api } }\n  portLevelMtls: { 8080: { mode: DISABLE } }\n'),
+    '',
+  ],
 };
 
 const REJECTED: Record<string, string> = {
@@ -244,14 +292,23 @@ const envoyOf = (r: ReturnType<typeof compile>) =>
   JSON.stringify([...r.proxies.get('shop/api-1')!.resources.values()].map((list) => list.map((x) => x.json)));
 
 function compile(doc: string) {
-  return compileSource({ revision: 'r', files: [{ path: 'w.yaml', text: WORKLOAD }, { path: 'p.yaml', text: doc }] });
+  return compileSource({
+    revision: 'r',
+    files: [
+      { path: 'w.yaml', text: WORKLOAD },
+      { path: 'p.yaml', text: doc },
+    ],
+  });
 }
 
 test('every implemented Istio field changes what the sidecar enforces', () => {
   for (const [field, [doc, without]] of Object.entries(IMPLEMENTED)) {
     const r = compile(doc);
     const base = compile(without);
-    assert.ok(r.ok && base.ok, `${field}: ${[...r.diagnostics, ...base.diagnostics].map((d) => `${d.code} ${d.message}`).join('; ')}`);
+    assert.ok(
+      r.ok && base.ok,
+      `${field}: ${[...r.diagnostics, ...base.diagnostics].map((d) => `${d.code} ${d.message}`).join('; ')}`,
+    );
     assert.notEqual(envoyOf(r), envoyOf(base), `${field} changes nothing`);
   }
 });
@@ -264,8 +321,11 @@ test('every Istio field not implemented is CH0205, never an unknown field', () =
   }
 });
 
-test('Istio\'s validation rules for authorization', () => {
-  const codes = (doc: string) => compile(doc).diagnostics.filter((d) => d.severity === 'error').map((d) => d.code);
+test("Istio's validation rules for authorization", () => {
+  const codes = (doc: string) =>
+    compile(doc)
+      .diagnostics.filter((d) => d.severity === 'error')
+      .map((d) => d.code);
   assert.deepEqual(codes(src('serviceAccounts: ["a/*"]')), ['CH0204'], 'no wildcards in serviceAccounts');
   assert.deepEqual(codes(src('serviceAccounts: ["a/b"], principals: ["x"]')), ['CH0204'], 'not with principals');
   assert.deepEqual(codes(op('paths: ["/a/{**}/b"]')), ['CH0204'], '{**} must be last');
@@ -273,7 +333,12 @@ test('Istio\'s validation rules for authorization', () => {
   assert.deepEqual(codes(op('paths: ["/a*b"]')), ['CH0204']);
   assert.deepEqual(codes(src('ipBlocks: ["300.0.0.1"]')), ['CH0204']);
   assert.deepEqual(codes(src('ipBlocks: ["fd00::/8"]')), [], 'IPv6 ranges are addresses too');
-  assert.deepEqual(codes(AP('  rules: [{}]\n').replace('namespace: shop }', 'namespace: shop, annotations: { istio.io/dry-run: "yes" } }')), ['CH0204']);
+  assert.deepEqual(
+    codes(
+      AP('  rules: [{}]\n').replace('namespace: shop }', 'namespace: shop, annotations: { istio.io/dry-run: "yes" } }'),
+    ),
+    ['CH0204'],
+  );
   assert.deepEqual(codes(AP('  action: CUSTOM\n  rules: [{}]\n')), ['CH0203'], 'CUSTOM needs a provider');
   assert.deepEqual(codes(AP('  action: DENY\n  provider: { name: x }\n')), ['CH0204']);
   assert.deepEqual(codes(AP('  rules:\n    - from: [{ source: {} }]\n')), ['CH0203'], 'an empty source');

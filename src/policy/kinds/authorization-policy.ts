@@ -6,7 +6,14 @@
  */
 import type { Origin } from '../../diag/diagnostic.js';
 import type { MapReader } from '../reader.js';
-import type { AuthorizationPolicySpec, AuthzCondition, AuthzOperation, AuthzRule, AuthzSource, Match } from '../security-types.js';
+import type {
+  AuthorizationPolicySpec,
+  AuthzCondition,
+  AuthzOperation,
+  AuthzRule,
+  AuthzSource,
+  Match,
+} from '../security-types.js';
 import { readLabelSelector } from './common.js';
 import type { DecodeMeta } from './index.js';
 
@@ -43,12 +50,20 @@ type Check = (v: string) => string | undefined;
 
 function match(r: MapReader, key: string, notKey: string, check?: Check): Match {
   const out: Match = {};
-  for (const [k, slot] of [[key, 'values'], [notKey, 'not']] as const) {
+  for (const [k, slot] of [
+    [key, 'values'],
+    [notKey, 'not'],
+  ] as const) {
     const list = r.strList(k, { nonEmpty: true });
     if (!list) continue;
     list.forEach((v, i) => {
       const problem = v.value === '' ? 'empty values are not allowed' : check?.(v.value);
-      if (problem) r.ctx.diags.report('CH0204', `${r.sub(k)}[${i}]: ${problem}`, { location: v.at, path: `${r.sub(k)}[${i}]`, object: r.ctx.object });
+      if (problem)
+        r.ctx.diags.report('CH0204', `${r.sub(k)}[${i}]: ${problem}`, {
+          location: v.at,
+          path: `${r.sub(k)}[${i}]`,
+          object: r.ctx.object,
+        });
     });
     out[slot] = list.map((v) => v.value);
   }
@@ -73,7 +88,8 @@ const checkStringForm: Check = (v) =>
 /** Paths: Istio's string forms, or a template of `{*}` (one segment) and `{**}` (the rest, last). */
 export const checkPath: Check = (v) => {
   const template = v.includes('{*}') || v.includes('{**}');
-  if (!template) return v.includes('{') || v.includes('}') ? `"${v}": "{" and "}" only in {*} and {**}` : checkStringForm(v);
+  if (!template)
+    return v.includes('{') || v.includes('}') ? `"${v}": "{" and "}" only in {*} and {**}` : checkStringForm(v);
   if (!v.startsWith('/')) return `"${v}": a path template must start with "/"`;
   const segments = v.replace(/^\/+|\/+$/g, '').split('/');
   let seenAny = false;
@@ -90,7 +106,8 @@ export const checkPath: Check = (v) => {
 const checkServiceAccount: Check = (v) => {
   if (v.includes('*')) return 'wildcards are not allowed in serviceAccounts';
   const parts = v.split('/');
-  if (parts.length > 2 || parts.some((p) => p === '')) return `"${v}": expected "serviceAccount" or "namespace/serviceAccount"`;
+  if (parts.length > 2 || parts.some((p) => p === ''))
+    return `"${v}": expected "serviceAccount" or "namespace/serviceAccount"`;
   return v.length > 320 ? 'at most 320 characters' : undefined;
 };
 const checkTrustDomain: Check = (v) => (v.includes('/') ? `"${v}": a trust domain has no "/"` : checkStringForm(v));
@@ -107,9 +124,14 @@ function readSource(r: MapReader): AuthzSource {
   };
   const sa = s.serviceAccounts.values || s.serviceAccounts.not;
   if (sa && (s.principals.values || s.principals.not || s.namespaces.values || s.namespaces.not)) {
-    r.report('CH0204', r.has('serviceAccounts') ? 'serviceAccounts' : 'notServiceAccounts', 'cannot be set with principals or namespaces');
+    r.report(
+      'CH0204',
+      r.has('serviceAccounts') ? 'serviceAccounts' : 'notServiceAccounts',
+      'cannot be set with principals or namespaces',
+    );
   }
-  if (Object.values(s).every((m: Match) => !m.values && !m.not)) r.report('CH0203', undefined, 'a source must not be empty');
+  if (Object.values(s).every((m: Match) => !m.values && !m.not))
+    r.report('CH0203', undefined, 'a source must not be empty');
   r.done();
   return s;
 }
@@ -121,7 +143,8 @@ function readOperation(r: MapReader): AuthzOperation {
     methods: match(r, 'methods', 'notMethods', checkStringForm),
     paths: match(r, 'paths', 'notPaths', checkPath),
   };
-  if (Object.values(o).every((m: Match) => !m.values && !m.not)) r.report('CH0203', undefined, 'an operation must not be empty');
+  if (Object.values(o).every((m: Match) => !m.values && !m.not))
+    r.report('CH0203', undefined, 'an operation must not be empty');
   r.done();
   return o;
 }
@@ -146,15 +169,28 @@ function readCondition(w: MapReader): AuthzCondition | undefined {
   }
   if (!values && !notValues) w.report('CH0203', 'values', 'a condition needs values or notValues');
   const check = key !== undefined ? conditionCheck(key) : undefined;
-  for (const [k, list] of [['values', values], ['notValues', notValues]] as const) {
+  for (const [k, list] of [
+    ['values', values],
+    ['notValues', notValues],
+  ] as const) {
     list?.forEach((v, i) => {
       const problem = v.value === '' ? 'empty values are not allowed' : check?.(v.value);
-      if (problem) w.ctx.diags.report('CH0204', `${w.sub(k)}[${i}]: ${problem}`, { location: v.at, path: `${w.sub(k)}[${i}]`, object: w.ctx.object });
+      if (problem)
+        w.ctx.diags.report('CH0204', `${w.sub(k)}[${i}]: ${problem}`, {
+          location: v.at,
+          path: `${w.sub(k)}[${i}]`,
+          object: w.ctx.object,
+        });
     });
   }
   w.done();
   if (key === undefined) return undefined;
-  return { key, at: w.at, ...(values ? { values: values.map((v) => v.value) } : {}), ...(notValues ? { notValues: notValues.map((v) => v.value) } : {}) };
+  return {
+    key,
+    at: w.at,
+    ...(values ? { values: values.map((v) => v.value) } : {}),
+    ...(notValues ? { notValues: notValues.map((v) => v.value) } : {}),
+  };
 }
 
 function readRule(rr: MapReader): AuthzRule {
@@ -179,7 +215,8 @@ function checkCustomRules(spec: MapReader, rules: AuthzRule[]): void {
   rules.forEach((rule, i) => {
     for (const s of rule.from) {
       for (const k of banned) {
-        if (s[k].values || s[k].not) spec.report('CH0204', `rules[${i}].from`, `${k} cannot be used with action CUSTOM`);
+        if (s[k].values || s[k].not)
+          spec.report('CH0204', `rules[${i}].from`, `${k} cannot be used with action CUSTOM`);
       }
     }
   });
@@ -193,7 +230,8 @@ export function decodeAuthorizationPolicy(
   const dryRun = readDryRun(meta);
   if (!spec) return { action: 'ALLOW', rules: [], dryRun };
   const selector = readLabelSelector(spec, 'selector', 'matchLabels');
-  const action = (spec.str('action', { oneOf: ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] }) ?? 'ALLOW') as AuthorizationPolicySpec['action'];
+  const action = (spec.str('action', { oneOf: ['ALLOW', 'DENY', 'AUDIT', 'CUSTOM'] }) ??
+    'ALLOW') as AuthorizationPolicySpec['action'];
   const rules = (spec.maps('rules') ?? []).map(readRule);
   const providerMap = spec.map('provider');
   const provider = providerMap?.str('name', { required: true });

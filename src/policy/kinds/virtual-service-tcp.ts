@@ -29,7 +29,12 @@ function readMatch(m: MapReader): TcpMatch {
   m.unsupported(['destinationSubnets'], 'cannot be honoured: explicit-mode sidecars do not see the dialled address');
   m.unsupported(['gateways'], 'is not supported for tcp routes yet');
   m.done();
-  return { at: m.at, ...(port ? { port } : {}), ...(sourceLabels ? { sourceLabels } : {}), ...(sourceNamespace ? { sourceNamespace } : {}) };
+  return {
+    at: m.at,
+    ...(port ? { port } : {}),
+    ...(sourceLabels ? { sourceLabels } : {}),
+    ...(sourceNamespace ? { sourceNamespace } : {}),
+  };
 }
 
 export function readTcpRoutes(spec: MapReader): TcpRoute[] {
@@ -45,7 +50,11 @@ export function readTcpRoutes(spec: MapReader): TcpRoute[] {
 }
 
 /** Whether a caller (its labels and namespace) connecting to `port` is selected by a route's matches. */
-export function tcpRouteMatches(r: TcpRoute, port: number, caller: { labels: Record<string, string>; namespace: string }): boolean {
+export function tcpRouteMatches(
+  r: TcpRoute,
+  port: number,
+  caller: { labels: Record<string, string>; namespace: string },
+): boolean {
   if (r.match.length === 0) return true;
   return r.match.some(
     (m) =>

@@ -10,7 +10,15 @@
  * Every Envoy policy is named `<namespace>/<name>/rules[<i>]`, so Envoy's response code details
  * (`rbac_access_denied_matched_policy[...]`) and access logs name the rule that decided.
  */
-import type { AuthzRuleIR, CidrIR, HeaderMatchIR, PermissionLeaf, PrincipalLeaf, StringMatcherIR, Tree } from '../../ir/authz.js';
+import type {
+  AuthzRuleIR,
+  CidrIR,
+  HeaderMatchIR,
+  PermissionLeaf,
+  PrincipalLeaf,
+  StringMatcherIR,
+  Tree,
+} from '../../ir/authz.js';
 import type { AuthzPolicyIR, InboundSecurityIR, ListenerIR } from '../../ir/types.js';
 import { anyType } from '../type-urls.js';
 import type { HttpFilterPlugin } from './index.js';
@@ -36,7 +44,9 @@ export function stringMatcher(m: StringMatcherIR): Obj {
 const cidr = (c: CidrIR): Obj => ({ address_prefix: c.address, prefix_len: c.prefixLen });
 
 function headerMatcher(h: HeaderMatchIR): Obj {
-  return 'present' in h ? { name: h.name, present_match: true } : { name: h.name, string_match: stringMatcher(h.match) };
+  return 'present' in h
+    ? { name: h.name, present_match: true }
+    : { name: h.name, string_match: stringMatcher(h.match) };
 }
 
 function principalLeaf(l: PrincipalLeaf): Obj {
@@ -119,8 +129,13 @@ export interface RbacConfig {
 /** The RBAC configs of a listener, in evaluation order: DENY, AUDIT (LOG), ALLOW. */
 export function rbacConfigs(sec: InboundSecurityIR): RbacConfig[] {
   const out: RbacConfig[] = [];
-  const of = (a: AuthzPolicyIR['action'], dryRun: boolean) => sec.policies.filter((p) => p.action === a && p.dryRun === dryRun);
-  for (const [action, envoyAction] of [['DENY', 'DENY'], ['AUDIT', 'LOG'], ['ALLOW', 'ALLOW']] as const) {
+  const of = (a: AuthzPolicyIR['action'], dryRun: boolean) =>
+    sec.policies.filter((p) => p.action === a && p.dryRun === dryRun);
+  for (const [action, envoyAction] of [
+    ['DENY', 'DENY'],
+    ['AUDIT', 'LOG'],
+    ['ALLOW', 'ALLOW'],
+  ] as const) {
     const enforced = of(action, false);
     const shadow = of(action, true);
     // An ALLOW filter exists whenever an ALLOW policy applies or the mesh default is DENY (no policy: deny all).
@@ -153,6 +168,10 @@ export function networkRbacFilters(l: ListenerIR): object[] {
   if (!l.security || l.http) return [];
   return rbacConfigs(l.security).map((c) => ({
     name: RBAC_NETWORK_FILTER,
-    typed_config: { '@type': anyType('envoy.extensions.filters.network.rbac.v3.RBAC'), stat_prefix: `inbound_${l.port}_`, ...c },
+    typed_config: {
+      '@type': anyType('envoy.extensions.filters.network.rbac.v3.RBAC'),
+      stat_prefix: `inbound_${l.port}_`,
+      ...c,
+    },
   }));
 }
