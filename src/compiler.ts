@@ -1,9 +1,12 @@
 /**
- * The whole policy compiler, the same in `chancery check`, `chancery render` and the server:
- * source -> parse -> decode -> model -> per-proxy IR -> Envoy resources. A revision with any error yields no
- * proxies at all (it is rejected whole).
+ * The whole policy compiler, the one path of `chancery check`, `render`, `bootstrap`, the goldens and the server:
+ * source -> parse -> decode -> model -> per-proxy IR -> Envoy resources -> strictly encoded snapshots. Encoding is
+ * part of compiling, so a revision the server would refuse to push is refused by `check` too. A revision with any
+ * error yields no proxies at all (it is rejected whole).
  */
 import { hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
+import { ResourceCache, ResourceEncodeError } from './snapshot/resource-cache.js';
+import { buildSnapshot, type Snapshot } from './snapshot/snapshot.js';
 import { compileProxy } from './ir/compile.js';
 import { affectedProxies, dependencyValues, updatedIndex, type Dependencies, type DependencyIndex } from './ir/dependencies.js';
 import type { ProxyIR } from './ir/types.js';
@@ -15,6 +18,7 @@ import { parseFile, type ParsedDocument } from './policy/source-map.js';
 import type { PolicySource } from './source/source-file.js';
 import { runSteps, runStepsInSlices } from './util/steps.js';
 import { translateProxy, type ResourceSet } from './xds/translate.js';
+import { messageName } from './xds/type-urls.js';
 
 export interface CompiledProxy {
   ir: ProxyIR;
@@ -30,6 +34,12 @@ export interface CompileResult {
   model?: MeshModel;
   /** By proxy id (`namespace/name`), sorted. Empty when the revision has errors. */
   proxies: Map<string, CompiledProxy>;
+  /** Per proxy, its resources encoded (strictly) into a snapshot, without secrets. Empty when rejected. */
+  snapshots: Map<string, Snapshot>;
+  /** The shared encodings (serialize once, fan out); the next revision's compile reuses them. */
+  cache: ResourceCache;
+  /** Of the compile, how long encoding the snapshots took. */
+  encodeMs: number;
   /** How many proxies were compiled; the others were reused from the previous result. */
   compiled: number;
   /** What the proxies depend on, for the next revision's compile. */
@@ -93,7 +103,62 @@ function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnos
     for (const [id, p] of previous?.proxies ?? []) if (!proxies.has(id)) changed.set(id, { old: p.dependencies });
     index = updatedIndex(previous?.index, changed);
   }
-  return { revision: source.revision, ok, diagnostics, model: model.value, proxies, compiled, index };
+  const cache = previous?.cache ?? new ResourceCache();
+  const t0 = performance.now();
+  const encoded = ok ? yield* encodeSteps(source.revision, proxies, cache, previous) : { snapshots: new Map(), errors: [] };
+  const encodeMs = performance.now() - t0;
+  if (encoded.errors.length > 0) {
+    const all = sortDiagnostics([...diagnostics, ...encoded.errors]);
+    const empty = { values: new Map(), dependents: new Map() };
+    return { revision: source.revision, ok: false, diagnostics: all, model: model.value, proxies: new Map(), snapshots: new Map(), cache, encodeMs, compiled, index: empty };
+  }
+  return { revision: source.revision, ok, diagnostics, model: model.value, proxies, snapshots: encoded.snapshots, cache, encodeMs, compiled, index };
+}
+
+/**
+ * Encodes each proxy's resources through the strict codec into its snapshot; a proxy whose resources are reused
+ * from `previous` keeps its snapshot (relabelled). What the codec refuses becomes a diagnostic at the policy that
+ * produced it, once per distinct resource.
+ */
+function* encodeSteps(
+  revision: string,
+  proxies: ReadonlyMap<string, CompiledProxy>,
+  cache: ResourceCache,
+  previous: CompileResult | undefined,
+): Generator<void, { snapshots: Map<string, Snapshot>; errors: Diagnostic[] }> {
+  const snapshots = new Map<string, Snapshot>();
+  const errors = new Map<string, Diagnostic>();
+  for (const [id, p] of proxies) {
+    yield;
+    const before = previous?.snapshots.get(id);
+    if (before && previous!.proxies.get(id)?.resources === p.resources) {
+      snapshots.set(id, before.revision === revision ? before : { ...before, revision });
+      continue;
+    }
+    try {
+      snapshots.set(id, buildSnapshot(id, revision, p.resources, cache));
+    } catch (err) {
+      if (!(err instanceof ResourceEncodeError)) throw err;
+      const key = `${err.typeUrl}\0${err.resourceName}\0${err.shape.path}`;
+      if (!errors.has(key)) errors.set(key, encodeDiagnostic(err, revision));
+    }
+  }
+  if (errors.size === 0) cache.sweep(() => snapshots.values());
+  return { snapshots, errors: [...errors.values()] };
+}
+
+function encodeDiagnostic(err: ResourceEncodeError, revision: string): Diagnostic {
+  const [first, ...rest] = err.origins.map((o) => ({ ...o, revision }));
+  const type = messageName(err.typeUrl);
+  const prefix = `${type} ${err.resourceName}`; // how resource-cache.ts names the root of the field path
+  const field = err.shape.path.startsWith(prefix) ? err.shape.path.slice(prefix.length).replace(/^\./, '') : err.shape.path;
+  return {
+    code: 'CH0204',
+    severity: 'error',
+    message: `the Envoy ${type.slice(type.lastIndexOf('.') + 1)} "${err.resourceName}" built from this policy is invalid: ${field}: ${err.shape.reason}`,
+    ...(first ? { location: first } : {}),
+    ...(rest.length > 0 ? { related: rest.map((location) => ({ message: 'and from the policy', location })) } : {}),
+  };
 }
 
 /**

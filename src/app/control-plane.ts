@@ -17,14 +17,12 @@ import { MESH_DEFAULTS } from '../policy/types.js';
 import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
 import { bearerToken, ProxyTokens } from '../server/proxy-auth.js';
 import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
-import { buildSnapshot, typeSnapshot, withResources, type Snapshot, type TypeSnapshot } from '../snapshot/snapshot.js';
+import { typeSnapshot, withResources, type Snapshot, type TypeSnapshot } from '../snapshot/snapshot.js';
 import { readDirectoryInSlices } from '../source/directory.js';
 import { GitSource } from '../source/git.js';
 import type { PolicySource } from '../source/source-file.js';
 import { watchDirectory } from '../source/watch.js';
-import { runStepsInSlices } from '../util/steps.js';
 import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../xds/names.js';
-import { ProtoShapeError } from '../xds/proto/strict.js';
 import { buildTrustBundleSecret, buildWorkloadSecret } from '../xds/resources/secret.js';
 import { SHORT_NAME, TYPE } from '../xds/type-urls.js';
 import type { Logger } from './logger.js';
@@ -79,7 +77,6 @@ interface Current {
 
 export class ControlPlane {
   readonly ads: AdsServer;
-  private readonly cache = new ResourceCache();
   private readonly secretCache = new ResourceCache();
   private readonly clock: Clock;
   private stopWatching?: () => void;
@@ -246,18 +243,10 @@ export class ControlPlane {
     }
     const last = this.revisions[this.revisions.length - 1];
     if (!at && last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
+    // Compiled and strictly encoded exactly as `chancery check` does (src/compiler.ts).
     const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result);
-    const diagnostics = [...result.diagnostics];
-    let base: Map<string, Snapshot> | undefined;
-    if (result.ok) {
-      try {
-        base = await this.buildSnapshots(result, this.current);
-      } catch (err) {
-        if (!(err instanceof ProtoShapeError)) throw err;
-        // The compiler produced something Envoy's schema rejects: a bug, but never a reason to push it.
-        diagnostics.push({ code: 'CH0204', severity: 'error', message: `internal: generated configuration is invalid: ${err.message}` });
-      }
-    }
+    const diagnostics = result.diagnostics;
+    const base = result.ok ? result.snapshots : undefined;
     const compileMs = Math.round((performance.now() - t0) * 10) / 10;
     const record: RevisionRecord = {
       revision: result.revision,
@@ -295,7 +284,7 @@ export class ControlPlane {
     if (!this.convergence.has(result.revision)) this.convergence.set(result.revision, { acceptedAt: Date.now() });
     const changed = this.publishWithSecrets([...base].filter(([id, snap]) => previous?.base.get(id)?.types !== snap.types).map(([id]) => id));
     this.checkConvergence();
-    this.log.info('revision accepted', { revision: result.revision, proxies: base.size, compiled: result.compiled, changed: changed.length, compileMs, encodes: this.cache.encodes });
+    this.log.info('revision accepted', { revision: result.revision, proxies: base.size, compiled: result.compiled, changed: changed.length, compileMs, encodes: result.cache.encodes });
     return record;
   }
 
@@ -364,26 +353,6 @@ export class ControlPlane {
     if (saved.source !== this.sourceName()) return;
     this.log.warn('newest revision rejected at start; serving the last good revision', { revision: saved.revision });
     await this.enqueue(async () => this.compileAndPublish(await this.git!.read(saved.revision)));
-  }
-
-  /** Snapshots of a compile result; a proxy reused from the previous result keeps its snapshot (relabelled). */
-  private buildSnapshots(result: CompileResult, previous: Current | undefined): Promise<Map<string, Snapshot>> {
-    return runStepsInSlices(this.snapshotSteps(result, previous)); // keep serving while a large revision encodes
-  }
-
-  private *snapshotSteps(result: CompileResult, previous: Current | undefined): Generator<void, Map<string, Snapshot>> {
-    const out = new Map<string, Snapshot>();
-    for (const [id, p] of result.proxies) {
-      yield;
-      const before = previous?.base.get(id);
-      if (before && previous!.result.proxies.get(id)?.resources === p.resources) {
-        out.set(id, before.revision === result.revision ? before : { ...before, revision: result.revision });
-      } else {
-        out.set(id, buildSnapshot(id, result.revision, p.resources, this.cache));
-      }
-    }
-    this.cache.sweep(() => out.values());
-    return out;
   }
 
   /** Rebuilds the served snapshots of `ids` from their base and current certificates, and publishes. */
