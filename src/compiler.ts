@@ -62,8 +62,16 @@ export function compileSourceInSlices(source: PolicySource, sourceDiagnostics: r
   return runStepsInSlices(compileSteps(source, sourceDiagnostics, previous), sliceMs);
 }
 
+let compiles = 0;
+
+/** How many revisions this process has compiled: writing bootstraps or answering status must not add any. */
+export function compileCount(): number {
+  return compiles;
+}
+
 /** The compile as a sequence of steps; it yields between steps where pausing is safe. */
 function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnostic[], previous: CompileResult | undefined): Generator<void, CompileResult> {
+  compiles++;
   const diags: Diagnostic[] = [...sourceDiagnostics];
   const docs: ParsedDocument[] = [];
   for (const file of source.files) {

@@ -87,6 +87,8 @@ export class ControlPlane {
   tokens!: ProxyTokens;
   current?: Current;
   readonly revisions: RevisionRecord[] = [];
+  /** Observers of each accepted revision, called once it is published (e.g. the bootstrap writer of `serve`). */
+  readonly onAccepted: ((result: CompileResult) => void)[] = [];
   /** Per accepted revision: when it was accepted and when every connected proxy first held it. */
   readonly convergence = new Map<string, { acceptedAt: number; convergedAt?: number }>();
   xdsPort = 0;
@@ -284,6 +286,7 @@ export class ControlPlane {
     if (!this.convergence.has(result.revision)) this.convergence.set(result.revision, { acceptedAt: Date.now() });
     const changed = this.publishWithSecrets([...base].filter(([id, snap]) => previous?.base.get(id)?.types !== snap.types).map(([id]) => id));
     this.checkConvergence();
+    for (const observe of this.onAccepted) observe(result);
     this.log.info('revision accepted', { revision: result.revision, proxies: base.size, compiled: result.compiled, changed: changed.length, compileMs, encodes: result.cache.encodes });
     return record;
   }

@@ -4,16 +4,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { controlPlaneIdentity } from '../app/control-plane.js';
+import { defaultAdminAddress, workloadBootstrap } from '../app/bootstraps.js';
 import { Authority } from '../ca/authority.js';
 import { systemClock } from '../ca/clock.js';
 import { compileSource } from '../compiler.js';
 import { formatHuman } from '../diag/format.js';
 import { parseDurationMs } from '../policy/reader.js';
-import { isLoopback } from '../model/sidecars.js';
 import { ProxyTokens } from '../server/proxy-auth.js';
 import { readDirectory } from '../source/directory.js';
-import { buildBootstrap } from '../xds/bootstrap.js';
 import { command, DEFAULT_CONFIG_DIR, parse, parseHostPort, parsePort, UsageError } from './args.js';
 
 const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME [options]
@@ -28,10 +26,7 @@ const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME
   --initial-fetch-timeout D  how long Envoy waits for its first config before starting anyway (default 10s)
   --prometheus-port PORT  serve Envoy's Prometheus stats on the workload's address at /stats/prometheus (default 15090; 0: off)`;
 
-/** Envoy admin default: the workload's own address when it is loopback (many sidecars on one machine), else 127.0.0.1. */
-export function defaultAdminAddress(workloadAddress: string): { host: string; port: number } {
-  return { host: isLoopback(workloadAddress) ? workloadAddress : '127.0.0.1', port: 15000 };
-}
+export { defaultAdminAddress };
 
 export function runBootstrap(argv: string[]): Promise<number> {
   return command(HELP, argv, async () => {
@@ -66,20 +61,16 @@ export function runBootstrap(argv: string[]): Promise<number> {
     }
     const stateDir = values['state-dir']!;
     const xds = parseHostPort(values['xds-address']!, '--xds-address');
-    const admin = values['admin-address'] ? parseHostPort(values['admin-address'], '--admin-address') : defaultAdminAddress(w.address);
     const mesh = result.model.mesh;
     const authority = values.plaintext ? undefined : await Authority.open({ stateDir, clock: systemClock });
-    const config = buildBootstrap({
-      nodeId: w.id,
-      cluster: w.namespace,
-      metadata: { 'chancery.dev/workload': w.id, 'chancery.dev/identity': w.identity },
+    const config = workloadBootstrap(w, mesh, {
       xds,
-      admin: { address: admin.host, port: admin.port },
+      ...(values['admin-address'] ? { admin: parseHostPort(values['admin-address'], '--admin-address') } : {}),
       variant: values.sotw ? 'sotw' : 'delta',
       initialFetchTimeout: values['initial-fetch-timeout']!,
       token: await ProxyTokens.open(stateDir).issue(w.id, Math.round(ttlMs / 1000)),
-      ...(promPort > 0 ? { prometheus: { address: w.address, port: promPort } } : {}),
-      ...(authority ? { tls: { trustBundlePem: authority.trustBundlePem(), serverIdentity: controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace) } } : {}),
+      prometheusPort: promPort,
+      ...(authority ? { trustBundlePem: authority.trustBundlePem() } : {}),
     });
     const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config, { aliasDuplicateObjects: false });
     if (values.out) writeFileSync(values.out, text, { mode: 0o600 });
