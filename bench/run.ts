@@ -4,7 +4,7 @@
  * Not part of the test suite; nothing here asserts timings.
  */
 import { fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Authority } from '../src/ca/authority.js';
@@ -172,17 +172,6 @@ async function benchSize(size: MeshSize): Promise<void> {
   const noop = await measureChange(cp, envoys, () => writeFileSync(path.join(dir, 'services', 'svc-1.yaml'), serviceFile(1, size.endpointsPerService) + '# a comment\n'));
   record({ size: size.name, name: 'no-op revision: bytes sent', value: noop.bytes, unit: 'bytes', target: '0', ok: noop.bytes === 0 });
 
-  // SotW for the same endpoint flap: full state of the changed types.
-  const sotw = new SimulatedEnvoys(cp.ready.port, 'sotw');
-  const sotwIds = ids.slice(0, Math.min(200, ids.length));
-  sotw.connect(sotwIds.map((x) => x), (await cp.ask<{ tokens: string[] }>('tokens', { ids: sotwIds })).tokens);
-  await sotw.settle(1500);
-  // Delta streams of the same proxies were replaced by the SotW ones (one stream per proxy); compare per proxy.
-  // svc-0 is in client-0's scope, so some of these SotW proxies are affected.
-  const sotwFlap = await measureChange(cp, sotw, () => writeFileSync(path.join(dir, 'services', 'svc-0.yaml'), serviceFile(0, size.endpointsPerService, true)));
-  record({ size: size.name, name: 'SotW bytes per affected proxy (endpoint flap)', value: sotwFlap.bytesPerAffected, unit: 'bytes', note: `${sotwFlap.affected} of ${sotwIds.length} SotW proxies affected; Delta/SotW ratio ${fmt(sotwFlap.bytesPerAffected / Math.max(1, flap.bytesPerAffected))}x` });
-  sotw.close();
-
   // 5. Push throughput: a change that reaches every proxy (a mesh-wide authorization policy).
   // Three times (the machine is shared and noisy); the figures are the medians.
   const broads = [];
@@ -216,6 +205,22 @@ async function benchSize(size: MeshSize): Promise<void> {
   record({ size: size.name, name: 'steady churn (10 endpoint changes/s): CPU', value: churn.cores, unit: 'cores', target: '<= 0.3', ok: churn.cores <= 0.3 });
   record({ size: size.name, name: 'steady churn: event-loop delay p99', value: churn.loopP99Ms, unit: 'ms', target: '<= 50 ms', ok: churn.loopP99Ms <= 50 });
 
+  envoys.close();
+
+  // SotW for the same endpoint flap: full state of the changed types.
+  const sotw = new SimulatedEnvoys(cp.ready.port, 'sotw');
+  const sotwIds = ids.slice(0, Math.min(200, ids.length));
+  sotw.connect(sotwIds.map((x) => x), (await cp.ask<{ tokens: string[] }>('tokens', { ids: sotwIds })).tokens);
+  await sotw.settle(1500);
+  // After the Delta clients are gone: the server keeps one stream per node id, so they cannot run side by side.
+  // svc-0 is in client-0's scope, so some of these SotW proxies are affected; flipped from what churn left.
+  const svc0 = path.join(dir, 'services', 'svc-0.yaml');
+  const unflapped = readFileSync(svc0, 'utf8') === serviceFile(0, size.endpointsPerService, false);
+  const flipped = serviceFile(0, size.endpointsPerService, unflapped);
+  const sotwFlap = await measureChange(cp, sotw, () => writeFileSync(svc0, flipped));
+  record({ size: size.name, name: 'SotW bytes per affected proxy (endpoint flap)', value: sotwFlap.bytesPerAffected, unit: 'bytes', note: `${sotwFlap.affected} of ${sotwIds.length} SotW proxies affected; Delta/SotW ratio ${fmt(sotwFlap.bytesPerAffected / Math.max(1, flap.bytesPerAffected))}x` });
+  sotw.close();
+
   // Physical limit: the same fan-out by a bare grpc-js server writing one pre-encoded response.
   const limits = [];
   for (let i = 0; i < 3; i++) limits.push(await physicalLimit(size.proxies, broad.bytesPerAffected || 2000));
@@ -223,7 +228,6 @@ async function benchSize(size: MeshSize): Promise<void> {
   record({ size: size.name, name: 'physical limit: bare grpc-js fan-out, same clients', value: limit.perSecond, unit: '/s', note: `${size.proxies} responses in ${fmt(limit.ms)} ms (median of 3)` });
   record({ size: size.name, name: 'push throughput / physical limit', value: throughput / limit.perSecond, unit: 'ratio', target: '>= 0.8', ok: throughput / limit.perSecond >= 0.8 });
 
-  envoys.close();
   await cp.ask('stop').catch(() => undefined);
   cp.kill();
   rmSync(dir, { recursive: true, force: true });

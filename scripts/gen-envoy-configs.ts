@@ -16,7 +16,7 @@ import { readDirectory } from '../src/source/directory.js';
 export const EXAMPLE = 'examples/mesh';
 export const OUT_DIR = 'envoy-configs';
 export const TOKEN_PLACEHOLDER = '<xds token: run chancery bootstrap>';
-export const BUNDLE_PLACEHOLDER = '<mesh trust bundle: run chancery bootstrap>';
+export const BUNDLE_PLACEHOLDER = '<xDS CA certificate: run chancery bootstrap>';
 
 export function exampleWorkloads(): string[] {
   const src = readDirectory(EXAMPLE);

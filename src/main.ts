@@ -9,6 +9,7 @@ import { runGraph } from './cli/graph.js';
 import { runHistory } from './cli/history.js';
 import { runRender } from './cli/render.js';
 import { runRotateRoot } from './cli/rotate-root.js';
+import { runRotateXdsCa } from './cli/rotate-xds-ca.js';
 import { runServe } from './cli/serve.js';
 import { runStatus } from './cli/status.js';
 
@@ -16,15 +17,17 @@ const USAGE = `chancery: a GitOps control plane for stock Envoy sidecars
 
 Usage:
   chancery serve     [--config DIR] [--xds-port 15010] [--xds-host 0.0.0.0] [--admin-port 15014] [--state-dir DIR]
+                     [--admin-host H --admin-tls-cert FILE --admin-tls-key FILE] [--admin-allowed-host NAME]
   chancery bootstrap --config DIR --workload NAMESPACE/NAME [--out FILE] [--sotw] [--xds-address HOST:PORT] [--admin-address HOST:PORT]
   chancery check     DIR [--format human|json|github]
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
   chancery explain   --from NAMESPACE/WORKLOAD --to HOST[:PORT] [--method M] [--path P] [--header k=v] [--jwt-claims JSON] [--all]
   chancery graph     [--config DIR] [--format table|json|dot|mermaid]
   chancery diff      [--config DIR] REV_A REV_B [--format markdown|json]
-  chancery status    [--admin URL] [--json]
+  chancery status    [--admin URL] [--json] [--state-dir DIR]
   chancery history   --proxy NAMESPACE/NAME --at TIME [--state-dir DIR] [--git REPO]
-  chancery rotate-root [--admin URL]
+  chancery rotate-root [--admin URL] [--state-dir DIR]
+  chancery rotate-xds-ca begin|finish [--admin URL] [--state-dir DIR]
 
 Run "chancery <command> --help" for the options of one command.`;
 
@@ -39,6 +42,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   history: runHistory,
   status: runStatus,
   'rotate-root': runRotateRoot,
+  'rotate-xds-ca': runRotateXdsCa,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -2,7 +2,9 @@
  * The dashboard: one self-contained, read-only page served by the admin server (no external assets). It draws the
  * service graph (who may call whom, coloured by mTLS mode, with live proxies marked), lists proxies (revision,
  * ACK/NACK, certificate expiry) and rejected revisions with their diagnostics, and answers an explain form. Data
- * comes from /status, /api/graph and /api/explain, refreshed every few seconds.
+ * comes from /status, /api/graph and /api/explain, refreshed every few seconds. On loopback those reads need no
+ * credential; when the admin port is exposed they answer 401 and the page asks for the admin credential once, keeps
+ * it in sessionStorage (this tab only) and sends it as `Authorization: Bearer` (never in a URL or a cookie).
  */
 export const DASHBOARD_HTML = `<!doctype html>
 <html lang="en">
@@ -27,7 +29,10 @@ export const DASHBOARD_HTML = `<!doctype html>
 </style>
 </head>
 <body>
-<header><h1>Chancery</h1><span id="revision" class="muted">loading...</span><span id="source" class="muted"></span></header>
+<header><h1>Chancery</h1><span id="revision" class="muted">loading...</span><span id="source" class="muted"></span>
+  <form id="login" hidden><label>admin credential (admin.token in the state directory)
+    <input type="password" autocomplete="off" required></label> <button type="submit">Use</button></form>
+</header>
 <main>
   <section style="grid-row: span 2">
     <h2>Service graph</h2>
@@ -110,9 +115,28 @@ function render(status, graph) {
   drawGraph(graph, status.proxies);
 }
 
+const CREDENTIAL = 'chancery-admin-credential';
+async function get(url) {
+  const c = sessionStorage.getItem(CREDENTIAL);
+  const r = await fetch(url, { headers: c ? { authorization: 'Bearer ' + c } : {} });
+  if (r.status === 401) {
+    document.getElementById('login').hidden = false;
+    throw new Error('the admin credential is needed');
+  }
+  return r;
+}
+
+document.getElementById('login').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem(CREDENTIAL, ev.target.querySelector('input').value.trim());
+  ev.target.hidden = true;
+  refresh();
+});
+
 async function refresh() {
   try {
-    const [status, graph] = await Promise.all([fetch('/status').then((r) => r.json()), fetch('/api/graph').then((r) => r.json())]);
+    const json = (url) => get(url).then((r) => r.json());
+    const [status, graph] = await Promise.all([json('/status'), json('/api/graph')]);
     render(status, graph);
   } catch (e) {
     document.getElementById('revision').textContent = 'control plane unreachable: ' + e.message;
@@ -122,7 +146,7 @@ async function refresh() {
 document.getElementById('explain').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const q = new URLSearchParams(new FormData(ev.target));
-  const r = await fetch('/api/explain?' + q);
+  const r = await get('/api/explain?' + q).catch((e) => ({ ok: false, json: () => ({ error: e.message }) }));
   const body = await r.json();
   document.getElementById('answer').className = '';
   document.getElementById('answer').textContent = r.ok ? body.text : 'error: ' + body.error;

@@ -1,99 +1,109 @@
 /**
- * HTTP status API of the control plane (loopback by default):
+ * The admin port: the HTTP(S) status API and dashboard of the control plane (loopback by default).
  *   GET  /, /dashboard         the dashboard (service graph, proxies, revisions, explain form)
  *   GET  /api/graph            who may talk to whom (JSON); GET /api/explain?from=&to=&method=&path=
  *   GET  /healthz              liveness
  *   GET  /metrics              Prometheus metrics of the control plane (OpenTelemetry)
- *   GET  /status               revisions (accepted/rejected with diagnostics), every proxy's per-type state, certificates
- *   GET  /proxies/<id>         one proxy's status and the resources (proto3 JSON, keys redacted) in its snapshot
+ *   GET  /status, /proxies/<id>  see documents.ts
  *   POST /actions/rotate-root  rotate the generated root CA without restarts (answers when done)
  *   POST /actions/sync         look for a new revision now (Git sources are otherwise polled)
+ *   POST /actions/rotate-xds-ca?step=begin|finish  rotate the CA that bootstraps trust (see ca/xds-ca.ts)
+ * Every request is answered, and nothing a client sends can throw out of the handler: a bad target is a 400, a
+ * foreign Host a 421, a cross-origin request a 403, a missing credential a 401 (gate.ts), a big body a 413.
  */
-import { createServer, type Server } from 'node:http';
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { ControlPlane } from '../app/control-plane.js';
-import { explain, formatExplanation } from '../explain/explain.js';
-import { buildGraph } from '../explain/graph.js';
-import { redactSecrets } from '../xds/resources/secret.js';
-import { DASHBOARD_HTML } from './dashboard.js';
-import { SHORT_NAME, type TypeUrl } from '../xds/type-urls.js';
+import { silentLogger, type Logger } from '../app/logger.js';
+import { drainBody } from './body.js';
+import { checkCredential, checkRequester, type Refusal } from './gate.js';
+import { parseTarget } from './request-target.js';
+import { ENDPOINTS, findRoute } from './routes.js';
+import type { AdminCredential } from './credential.js';
+import { adminConfig, openCredential, type AdminConfig, type AdminOptions } from './setup.js';
 
-export function statusDocument(cp: ControlPlane): object {
-  const current = cp.current?.result.revision;
-  const identities = new Map((cp.current?.result.model?.workloads ?? []).map((w) => [w.id, w.identity]));
-  return {
-    controlPlane: { startedAt: cp.startedAt, xdsPort: cp.xdsPort, source: cp.sourceName() },
-    revision: {
-      current: current ?? null,
-      lastRejected: [...cp.revisions].reverse().find((r) => r.status === 'rejected') ?? null,
-    },
-    revisions: [...cp.revisions].reverse().map((r) => (r.status === 'accepted' ? { ...r, convergence: cp.convergenceOf(r.revision) } : r)),
-    proxies: cp.ads.registry.all().map((p) => ({ ...p, identity: identities.get(p.id) ?? null, upToDate: p.connected && p.revision === current })),
-    certificates: { signer: cp.authority?.signerInfo(), workloads: cp.svids?.status() ?? [] },
+export { proxyDocument, statusDocument } from './documents.js';
+
+const HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+/** Slow or endless requests are cut off; actions may still take long to answer. */
+const LIMITS = { maxHeaderSize: 16 * 1024, headersTimeout: 10_000, requestTimeout: 30_000 };
+
+export interface StatusServerOptions extends AdminOptions {
+  /** Already checked (serve does it before anything binds); made from the other options when absent. */
+  config?: AdminConfig;
+  log?: Logger;
+}
+
+interface Admin extends AdminConfig {
+  credential: AdminCredential;
+  scheme: 'http' | 'https';
+}
+
+export async function startStatusServer(
+  cp: ControlPlane,
+  host: string,
+  port: number,
+  o: StatusServerOptions = {},
+): Promise<Server> {
+  const config = o.config ?? adminConfig(host, o);
+  const credential = openCredential(cp.settings.stateDir);
+  const admin: Admin = { ...config, credential, scheme: config.tls ? 'https' : 'http' };
+  const log = o.log ?? silentLogger;
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
+    handle(cp, admin, req, res).catch((err: Error) => {
+      log.error('admin request failed', { method: req.method, error: err.stack ?? err.message });
+      if (!res.headersSent) refuse(req, res, { status: 500, error: 'internal error' });
+      else res.destroy();
+    });
   };
-}
-
-
-export function proxyDocument(cp: ControlPlane, id: string): object | undefined {
-  const snap = cp.ads.snapshots.get(id);
-  const status = cp.ads.registry.get(id);
-  if (!snap && !status) return undefined;
-  const resources: Record<string, object[]> = {};
-  for (const [typeUrl, t] of snap?.types ?? []) {
-    resources[SHORT_NAME[typeUrl as TypeUrl]] = [...t.resources.values()].map((r) => ({ name: r.name, version: r.version, origins: r.origins, resource: redactSecrets(r.json) }));
-  }
-  return { id, revision: snap?.revision ?? null, version: snap?.version ?? null, status: status ?? null, resources };
-}
-
-export function startStatusServer(cp: ControlPlane, host: string, port: number): Promise<Server> {
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://status');
-    const send = (code: number, body: unknown): void => {
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body, null, 2));
-    };
-    if (req.method === 'POST' && url.pathname === '/actions/rotate-root') {
-      const t0 = Date.now();
-      cp.rotateRoot().then(
-        () => send(200, { ok: true, ms: Date.now() - t0, signer: cp.authority.signerInfo() }),
-        (err: Error) => send(409, { ok: false, error: err.message }),
-      );
-      return;
-    }
-    if (req.method === 'POST' && url.pathname === '/actions/sync') {
-      cp.reload().then(
-        (r) => send(200, r),
-        (err: Error) => send(502, { error: `cannot read the policy source: ${err.message}` }),
-      );
-      return;
-    }
-    if (req.method !== 'GET') return send(405, { error: 'use GET (POST only for /actions/*)' });
-    if (url.pathname === '/healthz') return send(200, { ok: true });
-    if (url.pathname === '/metrics') return cp.telemetry.metricsHandler(req, res);
-    if (url.pathname === '/status') return send(200, statusDocument(cp));
-    if (url.pathname === '/' || url.pathname === '/dashboard') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'" });
-      return res.end(DASHBOARD_HTML);
-    }
-    const model = cp.current?.result.model;
-    if (url.pathname === '/api/graph') return model ? send(200, buildGraph(model)) : send(503, { error: 'no accepted revision yet' });
-    if (url.pathname === '/api/explain') {
-      if (!model) return send(503, { error: 'no accepted revision yet' });
-      const q = url.searchParams;
-      try {
-        const e = explain(model, { from: q.get('from') ?? '', to: q.get('to') ?? '', method: q.get('method') ?? 'GET', path: q.get('path') ?? '/' });
-        return send(200, { explanation: e, text: formatExplanation(e, true) });
-      } catch (err) {
-        return send(400, { error: (err as Error).message });
-      }
-    }
-    if (url.pathname.startsWith('/proxies/')) {
-      const doc = proxyDocument(cp, decodeURIComponent(url.pathname.slice('/proxies/'.length)));
-      return doc ? send(200, doc) : send(404, { error: 'no such proxy' });
-    }
-    send(404, { error: 'not found', endpoints: ['/dashboard', '/healthz', '/metrics', '/status', '/proxies/<namespace>/<name>', '/api/graph', '/api/explain'] });
+  const server: Server = admin.tls
+    ? https.createServer({ ...LIMITS, cert: admin.tls.cert, key: admin.tls.key }, handler)
+    : http.createServer(LIMITS, handler);
+  // Without a listener Node drops CONNECT without an answer.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => undefined);
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve(server));
   });
+}
+
+async function handle(cp: ControlPlane, admin: Admin, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const target = parseTarget(req.url);
+  if (!target.ok) return refuse(req, res, { status: 400, error: target.error });
+  const route = findRoute(target.path);
+  const early = checkRequester(req, admin.hosts, admin.scheme, route?.navigable === true);
+  if (early) return refuse(req, res, early);
+  if (!route) return refuse(req, res, { status: 404, error: 'not found', endpoints: ENDPOINTS });
+  const methods = route.method === 'GET' ? ['GET', 'HEAD'] : ['POST'];
+  if (!methods.includes(req.method ?? '')) {
+    const headers = { allow: methods.join(', ') };
+    return refuse(req, res, { status: 405, error: `use ${methods.join(' or ')}`, headers });
+  }
+  const denied = checkCredential(req, admin.credential, route.access, admin.requireCredentialForReads);
+  if (denied) return refuse(req, res, denied);
+  const body = await drainBody(req);
+  if (body === 'aborted') return void res.destroy();
+  if (body === 'too-large') return refuse(req, res, { status: 413, error: 'request bodies are not read past 64 KiB' });
+  const send = (code: number, doc: unknown): void => {
+    res.writeHead(code, { 'content-type': 'application/json', ...HEADERS });
+    res.end(JSON.stringify(doc, null, 2));
+  };
+  await route.run({ cp, req, res, path: target.path, query: target.query, send });
+}
+
+/**
+ * Answers with an error and closes the connection. A body the client is still sending is not read on: the socket
+ * is destroyed shortly after the answer (at once would reset the connection before the client reads it).
+ */
+function refuse(req: IncomingMessage, res: ServerResponse, r: Refusal): void {
+  const { status, error, headers, ...rest } = r;
+  res.writeHead(status, { 'content-type': 'application/json', connection: 'close', ...HEADERS, ...headers });
+  res.end(JSON.stringify({ error, ...rest }));
+  if (!req.complete) res.once('finish', () => setTimeout(() => req.socket.destroy(), 1000).unref());
 }

@@ -4,23 +4,23 @@
  * same document for one workload (workloadBootstrap). A workload whose bootstrap would not change keeps its file
  * (and its token) until the token is half-way through its lifetime; files of workloads that are gone are removed.
  */
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { CompileResult } from '../compiler.js';
+import { controlPlaneIdentity, type Workload } from '../model/mesh-model.js';
 import { isLoopback } from '../model/sidecars.js';
-import type { Workload } from '../model/mesh-model.js';
 import type { MeshSpec } from '../policy/types.js';
+import { writeFileAtomic } from '../util/files.js';
 import { buildBootstrap } from '../xds/bootstrap.js';
-import { controlPlaneIdentity } from './control-plane.js';
 import type { Logger } from './logger.js';
 
 export interface WorkloadBootstrapOptions {
   xds: { host: string; port: number };
   /** The workload's xDS token. */
   token: string;
-  /** The trust bundle that verifies the xDS server; omitted: plaintext xDS. */
-  trustBundlePem?: string;
+  /** What verifies the xDS server's certificate (the xDS CA, ca/xds-ca.ts); omitted: plaintext xDS. */
+  trustPem?: string;
   variant?: 'delta' | 'sotw';
   initialFetchTimeout?: string;
   /** Envoy's admin listener; default defaultAdminAddress(). */
@@ -48,8 +48,8 @@ export function workloadBootstrap(w: Workload, mesh: MeshSpec, o: WorkloadBootst
     initialFetchTimeout: o.initialFetchTimeout ?? '10s',
     token: o.token,
     ...(promPort > 0 ? { prometheus: { address: w.address, port: promPort } } : {}),
-    ...(o.trustBundlePem !== undefined
-      ? { tls: { trustBundlePem: o.trustBundlePem, serverIdentity: controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace) } }
+    ...(o.trustPem !== undefined
+      ? { tls: { trustBundlePem: o.trustPem, serverIdentity: controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace) } }
       : {}),
   });
 }
@@ -64,7 +64,8 @@ export interface BootstrapWriterOptions {
   xds: { host: string; port: number };
   tokenTtlSeconds: number;
   issueToken(nodeId: string, ttlSeconds: number): Promise<string>;
-  trustBundlePem(): string;
+  /** What bootstraps trust now (it changes during an xDS CA rotation). */
+  trustPem(): string;
   log: Logger;
   now?: () => number;
 }
@@ -104,7 +105,7 @@ export class BootstrapWriter {
     if (!result.ok || !model) return;
     mkdirSync(this.o.dir, { recursive: true, mode: 0o700 });
     const now = this.o.now ?? Date.now;
-    const bundle = this.o.trustBundlePem();
+    const bundle = this.o.trustPem();
     const out: BootstrapsWritten = { revision: result.revision, written: 0, kept: 0, removed: 0 };
     const wanted = new Set<string>();
     for (const w of model.workloads) {
@@ -117,8 +118,8 @@ export class BootstrapWriter {
         continue;
       }
       const token = await this.o.issueToken(w.id, this.o.tokenTtlSeconds);
-      const doc = workloadBootstrap(w, model.mesh, { xds: this.o.xds, token, trustBundlePem: bundle });
-      writeAtomically(path.join(this.o.dir, file), stringify(doc, { aliasDuplicateObjects: false }));
+      const doc = workloadBootstrap(w, model.mesh, { xds: this.o.xds, token, trustPem: bundle });
+      writeFileAtomic(path.join(this.o.dir, file), stringify(doc, { aliasDuplicateObjects: false })); // never half a file
       this.files.set(file, { key, issuedAt: now() });
       out.written++;
     }
@@ -130,11 +131,4 @@ export class BootstrapWriter {
     }
     this.o.log.info('envoy bootstraps written', { dir: this.o.dir, workloads: model.workloads.length, ...out });
   }
-}
-
-/** A reader (Envoy starting now) sees the old file or the new one, never half of one. */
-function writeAtomically(file: string, text: string): void {
-  const tmp = `${path.dirname(file)}/.${path.basename(file)}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, file);
 }

@@ -5,17 +5,20 @@
  * recompiling anything.
  */
 import * as grpc from '@grpc/grpc-js';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Authority, type CaFiles, type IssuedCertificate } from '../ca/authority.js';
+import type { Authority, CaFiles, IssuedCertificate } from '../ca/authority.js';
 import { systemClock, type Clock } from '../ca/clock.js';
 import { SvidManager } from '../ca/svids.js';
+import type { XdsCa } from '../ca/xds-ca.js';
 import { compileSourceInSlices, type CompileResult } from '../compiler.js';
 import type { Diagnostic, Result } from '../diag/diagnostic.js';
-import { spiffeId } from '../model/mesh-model.js';
+import { controlPlaneIdentity } from '../model/mesh-model.js';
 import { MESH_DEFAULTS } from '../policy/types.js';
 import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
-import { bearerToken, ProxyTokens } from '../server/proxy-auth.js';
+import { bearerToken, type ProxyTokens } from '../server/proxy-auth.js';
+import { ServingCertificate } from '../server/serving-certificate.js';
+import { WorkloadRemovals } from '../server/workload-removals.js';
 import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
 import { typeSnapshot, withResources, type Snapshot, type TypeSnapshot } from '../snapshot/snapshot.js';
 import { readDirectoryInSlices } from '../source/directory.js';
@@ -27,6 +30,7 @@ import { buildTrustBundleSecret, buildWorkloadSecret } from '../xds/resources/se
 import { SHORT_NAME, TYPE } from '../xds/type-urls.js';
 import type { Logger } from './logger.js';
 import { HistoryLog } from './history.js';
+import { openState, readLastGood, writeLastGood } from './state-dir.js';
 import { Telemetry } from './telemetry.js';
 
 export interface ControlPlaneSettings {
@@ -49,6 +53,8 @@ export interface ControlPlaneSettings {
   /** OTLP/HTTP endpoint for the control plane's traces. */
   otlpTracesEndpoint?: string;
   clock?: Clock;
+  /** Lifetime of the xDS server certificate (default 90 days); it is renewed at half of it, without a restart. */
+  xdsCertTtlMs?: number;
 }
 
 export interface RevisionRecord {
@@ -61,10 +67,7 @@ export interface RevisionRecord {
 }
 
 const HISTORY_LIMIT = 50;
-/** The control plane's own identity, in the xDS server certificate that bootstraps verify. */
-export function controlPlaneIdentity(trustDomain: string, rootNamespace: string): string {
-  return spiffeId(trustDomain, rootNamespace, 'chancery');
-}
+export { controlPlaneIdentity };
 const XDS_CERT_TTL_MS = 90 * 24 * 3_600_000;
 
 interface Current {
@@ -85,10 +88,16 @@ export class ControlPlane {
   authority!: Authority;
   svids!: SvidManager;
   tokens!: ProxyTokens;
+  /** The anchor bootstraps trust, and the xDS server certificate it signs (see ca/xds-ca.ts). */
+  xdsCa!: XdsCa;
+  serving?: ServingCertificate;
+  removals!: WorkloadRemovals;
   current?: Current;
   readonly revisions: RevisionRecord[] = [];
   /** Observers of each accepted revision, called once it is published (e.g. the bootstrap writer of `serve`). */
   readonly onAccepted: ((result: CompileResult) => void)[] = [];
+  /** Observers of a change of what bootstraps trust (an xDS CA rotation step), so bootstraps can be rewritten. */
+  readonly onBootstrapTrustChanged: (() => void)[] = [];
   /** Per accepted revision: when it was accepted and when every connected proxy first held it. */
   readonly convergence = new Map<string, { acceptedAt: number; convergedAt?: number }>();
   xdsPort = 0;
@@ -123,7 +132,7 @@ export class ControlPlane {
     };
     this.ads.registry.onConnect = (id) => this.history.append({ kind: 'connected', proxy: id });
     this.ads.observers.push((proxy, e) => {
-      if (e.kind === 'nack') this.history.append({ kind: 'nack', proxy, type: SHORT_NAME[e.typeUrl], message: e.message ?? '', ...(e.revision ? { revision: e.revision } : {}) });
+      if (e.kind === 'nack' && !e.repeat) this.history.append({ kind: 'nack', proxy, type: SHORT_NAME[e.typeUrl], message: e.message ?? '', ...(e.revision ? { revision: e.revision } : {}) });
     });
     this.telemetry = new Telemetry(settings.otlpTracesEndpoint ? { otlpTracesEndpoint: settings.otlpTracesEndpoint } : {});
     this.instrument();
@@ -161,17 +170,20 @@ export class ControlPlane {
       if (list.length === 0) return [];
       return [{ value: Math.min(...list.map((c) => (Date.parse(c.notAfter) - this.clock.now()) / 1000)) }];
     });
-    t.observe('chancery_xds_streams_refused_total', 'xDS streams refused (rate limit, malformed)', () => [
+    t.observe('chancery_xds_streams_refused_total', 'xDS streams refused (rate limit, auth, malformed)', () => [
       { value: this.ads.counters.streamsRejected, attributes: { reason: 'rate_limited' } },
       { value: this.ads.counters.malformed, attributes: { reason: 'malformed' } },
+      { value: this.ads.counters.unauthenticated, attributes: { reason: 'unauthenticated' } },
     ]);
     t.observe('chancery_xds_stale_requests_total', 'requests ignored because their nonce was stale', () => [{ value: this.ads.counters.staleRequests }]);
   }
 
   async start(): Promise<void> {
     mkdirSync(this.settings.stateDir, { recursive: true, mode: 0o700 });
-    this.authority = await Authority.open({ stateDir: this.settings.stateDir, clock: this.clock, ...(this.settings.ca ? { files: this.settings.ca } : {}) });
-    this.tokens = ProxyTokens.open(this.settings.stateDir);
+    const ca = this.settings.ca ? { ca: this.settings.ca } : {};
+    const state = await openState({ stateDir: this.settings.stateDir, clock: this.clock, ...ca });
+    [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];
+    this.removals = WorkloadRemovals.open(this.settings.stateDir);
     this.svids = new SvidManager(
       this.authority,
       this.clock,
@@ -181,9 +193,15 @@ export class ControlPlane {
     await this.reload().catch(() => undefined);
     await this.recoverLastGood();
     const mesh = this.current?.result.model?.mesh;
-    const xdsCert = await this.authority.issue(controlPlaneIdentity(mesh?.trustDomain ?? 'cluster.local', mesh?.rootNamespace ?? 'istio-system'), XDS_CERT_TTL_MS);
-    const tls = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(xdsCert.chainPem), private_key: Buffer.from(xdsCert.keyPem) }], false);
-    this.xdsPort = await this.ads.listen(this.settings.xdsAddress, tls);
+    const ttl = this.settings.xdsCertTtlMs ?? XDS_CERT_TTL_MS;
+    this.serving = new ServingCertificate({
+      issue: (id) => this.xdsCa.issueServerCertificate(id, ttl),
+      identity: controlPlaneIdentity(mesh?.trustDomain ?? 'cluster.local', mesh?.rootNamespace ?? 'istio-system'),
+      clock: this.clock,
+      renewAtFraction: 0.5,
+      log: this.log,
+    });
+    this.xdsPort = await this.ads.listen(this.settings.xdsAddress, this.serving.credentials());
     this.log.info('xds listening (TLS)', { address: this.settings.xdsAddress, port: this.xdsPort });
     if (this.settings.xdsPlaintextAddress) {
       this.xdsPlaintextPort = await this.ads.listen(this.settings.xdsPlaintextAddress);
@@ -203,6 +221,7 @@ export class ControlPlane {
   async stop(): Promise<void> {
     this.stopWatching?.();
     this.svids?.stop();
+    this.serving?.stop();
     await this.queue.catch(() => undefined);
     await this.ads.close();
     this.history.flush();
@@ -277,10 +296,16 @@ export class ControlPlane {
       return record;
     }
     const mesh = result.model.mesh;
+    const self = controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace);
+    this.authority.reserve([self]); // the model refuses it too (CH0409); this is the CA's own line
+    this.serving?.setIdentity(self);
     const settingsChanged = this.svids.configure({ ttlMs: mesh.certificateTtlMs, rotateAtFraction: mesh.rotateAtFraction, jitterFraction: 0.1 });
     const fresh = new Set(await this.svids.sync(result.model.workloads.map((w) => w.identity)));
     if (settingsChanged) await this.svids.reissue([...new Set(result.model.workloads.map((w) => w.identity))].filter((id) => !fresh.has(id)));
     const previous = this.current;
+    // Before publishing (which closes removed workloads' streams): their old tokens are refused from now on.
+    const removed = this.removals.update(result.model.workloads.map((w) => w.id), this.clock.now());
+    if (removed.length > 0) this.log.info('workloads removed; their tokens are refused', { workloads: removed });
     this.current = { result, base, snapshots: previous?.snapshots ?? new Map() };
     this.rememberLastGood(result.revision);
     if (!this.convergence.has(result.revision)) this.convergence.set(result.revision, { acceptedAt: Date.now() });
@@ -338,12 +363,8 @@ export class ControlPlane {
     return this.git ? this.git.describe() : this.settings.configDir;
   }
 
-  private lastGoodFile(): string {
-    return path.join(this.settings.stateDir, 'last-good.json');
-  }
-
   private rememberLastGood(revision: string): void {
-    writeFileSync(this.lastGoodFile(), JSON.stringify({ source: this.sourceName(), revision }) + '\n');
+    writeLastGood(this.settings.stateDir, { source: this.sourceName(), revision });
   }
 
   /**
@@ -351,9 +372,9 @@ export class ControlPlane {
    * the repository at that commit (a plain directory keeps no history, so there the proxies keep their own config).
    */
   private async recoverLastGood(): Promise<void> {
-    if (this.current || !this.git || !existsSync(this.lastGoodFile())) return;
-    const saved = JSON.parse(readFileSync(this.lastGoodFile(), 'utf8')) as { source: string; revision: string };
-    if (saved.source !== this.sourceName()) return;
+    if (this.current || !this.git) return;
+    const saved = readLastGood(this.settings.stateDir, this.log);
+    if (!saved || saved.source !== this.sourceName()) return;
     this.log.warn('newest revision rejected at start; serving the last good revision', { revision: saved.revision });
     await this.enqueue(async () => this.compileAndPublish(await this.git!.read(saved.revision)));
   }
@@ -423,6 +444,24 @@ export class ControlPlane {
     await this.waitForSecretsAcked(waitMs);
   }
 
+  /**
+   * Rotates what bootstraps trust (ca/xds-ca.ts): `begin` adds the next xDS CA to every bootstrap written from then
+   * on; once every Envoy runs such a bootstrap, `finish` makes it current and the server certificate follows at once.
+   */
+  rotateXdsCa(step: 'begin' | 'finish'): Promise<ReturnType<XdsCa['status']>> {
+    return this.enqueue(async () => {
+      if (step === 'begin') {
+        this.xdsCa.beginRotation();
+      } else {
+        this.xdsCa.finishRotation();
+        this.serving?.renew();
+      }
+      this.log.info(`xds CA rotation: ${step}`, this.xdsCa.status());
+      for (const observe of this.onBootstrapTrustChanged) observe();
+      return this.xdsCa.status();
+    });
+  }
+
   /** Resolves when every connected proxy has ACKed the secrets of its current snapshot. */
   async waitForSecretsAcked(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -449,7 +488,7 @@ export class ControlPlane {
   private async authenticate(md: grpc.Metadata): Promise<{ ok: true; nodeId: string } | { ok: false; code: grpc.status; message: string; reason: string }> {
     const token = bearerToken(md.get('authorization'));
     if (!token) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: 'no bearer token' };
-    const v = await this.tokens.verify(token, this.clock.now());
+    const v = await this.tokens.verify(token, this.clock.now(), (id) => this.removals.removedAt(id));
     if (!v.ok) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: v.reason };
     return { ok: true, nodeId: v.nodeId };
   }

@@ -1,8 +1,13 @@
 /**
- * An append-only record of what happened, one JSON object per line in <state-dir>/history.jsonl: every revision
- * (accepted or rejected, with its errors) and, per proxy, when it came to hold a revision completely, when it
- * rejected something (NACK), and when it connected or went away. It answers the incident question "what
- * configuration did this proxy run at that moment", days later.
+ * An append-only record of what happened, one JSON object per line: every revision (accepted or rejected, with its
+ * errors) in <state-dir>/history.revisions.jsonl and, per proxy, when it came to hold a revision completely, when it
+ * rejected something (NACK), and when it connected or went away, in <state-dir>/history.jsonl. It answers the
+ * incident question "what configuration did this proxy run at that moment", days later.
+ *
+ * Revision records have a file of their own because their volume is set by operators, while proxy events are set
+ * by proxies: however much a proxy sends (reconnects, NACKs), it can only rotate proxy events away, never the
+ * record of which revisions existed. (Re-writing the latest revision records into each new file would still lose
+ * them to a burst of rotations and would duplicate them on disk.) Reading merges both in time order.
  */
 import { appendFileSync, existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 
@@ -17,46 +22,72 @@ export type HistoryEntry =
 
 type Body<E> = E extends HistoryEntry ? Omit<E, 't'> : never;
 
-/** Past this size the file is rotated: it becomes `<file>.1` (replacing the one before) and a new file starts. */
+/**
+ * Past this size a file is rotated: it becomes `<file>.1` (replacing the one before) and a new file starts.
+ * Proxy events and revision records are rotated separately.
+ */
 export const HISTORY_ROTATE_BYTES = 64 * 1024 * 1024;
 
+/** The file of revision records that goes with a history file (history.jsonl -> history.revisions.jsonl). */
+export function revisionsFile(file: string): string {
+  return file.endsWith('.jsonl') ? `${file.slice(0, -'.jsonl'.length)}.revisions.jsonl` : `${file}.revisions`;
+}
+
 export class HistoryLog {
-  /** Lines not yet written: a push to many proxies is one write, not one per ACK. */
-  private pending: string[] = [];
+  /** Lines not yet written, per file: a push to many proxies is one write, not one per ACK. */
+  private pending = { events: [] as string[], revisions: [] as string[] };
+  readonly revisionsFile: string;
 
   constructor(
     readonly file: string,
     private readonly rotateBytes = HISTORY_ROTATE_BYTES,
-  ) {}
+  ) {
+    this.revisionsFile = revisionsFile(file);
+  }
 
   append(e: Body<HistoryEntry>, at = new Date()): void {
-    if (this.pending.length === 0) setImmediate(() => this.flush());
-    this.pending.push(JSON.stringify({ t: at.toISOString(), ...e }) + '\n');
+    if (this.pending.events.length === 0 && this.pending.revisions.length === 0) setImmediate(() => this.flush());
+    const line = JSON.stringify({ t: at.toISOString(), ...e }) + '\n';
+    (e.kind === 'revision' ? this.pending.revisions : this.pending.events).push(line);
   }
 
   flush(): void {
-    if (this.pending.length === 0) return;
-    const lines = this.pending.join('');
-    this.pending = [];
-    // Bounded on disk: the current file and one rotated file, so "what ran when" reaches back one file's worth.
-    if (existsSync(this.file) && statSync(this.file).size + lines.length > this.rotateBytes) renameSync(this.file, `${this.file}.1`);
-    appendFileSync(this.file, lines);
+    const { events, revisions } = this.pending;
+    this.pending = { events: [], revisions: [] };
+    appendRotating(this.revisionsFile, revisions, this.rotateBytes);
+    appendRotating(this.file, events, this.rotateBytes);
   }
 
+  /** Every entry still on disk, oldest first (revision records and proxy events merged by time). */
   read(): HistoryEntry[] {
     this.flush();
-    const text = [`${this.file}.1`, this.file].filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8')).join('\n');
-    return text
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .flatMap((l) => {
-        try {
-          return [JSON.parse(l) as HistoryEntry];
-        } catch {
-          return []; // a torn last line after a crash
-        }
-      });
+    const revisions = readLines([`${this.revisionsFile}.1`, this.revisionsFile]);
+    const all = [...revisions, ...readLines([`${this.file}.1`, this.file])];
+    // Stable: within a file the order is kept; a revision record comes before proxy events of the same instant.
+    return all.map((e, i) => ({ e, i, t: Date.parse(e.t) })).sort((a, b) => a.t - b.t || a.i - b.i).map((x) => x.e);
   }
+}
+
+/** Bounded on disk: the current file and one rotated file, so each reaches back one file's worth. */
+function appendRotating(file: string, pending: string[], rotateBytes: number): void {
+  if (pending.length === 0) return;
+  const lines = pending.join('');
+  if (existsSync(file) && statSync(file).size + Buffer.byteLength(lines) > rotateBytes) renameSync(file, `${file}.1`);
+  appendFileSync(file, lines);
+}
+
+function readLines(files: string[]): HistoryEntry[] {
+  return files
+    .filter((f) => existsSync(f))
+    .flatMap((f) => readFileSync(f, 'utf8').split('\n'))
+    .filter((l) => l.trim() !== '')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as HistoryEntry];
+      } catch {
+        return []; // a torn last line after a crash
+      }
+    });
 }
 
 export interface ProxyAtTime {

@@ -2,6 +2,7 @@
  * Small helpers shared by the subcommands: argument parsing with clear errors.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { StateFileError } from '../util/files.js';
 
 export class UsageError extends Error {}
 
@@ -25,7 +26,7 @@ export function parseHostPort(value: string, flag: string): { host: string; port
   return { host: value.slice(0, i).replace(/^\[|\]$/g, ''), port: parsePort(value.slice(i + 1), flag) };
 }
 
-/** Runs a command body, turning usage errors into exit code 2 with a message. */
+/** Runs a command body, turning usage errors into exit code 2 and state-file errors into 1, with a message. */
 export async function command(help: string, argv: string[], body: () => Promise<number> | number): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(help);
@@ -37,6 +38,10 @@ export async function command(help: string, argv: string[], body: () => Promise<
     if (err instanceof UsageError) {
       console.error(`chancery: ${err.message}\n\n${help}`);
       return 2;
+    }
+    if (err instanceof StateFileError) {
+      console.error(`chancery: ${err.message}`); // names the file and what to do; a stack would only hide that
+      return 1;
     }
     throw err;
   }

@@ -1,17 +1,18 @@
 /**
- * `chancery bootstrap`: writes the Envoy bootstrap for one workload's sidecar, with its xDS token and the mesh
- * trust bundle (from the control plane's state directory, created there if this runs first).
+ * `chancery bootstrap`: writes the Envoy bootstrap for one workload's sidecar, with its xDS token and the xDS CA
+ * that the control plane's server certificate chains to (from the control plane's state directory, created there if
+ * this runs first; refused, naming the file, if that state is damaged).
  */
-import { writeFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { defaultAdminAddress, workloadBootstrap } from '../app/bootstraps.js';
-import { Authority } from '../ca/authority.js';
+import { openState } from '../app/state-dir.js';
 import { systemClock } from '../ca/clock.js';
 import { compileSource } from '../compiler.js';
 import { formatHuman } from '../diag/format.js';
 import { parseDurationMs } from '../policy/reader.js';
-import { ProxyTokens } from '../server/proxy-auth.js';
+import { MAX_TOKEN_TTL_SECONDS } from '../server/proxy-auth.js';
 import { readDirectory } from '../source/directory.js';
+import { writeFileAtomic } from '../util/files.js';
 import { command, DEFAULT_CONFIG_DIR, parse, parseHostPort, parsePort, UsageError } from './args.js';
 
 const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME [options]
@@ -21,7 +22,7 @@ const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME
   --xds-address HOST:PORT control plane address (default 127.0.0.1:15010)
   --plaintext             connect to a plaintext xDS port (only for control planes started with one)
   --state-dir DIR         the control plane's state (CA and token key; default .chancery)
-  --token-ttl DURATION    lifetime of the embedded xDS token (default 720h)
+  --token-ttl DURATION    lifetime of the embedded xDS token (default 720h, at most 8760h)
   --admin-address H:P     Envoy admin listener (default: the workload's address if it is loopback, else 127.0.0.1; port 15000)
   --initial-fetch-timeout D  how long Envoy waits for its first config before starting anyway (default 10s)
   --prometheus-port PORT  serve Envoy's Prometheus stats on the workload's address at /stats/prometheus (default 15090; 0: off)`;
@@ -48,6 +49,9 @@ export function runBootstrap(argv: string[]): Promise<number> {
     if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!)) throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
     const ttlMs = parseDurationMs(values['token-ttl']!);
     if (ttlMs === undefined || ttlMs < 1000) throw new UsageError('--token-ttl must be a duration such as 720h');
+    if (ttlMs > MAX_TOKEN_TTL_SECONDS * 1000) {
+      throw new UsageError(`--token-ttl may be at most ${MAX_TOKEN_TTL_SECONDS / 3600}h (the server refuses longer)`);
+    }
     const src = readDirectory(values.config!);
     const result = compileSource(src.value, src.diagnostics);
     if (!result.ok || !result.model) {
@@ -62,18 +66,18 @@ export function runBootstrap(argv: string[]): Promise<number> {
     const stateDir = values['state-dir']!;
     const xds = parseHostPort(values['xds-address']!, '--xds-address');
     const mesh = result.model.mesh;
-    const authority = values.plaintext ? undefined : await Authority.open({ stateDir, clock: systemClock });
+    const state = await openState({ stateDir, clock: systemClock, workloadCa: false });
     const config = workloadBootstrap(w, mesh, {
       xds,
       ...(values['admin-address'] ? { admin: parseHostPort(values['admin-address'], '--admin-address') } : {}),
       variant: values.sotw ? 'sotw' : 'delta',
       initialFetchTimeout: values['initial-fetch-timeout']!,
-      token: await ProxyTokens.open(stateDir).issue(w.id, Math.round(ttlMs / 1000)),
+      token: await state.tokens.issue(w.id, Math.round(ttlMs / 1000)),
       prometheusPort: promPort,
-      ...(authority ? { trustBundlePem: authority.trustBundlePem() } : {}),
+      ...(values.plaintext ? {} : { trustPem: state.xdsCa.bootstrapTrustPem() }),
     });
     const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config, { aliasDuplicateObjects: false });
-    if (values.out) writeFileSync(values.out, text, { mode: 0o600 });
+    if (values.out) writeFileAtomic(values.out, text); // Envoy (or a watcher) never reads half a bootstrap
     else process.stdout.write(text);
     return 0;
   });

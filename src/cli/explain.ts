@@ -8,10 +8,13 @@ import { readDirectory } from '../source/directory.js';
 import { command, DEFAULT_CONFIG_DIR, parse, UsageError } from './args.js';
 
 const HELP = `Usage: chancery explain [--config DIR] --from NAMESPACE/WORKLOAD|SERVICE --to HOST[:PORT]
-                        [--method GET] [--path /x] [--header k=v ...] [--jwt-claims JSON] [--all] [--json]
+                        [--method GET] [--path /x] [--header k=v ...] [--jwt-claims JSON]
+                        [--ext-authz allow|deny] [--all] [--json]
 
 Answers ALLOW or DENY for one request and names the rule that decided (file:line), or says that the mesh default
-did; --all lists every rule that matched. Exit status 0 for ALLOW, 1 for DENY (or a mixed answer), 2 on bad usage.`;
+did; --all lists every rule that matched. A request that CUSTOM rules send to an external authorizer DEPENDS on
+its answer, which policy cannot know; --ext-authz says what to assume. Exit status 0 for ALLOW, 1 for DENY (or a
+mixed or DEPENDS answer), 2 on bad usage.`;
 
 export function runExplain(argv: string[]): Promise<number> {
   return command(HELP, argv, () => {
@@ -23,6 +26,7 @@ export function runExplain(argv: string[]): Promise<number> {
       path: { type: 'string', default: '/' },
       header: { type: 'string', multiple: true, default: [] },
       'jwt-claims': { type: 'string' },
+      'ext-authz': { type: 'string' },
       all: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     });
@@ -41,6 +45,10 @@ export function runExplain(argv: string[]): Promise<number> {
         throw new UsageError('--jwt-claims must be a JSON object, e.g. {"iss":"https://issuer","sub":"alice"}');
       }
     }
+    const extAuthz = values['ext-authz'];
+    if (extAuthz !== undefined && extAuthz !== 'allow' && extAuthz !== 'deny') {
+      throw new UsageError('--ext-authz must be allow or deny');
+    }
     const src = readDirectory(values.config!);
     const result = compileSource(src.value, src.diagnostics);
     if (!result.ok || !result.model) {
@@ -48,7 +56,15 @@ export function runExplain(argv: string[]): Promise<number> {
       return 2;
     }
     try {
-      const e = explain(result.model, { from: values.from, to: values.to, method: values.method!, path: values.path!, headers, ...(jwtClaims ? { jwtClaims } : {}) });
+      const e = explain(result.model, {
+        from: values.from,
+        to: values.to,
+        method: values.method!,
+        path: values.path!,
+        headers,
+        ...(jwtClaims ? { jwtClaims } : {}),
+        ...(extAuthz ? { extAuthz } : {}),
+      });
       console.log(values.json ? JSON.stringify(e, null, 2) : formatExplanation(e, values.all!));
       return e.verdict === 'ALLOW' ? 0 : 1;
     } catch (err) {

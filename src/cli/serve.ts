@@ -4,7 +4,9 @@
 import path from 'node:path';
 import { ControlPlane } from '../app/control-plane.js';
 import { createLogger, type Level } from '../app/logger.js';
+import { CREDENTIAL_FILE } from '../admin/credential.js';
 import { startStatusServer } from '../admin/status-server.js';
+import { adminConfig, AdminSetupError, bindProblem, type AdminConfig } from '../admin/setup.js';
 import { command, DEFAULT_CONFIG_DIR, parse, parsePort, UsageError } from './args.js';
 import { BootstrapWriter } from '../app/bootstraps.js';
 import { parseDurationMs } from '../policy/reader.js';
@@ -20,8 +22,13 @@ const HELP = `Usage: chancery serve [options]
                         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is read when this is not given
   --xds-host HOST       address for xDS (default 127.0.0.1; use 0.0.0.0 to serve other machines)
   --xds-port PORT       xDS (ADS, gRPC) port (default 15010)
-  --admin-host HOST     status API address (default 127.0.0.1)
+  --admin-host HOST     status API address (default 127.0.0.1); beyond loopback it needs --admin-tls-cert/-key,
+                        and then every request but /healthz and the dashboard page needs the admin credential
   --admin-port PORT     status API port (default 15014)
+  --admin-allowed-host NAME  a name accepted in the Host header besides loopback names and addresses and the
+                        --admin-host address (repeatable; e.g. the name clients use to reach an exposed port)
+  --admin-tls-cert FILE --admin-tls-key FILE
+                        serve the status API over HTTPS with this certificate and key (PEM)
   --state-dir DIR       control-plane state (default .chancery)
   --log-level LEVEL     debug, info, warn or error (default info)
   --max-new-streams N   new xDS streams admitted per second (default 100)
@@ -30,8 +37,21 @@ const HELP = `Usage: chancery serve [options]
                         sign with your own root or intermediate (PEM; PKCS#8 ECDSA P-256 key) instead of a generated root
 
 On every accepted revision (of the directory or of the Git branch), ready-to-run Envoy bootstraps for all its
-workloads are written to <state-dir>/bootstrap/ from that revision's compile; a workload whose bootstrap would not
-change keeps its file, and the files of removed workloads are deleted.`;
+workloads are written to <state-dir>/bootstrap/ from that revision's compile (again when what they trust rotates); a
+workload whose bootstrap would not change keeps its file, and the files of removed workloads are deleted.
+POST /actions/* needs the admin credential, <state-dir>/admin.token (created on first start, mode 0600), as
+"Authorization: Bearer"; chancery rotate-root and status read it from the same --state-dir default.`;
+
+/** Checks the admin flags (and reads the TLS files) before anything binds. */
+function adminSettings(values: Record<string, string | boolean | string[] | undefined>): AdminConfig {
+  const [cert, key, host] = [values['admin-tls-cert'], values['admin-tls-key'], values['admin-host']] as string[];
+  if (!!cert !== !!key) throw new UsageError('--admin-tls-cert and --admin-tls-key go together');
+  const problem = bindProblem(host, !!cert);
+  if (problem) throw new UsageError(problem);
+  const allowedHosts = values['admin-allowed-host'] as string[];
+  const tls = cert ? { tls: { certFile: cert, keyFile: key } } : {};
+  return adminConfig(host, { allowedHosts, ...tls });
+}
 
 export function runServe(argv: string[]): Promise<number> {
   return command(HELP, argv, async () => {
@@ -41,6 +61,9 @@ export function runServe(argv: string[]): Promise<number> {
       'xds-port': { type: 'string', default: '15010' },
       'admin-host': { type: 'string', default: '127.0.0.1' },
       'admin-port': { type: 'string', default: '15014' },
+      'admin-allowed-host': { type: 'string', multiple: true, default: [] },
+      'admin-tls-cert': { type: 'string' },
+      'admin-tls-key': { type: 'string' },
       'state-dir': { type: 'string', default: '.chancery' },
       'log-level': { type: 'string', default: 'info' },
       'max-new-streams': { type: 'string', default: '100' },
@@ -62,6 +85,15 @@ export function runServe(argv: string[]): Promise<number> {
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: "${level}" is not debug, info, warn or error`);
     const maxNew = Number(values['max-new-streams']);
     if (!Number.isFinite(maxNew) || maxNew <= 0) throw new UsageError('--max-new-streams must be a positive number');
+    const adminPort = parsePort(values['admin-port']!, '--admin-port');
+    let admin: AdminConfig;
+    try {
+      admin = adminSettings(values);
+    } catch (err) {
+      if (!(err instanceof AdminSetupError)) throw err;
+      console.error(`chancery: ${err.message}`);
+      return 1;
+    }
     const log = createLogger(level);
     const cp = new ControlPlane(
       {
@@ -78,20 +110,31 @@ export function runServe(argv: string[]): Promise<number> {
       log,
     );
     await cp.start();
-    const adminPort = parsePort(values['admin-port']!, '--admin-port');
-    const status = await startStatusServer(cp, values['admin-host']!, adminPort);
+    const status = await startStatusServer(cp, values['admin-host']!, adminPort, { config: admin, log }).catch(
+      async (err: Error) => {
+        if (!(err instanceof AdminSetupError)) throw err;
+        log.error('cannot start the status API', { error: err.message });
+        await cp.stop();
+        return undefined;
+      },
+    );
+    if (!status) return 1;
     const addr = status.address();
-    log.info('status API listening', { url: `http://${values['admin-host']}:${typeof addr === 'object' && addr ? addr.port : adminPort}/status` });
+    const port = typeof addr === 'object' && addr ? addr.port : adminPort;
+    const url = `${admin.tls ? 'https' : 'http'}://${values['admin-host']}:${port}/status`;
+    const credential = path.join(cp.settings.stateDir, CREDENTIAL_FILE);
+    log.info('status API listening', { url, credential, readsNeedCredential: admin.requireCredentialForReads });
     // Bootstraps come from each accepted revision's own compile (a directory's or a Git commit's), never a new one.
     const bootstraps = new BootstrapWriter({
       dir: path.join(cp.settings.stateDir, 'bootstrap'),
       xds: { host: values['xds-host'] === '0.0.0.0' ? '127.0.0.1' : values['xds-host']!, port: cp.xdsPort },
       tokenTtlSeconds: 30 * 24 * 3600,
       issueToken: (id, ttl) => cp.issueToken(id, ttl),
-      trustBundlePem: () => cp.authority.trustBundlePem(),
+      trustPem: () => cp.xdsCa.bootstrapTrustPem(),
       log,
     });
     cp.onAccepted.push((result) => void bootstraps.write(result));
+    cp.onBootstrapTrustChanged.push(() => void (cp.current && bootstraps.write(cp.current.result)));
     if (cp.current) void bootstraps.write(cp.current.result);
     await new Promise<void>((resolve) => {
       const stop = (sig: string): void => {

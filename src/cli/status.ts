@@ -3,12 +3,14 @@
  * diagnostics), convergence; per proxy its identity, connection, the revision it holds, ACK/NACK state per type
  * and its last rejection traced to policy lines.
  */
+import { adminRequest, DEFAULT_ADMIN, DEFAULT_STATE_DIR } from './admin-client.js';
 import { command, parse } from './args.js';
 
-const HELP = `Usage: chancery status [--admin http://127.0.0.1:15014] [--json]
+const HELP = `Usage: chancery status [--admin ${DEFAULT_ADMIN}] [--json] [--state-dir ${DEFAULT_STATE_DIR}]
 
 Shows the revisions the control plane accepted or rejected, and for each proxy which revision it runs and why
-it is behind (pending responses, NACKs with Envoy's message and the policy lines of the rejected resources).`;
+it is behind (pending responses, NACKs with Envoy's message and the policy lines of the rejected resources).
+Sends the admin credential from <state-dir>/admin.token when there is one (needed when the port is beyond loopback).`;
 
 interface Status {
   controlPlane: { source: string; startedAt: string };
@@ -75,13 +77,17 @@ export function formatStatus(s: Status): string {
 
 export function runStatus(argv: string[]): Promise<number> {
   return command(HELP, argv, async () => {
-    const { values } = parse(argv, { admin: { type: 'string', default: 'http://127.0.0.1:15014' }, json: { type: 'boolean', default: false } });
-    const res = await fetch(new URL('/status', values.admin)).catch((err: Error) => {
-      console.error(`chancery: cannot reach the control plane at ${values.admin}: ${err.message}`);
-      return undefined;
+    const { values } = parse(argv, {
+      admin: { type: 'string', default: DEFAULT_ADMIN },
+      json: { type: 'boolean', default: false },
+      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
     });
-    if (!res) return 1;
-    const body = (await res.json()) as Status;
+    const r = await adminRequest(values.admin!, '/status', { stateDir: values['state-dir']! });
+    if (!r.ok || r.status !== 200) {
+      console.error(`chancery: ${r.ok ? `/status answered ${r.status}` : r.message}`);
+      return 1;
+    }
+    const body = r.body as Status;
     console.log(values.json ? JSON.stringify(body, null, 2) : formatStatus(body));
     return 0;
   });

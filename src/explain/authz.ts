@@ -1,26 +1,33 @@
 /**
- * Stage: explain (Envoy-free). Evaluates AuthorizationPolicies against one request exactly as the compiled Envoy
- * RBAC filters do (xds/filters/rbac.ts): DENY policies first, then ALLOW, AUDIT never decides, and with no ALLOW
- * policy the Mesh default. Istio's string forms (exact, `prefix*`, `*suffix`, `*`) and `notX` negations.
- * On TCP listeners (l4), ALLOW rules that need HTTP attributes never match (rbac.ts drops them) and DENY rules
- * apply with their HTTP-only parts ignored. Keep the two in step: test/e2e/explain.test.ts checks this against
- * real Envoy sidecars for a matrix of callers, paths, methods, headers and tokens.
+ * Stage: explain (Envoy-free). Evaluates a listener's lowered authorization (ir/authz.ts) against one request the
+ * way the Envoy filters built from the same trees do (xds/filters/ext-authz.ts, rbac.ts): CUSTOM first (a request
+ * its rules select goes to the external provider, whose answer policy cannot tell: it is an assumption the caller
+ * may give, or else unknown), then DENY, then AUDIT (never decides), then ALLOW, and with no enforced ALLOW policy
+ * the Mesh default. Dry-run policies are evaluated as
+ * Envoy's shadow rules are: their would-be result is reported and decides nothing. The leaves are Envoy's
+ * matchers (exact / prefix / suffix / RE2 regex on the whole value), so nothing here knows Istio's string forms.
+ * test/e2e/explain.test.ts and test/e2e/authz-bypass.test.ts check it against real Envoy sidecars.
  */
 import type { Origin } from '../diag/diagnostic.js';
+import { uriTemplateRegex } from '../ir/authz.js';
+import type { AuthzRuleIR, CidrIR, HeaderMatchIR, PermissionLeaf, PrincipalLeaf, StringMatcherIR, Tree } from '../ir/authz.js';
 import type { AuthzPolicyIR, InboundSecurityIR } from '../ir/types.js';
-import type { AuthzCondition, AuthzOperation, AuthzRule, AuthzSource, Match } from '../policy/security-types.js';
+import { re2FullMatch } from '../util/re2.js';
 
 export interface RequestFacts {
   /** The caller's SPIFFE id when it came over mTLS. */
   principal?: string;
   /** Direct peer address (`source.ip`, `ipBlocks`: Envoy's direct_remote_ip). */
   sourceIp: string;
-  /** The client address after X-Forwarded-For (`remote.ip`, `remoteIpBlocks`: Envoy's remote_ip); sourceIp when absent. */
+  /** The client address the connection manager settled on (`remote.ip`, `remoteIpBlocks`); sourceIp when absent. */
   remoteIp?: string;
+  /** The address the connection was made to (`destination.ip`). */
+  destinationIp?: string;
+  /** `:authority` as the callee's connection manager sees it. */
   host: string;
   port: number;
   method: string;
-  /** Path without the query string (what Envoy's url_path matcher sees). */
+  /** Path without the query string, after normalisation (what Envoy's url_path matcher sees). */
   path: string;
   /** Lower-case header names. */
   headers: Record<string, string>;
@@ -38,152 +45,192 @@ export interface RuleMatch {
   at: Origin;
 }
 
+/** What a dry-run (shadow) filter of one action records: Envoy's shadow_engine_result and effective policy id. */
+export interface DryRunResult {
+  result: 'allowed' | 'denied';
+  policy?: string;
+}
+
+/** What explain may assume the external authorizer answers. */
+export type ExtAuthzAnswer = 'allow' | 'deny';
+
 export interface AuthzDecision {
   allowed: boolean;
   /** The rule that decided, or undefined when the mesh default (or "no ALLOW rule matched") decided. */
   decidedBy?: RuleMatch;
   reason: string;
-  /** Every rule that matched, in evaluation order (DENY, AUDIT, ALLOW). */
+  /** Every enforced rule that matched, in evaluation order (CUSTOM, DENY, AUDIT, ALLOW). */
   matched: RuleMatch[];
+  /**
+   * A CUSTOM rule selected the request: `provider` is asked before DENY and ALLOW. Without an assumption, `allowed`
+   * and `reason` say what follows when it allows (it may deny instead); with `assumed: 'deny'` it decided.
+   */
+  extAuthz?: { provider: string; selectedBy: RuleMatch; assumed?: ExtAuthzAnswer };
+  /** Would-be results of dry-run policies, per action, as the access log shows them. */
+  dryRun: { deny?: DryRunResult; allow?: DryRunResult };
 }
 
-/** Istio string forms; `*` alone means "any non-empty value". */
-export function stringMatches(pattern: string, value: string | undefined, ignoreCase = false): boolean {
+/** Envoy's StringMatcher. */
+export function stringMatcherMatches(m: StringMatcherIR, value: string | undefined): boolean {
   if (value === undefined) return false;
-  const p = ignoreCase ? pattern.toLowerCase() : pattern;
-  const v = ignoreCase ? value.toLowerCase() : value;
-  if (p === '*') return v.length > 0;
-  if (p.endsWith('*')) return v.startsWith(p.slice(0, -1));
-  if (p.startsWith('*')) return v.endsWith(p.slice(1));
-  return v === p;
+  if ('regex' in m) return re2FullMatch(m.regex, value);
+  const fold = (s: string) => (m.ignoreCase ? s.toLowerCase() : s);
+  const v = fold(value);
+  if ('exact' in m) return v === fold(m.exact);
+  if ('prefix' in m) return v.startsWith(fold(m.prefix));
+  return v.endsWith(fold(m.suffix));
 }
 
-function field(m: Match, test: (pattern: string) => boolean): boolean {
-  if (m.values && !m.values.some(test)) return false;
-  if (m.not && m.not.some(test)) return false;
-  return true;
+function ipBytes(ip: string): { v6: boolean; bits: bigint } | undefined {
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) {
+    return { v6: false, bits: ip.split('.').reduce((n, o) => (n << 8n) + BigInt(Number(o)), 0n) };
+  }
+  if (!ip.includes(':')) return undefined;
+  const [head, tail = ''] = ip.split('::');
+  const parts = (s: string) => (s === '' ? [] : s.split(':'));
+  const h = parts(head);
+  const t = parts(ip.includes('::') ? tail : '');
+  const all = ip.includes('::') ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+  if (all.length !== 8) return undefined;
+  return { v6: true, bits: all.reduce((n, g) => (n << 16n) + BigInt(parseInt(g, 16) || 0), 0n) };
 }
 
-function inCidr(cidr: string, ip: string): boolean {
-  const [base, lenS] = cidr.split('/');
-  const len = lenS === undefined ? 32 : Number(lenS);
-  const toInt = (a: string) => a.split('.').reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
-  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
-  return ((toInt(base) & mask) >>> 0) === ((toInt(ip.replace(/^::ffff:/, '')) & mask) >>> 0);
+/** Envoy's CidrRange: same IP version, and the first prefixLen bits agree. */
+export function inCidr(c: CidrIR, ip: string | undefined): boolean {
+  const a = ipBytes(c.address);
+  const b = ip === undefined ? undefined : ipBytes(ip);
+  if (!a || !b || a.v6 !== b.v6) return false;
+  const width = a.v6 ? 128n : 32n;
+  const shift = width - BigInt(c.prefixLen);
+  return a.bits >> shift === b.bits >> shift;
 }
 
-function principalMatches(v: string, principal: string | undefined): boolean {
-  if (principal === undefined) return false;
-  if (v === '*') return true;
-  return stringMatches(v.startsWith('*') ? v : `spiffe://${v}`, principal);
+function headerValue(name: string, r: RequestFacts): string | undefined {
+  if (name === ':authority') return r.host;
+  if (name === ':method') return r.method;
+  if (name === ':path') return r.path;
+  return r.headers[name];
 }
 
-function namespaceOf(principal: string | undefined): string | undefined {
-  return principal ? /^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\/[^/]+$/.exec(principal)?.[1] : undefined;
+function headerMatches(h: HeaderMatchIR, r: RequestFacts): boolean {
+  const v = headerValue(h.name, r);
+  return 'present' in h ? v !== undefined : stringMatcherMatches(h.match, v);
 }
 
-function claim(jwt: Record<string, unknown> | undefined, path: string[]): unknown {
+function claimValue(jwt: Record<string, unknown> | undefined, path: string[]): unknown {
   let v: unknown = jwt;
-  for (const k of path) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  for (const k of path) v = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>)[k] : undefined;
   return v;
 }
 
-/** A claim matches as a string; `list` claims (rbac.ts's or_ids of string and list matchers) also as a list. */
-function claimMatches(jwt: Record<string, unknown> | undefined, path: string[], pattern: string, list = false): boolean {
-  const v = claim(jwt, path);
-  if (list && Array.isArray(v)) return v.some((x) => typeof x === 'string' && stringMatches(pattern, x));
-  return typeof v === 'string' && stringMatches(pattern, v);
-}
-
-function requestPrincipalMatches(v: string, jwt: Record<string, unknown> | undefined): boolean {
-  if (!jwt || jwt.iss === undefined) return false;
-  if (v === '*') return true; // rbac.ts: present_match on the payload's iss
-  const slash = v.lastIndexOf('/');
-  const iss = slash >= 0 ? v.slice(0, slash) : v;
-  const sub = slash >= 0 ? v.slice(slash + 1) : '*';
-  return typeof jwt.iss === 'string' && stringMatches(iss, jwt.iss) && (sub === '*' || claimMatches(jwt, ['sub'], sub));
-}
-
-function sourceMatches(s: AuthzSource, r: RequestFacts, l4: boolean): boolean {
-  return (
-    field(s.principals, (v) => principalMatches(v, r.principal)) &&
-    field(s.namespaces, (v) => r.principal !== undefined && (v === '*' || stringMatches(v, namespaceOf(r.principal)))) &&
-    field(s.ipBlocks, (v) => inCidr(v, r.sourceIp)) &&
-    field(s.remoteIpBlocks, (v) => inCidr(v, r.remoteIp ?? r.sourceIp)) &&
-    (l4 || field(s.requestPrincipals, (v) => requestPrincipalMatches(v, r.jwt)))
-  );
-}
-
-function operationMatches(o: AuthzOperation, r: RequestFacts, l4: boolean): boolean {
-  return (
-    field(o.ports, (v) => Number(v) === r.port) &&
-    (l4 ||
-      (field(o.hosts, (v) => stringMatches(v, r.host, true)) &&
-        field(o.methods, (v) => v === r.method) &&
-        field(o.paths, (v) => stringMatches(v, r.path))))
-  );
-}
-
-function conditionMatches(c: AuthzCondition, r: RequestFacts, l4: boolean): boolean {
-  const header = /^request\.headers\[(.+)\]$/.exec(c.key);
-  const claimKey = /^request\.auth\.claims((?:\[[^\]]+\])+)$/.exec(c.key);
-  let test: ((v: string) => boolean) | undefined;
-  if (c.key === 'source.ip') test = (v) => inCidr(v, r.sourceIp);
-  else if (c.key === 'remote.ip') test = (v) => inCidr(v, r.remoteIp ?? r.sourceIp);
-  else if (c.key === 'source.principal') test = (v) => principalMatches(v, r.principal);
-  else if (c.key === 'source.namespace') test = (v) => r.principal !== undefined && stringMatches(v, namespaceOf(r.principal));
-  else if (c.key === 'destination.port') test = (v) => Number(v) === r.port;
-  else if (l4) return true; // HTTP-only conditions do not exist on TCP (see rbac.ts)
-  else if (c.key === 'connection.sni') test = (v) => stringMatches(v, r.sni);
-  else if (header) test = (v) => stringMatches(v, r.headers[header[1].toLowerCase()]);
-  else if (c.key === 'request.auth.principal') test = (v) => requestPrincipalMatches(v, r.jwt);
-  else if (c.key === 'request.auth.audiences') test = (v) => claimMatches(r.jwt, ['aud'], v, true);
-  else if (c.key === 'request.auth.presenter') test = (v) => claimMatches(r.jwt, ['azp'], v);
-  else if (claimKey) {
-    const path = [...claimKey[1].matchAll(/\[([^\]]+)\]/g)].map((x) => x[1]);
-    test = (v) => claimMatches(r.jwt, path, v, true);
+function principalLeaf(l: PrincipalLeaf, r: RequestFacts): boolean {
+  switch (l.kind) {
+    case 'peer':
+      return r.principal !== undefined && stringMatcherMatches(l.match, r.principal);
+    case 'sourceIp':
+      return inCidr(l.cidr, r.sourceIp);
+    case 'remoteIp':
+      return inCidr(l.cidr, r.remoteIp ?? r.sourceIp);
+    case 'header':
+      return headerMatches(l.header, r);
+    case 'claim': {
+      const v = claimValue(r.jwt, l.path);
+      if (l.list && Array.isArray(v)) return v.some((x) => typeof x === 'string' && stringMatcherMatches(l.match, x));
+      return typeof v === 'string' && stringMatcherMatches(l.match, v);
+    }
   }
-  // rbac.ts compiles no matcher for a key it does not know, which leaves the rule without that condition (the
-  // decoder rejects such keys, so this is only a guard).
-  if (!test) return true;
-  return field({ ...(c.values ? { values: c.values } : {}), ...(c.notValues ? { not: c.notValues } : {}) }, test);
 }
 
-/** A rule that needs HTTP attributes (rbac.ts's HTTP_ONLY): as an ALLOW rule on TCP it is dropped. */
-export function needsHttp(r: AuthzRule): boolean {
-  return (
-    r.to.some((o) => o.hosts.values || o.hosts.not || o.methods.values || o.methods.not || o.paths.values || o.paths.not) ||
-    r.from.some((s) => s.requestPrincipals.values || s.requestPrincipals.not) ||
-    r.when.some((c) => !L4_CONDITIONS.includes(c.key))
-  );
+function permissionLeaf(l: PermissionLeaf, r: RequestFacts): boolean {
+  switch (l.kind) {
+    case 'header':
+      return headerMatches(l.header, r);
+    case 'path':
+      return stringMatcherMatches(l.match, r.path);
+    case 'pathTemplate':
+      return re2FullMatch(uriTemplateRegex(l.template), r.path);
+    case 'destinationIp':
+      return inCidr(l.cidr, r.destinationIp);
+    case 'destinationPort':
+      return l.port === r.port;
+    case 'sni':
+      return stringMatcherMatches(l.match, r.sni);
+  }
 }
 
-const L4_CONDITIONS = ['source.ip', 'remote.ip', 'source.principal', 'source.namespace', 'destination.port'];
-
-export function ruleMatches(rule: AuthzRule, r: RequestFacts, l4 = false): boolean {
-  const from = rule.from.length === 0 || rule.from.some((s) => sourceMatches(s, r, l4));
-  const to = rule.to.length === 0 || rule.to.some((o) => operationMatches(o, r, l4));
-  return from && to && rule.when.every((c) => conditionMatches(c, r, l4));
+function holds<L>(t: Tree<L>, leaf: (l: L) => boolean): boolean {
+  switch (t.op) {
+    case 'any':
+      return true;
+    case 'leaf':
+      return leaf(t.leaf);
+    case 'not':
+      return !holds(t.of, leaf);
+    case 'and':
+      return t.of.every((x) => holds(x, leaf));
+    case 'or':
+      return t.of.some((x) => holds(x, leaf));
+  }
 }
 
-export function evaluate(sec: InboundSecurityIR, r: RequestFacts, l4 = false): AuthzDecision {
-  const matched: RuleMatch[] = [];
-  const byAction = (a: AuthzPolicyIR['action']) => sec.policies.filter((p) => p.action === a);
-  const matchesOf = (list: AuthzPolicyIR[]) =>
-    list.flatMap((p) =>
-      p.rules.flatMap((rule, i) => ((!l4 || p.action !== 'ALLOW' || !needsHttp(rule)) && ruleMatches(rule, r, l4) ? [{ policy: p.name, action: p.action, rule: i, name: `${p.name}/rules[${i}]`, at: rule.at }] : [])),
-    );
-  const deny = matchesOf(byAction('DENY'));
-  const audit = matchesOf(byAction('AUDIT'));
-  const allowPolicies = byAction('ALLOW');
-  const allow = matchesOf(allowPolicies);
-  matched.push(...deny, ...audit, ...allow);
-  if (deny.length > 0) return { allowed: false, decidedBy: deny[0], reason: `denied by ${deny[0].name}`, matched };
+export function ruleMatches(rule: AuthzRuleIR, r: RequestFacts): boolean {
+  return holds(rule.principal, (l) => principalLeaf(l, r)) && holds(rule.permission, (l) => permissionLeaf(l, r));
+}
+
+/** Envoy keeps a filter's policies in a map ordered by name; the first that matches is the one it reports. */
+function matchesOf(list: AuthzPolicyIR[], r: RequestFacts): RuleMatch[] {
+  return list
+    .flatMap((p) =>
+      p.rules.flatMap((rule) => {
+        if (!ruleMatches(rule, r)) return [];
+        const index = Number(/\[(\d+)\]$/.exec(rule.name)?.[1] ?? 0);
+        return [{ policy: p.name, action: p.action, rule: index, name: rule.name, at: rule.at }];
+      }),
+    )
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+function dryRunOf(sec: InboundSecurityIR, action: 'ALLOW' | 'DENY', r: RequestFacts): DryRunResult | undefined {
+  const list = sec.policies.filter((p) => p.action === action && p.dryRun);
+  if (list.length === 0) return undefined;
+  const hit = matchesOf(list, r)[0];
+  const result = action === 'DENY' ? (hit ? 'denied' : 'allowed') : hit ? 'allowed' : 'denied';
+  return { result, ...(hit ? { policy: hit.name } : {}) };
+}
+
+export function evaluate(sec: InboundSecurityIR, r: RequestFacts, extAuthz?: ExtAuthzAnswer): AuthzDecision {
+  const rest = evaluateRbac(sec, r);
+  // Only where the ext_authz filter exists (an HTTP provider has none on TCP listeners).
+  const selectedBy = sec.extAuthz ? matchesOf(sec.policies.filter((p) => p.action === 'CUSTOM'), r)[0] : undefined;
+  if (!selectedBy || !sec.extAuthz) return rest;
+  const provider = sec.extAuthz.provider.name;
+  const x = { provider, selectedBy, ...(extAuthz ? { assumed: extAuthz } : {}) };
+  const matched = [selectedBy, ...rest.matched];
+  if (extAuthz === 'deny') {
+    const reason = `${selectedBy.name} sends the request to ${provider}, which denies it (assumed; 403 or its status)`;
+    return { ...rest, allowed: false, decidedBy: selectedBy, reason, matched, extAuthz: x };
+  }
+  return { ...rest, matched, extAuthz: x };
+}
+
+/** The RBAC filters after CUSTOM: DENY, AUDIT, ALLOW, then the Mesh default. */
+function evaluateRbac(sec: InboundSecurityIR, r: RequestFacts): AuthzDecision {
+  const enforced = (a: AuthzPolicyIR['action']) => sec.policies.filter((p) => p.action === a && !p.dryRun);
+  const deny = matchesOf(enforced('DENY'), r);
+  const audit = matchesOf(enforced('AUDIT'), r);
+  const allowPolicies = enforced('ALLOW');
+  const allow = matchesOf(allowPolicies, r);
+  const matched = [...deny, ...audit, ...allow];
+  const deniedDry = dryRunOf(sec, 'DENY', r);
+  const allowedDry = dryRunOf(sec, 'ALLOW', r);
+  const dryRun = { ...(deniedDry ? { deny: deniedDry } : {}), ...(allowedDry ? { allow: allowedDry } : {}) };
+  const base = { matched, dryRun };
+  if (deny.length > 0) return { ...base, allowed: false, decidedBy: deny[0], reason: `denied by ${deny[0].name}` };
   if (allowPolicies.length > 0) {
-    if (allow.length > 0) return { allowed: true, decidedBy: allow[0], reason: `allowed by ${allow[0].name}`, matched };
-    return { allowed: false, reason: 'no rule of the ALLOW policies that apply matches (rbac_access_denied_matched_policy[none])', matched };
+    if (allow.length > 0) return { ...base, allowed: true, decidedBy: allow[0], reason: `allowed by ${allow[0].name}` };
+    return { ...base, allowed: false, reason: 'no rule of the ALLOW policies that apply matches (rbac_access_denied_matched_policy[none])' };
   }
   return sec.defaultAction === 'DENY'
-    ? { allowed: false, reason: 'no ALLOW policy applies to this workload: the mesh default DENY decides', matched }
-    : { allowed: true, reason: 'no ALLOW policy applies to this workload: the mesh default ALLOW decides', matched };
+    ? { ...base, allowed: false, reason: 'no ALLOW policy applies to this workload: the mesh default DENY decides' }
+    : { ...base, allowed: true, reason: 'no ALLOW policy applies to this workload: the mesh default ALLOW decides' };
 }

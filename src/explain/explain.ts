@@ -9,8 +9,10 @@
  *     the cluster says so; a STRICT callee refuses plaintext, a DISABLE one cannot speak TLS, the server's SPIFFE id
  *     must be one the cluster accepts), so whether the caller's identity arrives; JWT verification (401 for a token
  *     no RequestAuthentication of the callee accepts; ignored when none applies);
- *  3. authorization (authz.ts, mirroring xds/filters/rbac.ts), naming the deciding rule with file:line, or the mesh
- *     default.
+ *  3. authorization (authz.ts, mirroring xds/filters/ext-authz.ts and rbac.ts), naming the deciding rule with
+ *     file:line, or the mesh default. A request that CUSTOM rules select is decided first by an external provider
+ *     that policy cannot predict: the answer is DEPENDS (with what follows if it allows), unless the caller says
+ *     what to assume (`extAuthz`).
  *
  * test/e2e/explain.test.ts checks the answers against real Envoy sidecars.
  */
@@ -23,7 +25,9 @@ import { endpointPort, labelsMatch, type MeshModel, type Workload } from '../mod
 import { subsetOf } from '../model/routing.js';
 import { isLoopback } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
-import { evaluate, type AuthzDecision, type RequestFacts } from './authz.js';
+import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
+import { re2FullMatch } from '../util/re2.js';
+import { evaluate, type AuthzDecision, type DryRunResult, type ExtAuthzAnswer, type RequestFacts } from './authz.js';
 
 export interface ExplainRequest {
   /** `namespace/workload` or `namespace/service-name` (then the service's first workload). */
@@ -36,6 +40,8 @@ export interface ExplainRequest {
   headers?: Record<string, string>;
   /** Claims of a JWT the caller presents (assumed correctly signed by the issuer's key). */
   jwtClaims?: Record<string, unknown>;
+  /** What external authorizers (CUSTOM policies) answer; unknown when absent. */
+  extAuthz?: ExtAuthzAnswer;
 }
 
 export type Transport = 'mTLS' | 'plaintext' | 'refused';
@@ -51,20 +57,41 @@ export interface DestinationVerdict {
   identityPresented: boolean;
   /** The request as the callee's sidecar sees it (after the route's rewrites). */
   request: { method: string; authority: string; path: string; sourceIp: string };
-  status: number;
-  decision: 'ALLOW' | 'DENY';
+  /** Absent when an external authorizer decides and no answer was assumed. */
+  status?: number;
+  decision: 'ALLOW' | 'DENY' | 'DEPENDS';
   /** Which step decided: the connection (mTLS), JWT authentication (jwt_authn) or authorization (RBAC). */
   stage: 'connection' | 'authentication' | 'authorization';
   reason: string;
   decidedBy?: { name: string; at: string };
   matched: { name: string; action: string; at: string }[];
+  /** What dry-run policies would have decided (logged by the callee, enforced nowhere). */
+  dryRun?: { deny?: DryRunResult; allow?: DryRunResult };
+  /** A CUSTOM rule sends the request to an external authorizer before DENY and ALLOW. */
+  extAuthz?: ExtAuthzStep;
+}
+
+export interface ExtAuthzStep {
+  provider: string;
+  /** The CUSTOM rule that selects the request, and where it is written. */
+  rule: string;
+  at: string;
+  assumed?: ExtAuthzAnswer;
+  /**
+   * Without an assumption: what DENY and ALLOW decide if the provider allows (if it denies: 403, or its status).
+   * When they deny, the request is denied either way and its decision is DENY; otherwise it DEPENDS.
+   */
+  ifAllowed?: { status: number; decision: 'ALLOW' | 'DENY'; reason: string; decidedBy?: { name: string; at: string } };
 }
 
 export interface Explanation {
   from: { workload: string; identity: string };
   to: { host: string; port: number };
-  /** Overall: ALLOW when every possible destination allows, DENY when none does, MIXED otherwise. */
-  verdict: 'ALLOW' | 'DENY' | 'MIXED';
+  /**
+   * Overall: ALLOW when every possible destination allows, DENY when none does, DEPENDS when an external authorizer
+   * decides at every one, MIXED otherwise.
+   */
+  verdict: 'ALLOW' | 'DENY' | 'MIXED' | 'DEPENDS';
   /** The HTTP status the caller sees, when every destination gives the same one. */
   status?: number;
   /** Whether the caller's sidecar routes the request at all, and through which egress listener. */
@@ -99,7 +126,7 @@ function stringMatch(m: StringMatchIR, v: string | undefined): boolean {
   if (v === undefined) return false;
   if ('exact' in m) return v === m.exact;
   if ('prefix' in m) return v.startsWith(m.prefix);
-  return new RegExp(`^(?:${m.regex})$`).test(v);
+  return re2FullMatch(m.regex, v);
 }
 
 interface HttpRequest {
@@ -109,6 +136,17 @@ interface HttpRequest {
 }
 
 const pathOnly = (p: string) => p.split('?')[0];
+
+/**
+ * The client address the callee's connection manager settles on (Envoy's use_remote_address): the connection's
+ * peer, unless Mesh numTrustedProxies trusts that many X-Forwarded-For entries from the right. The caller's own
+ * sidecar appended its client (the application, on loopback) to the header it forwards.
+ */
+export function remoteAddress(xff: string | undefined, peer: string, trustedHops: number): string {
+  if (trustedHops === 0) return peer;
+  const list = [...(xff ?? '').split(','), '127.0.0.1'].map((x) => x.trim()).filter(Boolean);
+  return list[list.length - trustedHops] ?? peer;
+}
 
 /** Envoy's route match: `prefix` on the whole `:path`, `path` (exact) and regex on the path without the query. */
 function routeMatches(r: RouteIR, req: HttpRequest): boolean {
@@ -202,11 +240,18 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
   const mainPort = (httpPorts.find((p) => p.number === 80) ?? httpPorts[0])?.number;
   const port = colon > 0 ? Number(q.to.slice(colon + 1)) : mainPort ?? svc.ports[0].number;
   const method = (q.method ?? 'GET').toUpperCase();
-  const given = Object.fromEntries(Object.entries(q.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
-  const authority = given.host ?? q.to;
+  // Sidecars drop headers whose names hold an underscore (see xds/resources/listener.ts).
+  const given = Object.fromEntries(Object.entries(q.headers ?? {}).filter(([k]) => !k.includes('_')).map(([k, v]) => [k.toLowerCase(), v]));
+  const authority = normalizeAuthority(given.host ?? q.to);
   delete given.host;
-  const req: HttpRequest = { path: q.path ?? '/', headers: { ...given, ':method': method, ':authority': authority } };
   const base: Explanation = { from: { workload: caller.id, identity: caller.identity }, to: { host, port }, verdict: 'DENY', routed: false, destinations: [] };
+  // The caller's connection manager normalises the path before routing (Mesh pathNormalization).
+  const normalized = normalizePath(q.path ?? '/', model.mesh.pathNormalization);
+  if (!normalized.ok) return { ...base, status: 400, note: `the caller's sidecar refuses the request: ${normalized.reason}` };
+  const req: HttpRequest = { path: normalized.path, headers: { ...given, ':method': method, ':authority': authority } };
+
+  const sp = svc.ports.find((p) => p.number === port);
+  if (sp && !isHttpProtocol(sp.protocol)) return explainTcp(model, caller, svc.host, port, base);
 
   // 1. The caller's sidecar: an egress listener whose route table has a virtual host for this authority.
   const callerIR = proxyOf(model, caller.id);
@@ -230,7 +275,11 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
   if (route.action.kind === 'direct') return { ...routed, verdict: 'ALLOW', status: route.action.status, note: "the caller's sidecar answers directly" };
   const abort = route.fault?.abort;
   if (abort && abort.percent >= 100) return { ...routed, verdict: 'DENY', status: abort.status, note: `fault injection: the caller's sidecar aborts every request with ${abort.status}` };
-  const upstream = rewritten(route, req);
+  const rewrittenReq = rewritten(route, req);
+  // The callee's connection manager normalises again (a rewrite may have produced `//`).
+  const atCallee = normalizePath(rewrittenReq.path, model.mesh.pathNormalization);
+  if (!atCallee.ok) return { ...routed, verdict: 'DENY', status: 400, note: `the callee's sidecar refuses the request: ${atCallee.reason}` };
+  const upstream = { ...rewrittenReq, path: atCallee.path };
 
   // 2. and 3. Each weighted destination: the workloads behind its cluster, and what their sidecars decide.
   const total = route.action.clusters.reduce((n, c) => n + c.weight, 0);
@@ -269,11 +318,11 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
       const sec = inbound.security!;
       const transport: Transport = tls ? 'mTLS' : 'plaintext';
       const headers = Object.fromEntries(Object.entries(upstream.headers).filter(([k]) => !k.startsWith(':')));
-      const xff = headers['x-forwarded-for']?.split(',').map((s) => s.trim()).filter(Boolean);
       const facts: RequestFacts = {
         ...(tls ? { principal: caller.identity } : {}),
         sourceIp,
-        remoteIp: xff?.length ? xff[xff.length - 1] : sourceIp,
+        remoteIp: remoteAddress(headers['x-forwarded-for'], sourceIp, model.mesh.numTrustedProxies),
+        destinationIp: ep.address,
         host: upstream.headers[':authority'],
         port: epPort,
         method,
@@ -299,25 +348,125 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
           if (!j.forward) delete facts.headers.authorization;
         }
       }
-      const d: AuthzDecision = evaluate(sec, facts, !http);
+      const d: AuthzDecision = evaluate(sec, facts, q.extAuthz);
       verdict({
         mtls: sec.mtls,
         transport,
         identityPresented: !!tls,
-        status: d.allowed ? 200 : 403,
-        decision: d.allowed ? 'ALLOW' : 'DENY',
         stage: 'authorization',
-        reason: d.reason + jwtNote,
-        ...(d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {}),
+        ...authorizationOutcome(d, jwtNote),
         matched: d.matched.map((m) => ({ name: m.name, action: m.action, at: where(m.at) })),
+        ...(d.dryRun.deny || d.dryRun.allow ? { dryRun: d.dryRun } : {}),
       });
     }
   }
-  const allowed = destinations.filter((d) => d.decision === 'ALLOW').length;
-  const verdict = allowed === destinations.length && allowed > 0 ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';
+  const count = (x: DestinationVerdict['decision']) => destinations.filter((d) => d.decision === x).length;
+  const [n, allowed, depends] = [destinations.length, count('ALLOW'), count('DEPENDS')];
+  const verdict =
+    n > 0 && allowed === n ? 'ALLOW' : n > 0 && depends === n ? 'DEPENDS' : allowed + depends === 0 ? 'DENY' : 'MIXED';
   const statuses = [...new Set(destinations.map((d) => d.status))];
   const note = abort ? `fault injection: ${abort.percent}% of requests are aborted with ${abort.status} by the caller's sidecar` : undefined;
-  return { ...routed, verdict, destinations, ...(statuses.length === 1 ? { status: statuses[0] } : {}), ...(note ? { note } : {}) };
+  const status = statuses.length === 1 && statuses[0] !== undefined ? { status: statuses[0] } : {};
+  return { ...routed, verdict, destinations, ...status, ...(note ? { note } : {}) };
+}
+
+type Outcome = Pick<DestinationVerdict, 'status' | 'decision' | 'reason' | 'decidedBy' | 'extAuthz'>;
+
+/**
+ * The authorization step's answer: 200 / 403, or DEPENDS on an external authorizer nobody told us the answer of
+ * (unless DENY / ALLOW deny the request anyway after it: then it is denied whatever the authorizer says).
+ */
+function authorizationOutcome(d: AuthzDecision, jwtNote: string): Outcome {
+  const decidedBy = d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {};
+  const known = {
+    status: d.allowed ? 200 : 403,
+    decision: d.allowed ? ('ALLOW' as const) : ('DENY' as const),
+    reason: d.reason + jwtNote,
+    ...decidedBy,
+  };
+  const x = d.extAuthz;
+  if (!x) return known;
+  const step: ExtAuthzStep = { provider: x.provider, rule: x.selectedBy.name, at: where(x.selectedBy.at) };
+  if (x.assumed) {
+    const why = x.assumed === 'allow' ? ` (${x.provider} allows it, assumed)` : '';
+    return { ...known, reason: known.reason + why, extAuthz: { ...step, assumed: x.assumed } };
+  }
+  const asks = `${x.selectedBy.name} sends the request to the external authorizer ${x.provider} first`;
+  const extAuthz = { ...step, ifAllowed: known };
+  if (!d.allowed) {
+    const reason = `${asks}; whatever it answers, the request is denied: if it allows, ${known.reason}`;
+    return { ...known, reason, extAuthz };
+  }
+  const reason = `${asks}, and policy cannot know its answer (assume one with --ext-authz allow|deny); ` +
+    `if it allows: ${known.reason}`;
+  return { decision: 'DEPENDS', reason, extAuthz };
+}
+
+/**
+ * A TCP connection: the caller's TCP egress listener for host:port (none: nothing carries it), then per endpoint
+ * the connection (mTLS) and the callee's L4 authorization. There is no HTTP status; a denial closes the connection.
+ */
+function explainTcp(model: MeshModel, caller: Workload, host: string, port: number, base: Explanation): Explanation {
+  const callerIR = proxyOf(model, caller.id);
+  const listener = callerIR.listeners.find(
+    (l) => l.direction === 'outbound' && l.tcp?.cluster.direction === 'outbound' && l.tcp.cluster.host === host && l.tcp.cluster.port === port,
+  );
+  if (!listener) {
+    return { ...base, note: `${caller.id} has no TCP egress listener for ${host}:${port}: declare one in its Sidecar egress (port with protocol TCP)` };
+  }
+  const egress = `${listener.address}:${listener.port}`;
+  const cluster = callerCluster(model, caller, listener.tcp!.cluster);
+  const svc = serviceByHost(model, host)!;
+  const sp = svc.ports.find((p) => p.number === port)!;
+  const destinations: DestinationVerdict[] = [];
+  const eps = svc.endpoints;
+  for (const ep of eps) {
+    const epPort = endpointPort(svc, sp, ep);
+    const sourceIp = isLoopback(ep.address) ? '127.0.0.1' : caller.address;
+    const seen = { method: '-', authority: host, path: '-', sourceIp };
+    const w = workloadById(model, ep.workload);
+    const share = 100 / eps.length;
+    if (!w) {
+      const reason = 'the endpoint has no sidecar: nothing enforces policy there';
+      destinations.push({ workload: `${ep.address}:${epPort} (no sidecar)`, share, mtls: 'DISABLE', transport: 'plaintext', identityPresented: false, request: seen, status: 0, decision: 'ALLOW', stage: 'authorization', reason, matched: [] });
+      continue;
+    }
+    const conn = connection(model, cluster, w, epPort);
+    if (conn.transport === 'refused') {
+      destinations.push({ workload: w.id, share, mtls: conn.mtls, transport: 'refused', identityPresented: false, request: seen, status: 0, decision: 'DENY', stage: 'connection', reason: conn.reason, matched: [] });
+      continue;
+    }
+    const sec = conn.inbound.security!;
+    const facts: RequestFacts = {
+      ...(conn.tls ? { principal: caller.identity } : {}),
+      sourceIp,
+      remoteIp: sourceIp,
+      destinationIp: ep.address,
+      host: '',
+      port: epPort,
+      method: '',
+      path: '',
+      headers: {},
+    };
+    const d = evaluate(sec, facts);
+    destinations.push({
+      workload: w.id,
+      share,
+      mtls: sec.mtls,
+      transport: conn.tls ? 'mTLS' : 'plaintext',
+      identityPresented: !!conn.tls,
+      request: seen,
+      status: 0,
+      decision: d.allowed ? 'ALLOW' : 'DENY',
+      stage: 'authorization',
+      reason: `${d.reason}${d.allowed ? '' : ': the callee closes the connection'}`,
+      ...(d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {}),
+      matched: d.matched.map((m) => ({ name: m.name, action: m.action, at: where(m.at) })),
+    });
+  }
+  const allowed = destinations.filter((d) => d.decision === 'ALLOW').length;
+  const verdict = allowed === destinations.length && allowed > 0 ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';
+  return { ...base, verdict, routed: true, egress, destinations, note: 'TCP: no HTTP status; a denied connection is closed' };
 }
 
 export function formatExplanation(e: Explanation, all: boolean): string {
@@ -331,8 +480,18 @@ export function formatExplanation(e: Explanation, all: boolean): string {
     const conn = d.transport === 'mTLS' ? 'sent over mTLS' : d.transport === 'plaintext' ? 'sent in plaintext, no caller identity' : 'no connection';
     out.push(`  ${d.decision} at ${d.workload} (${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}): ${d.reason}`);
     out.push(`    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`);
+    if (d.extAuthz) {
+      const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';
+      out.push(`    asks ${d.extAuthz.provider} first (${d.extAuthz.rule} at ${d.extAuthz.at}${assumed})`);
+      const ia = d.extAuthz.ifAllowed;
+      const denies = 'if it denies: DENY (403, or the status it answers with)';
+      if (ia) out.push(`    if ${d.extAuthz.provider} allows: ${ia.decision} (${ia.status}); ${denies}`);
+    }
     if (d.decidedBy) out.push(`    decided by ${d.decidedBy.name} at ${d.decidedBy.at}`);
     if (all) for (const m of d.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
+    for (const [action, r] of Object.entries(d.dryRun ?? {})) {
+      out.push(`    dry-run ${action.toUpperCase()} policies would say ${r.result}${r.policy ? ` (${r.policy})` : ''}; not enforced`);
+    }
   }
   return out.join('\n');
 }

@@ -4,16 +4,17 @@
  * methods and paths (summarised from the rules that allow it), and under which mTLS mode. Connections the sidecars
  * cannot make (plaintext to a STRICT callee, mTLS to a DISABLE one) are no edges, and a plaintext connection carries
  * no caller identity, as in explain.ts. Flags over-broad rules (ALLOW without `from`), edges where plaintext is
- * accepted, and edges sent in plaintext.
+ * accepted, edges sent in plaintext, and edges an external authorizer (CUSTOM) decides some requests of.
  */
 import { formatOrigin } from '../diag/diagnostic.js';
 import { workloadById } from '../model/index.js';
-import { endpointPort, labelsMatch, type MeshModel } from '../model/mesh-model.js';
+import { endpointPort, labelsMatch, type MeshModel, type Service } from '../model/mesh-model.js';
 import { subsetOf } from '../model/routing.js';
-import { isLoopback, servicesInScope } from '../model/sidecars.js';
+import { isLoopback, outboundPlans, servicesInScope, tcpEgressTarget } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { connection, proxyOf } from './explain.js';
-import type { AuthzRule, Match } from '../policy/security-types.js';
+import type { AuthzRuleIR, PermissionLeaf, StringMatcherIR, Tree } from '../ir/authz.js';
+import type { InboundSecurityIR } from '../ir/types.js';
 import { ruleMatches, type RequestFacts } from './authz.js';
 
 export interface Edge {
@@ -39,23 +40,98 @@ export interface Graph {
   edges: Edge[];
 }
 
-const summarise = (m: Match[]): string[] => {
-  const values = m.flatMap((x) => (x.values ? x.values : ['*']));
-  return values.length === 0 || values.includes('*') ? ['*'] : [...new Set(values)].sort();
+/** Three-valued: a leaf that depends on the request (headers, claims, paths...) may hold or not. */
+type Maybe = true | false | 'maybe';
+
+function maybeHolds<L>(t: Tree<L>, leaf: (l: L) => Maybe): Maybe {
+  switch (t.op) {
+    case 'any':
+      return true;
+    case 'leaf':
+      return leaf(t.leaf);
+    case 'not': {
+      const v = maybeHolds(t.of, leaf);
+      return v === 'maybe' ? v : !v;
+    }
+    case 'and': {
+      const vs = t.of.map((x) => maybeHolds(x, leaf));
+      return vs.includes(false) ? false : vs.includes('maybe') ? 'maybe' : true;
+    }
+    case 'or': {
+      const vs = t.of.map((x) => maybeHolds(x, leaf));
+      return vs.includes(true) ? true : vs.includes('maybe') ? 'maybe' : false;
+    }
+  }
+}
+
+/** Whether a rule admits this caller on this port: the connection decides its identity and address leaves. */
+function couldMatch(rule: AuthzRuleIR, facts: RequestFacts): { principal: Maybe; permission: Maybe } {
+  const one = { ...rule, permission: { op: 'any' } as const };
+  const principal = maybeHolds(rule.principal, (l): Maybe =>
+    l.kind === 'header' || l.kind === 'claim' ? 'maybe' : ruleMatches({ ...one, principal: { op: 'leaf', leaf: l } }, facts),
+  );
+  const permission = maybeHolds(rule.permission, (l): Maybe => (l.kind === 'destinationPort' ? l.port === facts.port : 'maybe'));
+  return { principal, permission };
+}
+
+/** The positive leaves of a permission tree (under no `not`), to summarise what a rule lets through. */
+function positiveLeaves(t: Tree<PermissionLeaf>, out: PermissionLeaf[] = []): PermissionLeaf[] {
+  if (t.op === 'leaf') out.push(t.leaf);
+  else if (t.op === 'and' || t.op === 'or') for (const x of t.of) positiveLeaves(x, out);
+  return out;
+}
+
+/** A matcher written back in Istio's form, for people. */
+function shown(m: StringMatcherIR): string {
+  if ('regex' in m) return m.regex === '.+' ? '*' : `~${m.regex}`;
+  if ('exact' in m) return m.exact;
+  if ('prefix' in m) return `${m.prefix}*`;
+  return `*${m.suffix}`;
+}
+
+function methodsOf(rule: AuthzRuleIR): string[] {
+  return positiveLeaves(rule.permission).flatMap((l) =>
+    l.kind === 'header' && l.header.name === ':method' && 'match' in l.header ? [shown(l.header.match)] : [],
+  );
+}
+
+function pathsOf(rule: AuthzRuleIR): string[] {
+  return positiveLeaves(rule.permission).flatMap((l) =>
+    l.kind === 'path' ? [shown(l.match)] : l.kind === 'pathTemplate' ? [l.template] : [],
+  );
+}
+
+const summarise = (lists: string[][]): string[] => {
+  if (lists.some((l) => l.length === 0)) return ['*'];
+  const values = lists.flat();
+  return values.includes('*') ? ['*'] : [...new Set(values)].sort();
 };
 
-/** Does a rule's source side admit this caller (ignoring request-level attributes)? */
-function fromAdmits(rule: AuthzRule, facts: RequestFacts): boolean {
-  const l4Rule: AuthzRule = { ...rule, to: [], when: rule.when.filter((c) => ['source.ip', 'remote.ip', 'source.principal', 'source.namespace'].includes(c.key)) };
-  return ruleMatches(l4Rule, facts, true);
+/**
+ * CUSTOM rules send requests to an external authorizer before DENY and ALLOW; the edge stays (it may allow them),
+ * flagged with how much of it the provider decides.
+ */
+function extAuthzFlag(sec: InboundSecurityIR, facts: RequestFacts): string | undefined {
+  if (!sec.extAuthz) return undefined;
+  const rules = sec.policies.filter((p) => p.action === 'CUSTOM').flatMap((p) => p.rules);
+  const could = rules
+    .map((r) => ({ r, m: couldMatch(r, facts) }))
+    .filter(({ m }) => m.principal !== false && m.permission !== false);
+  if (could.length === 0) return undefined;
+  const every = could.some(({ m }) => m.principal === true && m.permission === true);
+  const name = sec.extAuthz.provider.name;
+  if (every) return `ext-authz ${name} decides every request`;
+  return `ext-authz ${name} decides some requests (${could.map(({ r }) => r.name).join(', ')})`;
 }
 
 export function buildGraph(model: MeshModel): Graph {
   const edges: Edge[] = [];
   for (const caller of model.workloads) {
+    // HTTP ports through the HTTP egress listeners; a TCP port only through a TCP egress listener naming it.
+    const tcp = outboundPlans(caller, model).filter((p) => !isHttpProtocol(p.protocol)).map(tcpEgressTarget);
+    const reachable = (svc: Service, port: number) => tcp.some((t) => 'svc' in t && t.svc === svc && t.port === port);
     for (const svc of servicesInScope(caller, model)) {
-      // Sidecars reach other services through their HTTP egress listeners only.
-      for (const sp of svc.ports.filter((p) => isHttpProtocol(p.protocol))) {
+      for (const sp of svc.ports.filter((p) => isHttpProtocol(p.protocol) || reachable(svc, p.number))) {
         for (const ep of svc.endpoints) {
           const callee = workloadById(model, ep.workload);
           if (!callee || callee.id === caller.id) continue;
@@ -78,39 +154,49 @@ export function buildGraph(model: MeshModel): Graph {
             path: '/',
             headers: {},
           };
-          const blanketDeny = sec.policies.some((p) => p.action === 'DENY' && p.rules.some((r) => r.to.length === 0 && r.when.length === 0 && fromAdmits(r, facts)));
+          const enforced = (a: string) => sec.policies.filter((p) => p.action === a && !p.dryRun);
+          const denyRules = enforced('DENY').flatMap((p) => p.rules.map((r) => ({ r, m: couldMatch(r, facts) })));
+          const blanketDeny = denyRules.some(({ m }) => m.principal === true && m.permission === true);
           if (blanketDeny) continue;
-          const allowPolicies = sec.policies.filter((p) => p.action === 'ALLOW');
-          const denied = sec.policies
-            .filter((p) => p.action === 'DENY')
-            .flatMap((p) => p.rules)
-            .filter((r) => fromAdmits(r, facts) && r.to.length > 0)
-            .flatMap((r) => r.to.flatMap((o) => o.paths.values ?? (o.methods.values ? o.methods.values.map((m) => `${m} *`) : ['(some requests)'])));
+          const allowPolicies = enforced('ALLOW');
+          const denied = denyRules
+            .filter(({ m }) => m.principal !== false && m.permission !== false)
+            .flatMap(({ r }) => {
+              const paths = pathsOf(r);
+              if (paths.length > 0) return paths;
+              const methods = methodsOf(r);
+              return methods.length > 0 ? methods.map((x) => `${x} *`) : ['(some requests)'];
+            });
           const except = [...new Set(denied)].sort();
           const flags: string[] = [];
+          const ext = extAuthzFlag(sec, facts);
+          if (ext) flags.push(ext);
           if (sec.mtls !== 'STRICT') flags.push(`plaintext accepted (${sec.mtls})`);
           if (conn.transport === 'plaintext') flags.push('sent in plaintext: no caller identity');
           if (allowPolicies.length === 0) {
             if (sec.defaultAction === 'DENY') continue;
-            edges.push({ from: caller.id, to: callee.id, service: svc.host, port, mtls: sec.mtls, methods: ['*'], paths: ['*'], except, via: ['mesh default ALLOW'], conditional: false, flags: [...flags, 'allowed by the mesh default'] });
+            const via = ['mesh default ALLOW'];
+            const all = ['*'];
+            edges.push({ from: caller.id, to: callee.id, service: svc.host, port, mtls: sec.mtls, methods: all, paths: all, except,
+              via, conditional: false, flags: [...flags, 'allowed by the mesh default'] });
             continue;
           }
-          const allowing = allowPolicies.flatMap((p) => p.rules.map((r, i) => ({ p, r, i }))).filter(({ r }) => fromAdmits(r, facts));
-          const onPort = allowing.filter(({ r }) => r.to.length === 0 || r.to.some((o) => !o.ports.values || o.ports.values.includes(String(port))));
+          const onPort = allowPolicies
+            .flatMap((p) => p.rules.map((r) => ({ p, r, m: couldMatch(r, facts) })))
+            .filter(({ m }) => m.principal !== false && m.permission !== false);
           if (onPort.length === 0) continue;
-          const ops = onPort.flatMap(({ r }) => (r.to.length === 0 ? [{ methods: {} as Match, paths: {} as Match }] : r.to.map((o) => ({ methods: o.methods, paths: o.paths }))));
-          for (const { r, p, i } of onPort) if (r.from.length === 0) flags.push(`over-broad: ${p.name}/rules[${i}] has no "from" (any caller)`);
+          for (const { r } of onPort) if (r.principal.op === 'any') flags.push(`over-broad: ${r.name} has no "from" (any caller)`);
           edges.push({
             from: caller.id,
             to: callee.id,
             service: svc.host,
             port,
             mtls: sec.mtls,
-            methods: summarise(ops.map((o) => o.methods)),
-            paths: summarise(ops.map((o) => o.paths)),
+            methods: summarise(onPort.map(({ r }) => methodsOf(r))),
+            paths: summarise(onPort.map(({ r }) => pathsOf(r))),
             except,
-            via: onPort.map(({ p, i, r }) => `${p.name}/rules[${i}] (${formatOrigin(r.at)})`),
-            conditional: onPort.every(({ r }) => r.from.some((s) => s.requestPrincipals.values) || r.when.length > 0),
+            via: onPort.map(({ r }) => `${r.name} (${formatOrigin(r.at)})`),
+            conditional: onPort.every(({ m }) => m.principal === 'maybe'),
             flags: [...new Set(flags)],
           });
         }

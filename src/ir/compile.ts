@@ -3,14 +3,15 @@
  * Sidecar egress lets it reach, so its config does not grow with the rest of the mesh. Output is sorted.
  */
 import type { MeshModel, Workload } from '../model/mesh-model.js';
-import { inboundPlans, outboundPlans } from '../model/sidecars.js';
+import { inboundPlans, outboundPlans, tcpEgressTarget } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
-import { clusterId } from './clusters.js';
+import { clusterId, ensureOutboundCluster } from './clusters.js';
+import { serviceByHost } from '../model/index.js';
 import { inboundSecurity, parseJwksUri } from './inbound-security.js';
 import { inboundRoutes, serviceRoutes } from './routes.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { track } from '../model/tracking.js';
-import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, TelemetryIR, VirtualHostIR } from './types.js';
+import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RequestHandlingIR, RouteTableIR, TelemetryIR, VirtualHostIR } from './types.js';
 
 export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
   track('mesh');
@@ -34,10 +35,11 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
       port: p.port,
       protocol: p.protocol,
       origins: [p.origin],
-      security: inboundSecurity(model, w, p.port),
+      security: inboundSecurity(model, w, p.port, !isHttpProtocol(p.protocol)),
     };
     if (isHttpProtocol(p.protocol)) {
-      listener.http = { inline: [{ name: 'inbound', domains: ['*'], routes: inboundRoutes(model, w, cluster, p.origin) }] };
+      const routes = inboundRoutes(model, w, cluster, p.origin);
+      listener.http = { inline: [{ name: 'inbound', domains: ['*'], routes }], requests: requestHandling(model) };
     } else {
       listener.tcp = { cluster };
     }
@@ -45,6 +47,14 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
   }
 
   for (const p of outboundPlans(w, model)) {
+    if (!isHttpProtocol(p.protocol)) {
+      // TCP egress: one listener, one destination (checked in the model; a bad one was rejected there).
+      const target = tcpEgressTarget(p);
+      if ('error' in target) continue;
+      const cluster = ensureOutboundCluster(clusters, model, target.svc, target.port);
+      listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'TCP', tcp: { cluster }, origins: [p.origin] });
+      continue;
+    }
     const virtualHosts: VirtualHostIR[] = [];
     for (const svc of p.services) {
       const httpPorts = svc.ports.filter((sp) => isHttpProtocol(sp.protocol));
@@ -57,7 +67,7 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
       }
     }
     routeTables.push({ port: p.port, virtualHosts });
-    listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http: { rds: p.port }, origins: [p.origin] });
+    listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http: { rds: p.port, requests: requestHandling(model) }, origins: [p.origin] });
   }
 
   // Access logs and tracing from Telemetry, on every HTTP listener; tracing needs a cluster to the collector.
@@ -70,6 +80,12 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     telemetry.tracing = { cluster: key, samplingPercentage: tel.tracing.samplingPercentage, serviceName: w.id };
   }
   for (const l of listeners) if (l.http) l.telemetry = telemetry;
+
+  // The external authorizer's cluster, whatever the Sidecar's egress scope says: the proxy itself calls it.
+  for (const l of listeners) {
+    const x = l.security?.extAuthz;
+    if (x) ensureOutboundCluster(clusters, model, serviceByHost(model, x.authority)!, x.provider.port);
+  }
 
   // Clusters through which Envoy fetches remote JWKS for the workload's RequestAuthentications.
   for (const l of listeners) {
@@ -88,6 +104,11 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
     routeTables: routeTables.sort((a, b) => a.port - b.port),
     clusters: [...clusters.entries()].sort(([a], [b]) => cmpStr(a, b)).map(([, c]) => c),
   };
+}
+
+/** The Mesh's request normalisation, the same on every HTTP connection manager. */
+function requestHandling(model: MeshModel): RequestHandlingIR {
+  return { pathNormalization: model.mesh.pathNormalization, numTrustedProxies: model.mesh.numTrustedProxies };
 }
 
 function pad(n: number): string {

@@ -7,26 +7,50 @@ import { workloadById } from '../model/index.js';
 import { track } from '../model/tracking.js';
 import type { MeshModel, Service, Workload } from '../model/mesh-model.js';
 import { endpointPort } from '../model/mesh-model.js';
-import type { InboundSecurityIR } from './types.js';
+import { lowerRule } from './authz.js';
+import type { ExtAuthzIR, InboundSecurityIR } from './types.js';
+import { customProviderFor, extAuthzService } from '../model/ext-authz.js';
 
-export function inboundSecurity(model: MeshModel, w: Workload, port: number): InboundSecurityIR {
+export function inboundSecurity(model: MeshModel, w: Workload, port: number, l4: boolean): InboundSecurityIR {
   track(`authz:${w.id}`);
   track(`reqauthn:${w.id}`);
   const root = model.mesh.rootNamespace;
+  const trustDomains = [model.mesh.trustDomain, ...model.mesh.trustDomainAliases];
   return {
     mtls: mtlsModeFor(model, w, port),
     trustDomain: model.mesh.trustDomain,
+    trustDomainAliases: model.mesh.trustDomainAliases,
     defaultAction: model.mesh.authorizationDefault,
-    policies: applicable(model.security.authorizationPolicies, w, root).map((p) => ({
-      name: `${p.namespace}/${p.name}`,
-      action: p.spec.action,
-      rules: p.spec.rules,
-      origin: p.origin,
-    })),
+    policies: applicable(model.security.authorizationPolicies, w, root).map((p) => {
+      const name = `${p.namespace}/${p.name}`;
+      const ctx = { trustDomains, namespace: p.namespace, l4, action: p.spec.action };
+      return {
+        name,
+        action: p.spec.action,
+        dryRun: p.spec.dryRun,
+        ...(p.spec.provider !== undefined ? { provider: p.spec.provider } : {}),
+        rules: p.spec.rules.flatMap((r, i) => lowerRule(r, `${name}/rules[${i}]`, ctx) ?? []),
+        origin: p.origin,
+      };
+    }),
+    ...extAuthzOf(model, w, l4),
     jwt: applicable(model.security.requestAuthentications, w, root).flatMap((p) =>
       p.spec.jwtRules.map((rule, i) => ({ name: `${p.namespace}/${p.name}/jwtRules[${i}]`, rule })),
     ),
   };
+}
+
+/**
+ * The ext_authz provider of a listener: the one the workload's CUSTOM policies name. On TCP only a gRPC provider
+ * can decide (network ext_authz); an HTTP one is refused by model checks wherever a CUSTOM rule could select a TCP
+ * port, so here it has nothing to do.
+ */
+function extAuthzOf(model: MeshModel, w: Workload, l4: boolean): { extAuthz?: ExtAuthzIR } {
+  const provider = customProviderFor(model, w);
+  if (!provider || (l4 && provider.kind !== 'extAuthzGrpc')) return {};
+  const svc = extAuthzService(model, provider)!;
+  const cluster = { direction: 'outbound' as const, host: svc.host, port: provider.port };
+  return { extAuthz: { provider, cluster, authority: svc.host } };
 }
 
 /**

@@ -5,7 +5,8 @@
  */
 import type { Origin } from '../diag/diagnostic.js';
 import type { HttpRoute, LoadBalancer, StringMatch, TrafficPolicy } from '../policy/traffic-types.js';
-import type { Protocol } from '../policy/types.js';
+import type { ExtAuthzProvider, PathNormalization, Protocol } from '../policy/types.js';
+import type { AuthzRuleIR } from './authz.js';
 
 /** Which upstream a route or TCP proxy sends to. */
 export type ClusterKey =
@@ -105,7 +106,7 @@ export interface ListenerIR {
   port: number;
   protocol: Protocol;
   /** HTTP listeners: inline virtual hosts (inbound) or an RDS route table (outbound). */
-  http?: { inline?: VirtualHostIR[]; rds?: number };
+  http?: { inline?: VirtualHostIR[]; rds?: number; requests: RequestHandlingIR };
   /** TCP listeners: the single upstream. */
   tcp?: { cluster: ClusterKey };
   /** Inbound listeners: peer authentication, JWT and authorization. */
@@ -115,11 +116,23 @@ export interface ListenerIR {
   origins: Origin[];
 }
 
+/** What an HTTP connection manager does to a request before any filter or route sees it. */
+export interface RequestHandlingIR {
+  pathNormalization: PathNormalization;
+  /** X-Forwarded-For entries (from the right) set by trusted proxies; 0: the connection's peer is the client. */
+  numTrustedProxies: number;
+}
+
 export interface AuthzPolicyIR {
   /** `namespace/name` of the AuthorizationPolicy; Envoy RBAC policies are named `<name>/rules[i]`. */
   name: string;
-  action: 'ALLOW' | 'DENY' | 'AUDIT';
-  rules: import('../policy/security-types.js').AuthzRule[];
+  action: 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+  /** Evaluated as Envoy shadow rules and logged; decides nothing. */
+  dryRun: boolean;
+  /** CUSTOM: the extension provider asked to decide the requests the rules select. */
+  provider?: string;
+  /** Lowered for this listener (ir/authz.ts); an ALLOW rule that cannot match on TCP is left out. */
+  rules: AuthzRuleIR[];
   origin: Origin;
 }
 
@@ -132,10 +145,22 @@ export interface JwtProviderIR {
 export interface InboundSecurityIR {
   mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   trustDomain: string;
+  /** Peers of these trust domains are accepted too (Mesh trustDomainAliases). */
+  trustDomainAliases: string[];
   /** Mesh default when no ALLOW policy applies: DENY unless the Mesh says ALLOW. */
   defaultAction: 'DENY' | 'ALLOW';
   policies: AuthzPolicyIR[];
+  /** CUSTOM policies apply: the provider Envoy's ext_authz filter asks about the requests their rules select. */
+  extAuthz?: ExtAuthzIR;
   jwt: JwtProviderIR[];
+}
+
+export interface ExtAuthzIR {
+  provider: ExtAuthzProvider;
+  /** The outbound cluster of the provider's ServiceEntry (mTLS when its endpoints are mesh workloads). */
+  cluster: ClusterKey;
+  /** The service host: the authority of check requests. */
+  authority: string;
 }
 
 export interface TelemetryIR {

@@ -14,9 +14,11 @@ import {
 } from '../policy/types.js';
 import { runSteps } from '../util/steps.js';
 import { selectByLabels } from './index.js';
-import { spiffeId, type MeshModel, type Service, type ServiceEndpoint, type Workload } from './mesh-model.js';
+import { CONTROL_PLANE_SERVICE_ACCOUNT, controlPlaneIdentity, spiffeId } from './mesh-model.js';
+import type { MeshModel, Service, ServiceEndpoint, Workload } from './mesh-model.js';
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
 import { checkSecurity, collectSecurity } from './security.js';
+import { checkExtAuthz } from './ext-authz.js';
 import { checkTelemetry, collectTelemetry } from './telemetry.js';
 import { checkRouting, collectRouting } from './routing.js';
 import { adviseSidecars } from './sidecars.js';
@@ -61,6 +63,8 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
       origin: we.origin,
     };
   });
+
+  checkReservedIdentity(workloadEntries, mesh, diags);
 
   const services: Service[] = [];
   const byHost = new Map<string, ServiceEntry>();
@@ -139,10 +143,30 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
   checkListenerConflicts(model, diags);
   yield;
   checkSecurity(model, diags);
+  checkExtAuthz(model, diags);
   checkTelemetry(model, diags);
   checkRouting(model, diags);
   adviseSidecars(model, diags);
   return { value: model, diagnostics: diags.items };
+}
+
+/**
+ * The control plane's own SPIFFE id is not for workloads: a proxy holding it could pose as the xDS server to any
+ * peer that trusts the mesh root (and did, before bootstraps trusted only the xDS CA). The CA refuses it too.
+ */
+function checkReservedIdentity(entries: readonly WorkloadEntry[], mesh: MeshPolicy['spec'], diags: Diagnostics): void {
+  for (const we of entries) {
+    if (we.meta.namespace !== mesh.rootNamespace || we.spec.serviceAccount !== CONTROL_PLANE_SERVICE_ACCOUNT) continue;
+    const id = controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace);
+    const message =
+      `serviceAccount ${CONTROL_PLANE_SERVICE_ACCOUNT} in the root namespace is ${id}, ` +
+      "the control plane's own identity; use another service account";
+    diags.report('CH0409', message, {
+      location: we.at['spec.serviceAccount'] ?? we.origin,
+      path: 'spec.serviceAccount',
+      object: objectRef('WorkloadEntry', we.meta),
+    });
+  }
 }
 
 function dropDuplicates(objects: readonly PolicyObject[], diags: Diagnostics): PolicyObject[] {

@@ -68,6 +68,14 @@ export function spiffeId(trustDomain: string, namespace: string, serviceAccount:
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
+/** The service account of the control plane itself, in the root namespace: reserved, no workload may run as it. */
+export const CONTROL_PLANE_SERVICE_ACCOUNT = 'chancery';
+
+/** The control plane's own identity, in the xDS server certificate that bootstraps verify. */
+export function controlPlaneIdentity(trustDomain: string, rootNamespace: string): string {
+  return spiffeId(trustDomain, rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
+}
+
 export function endpointPort(service: Service, port: ServicePort, ep: ServiceEndpoint): number {
   return ep.ports[port.name] ?? port.targetPort ?? port.number;
 }

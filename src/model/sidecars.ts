@@ -114,6 +114,23 @@ export function inboundPlans(w: Workload, model: MeshModel): InboundPlan[] {
   return [...plans.values()].sort((a, b) => a.port - b.port);
 }
 
+/**
+ * The one destination of a TCP egress listener: plain TCP carries no host to route by, so the listener's egress
+ * hosts must name exactly one service with a TCP port (the one numbered like the listener, else its only one).
+ */
+export function tcpEgressTarget(plan: OutboundPlan): { svc: Service; port: number } | { error: string } {
+  const tcp = plan.services.filter((s) => s.ports.some((sp) => !isHttpProtocol(sp.protocol)));
+  if (tcp.length !== 1) {
+    const which = tcp.length === 0 ? 'no service with a TCP port' : `${tcp.length} services with TCP ports (${tcp.map((s) => s.host).join(', ')})`;
+    return { error: `a TCP egress listener forwards to one service; its hosts name ${which}` };
+  }
+  const svc = tcp[0];
+  const ports = svc.ports.filter((sp) => !isHttpProtocol(sp.protocol));
+  const port = ports.find((sp) => sp.number === plan.port) ?? (ports.length === 1 ? ports[0] : undefined);
+  if (!port) return { error: `${svc.host} has several TCP ports and none is ${plan.port}: use that port number` };
+  return { svc, port: port.number };
+}
+
 export function outboundPlans(w: Workload, model: MeshModel): OutboundPlan[] {
   const ns = sidecarNamespace(w);
   return outboundListeners(w).map(({ egress, ...l }) => ({ ...l, services: egress ? egressScope(egress, model, ns) : servicesInScope(w, model) }));
@@ -133,7 +150,9 @@ export function checkSidecarHosts(sc: Sidecar, model: MeshModel, diags: Diagnost
   const object = objectRef('Sidecar', sc.meta);
   sc.spec.egress.forEach((e, ei) => {
     if (e.port && !isHttpProtocol(e.port.protocol)) {
-      diags.report('CH0205', `spec.egress[${ei}].port: TCP egress listeners are not supported yet; use HTTP`, { location: e.at, path: `spec.egress[${ei}].port`, object });
+      const plan = { bind: '', port: e.port.number, protocol: e.port.protocol, origin: e.at, services: egressScope(e, model, sc.meta.namespace) };
+      const target = tcpEgressTarget(plan);
+      if ('error' in target) diags.report('CH0403', `spec.egress[${ei}]: ${target.error}`, { location: e.at, path: `spec.egress[${ei}]`, object });
     }
     e.hosts.forEach((h, hi) => {
       const path = `spec.egress[${ei}].hosts[${hi}]`;

@@ -51,6 +51,13 @@ export function telemetryFor(model: MeshModel, w: Workload): WorkloadTelemetry {
   return out;
 }
 
+const KIND_NAMES: Record<ExtensionProvider['kind'], string> = {
+  file: 'an access log file',
+  opentelemetry: 'an OpenTelemetry collector',
+  extAuthzHttp: 'an external authorizer',
+  extAuthzGrpc: 'an external authorizer',
+};
+
 export function checkTelemetry(model: MeshModel, diags: Diagnostics): void {
   const providers = new Map<string, ExtensionProvider>(model.mesh.extensionProviders.map((p) => [p.name, p]));
   for (const t of model.telemetry) {
@@ -60,7 +67,7 @@ export function checkTelemetry(model: MeshModel, diags: Diagnostics): void {
         if (section === 'accessLogging' && name === BUILTIN_ACCESS_LOG) continue;
         const p = providers.get(name);
         if (!p) diags.report('CH0305', `${section}: no Mesh extensionProvider named "${name}"`, { location: spec!.at, object, path: `spec.${section}` });
-        else if (p.kind !== want) diags.report('CH0305', `${section}: provider "${name}" is ${p.kind === 'file' ? 'an access log file' : 'an OpenTelemetry collector'}, not usable here`, { location: spec!.at, object });
+        else if (p.kind !== want) diags.report('CH0305', `${section}: provider "${name}" is ${KIND_NAMES[p.kind]}, not usable here`, { location: spec!.at, object });
       }
     };
     check('accessLogging', 'file', t.spec.accessLogging);

@@ -59,7 +59,8 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
   const name = meta?.str('name', { required: true, pattern: /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, patternHint: 'a DNS-1123 name' });
   const nsRaw = meta?.str('namespace', { pattern: DNS_LABEL, patternHint: 'a DNS label' });
   const labels = meta?.strMap('labels') ?? {};
-  meta?.strMap('annotations');
+  const annotations = meta?.strMap('annotations') ?? {};
+  const annotationsAt = meta?.has('annotations') ? meta.loc('annotations') : (meta?.at ?? doc.at);
   meta?.done();
   if (!decoder.namespaced && nsRaw !== undefined) meta?.report('CH0204', 'namespace', `${kind} is not namespaced`);
   if (name === undefined) return undefined;
@@ -78,7 +79,13 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
   }
   if (specNode !== undefined && spec === undefined) return undefined; // not a mapping: reported by MapReader.of
   const before = diags.items.length;
-  const value = decoder.decode(spec, at);
+  const decodeMeta = {
+    annotations,
+    annotationsAt,
+    report: (code: 'CH0204', key: string, message: string) =>
+      diags.report(code, `metadata.annotations["${key}"]: ${message}`, { location: annotationsAt, path: `metadata.annotations.${key}`, object }),
+  };
+  const value = decoder.decode(spec, at, decodeMeta);
   const specFailed = diags.items.slice(before).some((d) => d.severity === 'error');
   if (value === undefined && !specFailed) {
     // Every kind's contract is a value or an error; never drop an object silently.

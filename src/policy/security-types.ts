@@ -23,6 +23,9 @@ export interface AuthzSource {
   principals: Match;
   requestPrincipals: Match;
   namespaces: Match;
+  /** `<namespace>/<serviceAccount>` or `<serviceAccount>` (the policy's namespace). */
+  serviceAccounts: Match;
+  trustDomains: Match;
   ipBlocks: Match;
   remoteIpBlocks: Match;
 }
@@ -50,7 +53,11 @@ export interface AuthzRule {
 
 export interface AuthorizationPolicySpec {
   selector?: Record<string, string>;
-  action: 'ALLOW' | 'DENY' | 'AUDIT';
+  action: 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+  /** CUSTOM: the Mesh extension provider (envoyExtAuthzHttp / envoyExtAuthzGrpc) that decides. */
+  provider?: string;
+  /** `istio.io/dry-run: "true"`: evaluated and logged as Envoy shadow rules, deciding nothing. */
+  dryRun: boolean;
   rules: AuthzRule[];
 }
 
@@ -63,6 +70,12 @@ export interface JwtRule {
   fromParams: string[];
   forwardOriginalToken: boolean;
   outputClaimToHeaders: { header: string; claim: string }[];
+  /** Cookies that may carry the token. */
+  fromCookies: string[];
+  /** A header that receives the verified payload (base64url JSON), as Istio's outputPayloadToHeader. */
+  outputPayloadToHeader?: string;
+  /** How long Envoy waits for the jwksUri (default 5 s). */
+  timeoutMs?: number;
   at: Origin;
 }
 

@@ -45,8 +45,18 @@ export interface EndpointSpec {
 
 export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
+/** Istio's MeshConfig.pathNormalization levels; each includes the ones before it. */
+export const PATH_NORMALIZATIONS = ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'] as const;
+export type PathNormalization = (typeof PATH_NORMALIZATIONS)[number];
+
 export interface MeshSpec {
   trustDomain: string;
+  /** Other trust domains whose identities count as this mesh's (Istio's trustDomainAliases). */
+  trustDomainAliases: string[];
+  /** How sidecars normalise request paths before authorization and routing. */
+  pathNormalization: PathNormalization;
+  /** Proxies in front of a listener whose X-Forwarded-For entries are trusted (0: the connection decides). */
+  numTrustedProxies: number;
   rootNamespace: string;
   mtlsMode: MtlsMode;
   authorizationDefault: 'DENY' | 'ALLOW';
@@ -55,16 +65,72 @@ export interface MeshSpec {
   rotateAtFraction: number;
   debounceQuietMs: number;
   debounceMaxMs: number;
-  /** Named telemetry back ends that Telemetry resources refer to (Istio's MeshConfig.extensionProviders). */
+  /**
+   * Named back ends (Istio's MeshConfig.extensionProviders): telemetry ones that Telemetry resources refer to, and
+   * external authorizers that CUSTOM AuthorizationPolicies name.
+   */
   extensionProviders: ExtensionProvider[];
 }
 
 export type ExtensionProvider =
   | { name: string; kind: 'opentelemetry'; service: string; port: number }
-  | { name: string; kind: 'file'; path: string };
+  | { name: string; kind: 'file'; path: string }
+  | ExtAuthzProvider;
+
+/** Istio's EnvoyExternalAuthorizationRequestBody: the client's body sent with the check (Envoy with_request_body). */
+export interface ExtAuthzRequestBody {
+  maxRequestBytes: number;
+  allowPartialMessage: boolean;
+  /** gRPC only (raw_body instead of body); Envoy ignores it for HTTP authorizers, as in Istio. */
+  packAsBytes: boolean;
+}
+
+/** What envoyExtAuthzHttp and envoyExtAuthzGrpc share (Istio's MeshConfig.ExtensionProvider). */
+interface ExtAuthzCommon {
+  name: string;
+  /** A ServiceEntry host, optionally `<namespace>/<host>` as Istio writes it. */
+  service: string;
+  port: number;
+  /** Envoy's check timeout; Istio's default is 600 s. */
+  timeoutMs: number;
+  /** Envoy failure_mode_allow: the request passes when the authorizer cannot be asked. */
+  failOpen: boolean;
+  /** Envoy status_on_error (403 when absent). */
+  statusOnError?: number;
+  includeRequestBodyInCheck?: ExtAuthzRequestBody;
+  /** The provider entry and its `service` value, for diagnostics. */
+  at: Origin;
+  serviceAt: Origin;
+}
+
+export interface ExtAuthzHttpProvider extends ExtAuthzCommon {
+  kind: 'extAuthzHttp';
+  /** Prepended to the request path in the check request. */
+  pathPrefix?: string;
+  /** Istio's header patterns (`x`, `x*`, `*x`, case-insensitive) for each list below. */
+  includeRequestHeadersInCheck: string[];
+  /** Fixed headers added to the check request, sorted by name. */
+  includeAdditionalHeadersInCheck: { name: string; value: string }[];
+  headersToUpstreamOnAllow: string[];
+  headersToDownstreamOnAllow: string[];
+  headersToDownstreamOnDeny: string[];
+}
+
+export interface ExtAuthzGrpcProvider extends ExtAuthzCommon {
+  kind: 'extAuthzGrpc';
+}
+
+export type ExtAuthzProvider = ExtAuthzHttpProvider | ExtAuthzGrpcProvider;
+
+export function isExtAuthzProvider(p: ExtensionProvider): p is ExtAuthzProvider {
+  return p.kind === 'extAuthzHttp' || p.kind === 'extAuthzGrpc';
+}
 
 export const MESH_DEFAULTS: MeshSpec = {
   trustDomain: 'cluster.local',
+  trustDomainAliases: [],
+  pathNormalization: 'DECODE_AND_MERGE_SLASHES',
+  numTrustedProxies: 0,
   rootNamespace: 'istio-system',
   mtlsMode: 'STRICT',
   authorizationDefault: 'DENY',

@@ -1,19 +1,29 @@
 /**
- * Stage: server. The gRPC side of ADS: accepts Delta and SotW streams, admits them at a bounded rate, feeds requests
- * to AdsStream state machines and writes their responses, and wakes the streams of proxies whose snapshot changed.
+ * Stage: server. The gRPC side of ADS: accepts Delta and SotW streams, authenticates them and then admits them at a
+ * bounded rate (admission.ts), feeds requests to AdsStream state machines and writes their responses, and wakes the
+ * streams of proxies whose snapshot changed. One live stream per node id: a newer authenticated stream replaces the
+ * older one, which is closed. A stream whose proxy has no snapshot any more (its workload was removed) is closed.
  * Knows snapshots only through the SnapshotStore; knows nothing of policies.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../app/logger.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { TypeUrl } from '../xds/type-urls.js';
+import { Admission, RefusalLog } from './admission.js';
 import { AdsStream, StreamError, type StreamEvent, type Variant } from './ads-stream.js';
 import { ProxyRegistry } from './proxy-registry.js';
 import { ADS_DEFINITION, MAX_REQUEST_BYTES, isMalformed, type DeltaRequest, type Malformed, type SotwRequest } from './wire.js';
 
 export interface AdsServerOptions {
-  /** New streams admitted per second (token bucket); excess streams get RESOURCE_EXHAUSTED and retry. */
+  /**
+   * New streams admitted per second (token bucket), charged only once a stream's credentials verified; excess
+   * streams get RESOURCE_EXHAUSTED and retry.
+   */
   maxNewStreamsPerSecond: number;
+  /** Attempts that fail authentication, per second, refused with their own code; beyond: RESOURCE_EXHAUSTED. */
+  maxUnauthenticatedPerSecond?: number;
+  /** Refusals are logged once per kind per interval, then summarized with counts. */
+  refusalLogIntervalMs?: number;
   keepaliveMs: number;
   /** Streams are closed after this age (with a grace period) so proxies rebalance across replicas. */
   maxConnectionAgeMs: number;
@@ -69,16 +79,32 @@ export class AdsServer {
   readonly registry = new ProxyRegistry();
   private readonly server: grpc.Server;
   private readonly live = new Set<Live>();
-  private tokens: number;
-  private lastRefill = Date.now();
+  /** The one live stream of each node id. */
+  private readonly byNode = new Map<string, Live>();
+  private readonly admission: Admission;
+  readonly refusals: RefusalLog;
+  /** Per proxy and type, the version it last NACKed: a repeat (a reconnect loop) is not logged again. */
+  private readonly nacked = new Map<string, Map<string, string>>();
   private draining = false;
-  readonly counters = { streamsRejected: 0, staleRequests: 0, malformed: 0 };
+  /** streamsRejected: authenticated streams over the new-stream budget; unauthenticated: failed authentication. */
+  readonly counters = {
+    streamsRejected: 0,
+    unauthenticated: 0,
+    replaced: 0,
+    removed: 0,
+    staleRequests: 0,
+    malformed: 0,
+  };
 
   constructor(
     private readonly opts: AdsServerOptions,
     private readonly log: Logger,
   ) {
-    this.tokens = opts.maxNewStreamsPerSecond;
+    this.admission = new Admission({
+      authenticatedPerSecond: opts.maxNewStreamsPerSecond,
+      unauthenticatedPerSecond: opts.maxUnauthenticatedPerSecond ?? opts.maxNewStreamsPerSecond,
+    });
+    this.refusals = new RefusalLog(log, opts.refusalLogIntervalMs);
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
       'grpc.keepalive_time_ms': opts.keepaliveMs,
@@ -107,7 +133,15 @@ export class AdsServer {
     const relabelled = new Map<string, string[]>();
     for (const l of this.live) {
       const id = l.stream.proxyId;
-      if (!id) continue;
+      if (!id || l.closed) continue;
+      if (!next.has(id)) {
+        // Its workload is gone from the configuration: no more config or certificates for it.
+        this.counters.removed++;
+        this.nacked.delete(id);
+        this.log.info('proxy stream closed: its workload is no longer in the configuration', { proxy: id });
+        this.end(l, grpc.status.NOT_FOUND, 'this workload is no longer in the configuration');
+        continue;
+      }
       if (changed.has(id)) {
         l.stream.onSnapshot();
         this.updateSync(l.stream);
@@ -125,16 +159,15 @@ export class AdsServer {
 
   /** What the proxy's current stream holds (ACKed) of a type, by name; undefined when it is not connected. */
   heldVersions(proxyId: string, typeUrl: TypeUrl): ReadonlyMap<string, string> | undefined {
-    for (const l of this.live) {
-      if (l.stream.proxyId !== proxyId || l.closed) continue;
-      return new Map([...l.stream.held(typeUrl)].map(([n, h]) => [n, h.version]));
-    }
-    return undefined;
+    const l = this.byNode.get(proxyId);
+    if (!l || l.closed) return undefined;
+    return new Map([...l.stream.held(typeUrl)].map(([n, h]) => [n, h.version]));
   }
 
   /** Graceful stop: refuse new streams, let in-flight writes finish, end streams (proxies keep their config). */
   async close(graceMs = 5_000): Promise<void> {
     this.draining = true;
+    this.refusals.flush();
     const deadline = Date.now() + graceMs;
     while ([...this.live].some((l) => l.io.writing > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const l of this.live) {
@@ -153,26 +186,17 @@ export class AdsServer {
     });
   }
 
-  private admitRate(): boolean {
-    const now = Date.now();
-    const rate = this.opts.maxNewStreamsPerSecond;
-    this.tokens = Math.min(rate, this.tokens + ((now - this.lastRefill) / 1000) * rate);
-    this.lastRefill = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+  /** Ends a live stream with a status (the client reconnects; what it is refused then is up to admission). */
+  private end(l: Live, code: grpc.status, message: string): void {
+    l.closed = true;
+    l.stream.close();
+    l.call.emit('error', statusError(code, message));
   }
 
   private accept(variant: Variant, call: Call): void {
     const peer = call.getPeer();
     if (this.draining) {
       call.emit('error', statusError(grpc.status.UNAVAILABLE, 'control plane is shutting down; reconnect to another replica'));
-      return;
-    }
-    if (!this.admitRate()) {
-      this.counters.streamsRejected++;
-      this.log.warn('ads stream refused: too many new streams per second', { peer, variant });
-      call.emit('error', statusError(grpc.status.RESOURCE_EXHAUSTED, 'too many new xDS streams; retry with backoff'));
       return;
     }
     const io = { writing: 0 };
@@ -189,26 +213,37 @@ export class AdsServer {
     const live: Live = { call, io, closed: false, stream };
     this.live.add(live);
 
-    const fail = (code: grpc.status, message: string): void => {
-      this.log.warn('ads stream refused', { peer, variant, proxy: stream.proxyId, code: grpc.status[code], message });
-      live.closed = true;
-      stream.close();
-      call.emit('error', statusError(code, message));
+    const fail = (code: grpc.status, message: string, kind = grpc.status[code]): void => {
+      this.refusals.refused(kind, { peer, variant, proxy: stream.proxyId, code: grpc.status[code], message });
+      this.end(live, code, message);
     };
 
-    // Requests are processed in order, after the credentials of the stream were checked.
-    const auth = this.opts.authenticate(call.metadata);
-    let chain: Promise<void> = auth.then((v) => {
+    // Credentials first, then the new-stream budget: a client without a valid token never uses up that budget.
+    // Requests are processed in order, once the stream was admitted.
+    const admitted = this.opts.authenticate(call.metadata).then((v) => {
+      if (live.closed) return undefined;
       if (!v.ok) {
-        this.log.warn('ads stream refused: authentication failed', { peer, variant, reason: v.reason });
-        stream.close();
-        call.emit('error', statusError(v.code, v.message));
+        this.counters.unauthenticated++;
+        if (this.admission.chargeUnauthenticated()) fail(v.code, v.message, `authentication failed (${v.reason})`);
+        else fail(grpc.status.RESOURCE_EXHAUSTED, 'too many refused xDS streams', 'authentication failed (flood)');
+        return undefined;
       }
+      if (!this.admission.admitAuthenticated()) {
+        this.counters.streamsRejected++;
+        fail(grpc.status.RESOURCE_EXHAUSTED, 'too many new xDS streams; retry with backoff', 'too many new streams');
+        return undefined;
+      }
+      return v;
+    }).catch((err: Error) => {
+      this.log.error('ads stream authentication failed', { peer, error: err.stack });
+      fail(grpc.status.INTERNAL, 'internal error');
+      return undefined;
     });
+    let chain: Promise<void> = admitted.then(() => undefined);
     call.on('data', (req: SotwRequest | DeltaRequest | Malformed) => {
       chain = chain.then(async () => {
-        const v = await auth;
-        if (v.ok && !live.closed) onRequest(req, v.nodeId);
+        const v = await admitted;
+        if (v && !live.closed) onRequest(req, v.nodeId);
       });
     });
     const onRequest = (req: SotwRequest | DeltaRequest | Malformed, allowedNode: string | undefined): void => {
@@ -223,8 +258,8 @@ export class AdsServer {
           const id = req.node?.id;
           if (!req.node || !id) throw new StreamError('INVALID_ARGUMENT', 'the first request of a stream must carry node.id');
           if (allowedNode !== undefined && id !== allowedNode) {
-            this.log.warn('ads stream refused: node id does not match its token', { peer, variant, node: id, token: allowedNode });
-            fail(grpc.status.PERMISSION_DENIED, 'permission denied');
+            this.refusals.refused('node id does not match its token', { peer, variant, node: id, token: allowedNode });
+            this.end(live, grpc.status.PERMISSION_DENIED, 'permission denied');
             return;
           }
           const verdict = this.opts.admit(id);
@@ -232,7 +267,9 @@ export class AdsServer {
             fail(verdict.code, verdict.message);
             return;
           }
+          // Registered first, so that closing an older stream of this node does not show it disconnected.
           this.registry.connected(req.node, variant, peer, Date.now(), stream);
+          this.takeOver(id, live, peer);
           this.log.info('proxy connected', { proxy: id, variant, peer });
         }
         stream.handle(req);
@@ -249,6 +286,7 @@ export class AdsServer {
       if (!this.live.delete(live)) return;
       stream.close();
       if (stream.node) {
+        if (this.byNode.get(stream.node.id) === live) this.byNode.delete(stream.node.id);
         this.registry.disconnected(stream.node.id, stream);
         this.log.info('proxy disconnected', { proxy: stream.node.id, variant, peer });
       }
@@ -260,6 +298,20 @@ export class AdsServer {
     call.on('error', done);
     call.on('close', done);
     call.on('cancelled', done);
+  }
+
+  /**
+   * One live stream per node id: the newest authenticated stream wins and the older one is closed. A proxy that
+   * reconnects (restart, hot restart, a half-open connection the server has not noticed yet) is never locked out
+   * by its own stale stream; only a holder of the same token can displace it, and that holder gets its config anyway.
+   */
+  private takeOver(id: string, live: Live, peer: string): void {
+    const prev = this.byNode.get(id);
+    this.byNode.set(id, live);
+    if (!prev || prev === live || prev.closed) return;
+    this.counters.replaced++;
+    this.log.warn('proxy stream replaced by a newer stream of the same node id', { proxy: id, peer });
+    this.end(prev, grpc.status.ABORTED, 'replaced by a newer stream of the same node');
   }
 
   private updateSync(stream: AdsStream): void {
@@ -274,11 +326,17 @@ export class AdsServer {
     if (e.kind === 'stale') this.counters.staleRequests++;
     const id = stream.proxyId;
     if (!id) return;
+    if (e.kind === 'nack') {
+      const seen = this.nacked.get(id) ?? new Map<string, string>();
+      this.nacked.set(id, seen);
+      e.repeat = seen.get(e.typeUrl) === e.version;
+      seen.set(e.typeUrl, e.version);
+    }
     this.registry.record(id, stream, e);
     for (const o of this.observers) o(id, e);
     // After the stream finished handling this event (it may send the next response right away).
     queueMicrotask(() => this.updateSync(stream));
-    if (e.kind === 'nack') {
+    if (e.kind === 'nack' && !e.repeat) {
       this.log.warn('proxy rejected configuration (NACK)', {
         proxy: id,
         type: e.typeUrl,

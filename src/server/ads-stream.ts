@@ -19,7 +19,8 @@ import type { EncodedResource } from '../snapshot/resource-cache.js';
 import { setVersion } from '../snapshot/canonical.js';
 import { PUSH_ORDER, REMOVE_LAST, isKnownType, type TypeUrl } from '../xds/type-urls.js';
 import { applyDelta, applySotw, emptySubscription, wants, type Subscription } from './subscription.js';
-import { encodeDeltaResponse, encodeSotwResponse, type DeltaRequest, type NodeInfo, type SotwRequest } from './wire.js';
+import { boundNackMessage, encodeDeltaResponse, encodeSotwResponse } from './wire.js';
+import type { DeltaRequest, NodeInfo, SotwRequest } from './wire.js';
 
 export type Variant = 'sotw' | 'delta';
 
@@ -33,7 +34,10 @@ export interface StreamEvent {
   resources?: readonly EncodedResource[];
   removed?: readonly string[];
   bytes?: number;
+  /** NACK: the client's error_detail.message, cut to MAX_NACK_MESSAGE_BYTES. */
   message?: string;
+  /** NACK: this proxy already rejected this version of this type (e.g. reconnecting in a loop); not logged again. */
+  repeat?: boolean;
 }
 
 export interface StreamEnv {
@@ -193,7 +197,10 @@ export class AdsStream {
     if (nackMessage !== undefined) {
       // Never re-send what was rejected: park until the content changes.
       ts.parkedKey = p.key;
-      this.env.event({ kind: 'nack', typeUrl, nonce: p.nonce, version: p.version, revision: p.revision, resources, message: nackMessage });
+      // Bounded here, at the source: the text comes from the client and goes on to logs, status and history.
+      const message = boundNackMessage(nackMessage);
+      const { nonce, version, revision } = p;
+      this.env.event({ kind: 'nack', typeUrl, nonce, version, revision, resources, message });
       return;
     }
     ts.parkedKey = undefined;

@@ -44,6 +44,18 @@ export interface Malformed {
 
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
+/** A NACK's error_detail.message is kept to this many UTF-8 bytes before it reaches logs, status and history. */
+export const MAX_NACK_MESSAGE_BYTES = 4096;
+
+/** The message cut to `max` UTF-8 bytes (on a character boundary), marked with its original size when cut. */
+export function boundNackMessage(message: string, max = MAX_NACK_MESSAGE_BYTES): string {
+  if (message.length * 3 <= max) return message; // fast path: a UTF-16 unit is at most 3 bytes of UTF-8
+  const bytes = Buffer.byteLength(message);
+  if (bytes <= max) return message;
+  const head = Buffer.from(message).subarray(0, max).toString('utf8').replace(/\uFFFD+$/, '');
+  return `${head}... [truncated: ${bytes} bytes]`;
+}
+
 const TO_OBJECT: protobuf.IConversionOptions = { longs: String, enums: String, defaults: true, arrays: true, objects: true, oneofs: true };
 
 function decoder<T>(typeName: string): (buf: Buffer) => T | Malformed {

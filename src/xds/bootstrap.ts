@@ -18,7 +18,10 @@ export interface BootstrapOptions {
   initialFetchTimeout: string;
   /** Sent as `authorization: Bearer <token>` on the ADS stream. */
   token: string;
-  /** TLS to the control plane: trust bundle (PEM) and the control plane's SPIFFE id. Omitted: plaintext. */
+  /**
+   * TLS to the control plane: what to trust (PEM; the xDS CA, not the workload root, see ca/xds-ca.ts) and the
+   * control plane's SPIFFE id. Omitted: plaintext.
+   */
   tls?: { trustBundlePem: string; serverIdentity: string };
   /** Where Envoy's Prometheus stats are served (GET /stats/prometheus), proxied to the admin listener. */
   prometheus?: { address: string; port: number };

@@ -72,7 +72,9 @@ describe('dashboard in a headless browser', { timeout: 120_000 }, () => {
     await page.fill('#to', 'backend.shop.svc');
     await page.fill('#path', '/admin/users');
     await page.click('#explain button');
-    await page.waitForFunction(() => /DENY/.test(document.getElementById('answer')?.textContent ?? ''));
+    // The placeholder says "ALLOW or DENY" too: wait for an answer, not for the word.
+    const answered = () => /^(ALLOW|DENY) \(|^error:/.test(document.getElementById('answer')?.textContent ?? '');
+    await page.waitForFunction(answered);
     const answer = (await page.textContent('#answer')) ?? '';
     assert.match(answer, /^DENY \(403\)/);
     assert.match(answer, /decided by shop\/backend-no-admin\/rules\[0\] at shop\/authorization\.yaml:32:7/);

@@ -40,6 +40,15 @@ test('a workload certificate carries exactly the SPIFFE id, short life, client+s
   assert.notEqual((await ca.issue(ID, 3_600_000)).serial, svid.serial, 'serials are unique');
 });
 
+test("the control plane's identity is reserved: the CA refuses to issue it to a workload", async () => {
+  const ca = await Authority.open({ stateDir: tmp(), clock: new FakeClock(Date.now()) });
+  const self = 'spiffe://cluster.local/ns/istio-system/sa/chancery';
+  ca.reserve([self]);
+  await assert.rejects(ca.issue(self, 60_000), /reserved for the control plane/);
+  const elsewhere = 'spiffe://cluster.local/ns/shop/sa/chancery';
+  assert.ok(await ca.issue(elsewhere, 60_000), 'the same name elsewhere is an ordinary identity');
+});
+
 test('DER building blocks', () => {
   assert.deepEqual([...D.integer(new Uint8Array([0x00, 0x7f]))], [0x02, 0x01, 0x7f]);
   assert.deepEqual([...D.integer(new Uint8Array([0x80]))], [0x02, 0x02, 0x00, 0x80]);

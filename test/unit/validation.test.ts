@@ -16,6 +16,7 @@ metadata: { name: ${name}, namespace: ns }
 spec:
   hosts: [${host}]
   ports: [{ number: 80, name: http, protocol: HTTP }]
+  resolution: STATIC
 ${extra}`;
 
 const VS = (host: string, http: string) => `apiVersion: networking.istio.io/v1
@@ -36,18 +37,26 @@ spec:
     - { name: v2, labels: { version: v2 } }
 `;
 
+const WE = (ns: string, sa: string, ip = ns.length) => `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: w-${ns}, namespace: ${ns} }
+spec:
+  address: 127.0.22.${ip}
+  serviceAccount: ${sa}
+`;
+
 const cases: { name: string; files: Record<string, string>; expect: string[] }[] = [
   { name: 'clean service', files: { 'a.yaml': SE('a') }, expect: [] },
   { name: 'YAML syntax error', files: { 'a.yaml': 'kind: [unclosed\n' }, expect: ['CH0102 a.yaml:2:1'] },
   { name: 'duplicate key', files: { 'a.yaml': 'kind: A\nkind: B\n' }, expect: ['CH0102 a.yaml:2:1'] },
-  { name: 'unknown field', files: { 'a.yaml': SE('a', undefined, '  bogus: 1\n') }, expect: ['CH0201 a.yaml:7:3'] },
+  { name: 'unknown field', files: { 'a.yaml': SE('a', undefined, '  bogus: 1\n') }, expect: ['CH0201 a.yaml:8:3'] },
   { name: 'wrong type', files: { 'a.yaml': SE('a').replace('number: 80', 'number: "80"') }, expect: ['CH0202 a.yaml:6:21'] },
   {
     name: 'missing required field',
-    files: { 'a.yaml': 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: a }\nspec:\n  ports: [{ number: 80, name: http }]\n' },
+    files: { 'a.yaml': 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: a }\nspec:\n  ports: [{ number: 80, name: http }]\n  resolution: DNS\n' },
     expect: ['CH0203 a.yaml:5:3'],
   },
-  { name: 'unsupported Istio field', files: { 'a.yaml': SE('a', undefined, '  exportTo: ["."]\n') }, expect: ['CH0205 a.yaml:7:3'] },
+  { name: 'unsupported Istio field', files: { 'a.yaml': SE('a', undefined, '  exportTo: ["."]\n') }, expect: ['CH0205 a.yaml:8:3'] },
   { name: 'unknown kind', files: { 'a.yaml': 'apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: w }\n' }, expect: ['CH0206 a.yaml:2:7'] },
   { name: 'planned kind', files: { 'a.yaml': 'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: { name: p }\n' }, expect: ['CH0207 a.yaml:2:7'] },
   { name: 'not a mapping', files: { 'a.yaml': '- just\n- a list\n' }, expect: ['CH0208 a.yaml:1:1'] },
@@ -56,7 +65,7 @@ const cases: { name: string; files: Record<string, string>; expect: string[] }[]
   {
     name: 'selector matching nothing is a warning',
     files: { 'a.yaml': SE('a', undefined, '  workloadSelector: { labels: { app: none } }\n') },
-    expect: ['CH0303 a.yaml:7:21'],
+    expect: ['CH0303 a.yaml:8:21'],
   },
   {
     name: 'sidecar egress to an unknown service',
@@ -125,6 +134,20 @@ spec:
     expect: ['CH0205 v.yaml:8:7'],
   },
   { name: 'two Meshes', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\n---\napiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: b }\n' }, expect: ['CH0405 a.yaml:5:1'] },
+  {
+    name: "a workload given the control plane's own identity (root namespace, serviceAccount chancery)",
+    files: { 'w.yaml': WE('istio-system', 'chancery'), 'ok.yaml': WE('shop', 'chancery') },
+    expect: ['CH0409 w.yaml:6:19'],
+  },
+  {
+    name: 'with a Mesh, the reserved identity follows its root namespace',
+    files: {
+      'm.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: m }\nspec: { rootNamespace: mesh }\n',
+      'w.yaml': WE('mesh', 'chancery'),
+      'ok.yaml': WE('istio-system', 'chancery'),
+    },
+    expect: ['CH0409 w.yaml:6:19'],
+  },
   { name: 'bad duration', files: { 'a.yaml': 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: a }\nspec:\n  certificates: { ttl: soon }\n' }, expect: ['CH0204 a.yaml:5:24'] },
 ];
 
@@ -162,4 +185,56 @@ test('hostile YAML: an alias bomb is refused, not expanded', () => {
 test('hostile YAML: deep nesting and binary junk give diagnostics, not crashes', () => {
   assert.ok(diagnose({ 'deep.yaml': 'a: ' + '['.repeat(200) + ']'.repeat(200) + '\n' }).some((d) => d.startsWith('CH0102')));
   assert.ok(diagnose({ 'junk.yaml': '\u0000\u0001\u0002 : : [ {\n' }).some((d) => d.startsWith('CH0102')));
+});
+
+test("Istio's bookinfo fault-injection-details-v1.yaml is accepted: a route after a catch-all is a warning", () => {
+  const vs = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: details
+spec:
+  hosts:
+  - details
+  http:
+  - fault:
+      abort:
+        httpStatus: 555
+        percentage:
+          value: 100
+    route:
+    - destination:
+        host: details
+        subset: v1
+  - route:
+    - destination:
+        host: details
+        subset: v1
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: details
+spec:
+  host: details
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+`;
+  const se = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: details }
+spec:
+  hosts: [details]
+  ports: [{ number: 9080, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: details } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: details-v1, labels: { app: details, version: v1 } }
+spec: { address: 127.0.0.5 }
+`;
+  const r = compileSource({ revision: 't', files: [{ path: 'vs.yaml', text: vs }, { path: 'se.yaml', text: se }] });
+  assert.ok(r.ok, JSON.stringify(r.diagnostics));
+  assert.deepEqual(r.diagnostics.map((d) => `${d.severity} ${d.code}`), ['warning CH0407']);
 });

@@ -26,7 +26,15 @@ export interface KindDecoder {
   namespaced: boolean;
   /** Whether a document without `spec` is an error (CH0203); when not, the decoder gets `undefined`. */
   requiresSpec: boolean;
-  decode(spec: MapReader | undefined, at: Record<string, Origin>): unknown;
+  decode(spec: MapReader | undefined, at: Record<string, Origin>, meta: DecodeMeta): unknown;
+}
+
+/** What a kind's decoder may read from `metadata` besides name and namespace. */
+export interface DecodeMeta {
+  annotations: Record<string, string>;
+  /** Where `metadata.annotations` is (or `metadata` when absent). */
+  annotationsAt: Origin;
+  report(code: 'CH0204', key: string, message: string): void;
 }
 
 const NETWORKING = ['v1', 'v1beta1', 'v1alpha3'];
@@ -35,10 +43,10 @@ const SECURITY = ['v1', 'v1beta1'];
 export const KINDS: readonly KindDecoder[] = [
   { kind: 'Mesh', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: false, requiresSpec: false, decode: (s) => decodeMesh(s) },
   { kind: 'ServiceEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeServiceEntry },
-  { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: (s) => decodeWorkloadEntry(s) },
+  { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeWorkloadEntry },
   { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeSidecar },
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s) => decodePeerAuthentication(s) },
-  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s) => decodeAuthorizationPolicy(s) },
+  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s, at, m) => decodeAuthorizationPolicy(s, m, at) },
   { kind: 'VirtualService', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: (s) => decodeVirtualService(s) },
   { kind: 'DestinationRule', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: (s) => decodeDestinationRule(s) },
   { kind: 'RateLimitPolicy', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: true, requiresSpec: true, decode: (s) => decodeRateLimitPolicy(s) },

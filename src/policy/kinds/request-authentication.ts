@@ -38,7 +38,10 @@ export function decodeRequestAuthentication(spec: MapReader | undefined): Reques
       h.done();
       return { header, claim };
     });
-    r.unsupported(['fromCookies', 'outputPayloadToHeader', 'timeout']);
+    const fromCookies = (r.strList('fromCookies') ?? []).map((c) => c.value);
+    const outputPayloadToHeader = r.str('outputPayloadToHeader', { pattern: /^[A-Za-z0-9-]+$/, patternHint: 'a header name' });
+    const timeoutMs = r.duration('timeout', { minMs: 1, maxMs: 600_000 });
+    if (timeoutMs !== undefined && jwksUri === undefined) r.report('CH0204', 'timeout', 'only applies to jwksUri');
     r.done();
     if (issuer === undefined) continue;
     jwtRules.push({
@@ -48,7 +51,10 @@ export function decodeRequestAuthentication(spec: MapReader | undefined): Reques
       fromParams,
       forwardOriginalToken,
       outputClaimToHeaders,
+      fromCookies,
       at: r.at,
+      ...(outputPayloadToHeader !== undefined ? { outputPayloadToHeader } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(jwksUri !== undefined ? { jwksUri } : {}),
       ...(jwks !== undefined ? { jwks } : {}),
     });

@@ -42,6 +42,11 @@ export function decodeServiceEntry(spec: MapReader | undefined, at: Record<strin
   }
   const workloadSelector = readLabelSelector(spec, 'workloadSelector', 'labels');
   if (workloadSelector && endpoints.length > 0) spec.report('CH0204', 'workloadSelector', 'cannot be combined with endpoints');
+  // Istio's default resolution is NONE: pass-through to the address the application dialled, which explicit-mode
+  // sidecars never see. With endpoints or a workloadSelector the endpoints are known (STATIC); without, say so.
+  if (!spec.has('resolution') && !workloadSelector && endpoints.length === 0) {
+    spec.report('CH0203', 'resolution', 'is needed here: without it Istio passes connections through to the address the application dialled (NONE), which explicit-mode sidecars cannot do; set resolution: DNS for a host Envoy should resolve, or give endpoints or a workloadSelector');
+  }
   if (spec.has('workloadSelector')) at['spec.workloadSelector'] = spec.loc('workloadSelector');
   spec.unsupported(['addresses', 'exportTo', 'subjectAltNames']);
   spec.done();

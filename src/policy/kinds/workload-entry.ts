@@ -2,6 +2,7 @@
  * Stage: decode. `networking.istio.io` WorkloadEntry: one instance of a workload (and the inline endpoints of a
  * ServiceEntry, which share its shape).
  */
+import type { Origin } from '../../diag/diagnostic.js';
 import type { MapReader } from '../reader.js';
 import type { EndpointSpec } from '../types.js';
 import { DNS_LABEL, readIpAddress } from './common.js';
@@ -26,7 +27,9 @@ export function readEndpoint(r: MapReader): EndpointSpec | undefined {
   };
 }
 
-export function decodeWorkloadEntry(spec: MapReader | undefined): EndpointSpec | undefined {
+export function decodeWorkloadEntry(spec: MapReader | undefined, at: Record<string, Origin>): EndpointSpec | undefined {
   if (!spec) return undefined;
+  // Where the reserved-identity check (model/build.ts) points.
+  if (spec.has('serviceAccount')) at['spec.serviceAccount'] = spec.loc('serviceAccount');
   return readEndpoint(spec);
 }

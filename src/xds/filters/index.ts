@@ -1,9 +1,11 @@
 /**
  * Stage: xds. HTTP filters as plug-ins with ONE ordered table. A filter contributes to a listener's
  * http_connection_manager when it has something to say for that listener; the table decides the order, so that
- * authentication runs before authorization, authorization before rate limiting, and the router always last.
+ * authentication runs before authorization (CUSTOM, then DENY / AUDIT / ALLOW, as Istio evaluates them), authorization
+ * before rate limiting, and the router always last.
  */
 import type { ListenerIR, RouteIR } from '../../ir/types.js';
+import { extAuthzFilter } from './ext-authz.js';
 import { faultFilter } from './fault.js';
 import { localRateLimitFilter } from './local-ratelimit.js';
 import { jwtAuthnFilter } from './jwt-authn.js';
@@ -23,7 +25,14 @@ export interface HttpFilterPlugin {
 }
 
 /** The order of this table is the order of the filters in every http_connection_manager. */
-export const HTTP_FILTERS: readonly HttpFilterPlugin[] = [jwtAuthnFilter, rbacFilter, localRateLimitFilter, faultFilter, routerFilter];
+export const HTTP_FILTERS: readonly HttpFilterPlugin[] = [
+  jwtAuthnFilter,
+  extAuthzFilter,
+  rbacFilter,
+  localRateLimitFilter,
+  faultFilter,
+  routerFilter,
+];
 
 export function httpFilters(listener: ListenerIR, ctx: FilterContext): object[] {
   const out: object[] = [];

@@ -7,6 +7,7 @@ import { parseJwksUri } from '../../ir/inbound-security.js';
 import type { JwtProviderIR, ListenerIR } from '../../ir/types.js';
 import { jwksClusterName } from '../names.js';
 import { anyType } from '../type-urls.js';
+import { durationOf } from '../resources/common.js';
 import type { HttpFilterPlugin } from './index.js';
 import { JWT_PAYLOAD_KEY } from './rbac.js';
 
@@ -16,7 +17,7 @@ function provider(p: JwtProviderIR): object {
   const jwks = r.jwksUri
     ? {
         remote_jwks: {
-          http_uri: { uri: r.jwksUri, cluster: jwksClusterName(parseJwksUri(r.jwksUri)), timeout: '5s' },
+          http_uri: { uri: r.jwksUri, cluster: jwksClusterName(parseJwksUri(r.jwksUri)), timeout: durationOf(r.timeoutMs ?? 5000) },
           cache_duration: '300s',
         },
       }
@@ -27,6 +28,8 @@ function provider(p: JwtProviderIR): object {
     ...jwks,
     ...(r.fromHeaders.length > 0 ? { from_headers: r.fromHeaders.map((h) => ({ name: h.name, ...(h.prefix !== undefined ? { value_prefix: h.prefix } : {}) })) } : {}),
     ...(r.fromParams.length > 0 ? { from_params: r.fromParams } : {}),
+    ...(r.fromCookies.length > 0 ? { from_cookies: r.fromCookies } : {}),
+    ...(r.outputPayloadToHeader !== undefined ? { forward_payload_header: r.outputPayloadToHeader } : {}),
     forward: r.forwardOriginalToken,
     ...(r.outputClaimToHeaders.length > 0 ? { claim_to_headers: r.outputClaimToHeaders.map((c) => ({ header_name: c.header, claim_name: c.claim })) } : {}),
     payload_in_metadata: JWT_PAYLOAD_KEY,

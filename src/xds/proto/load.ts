@@ -28,6 +28,8 @@ export const ENTRY_PROTOS = [
   'envoy/extensions/filters/network/rbac/v3/rbac.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto',
+  'envoy/extensions/filters/network/ext_authz/v3/ext_authz.proto',
   'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
@@ -38,6 +40,7 @@ export const ENTRY_PROTOS = [
   'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
   'envoy/admin/v3/config_dump.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
+  'envoy/extensions/path/match/uri_template/v3/uri_template_match.proto',
 ];
 
 /** Include roots inside the pinned package, in the order Envoy's imports expect. */

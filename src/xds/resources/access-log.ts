@@ -6,6 +6,7 @@
 import type { ClusterKey, TelemetryIR } from '../../ir/types.js';
 import { clusterName } from '../names.js';
 import { anyType } from '../type-urls.js';
+import { DRY_RUN_PREFIX, RBAC_HTTP_FILTER } from '../filters/rbac.js';
 
 const FIELDS: Record<string, string> = {
   start_time: '%START_TIME%',
@@ -24,8 +25,16 @@ const FIELDS: Record<string, string> = {
   request_id: '%REQ(X-REQUEST-ID)%',
 };
 
-export function accessLog(setting: TelemetryIR['accessLog'] | undefined): object[] {
-  const format = { json_format: FIELDS };
+/** What dry-run (istio.io/dry-run) policies would have decided (filters/rbac.ts); only where one applies. */
+const DRY_RUN_FIELDS: Record<string, string> = {
+  dry_run_deny_result: `%DYNAMIC_METADATA(${RBAC_HTTP_FILTER}:${DRY_RUN_PREFIX.DENY}shadow_engine_result)%`,
+  dry_run_deny_policy: `%DYNAMIC_METADATA(${RBAC_HTTP_FILTER}:${DRY_RUN_PREFIX.DENY}shadow_effective_policy_id)%`,
+  dry_run_allow_result: `%DYNAMIC_METADATA(${RBAC_HTTP_FILTER}:${DRY_RUN_PREFIX.ALLOW}shadow_engine_result)%`,
+  dry_run_allow_policy: `%DYNAMIC_METADATA(${RBAC_HTTP_FILTER}:${DRY_RUN_PREFIX.ALLOW}shadow_effective_policy_id)%`,
+};
+
+export function accessLog(setting: TelemetryIR['accessLog'] | undefined, dryRun = false): object[] {
+  const format = { json_format: dryRun ? { ...FIELDS, ...DRY_RUN_FIELDS } : FIELDS };
   if (setting?.kind === 'off') return [];
   if (setting?.kind === 'file') {
     return [{ name: 'envoy.access_loggers.file', typed_config: { '@type': anyType('envoy.extensions.access_loggers.file.v3.FileAccessLog'), path: setting.path, log_format: format } }];

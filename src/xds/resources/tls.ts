@@ -22,14 +22,15 @@ function commonTlsContext(sanMatchers: object[], alpn: string[]): object {
   };
 }
 
-/** Inbound: require a client certificate from the trust domain. */
-export function downstreamMtls(trustDomain: string, http: boolean): object {
+/** Inbound: require a client certificate from the trust domain or one of its aliases. */
+export function downstreamMtls(trustDomains: readonly string[], http: boolean): object {
+  const sans = trustDomains.map((td) => ({ san_type: 'URI', matcher: { prefix: `spiffe://${td}/` } }));
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': anyType('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext'),
       require_client_certificate: true,
-      common_tls_context: commonTlsContext([{ san_type: 'URI', matcher: { prefix: `spiffe://${trustDomain}/` } }], http ? ['h2', 'http/1.1'] : []),
+      common_tls_context: commonTlsContext(sans, http ? ['h2', 'http/1.1'] : []),
     },
   };
 }

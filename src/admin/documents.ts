@@ -1,0 +1,47 @@
+/**
+ * Admin: the JSON documents of the status API, built from the control plane's state (read-only).
+ *   /status         revisions (accepted/rejected with diagnostics), every proxy's per-type state, certificates
+ *   /proxies/<id>   one proxy's status and the resources (proto3 JSON, keys redacted) in its snapshot
+ */
+import type { ControlPlane } from '../app/control-plane.js';
+import { redactSecrets } from '../xds/resources/secret.js';
+import { SHORT_NAME, type TypeUrl } from '../xds/type-urls.js';
+
+export function statusDocument(cp: ControlPlane): object {
+  const current = cp.current?.result.revision;
+  const identities = new Map((cp.current?.result.model?.workloads ?? []).map((w) => [w.id, w.identity]));
+  return {
+    controlPlane: { startedAt: cp.startedAt, xdsPort: cp.xdsPort, source: cp.sourceName() },
+    revision: {
+      current: current ?? null,
+      lastRejected: [...cp.revisions].reverse().find((r) => r.status === 'rejected') ?? null,
+    },
+    revisions: [...cp.revisions]
+      .reverse()
+      .map((r) => (r.status === 'accepted' ? { ...r, convergence: cp.convergenceOf(r.revision) } : r)),
+    proxies: cp.ads.registry
+      .all()
+      .map((p) => ({ ...p, identity: identities.get(p.id) ?? null, upToDate: p.connected && p.revision === current })),
+    certificates: {
+      signer: cp.authority?.signerInfo(),
+      workloads: cp.svids?.status() ?? [],
+      xds: { server: cp.serving?.status() ?? null, ca: cp.xdsCa?.status() ?? null },
+    },
+  };
+}
+
+export function proxyDocument(cp: ControlPlane, id: string): object | undefined {
+  const snap = cp.ads.snapshots.get(id);
+  const status = cp.ads.registry.get(id);
+  if (!snap && !status) return undefined;
+  const resources: Record<string, object[]> = {};
+  for (const [typeUrl, t] of snap?.types ?? []) {
+    resources[SHORT_NAME[typeUrl as TypeUrl]] = [...t.resources.values()].map((r) => ({
+      name: r.name,
+      version: r.version,
+      origins: r.origins,
+      resource: redactSecrets(r.json),
+    }));
+  }
+  return { id, revision: snap?.revision ?? null, version: snap?.version ?? null, status: status ?? null, resources };
+}
