@@ -113,14 +113,22 @@ function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnos
   }
   const cache = previous?.cache ?? new ResourceCache();
   const t0 = performance.now();
-  const encoded = ok ? yield* encodeSteps(source.revision, proxies, cache, previous) : { snapshots: new Map(), errors: [] };
+  const none = { snapshots: new Map<string, Snapshot>(), errors: [] };
+  const encoded = ok ? yield* encodeSteps(source.revision, proxies, cache, previous) : none;
   const encodeMs = performance.now() - t0;
-  if (encoded.errors.length > 0) {
-    const all = sortDiagnostics([...diagnostics, ...encoded.errors]);
-    const empty = { values: new Map(), dependents: new Map() };
-    return { revision: source.revision, ok: false, diagnostics: all, model: model.value, proxies: new Map(), snapshots: new Map(), cache, encodeMs, compiled, index: empty };
-  }
-  return { revision: source.revision, ok, diagnostics, model: model.value, proxies, snapshots: encoded.snapshots, cache, encodeMs, compiled, index };
+  const refused = encoded.errors.length > 0; // rejected whole, like any other error
+  return {
+    revision: source.revision,
+    ok: ok && !refused,
+    diagnostics: refused ? sortDiagnostics([...diagnostics, ...encoded.errors]) : diagnostics,
+    model: model.value,
+    proxies: refused ? new Map() : proxies,
+    snapshots: refused ? new Map() : encoded.snapshots,
+    cache,
+    encodeMs,
+    compiled,
+    index: refused ? { values: new Map(), dependents: new Map() } : index,
+  };
 }
 
 /**
@@ -159,11 +167,13 @@ function encodeDiagnostic(err: ResourceEncodeError, revision: string): Diagnosti
   const [first, ...rest] = err.origins.map((o) => ({ ...o, revision }));
   const type = messageName(err.typeUrl);
   const prefix = `${type} ${err.resourceName}`; // how resource-cache.ts names the root of the field path
-  const field = err.shape.path.startsWith(prefix) ? err.shape.path.slice(prefix.length).replace(/^\./, '') : err.shape.path;
+  const at = err.shape.path;
+  const field = at.startsWith(prefix) ? at.slice(prefix.length).replace(/^\./, '') : at;
+  const resource = `the Envoy ${type.slice(type.lastIndexOf('.') + 1)} "${err.resourceName}"`;
   return {
     code: 'CH0204',
     severity: 'error',
-    message: `the Envoy ${type.slice(type.lastIndexOf('.') + 1)} "${err.resourceName}" built from this policy is invalid: ${field}: ${err.shape.reason}`,
+    message: `${resource} built from this policy is invalid: ${field}: ${err.shape.reason}`,
     ...(first ? { location: first } : {}),
     ...(rest.length > 0 ? { related: rest.map((location) => ({ message: 'and from the policy', location })) } : {}),
   };

@@ -20,7 +20,9 @@ import { serviceEntry, workloadEntry } from './support/mesh-fixture.js';
 import { freePort } from './support/ports.js';
 
 /** Runs a CLI command in-process; what it prints is discarded, its exit code returned with its JSON output. */
-async function quietly(fn: (argv: string[]) => Promise<number>, argv: string[]): Promise<{ code: number; out: string }> {
+type Cli = (argv: string[]) => Promise<number>;
+
+async function quietly(fn: Cli, argv: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
   const [log, error] = [console.log, console.error];
   console.log = (...a: unknown[]) => lines.push(a.join(' '));
@@ -33,7 +35,9 @@ async function quietly(fn: (argv: string[]) => Promise<number>, argv: string[]):
 }
 
 const where = (ds: readonly Diagnostic[]) =>
-  ds.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.location ? `${d.location.file}:${d.location.line}` : '-'}`);
+  ds
+    .filter((d) => d.severity === 'error')
+    .map((d) => `${d.code} ${d.location ? `${d.location.file}:${d.location.line}` : '-'}`);
 
 // Valid for every check before encoding; Envoy's circuit breaker max_connections is a uint32.
 const TOO_MANY_CONNECTIONS = `${serviceEntry('b', 'shop')}---
@@ -58,13 +62,12 @@ describe('one compile-and-encode path', () => {
     rmSync(state, { recursive: true, force: true });
   });
 
-  test('a revision the strict encoding refuses: serve rejects it, and so do check, render and the goldens', async () => {
+  test('a revision the strict encoding refuses: serve rejects it, so do check, render and the goldens', async () => {
     writeFileSync(path.join(dir, 'b.yaml'), TOO_MANY_CONNECTIONS);
     const host = '127.0.24.12';
-    cp = new ControlPlane(
-      { configDir: dir, stateDir: state, xdsAddress: `${host}:${await freePort(host)}`, maxNewStreamsPerSecond: 100, watch: false },
-      silentLogger,
-    );
+    const xdsAddress = `${host}:${await freePort(host)}`;
+    const settings = { configDir: dir, stateDir: state, xdsAddress, maxNewStreamsPerSecond: 100, watch: false };
+    cp = new ControlPlane(settings, silentLogger);
     await cp.start();
     const served = cp.revisions.at(-1)!;
     assert.equal(served.status, 'rejected');
@@ -96,15 +99,25 @@ describe('one compile-and-encode path', () => {
   });
 });
 
+const SPEC_NOT_A_MAP = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: a, namespace: ns }
+spec: 5
+`;
+
 describe('documents without spec', () => {
   const needing = KINDS.filter((k) => k.requiresSpec);
 
   test('every kind that needs a spec says so at the document (file:line); none is dropped silently', () => {
-    for (const k of ['ServiceEntry', 'VirtualService', 'DestinationRule', 'Sidecar', 'WorkloadEntry', 'RateLimitPolicy']) {
+    const silentBefore = ['ServiceEntry', 'VirtualService', 'DestinationRule', 'Sidecar', 'WorkloadEntry'];
+    silentBefore.push('RateLimitPolicy');
+    for (const k of silentBefore) {
       assert.ok(needing.some((n) => n.kind === k), `${k} needs a spec`);
     }
     // One file, one document per kind, each three lines long and starting at line 1 + 4i.
-    const text = needing.map((k, i) => `apiVersion: ${k.group}/${k.versions[0]}\nkind: ${k.kind}\nmetadata: { name: x${i}, namespace: ns }\n`).join('---\n');
+    const doc = (k: (typeof needing)[number], i: number) =>
+      `apiVersion: ${k.group}/${k.versions[0]}\nkind: ${k.kind}\nmetadata: { name: x${i}, namespace: ns }\n`;
+    const text = needing.map(doc).join('---\n');
     const r = compileSource({ revision: 'r', files: [{ path: 'nospec.yaml', text }] });
     assert.deepEqual(where(r.diagnostics), needing.map((_k, i) => `CH0203 nospec.yaml:${1 + 4 * i}`));
     assert.ok(r.diagnostics.every((d) => d.path === 'spec'));
@@ -114,7 +127,7 @@ describe('documents without spec', () => {
     const r = compileSource({
       revision: 'r',
       files: [
-        { path: 'a.yaml', text: 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: a, namespace: ns }\nspec: 5\n' },
+        { path: 'a.yaml', text: SPEC_NOT_A_MAP },
         { path: 'mesh.yaml', text: 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: mesh }\n' },
       ],
     });

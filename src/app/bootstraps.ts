@@ -29,7 +29,7 @@ export interface WorkloadBootstrapOptions {
   prometheusPort?: number;
 }
 
-/** Envoy admin default: the workload's own address when it is loopback (many sidecars on one machine), else 127.0.0.1. */
+/** Envoy admin default: the workload's own address if loopback (many sidecars on one machine), else 127.0.0.1. */
 export function defaultAdminAddress(workloadAddress: string): { host: string; port: number } {
   return { host: isLoopback(workloadAddress) ? workloadAddress : '127.0.0.1', port: 15000 };
 }
@@ -48,11 +48,11 @@ export function workloadBootstrap(w: Workload, mesh: MeshSpec, o: WorkloadBootst
     initialFetchTimeout: o.initialFetchTimeout ?? '10s',
     token: o.token,
     ...(promPort > 0 ? { prometheus: { address: w.address, port: promPort } } : {}),
-    ...(o.trustPem !== undefined
-      ? { tls: { trustBundlePem: o.trustPem, serverIdentity: controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace) } }
-      : {}),
+    ...(o.trustPem !== undefined ? { tls: { trustBundlePem: o.trustPem, serverIdentity: serverIdentity(mesh) } } : {}),
   });
 }
+
+const serverIdentity = (mesh: MeshSpec) => controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace);
 
 /** The file name of a workload's bootstrap in the directory: `<namespace>.<name>.yaml`. */
 export function bootstrapFileName(workloadId: string): string {
@@ -86,7 +86,7 @@ export class BootstrapWriter {
 
   constructor(private readonly o: BootstrapWriterOptions) {}
 
-  /** Queues the bootstraps of `result` (an accepted revision); resolves once they, or a newer revision's, are written. */
+  /** Queues the bootstraps of `result` (an accepted revision); resolves once they or a newer revision's are written. */
   write(result: CompileResult): Promise<void> {
     const first = this.pending === undefined;
     this.pending = result;
@@ -94,7 +94,9 @@ export class BootstrapWriter {
       this.running = this.running.then(async () => {
         const next = this.pending!;
         this.pending = undefined;
-        await this.writeNow(next).catch((err) => this.o.log.error('cannot write envoy bootstraps', { dir: this.o.dir, error: (err as Error).message }));
+        await this.writeNow(next).catch((err) =>
+          this.o.log.error('cannot write envoy bootstraps', { dir: this.o.dir, error: (err as Error).message }),
+        );
       });
     }
     return this.running;
@@ -106,12 +108,14 @@ export class BootstrapWriter {
     mkdirSync(this.o.dir, { recursive: true, mode: 0o700 });
     const now = this.o.now ?? Date.now;
     const bundle = this.o.trustPem();
+    const xds = this.o.xds;
     const out: BootstrapsWritten = { revision: result.revision, written: 0, kept: 0, removed: 0 };
     const wanted = new Set<string>();
     for (const w of model.workloads) {
       const file = bootstrapFileName(w.id);
       wanted.add(file);
-      const key = JSON.stringify([w.id, w.namespace, w.identity, w.address, model.mesh.trustDomain, model.mesh.rootNamespace, bundle, this.o.xds]);
+      const { trustDomain, rootNamespace } = model.mesh;
+      const key = JSON.stringify([w.id, w.namespace, w.identity, w.address, trustDomain, rootNamespace, bundle, xds]);
       const had = this.files.get(file);
       if (had?.key === key && now() - had.issuedAt < (this.o.tokenTtlSeconds * 1000) / 2) {
         out.kept++;
@@ -119,7 +123,8 @@ export class BootstrapWriter {
       }
       const token = await this.o.issueToken(w.id, this.o.tokenTtlSeconds);
       const doc = workloadBootstrap(w, model.mesh, { xds: this.o.xds, token, trustPem: bundle });
-      writeFileAtomic(path.join(this.o.dir, file), stringify(doc, { aliasDuplicateObjects: false })); // never half a file
+      // Atomic: an Envoy starting meanwhile reads the old file or the new one, never half of one.
+      writeFileAtomic(path.join(this.o.dir, file), stringify(doc, { aliasDuplicateObjects: false }));
       this.files.set(file, { key, issuedAt: now() });
       out.written++;
     }

@@ -134,7 +134,8 @@ export class ControlPlane {
       if (e.kind === 'nack' && !e.repeat) this.history.append({ kind: 'nack', proxy, type: SHORT_NAME[e.typeUrl], message: e.message ?? '', ...(e.revision ? { revision: e.revision } : {}) });
     });
     this.telemetry = new Telemetry(settings.otlpTracesEndpoint ? { otlpTracesEndpoint: settings.otlpTracesEndpoint } : {});
-    this.converging = new ConvergenceTracker(this.ads.registry, () => this.current?.result.revision, this.telemetry, log);
+    const revision = () => this.current?.result.revision;
+    this.converging = new ConvergenceTracker(this.ads.registry, revision, this.telemetry, log);
     this.instrument();
   }
 

@@ -60,7 +60,8 @@ export class ConvergenceTracker {
     if (connected.length === 0 || connected.some((p) => p.revision !== rev)) return;
     entry.convergedAt = Date.now();
     this.telemetry.convergence.record((entry.convergedAt - entry.acceptedAt) / 1000);
-    this.log.info('revision converged', { revision: rev, proxies: connected.length, ms: entry.convergedAt - entry.acceptedAt });
+    const ms = entry.convergedAt - entry.acceptedAt;
+    this.log.info('revision converged', { revision: rev, proxies: connected.length, ms });
   }
 
   /** How far the proxies are with a revision. */
@@ -70,11 +71,14 @@ export class ConvergenceTracker {
     const synced = connected.filter((p) => p.revision === revision).length;
     // Rejected: the proxy's last word on some type of this revision was a NACK.
     const rejected = connected.filter((p) =>
-      Object.values(p.types).some((t) => t.lastNack?.revision === revision && (!t.acked || t.acked.at <= t.lastNack.at)),
+      Object.values(p.types).some(
+        (t) => t.lastNack?.revision === revision && (!t.acked || t.acked.at <= t.lastNack.at),
+      ),
     ).length;
+    const iso = (ms: number) => new Date(ms).toISOString();
     return {
-      ...(e ? { acceptedAt: new Date(e.acceptedAt).toISOString() } : {}),
-      ...(e?.convergedAt ? { convergedAt: new Date(e.convergedAt).toISOString(), ms: e.convergedAt - e.acceptedAt } : {}),
+      ...(e ? { acceptedAt: iso(e.acceptedAt) } : {}),
+      ...(e?.convergedAt ? { convergedAt: iso(e.convergedAt), ms: e.convergedAt - e.acceptedAt } : {}),
       connected: connected.length,
       synced,
       behind: connected.length - synced,

@@ -49,8 +49,9 @@ export class ServedSnapshots {
     const hit = this.secretSets.get(key);
     if (hit?.bundle === bundle) return hit.secrets;
     const resources = new Map<string, EncodedResource>();
-    if (svid) resources.set(SECRET_WORKLOAD, this.secretCache.get(TYPE.secret, SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem), []));
-    resources.set(SECRET_TRUST_BUNDLE, this.secretCache.get(TYPE.secret, SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle), []));
+    const encode = (name: string, json: object) => this.secretCache.get(TYPE.secret, name, json, []);
+    if (svid) resources.set(SECRET_WORKLOAD, encode(SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem)));
+    resources.set(SECRET_TRUST_BUNDLE, encode(SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle)));
     const secrets = typeSnapshot(resources);
     this.secretSets.set(key, { bundle, secrets });
     return secrets;

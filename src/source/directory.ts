@@ -9,8 +9,8 @@
  * while the tree is read means the tree changed under us: the read starts over, a few times at most.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import type { BigIntStats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { realpathSync, statSync, type BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { Diagnostics, type Diagnostic, type Result } from '../diag/diagnostic.js';
 import { runSteps, runStepsInSlices } from '../util/steps.js';
@@ -54,7 +54,8 @@ function* readOnce(root: string, last: boolean): Generator<void, Result<PolicySo
     diags.report('CH0101', `cannot read directory .: ${(err as Error).message}`, at('.'));
     return { value: { revision: `dir:${contentHash(files, diags.items)}`, files }, diagnostics: diags.items };
   }
-  const inside = (real: string) => real === realRoot || real.startsWith(realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep);
+  const rootPrefix = realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep;
+  const inside = (real: string) => real === realRoot || real.startsWith(rootPrefix);
 
   /** Reads one policy file; `real` is a path with no symlink in it (the tree's own or a resolved link's). */
   const addFile = (relPath: string, real: string, st: BigIntStats): void => {
@@ -64,7 +65,9 @@ function* readOnce(root: string, last: boolean): Generator<void, Result<PolicySo
     }
     const size = Number(st.size);
     if (size > SOURCE_LIMITS.maxFileBytes || total + size > SOURCE_LIMITS.maxTotalBytes) {
-      diags.report('CH0103', `file is ${size} bytes; the limit is ${SOURCE_LIMITS.maxFileBytes} per file and ${SOURCE_LIMITS.maxTotalBytes} in all`, at(relPath));
+      const { maxFileBytes, maxTotalBytes } = SOURCE_LIMITS;
+      const limits = `the limit is ${maxFileBytes} per file and ${maxTotalBytes} in all`;
+      diags.report('CH0103', `file is ${size} bytes; ${limits}`, at(relPath));
       return;
     }
     let text: string;
@@ -73,7 +76,8 @@ function* readOnce(root: string, last: boolean): Generator<void, Result<PolicySo
     } catch (err) {
       if (err instanceof TreeChanged || ENOENT(err)) {
         if (!last) throw new TreeChanged();
-        diags.report('CH0106', `${relPath} changed or vanished while the tree was read; it is read again on the next change`, at(relPath));
+        const message = `${relPath} changed or vanished while the tree was read; it is read again on the next change`;
+        diags.report('CH0106', message, at(relPath));
         return;
       }
       diags.report('CH0101', `cannot read ${relPath}: ${(err as Error).message}`, at(relPath));
@@ -84,8 +88,8 @@ function* readOnce(root: string, last: boolean): Generator<void, Result<PolicySo
   };
 
   /** A symlink: followed to a file or directory inside the root; anything else is a diagnostic or ignored. */
-  const followLink = (relPath: string, abs: string, name: string, ancestors: ReadonlySet<string>): { dir: string } | undefined => {
-    // A name that says "not policy" (notes.md) is ignored wherever it leads; a .yaml or extensionless name may hold policy.
+  const followLink = (relPath: string, abs: string, name: string, ancestors: ReadonlySet<string>) => {
+    // A name that says "not policy" (notes.md) is ignored wherever it leads; .yaml or extensionless may hold policy.
     const mayHoldPolicy = isPolicyFile(name) || path.extname(name) === '';
     let real: string;
     let st: BigIntStats;
@@ -95,13 +99,17 @@ function* readOnce(root: string, last: boolean): Generator<void, Result<PolicySo
     } catch (err) {
       if (!mayHoldPolicy) return undefined;
       const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'it leads to nothing (a dangling symlink)' : code === 'ELOOP' ? 'it is a symlink loop' : (err as Error).message;
+      const why =
+        code === 'ENOENT' ? 'it leads to nothing (a dangling symlink)'
+        : code === 'ELOOP' ? 'it is a symlink loop'
+        : (err as Error).message;
       diags.report('CH0101', `cannot read ${relPath}: ${why}`, at(relPath));
       return undefined;
     }
     if (!st.isDirectory() && !(st.isFile() && isPolicyFile(name))) return undefined;
     if (!inside(real)) {
-      diags.report('CH0105', `${relPath} is a symlink to ${real}, outside the policy root ${realRoot}; it is not read`, at(relPath));
+      const message = `${relPath} is a symlink to ${real}, outside the policy root ${realRoot}; it is not read`;
+      diags.report('CH0105', message, at(relPath));
       return undefined;
     }
     if (st.isFile()) {
@@ -109,10 +117,10 @@ function* readOnce(root: string, last: boolean): Generator<void, Result<PolicySo
       return undefined;
     }
     if (ancestors.has(real)) {
-      diags.report('CH0101', `cannot read ${relPath}: it links back to a directory that contains it (a loop)`, at(relPath));
+      diags.report('CH0101', `cannot read ${relPath}: it links back to a directory above it (a loop)`, at(relPath));
       return undefined;
     }
-    return { dir: real };
+    return { dir: real } as const;
   };
 
   function* walk(rel: string, realDir: string, ancestors: ReadonlySet<string>): Generator<void> {
@@ -138,7 +146,8 @@ function* readOnce(root: string, last: boolean): Generator<void, Result<PolicySo
           continue;
         }
         if (!last) throw new TreeChanged();
-        diags.report('CH0106', `${relPath} vanished while the tree was read; it is read again on the next change`, at(relPath));
+        const message = `${relPath} vanished while the tree was read; it is read again on the next change`;
+        diags.report('CH0106', message, at(relPath));
         continue;
       }
       if (st.isSymbolicLink()) {

@@ -48,7 +48,12 @@ export interface Seen {
  * The paths of `seen` that are not settled at `now`: changed since they were seen, or seen less than `quietMs` ago.
  * Updates `seen` with what changed, so the next check measures the quiet period from the latest change.
  */
-export function unsettledPaths(seen: Map<string, Seen>, stampOf: (p: string) => string, now: number, quietMs: number): string[] {
+export function unsettledPaths(
+  seen: Map<string, Seen>,
+  stampOf: (p: string) => string,
+  now: number,
+  quietMs: number,
+): string[] {
   const out: string[] = [];
   for (const [p, s] of seen) {
     const stamp = stampOf(p);
@@ -71,13 +76,15 @@ export function fileStamp(p: string): string {
 
 /** Names that are never policy: hidden files (.swp of vim, .#x of emacs, .git), backups and temporary files. */
 export function isIgnoredName(name: string): boolean {
-  return name.startsWith('.') || name.endsWith('~') || /^#.*#$/.test(name) || /\.(swp|swx|tmp|part|crdownload)$/.test(name) || name === '4913';
+  if (name.startsWith('.') || name.endsWith('~') || name === '4913') return true; // 4913: vim's probe file
+  return /^#.*#$/.test(name) || /\.(swp|swx|tmp|part|crdownload)$/.test(name);
 }
 
 /**
- * Watches `dir` and its subdirectories; `onChange` is debounced and runs only once every changed file settled. One non-recursive watcher per directory: Node
- * 20's `recursive` option on Linux rescans the whole tree in JavaScript on every event, which at a few thousand
- * files cost tens of milliseconds per write. Returns a function that stops watching.
+ * Watches `dir` and its subdirectories; `onChange` is debounced and runs only once every changed file settled.
+ * One non-recursive watcher per directory: Node 20's `recursive` option on Linux rescans the whole tree in
+ * JavaScript on every event, which at a few thousand files cost tens of milliseconds per write. Returns a function
+ * that stops watching.
  */
 export function watchDirectory(dir: string, onChange: () => void, quietMs: number, maxMs: number): () => void {
   const seen = new Map<string, Seen>();

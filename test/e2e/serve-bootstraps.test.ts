@@ -39,8 +39,9 @@ after(() => {
 async function serve(args: string[]): Promise<Serve> {
   const state = mkdtempSync(path.join(os.tmpdir(), 'chancery-serve-state-'));
   const [adminPort, xdsPort] = [await freePort(HOST), await freePort(HOST)];
-  const argv = ['--import', 'tsx', '--import', './test/support/count-compiles.ts', 'bin/chancery.mjs', 'serve', ...args];
-  argv.push('--state-dir', state, '--xds-host', HOST, '--xds-port', String(xdsPort), '--admin-host', HOST, '--admin-port', String(adminPort));
+  const argv = ['--import', 'tsx', '--import', './test/support/count-compiles.ts', 'bin/chancery.mjs', 'serve'];
+  argv.push(...args, '--state-dir', state, '--xds-host', HOST, '--xds-port', String(xdsPort));
+  argv.push('--admin-host', HOST, '--admin-port', String(adminPort));
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   running.add(child);
   const logs: Log[] = [];
@@ -68,7 +69,8 @@ async function serve(args: string[]): Promise<Serve> {
 }
 
 const files = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort() : []);
-const revisionsCompiled = (logs: Log[]) => logs.filter((l) => l.msg === 'revision accepted' || l.msg.startsWith('revision rejected'));
+const revisionsCompiled = (logs: Log[]) =>
+  logs.filter((l) => l.msg === 'revision accepted' || l.msg.startsWith('revision rejected'));
 const compileCount = (logs: Log[]) => logs.find((l) => l.msg === 'compile count')?.compiles;
 
 describe('serve writes bootstraps from the compiled revision', { timeout: 300_000 }, () => {
@@ -78,13 +80,17 @@ describe('serve writes bootstraps from the compiled revision', { timeout: 300_00
     const s = await serve(['--config', dir]);
     try {
       // A generous bound: one compile takes seconds here; compiling once per workload took hours.
-      const status = await waitFor(() => request({ host: HOST, port: s.adminPort, path: '/status' }).then((r) => r.status === 200 && r), {
+      const get = () => request({ host: HOST, port: s.adminPort, path: '/status' });
+      const status = await waitFor(() => get().then((r) => r.status === 200 && r), {
         timeoutMs: 120_000,
         intervalMs: 250,
         what: 'the status API',
       });
       assert.equal(status.status, 200);
-      const written = await waitFor(() => s.logs.find((l) => l.msg === 'envoy bootstraps written'), { timeoutMs: 60_000, what: 'bootstraps' });
+      const written = await waitFor(() => s.logs.find((l) => l.msg === 'envoy bootstraps written'), {
+        timeoutMs: 60_000,
+        what: 'bootstraps',
+      });
       assert.equal(written.written, 2000);
       const names = files(s.bootstrapDir);
       assert.equal(names.length, 2000);
@@ -92,7 +98,8 @@ describe('serve writes bootstraps from the compiled revision', { timeout: 300_00
       const doc = parse(readFileSync(path.join(s.bootstrapDir, 'bench.client-7.yaml'), 'utf8'));
       assert.equal(doc.node.id, 'bench/client-7');
       const xds = doc.static_resources.clusters.find((c: { name: string }) => c.name === XDS_CLUSTER);
-      assert.equal(xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value, s.xdsPort);
+      const address = xds.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address;
+      assert.equal(address.port_value, s.xdsPort);
       const v = validateEnvoyConfig(doc);
       assert.ok(v.ok, v.output);
     } finally {
@@ -118,10 +125,12 @@ describe('serve writes bootstraps from the compiled revision', { timeout: 300_00
       git('commit', '-q', '-m', name);
       return git('rev-parse', 'HEAD');
     };
-    commit('svc.yaml', serviceEntry('alpha', 'git') + '---\n' + workloadEntry('alpha-1', 'git', 'alpha', '127.0.24.31'));
+    const alpha1 = workloadEntry('alpha-1', 'git', 'alpha', '127.0.24.31');
+    commit('svc.yaml', `${serviceEntry('alpha', 'git')}---\n${alpha1}`);
     const first = commit('beta.yaml', workloadEntry('beta-1', 'git', 'alpha', '127.0.24.32'));
     const s = await serve(['--git', repo, '--poll', '200ms']);
-    const writtenFor = (rev: string) => () => s.logs.find((l) => l.msg === 'envoy bootstraps written' && l.revision === rev);
+    const writtenFor = (rev: string) => () =>
+      s.logs.find((l) => l.msg === 'envoy bootstraps written' && l.revision === rev);
     try {
       const one = await waitFor(writtenFor(first), { timeoutMs: 60_000, what: `bootstraps of ${first}` });
       assert.deepEqual(files(s.bootstrapDir), ['git.alpha-1.yaml', 'git.beta-1.yaml']);
@@ -135,12 +144,14 @@ describe('serve writes bootstraps from the compiled revision', { timeout: 300_00
 
       const third = commit('beta.yaml', null);
       const three = await waitFor(writtenFor(third), { timeoutMs: 30_000, what: `bootstraps of ${third}` });
-      assert.deepEqual(files(s.bootstrapDir), ['git.alpha-1.yaml', 'git.gamma-1.yaml'], "a removed workload's file goes");
+      const left = ['git.alpha-1.yaml', 'git.gamma-1.yaml'];
+      assert.deepEqual(files(s.bootstrapDir), left, "a removed workload's file goes");
       assert.equal(three.removed, 1);
     } finally {
       await s.stop();
       rmSync(repo, { recursive: true, force: true });
     }
-    assert.equal(compileCount(s.logs), revisionsCompiled(s.logs).length, 'one compile per revision, bootstraps included');
+    const revisions = revisionsCompiled(s.logs).length;
+    assert.equal(compileCount(s.logs), revisions, 'one compile per revision, bootstraps included');
   });
 });

@@ -4,4 +4,6 @@
  */
 import { compileCount } from '../../src/compiler.js';
 
-process.on('exit', () => process.stderr.write(JSON.stringify({ msg: 'compile count', compiles: compileCount() }) + '\n'));
+process.on('exit', () => {
+  process.stderr.write(JSON.stringify({ msg: 'compile count', compiles: compileCount() }) + '\n');
+});

@@ -19,7 +19,10 @@ const mesh = (n: number) => ({
   revision: `r${n}`,
   files: [
     { path: 'svc.yaml', text: serviceEntry('a', 'ns') },
-    ...Array.from({ length: n }, (_, i) => ({ path: `w${i}.yaml`, text: workloadEntry(`a-${i}`, 'ns', 'a', `127.0.24.${40 + i}`) })),
+    ...Array.from({ length: n }, (_, i) => ({
+      path: `w${i}.yaml`,
+      text: workloadEntry(`a-${i}`, 'ns', 'a', `127.0.24.${40 + i}`),
+    })),
   ],
 });
 
@@ -28,7 +31,10 @@ test('bootstraps from a compile result: kept, rewritten on a new trust, removed 
   let trust = 'TRUST-1\n';
   let tokens = 0;
   const logged: Record<string, unknown>[] = [];
-  const log: Logger = { ...silentLogger, info: (msg, f) => void (msg === 'envoy bootstraps written' && logged.push(f!)) };
+  const info = (msg: string, f?: Record<string, unknown>) => {
+    if (msg === 'envoy bootstraps written') logged.push(f!);
+  };
+  const log: Logger = { ...silentLogger, info };
   const writer = new BootstrapWriter({
     dir,
     xds: { host: '127.0.24.14', port: 15010 },
@@ -60,12 +66,12 @@ test('bootstraps from a compile result: kept, rewritten on a new trust, removed 
 });
 
 test('an xDS CA rotation step tells the bootstrap writer', async () => {
-  const [config, state] = [mkdtempSync(path.join(os.tmpdir(), 'chancery-bw-src-')), mkdtempSync(path.join(os.tmpdir(), 'chancery-bw-state-'))];
+  const config = mkdtempSync(path.join(os.tmpdir(), 'chancery-bw-src-'));
+  const state = mkdtempSync(path.join(os.tmpdir(), 'chancery-bw-state-'));
   const host = '127.0.24.15';
-  const cp = new ControlPlane(
-    { configDir: config, stateDir: state, xdsAddress: `${host}:${await freePort(host)}`, maxNewStreamsPerSecond: 100, watch: false },
-    silentLogger,
-  );
+  const xdsAddress = `${host}:${await freePort(host)}`;
+  const settings = { configDir: config, stateDir: state, xdsAddress, maxNewStreamsPerSecond: 100, watch: false };
+  const cp = new ControlPlane(settings, silentLogger);
   await cp.start();
   try {
     let told = 0;

@@ -4,7 +4,8 @@
  * good one keeps serving) or is waited out; none aborts the read or takes the configuration away.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -18,7 +19,8 @@ import { serviceEntry } from '../support/mesh-fixture.js';
 import { freePort } from '../support/ports.js';
 
 const tmp = (what: string) => mkdtempSync(path.join(os.tmpdir(), `chancery-${what}-`));
-const errorsAt = (ds: readonly Diagnostic[]) => ds.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.location?.file}`);
+const errorsAt = (ds: readonly Diagnostic[]) =>
+  ds.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.location?.file}`);
 
 describe('reading a directory', () => {
   test('a dangling symlink is a diagnostic for that file; the rest is still read', () => {
@@ -89,14 +91,13 @@ describe('the control plane on an unreadable file', () => {
     rmSync(state, { recursive: true, force: true });
   });
 
-  test('at startup and later: the revision is rejected with the file listed; the last good one keeps serving', async () => {
+  test('at startup and later: the revision is rejected with the file listed; the last good keeps serving', async () => {
     writeFileSync(path.join(root, 'a.yaml'), serviceEntry('a', 'ns'));
     symlinkSync(path.join(root, 'nowhere.yaml'), path.join(root, 'b.yaml'));
     const host = '127.0.24.11';
-    cp = new ControlPlane(
-      { configDir: root, stateDir: state, xdsAddress: `${host}:${await freePort(host)}`, maxNewStreamsPerSecond: 100, watch: false },
-      silentLogger,
-    );
+    const xdsAddress = `${host}:${await freePort(host)}`;
+    const settings = { configDir: root, stateDir: state, xdsAddress, maxNewStreamsPerSecond: 100, watch: false };
+    cp = new ControlPlane(settings, silentLogger);
     await cp.start();
     assert.equal(cp.revisions.length, 1, 'a revision was read and judged at startup');
     assert.equal(cp.revisions[0].status, 'rejected');
@@ -127,14 +128,17 @@ describe('the watcher compiles only settled files', () => {
     assert.deepEqual(check(150), ['/p/a.yaml']);
     assert.deepEqual(check(240), ['/p/a.yaml'], 'the quiet period counts from the last change seen');
     assert.deepEqual(check(250), []);
-    for (const name of ['.a.yaml.swp', 'a.yaml~', '#a.yaml#', '4913', 'a.yaml.tmp']) assert.ok(isIgnoredName(name), name);
+    for (const name of ['.a.yaml.swp', 'a.yaml~', '#a.yaml#', '4913', 'a.yaml.tmp']) {
+      assert.ok(isIgnoredName(name), name);
+    }
     assert.ok(!isIgnoredName('a.yaml'));
   });
 
   test('a file written slowly in chunks, for longer than the max delay, is never seen half-written', async () => {
     const dir = tmp('slow');
     const file = path.join(dir, 'big.yaml');
-    const full = Array.from({ length: 60 }, (_, i) => `# line ${i} ${'x'.repeat(40)}\n`).join('') + serviceEntry('a', 'ns');
+    const comments = Array.from({ length: 60 }, (_, i) => `# line ${i} ${'x'.repeat(40)}\n`).join('');
+    const full = comments + serviceEntry('a', 'ns');
     const seen: string[] = [];
     // quiet 250 ms, max 300 ms: the writer below writes every ~10 ms for well over 300 ms.
     const stop = watchDirectory(dir, () => seen.push(readFileSync(file, 'utf8')), 250, 300);
