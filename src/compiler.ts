@@ -1,9 +1,12 @@
 /**
- * The whole policy compiler, the same in `chancery check`, `chancery render` and the server:
- * source -> parse -> decode -> model -> per-proxy IR -> Envoy resources. A revision with any error yields no
- * proxies at all (it is rejected whole).
+ * The whole policy compiler, the one path of `chancery check`, `render`, `bootstrap`, the goldens and the server:
+ * source -> parse -> decode -> model -> per-proxy IR -> Envoy resources -> strictly encoded snapshots. Encoding is
+ * part of compiling, so a revision the server would refuse to push is refused by `check` too. A revision with any
+ * error yields no proxies at all (it is rejected whole).
  */
 import { hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
+import { ResourceCache, ResourceEncodeError } from './snapshot/resource-cache.js';
+import { buildSnapshot, type Snapshot } from './snapshot/snapshot.js';
 import { compileProxy } from './ir/compile.js';
 import { affectedProxies, dependencyValues, updatedIndex, type Dependencies, type DependencyIndex } from './ir/dependencies.js';
 import type { ProxyIR } from './ir/types.js';
@@ -15,6 +18,7 @@ import { parseFile, type ParsedDocument } from './policy/source-map.js';
 import type { PolicySource } from './source/source-file.js';
 import { runSteps, runStepsInSlices } from './util/steps.js';
 import { translateProxy, type ResourceSet } from './xds/translate.js';
+import { messageName } from './xds/type-urls.js';
 
 export interface CompiledProxy {
   ir: ProxyIR;
@@ -30,6 +34,12 @@ export interface CompileResult {
   model?: MeshModel;
   /** By proxy id (`namespace/name`), sorted. Empty when the revision has errors. */
   proxies: Map<string, CompiledProxy>;
+  /** Per proxy, its resources encoded (strictly) into a snapshot, without secrets. Empty when rejected. */
+  snapshots: Map<string, Snapshot>;
+  /** The shared encodings (serialize once, fan out); the next revision's compile reuses them. */
+  cache: ResourceCache;
+  /** Of the compile, how long encoding the snapshots took. */
+  encodeMs: number;
   /** How many proxies were compiled; the others were reused from the previous result. */
   compiled: number;
   /** What the proxies depend on, for the next revision's compile. */
@@ -52,8 +62,16 @@ export function compileSourceInSlices(source: PolicySource, sourceDiagnostics: r
   return runStepsInSlices(compileSteps(source, sourceDiagnostics, previous), sliceMs);
 }
 
+let compiles = 0;
+
+/** How many revisions this process has compiled: writing bootstraps or answering status must not add any. */
+export function compileCount(): number {
+  return compiles;
+}
+
 /** The compile as a sequence of steps; it yields between steps where pausing is safe. */
 function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnostic[], previous: CompileResult | undefined): Generator<void, CompileResult> {
+  compiles++;
   const diags: Diagnostic[] = [...sourceDiagnostics];
   const docs: ParsedDocument[] = [];
   for (const file of source.files) {
@@ -93,7 +111,72 @@ function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnos
     for (const [id, p] of previous?.proxies ?? []) if (!proxies.has(id)) changed.set(id, { old: p.dependencies });
     index = updatedIndex(previous?.index, changed);
   }
-  return { revision: source.revision, ok, diagnostics, model: model.value, proxies, compiled, index };
+  const cache = previous?.cache ?? new ResourceCache();
+  const t0 = performance.now();
+  const none = { snapshots: new Map<string, Snapshot>(), errors: [] };
+  const encoded = ok ? yield* encodeSteps(source.revision, proxies, cache, previous) : none;
+  const encodeMs = performance.now() - t0;
+  const refused = encoded.errors.length > 0; // rejected whole, like any other error
+  return {
+    revision: source.revision,
+    ok: ok && !refused,
+    diagnostics: refused ? sortDiagnostics([...diagnostics, ...encoded.errors]) : diagnostics,
+    model: model.value,
+    proxies: refused ? new Map() : proxies,
+    snapshots: refused ? new Map() : encoded.snapshots,
+    cache,
+    encodeMs,
+    compiled,
+    index: refused ? { values: new Map(), dependents: new Map() } : index,
+  };
+}
+
+/**
+ * Encodes each proxy's resources through the strict codec into its snapshot; a proxy whose resources are reused
+ * from `previous` keeps its snapshot (relabelled). What the codec refuses becomes a diagnostic at the policy that
+ * produced it, once per distinct resource.
+ */
+function* encodeSteps(
+  revision: string,
+  proxies: ReadonlyMap<string, CompiledProxy>,
+  cache: ResourceCache,
+  previous: CompileResult | undefined,
+): Generator<void, { snapshots: Map<string, Snapshot>; errors: Diagnostic[] }> {
+  const snapshots = new Map<string, Snapshot>();
+  const errors = new Map<string, Diagnostic>();
+  for (const [id, p] of proxies) {
+    yield;
+    const before = previous?.snapshots.get(id);
+    if (before && previous!.proxies.get(id)?.resources === p.resources) {
+      snapshots.set(id, before.revision === revision ? before : { ...before, revision });
+      continue;
+    }
+    try {
+      snapshots.set(id, buildSnapshot(id, revision, p.resources, cache));
+    } catch (err) {
+      if (!(err instanceof ResourceEncodeError)) throw err;
+      const key = `${err.typeUrl}\0${err.resourceName}\0${err.shape.path}`;
+      if (!errors.has(key)) errors.set(key, encodeDiagnostic(err, revision));
+    }
+  }
+  if (errors.size === 0) cache.sweep(() => snapshots.values());
+  return { snapshots, errors: [...errors.values()] };
+}
+
+function encodeDiagnostic(err: ResourceEncodeError, revision: string): Diagnostic {
+  const [first, ...rest] = err.origins.map((o) => ({ ...o, revision }));
+  const type = messageName(err.typeUrl);
+  const prefix = `${type} ${err.resourceName}`; // how resource-cache.ts names the root of the field path
+  const at = err.shape.path;
+  const field = at.startsWith(prefix) ? at.slice(prefix.length).replace(/^\./, '') : at;
+  const resource = `the Envoy ${type.slice(type.lastIndexOf('.') + 1)} "${err.resourceName}"`;
+  return {
+    code: 'CH0204',
+    severity: 'error',
+    message: `${resource} built from this policy is invalid: ${field}: ${err.shape.reason}`,
+    ...(first ? { location: first } : {}),
+    ...(rest.length > 0 ? { related: rest.map((location) => ({ message: 'and from the policy', location })) } : {}),
+  };
 }
 
 /**

@@ -1,13 +1,13 @@
 /**
  * Wiring only: watch -> compile -> publish -> serve, plus the CA feeding certificates to snapshots. The one place
  * where stages meet. A revision with errors is rejected whole and every proxy keeps its last good snapshot.
- * Certificates are a fast path: a rotation replaces the secrets of the affected proxies' snapshots without
- * recompiling anything.
+ * The parts are modules of their own: the served snapshots with their secrets (served-snapshots.ts), convergence
+ * (convergence.ts), root rotation (root-rotation.ts), bootstraps (bootstraps.ts, observing accepted revisions).
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Authority, CaFiles, IssuedCertificate } from '../ca/authority.js';
+import type { Authority, CaFiles } from '../ca/authority.js';
 import { systemClock, type Clock } from '../ca/clock.js';
 import { SvidManager } from '../ca/svids.js';
 import type { XdsCa } from '../ca/xds-ca.js';
@@ -19,19 +19,17 @@ import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
 import { bearerToken, type ProxyTokens } from '../server/proxy-auth.js';
 import { ServingCertificate } from '../server/serving-certificate.js';
 import { WorkloadRemovals } from '../server/workload-removals.js';
-import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
-import { buildSnapshot, typeSnapshot, withResources, type Snapshot, type TypeSnapshot } from '../snapshot/snapshot.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
 import { readDirectoryInSlices } from '../source/directory.js';
 import { GitSource } from '../source/git.js';
 import type { PolicySource } from '../source/source-file.js';
 import { watchDirectory } from '../source/watch.js';
-import { runStepsInSlices } from '../util/steps.js';
-import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../xds/names.js';
-import { ProtoShapeError } from '../xds/proto/strict.js';
-import { buildTrustBundleSecret, buildWorkloadSecret } from '../xds/resources/secret.js';
-import { SHORT_NAME, TYPE } from '../xds/type-urls.js';
+import { SHORT_NAME } from '../xds/type-urls.js';
+import { ConvergenceTracker, type ConvergenceEntry, type ConvergenceStatus } from './convergence.js';
 import type { Logger } from './logger.js';
 import { HistoryLog } from './history.js';
+import { rotateRoot, waitForSecretsAcked } from './root-rotation.js';
+import { ServedSnapshots } from './served-snapshots.js';
 import { openState, readLastGood, writeLastGood } from './state-dir.js';
 import { Telemetry } from './telemetry.js';
 
@@ -82,8 +80,7 @@ interface Current {
 
 export class ControlPlane {
   readonly ads: AdsServer;
-  private readonly cache = new ResourceCache();
-  private readonly secretCache = new ResourceCache();
+  private readonly served = new ServedSnapshots();
   private readonly clock: Clock;
   private stopWatching?: () => void;
   private queue: Promise<unknown> = Promise.resolve();
@@ -97,8 +94,11 @@ export class ControlPlane {
   removals!: WorkloadRemovals;
   current?: Current;
   readonly revisions: RevisionRecord[] = [];
-  /** Per accepted revision: when it was accepted and when every connected proxy first held it. */
-  readonly convergence = new Map<string, { acceptedAt: number; convergedAt?: number }>();
+  /** Observers of each accepted revision, called once it is published (e.g. the bootstrap writer of `serve`). */
+  readonly onAccepted: ((result: CompileResult) => void)[] = [];
+  /** Observers of a change of what bootstraps trust (an xDS CA rotation step), so bootstraps can be rewritten. */
+  readonly onBootstrapTrustChanged: (() => void)[] = [];
+  private readonly converging: ConvergenceTracker;
   xdsPort = 0;
   xdsPlaintextPort = 0;
   readonly startedAt = new Date().toISOString();
@@ -123,7 +123,7 @@ export class ControlPlane {
       if (!p.connected) this.history.append({ kind: 'disconnected', proxy: p.id });
       else if (p.revision) this.history.append({ kind: 'synced', proxy: p.id, revision: p.revision });
       else this.history.append({ kind: 'behind', proxy: p.id });
-      this.scheduleConvergenceCheck();
+      this.converging.schedule();
     };
     this.ads.registry.onRelabel = (ids, from) => {
       const revision = this.current?.result.revision;
@@ -134,7 +134,14 @@ export class ControlPlane {
       if (e.kind === 'nack' && !e.repeat) this.history.append({ kind: 'nack', proxy, type: SHORT_NAME[e.typeUrl], message: e.message ?? '', ...(e.revision ? { revision: e.revision } : {}) });
     });
     this.telemetry = new Telemetry(settings.otlpTracesEndpoint ? { otlpTracesEndpoint: settings.otlpTracesEndpoint } : {});
+    const revision = () => this.current?.result.revision;
+    this.converging = new ConvergenceTracker(this.ads.registry, revision, this.telemetry, log);
     this.instrument();
+  }
+
+  /** Per accepted revision: when it was accepted and when every connected proxy first held it. */
+  get convergence(): ReadonlyMap<string, ConvergenceEntry> {
+    return this.converging.entries;
   }
 
   readonly telemetry: Telemetry;
@@ -263,18 +270,10 @@ export class ControlPlane {
     }
     const last = this.revisions[this.revisions.length - 1];
     if (!at && last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
+    // Compiled and strictly encoded exactly as `chancery check` does (src/compiler.ts).
     const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result);
-    const diagnostics = [...result.diagnostics];
-    let base: Map<string, Snapshot> | undefined;
-    if (result.ok) {
-      try {
-        base = await this.buildSnapshots(result, this.current);
-      } catch (err) {
-        if (!(err instanceof ProtoShapeError)) throw err;
-        // The compiler produced something Envoy's schema rejects: a bug, but never a reason to push it.
-        diagnostics.push({ code: 'CH0204', severity: 'error', message: `internal: generated configuration is invalid: ${err.message}` });
-      }
-    }
+    const diagnostics = result.diagnostics;
+    const base = result.ok ? result.snapshots : undefined;
     const compileMs = Math.round((performance.now() - t0) * 10) / 10;
     const record: RevisionRecord = {
       revision: result.revision,
@@ -315,54 +314,17 @@ export class ControlPlane {
     if (removed.length > 0) this.log.info('workloads removed; their tokens are refused', { workloads: removed });
     this.current = { result, base, snapshots: previous?.snapshots ?? new Map() };
     this.rememberLastGood(result.revision);
-    if (!this.convergence.has(result.revision)) this.convergence.set(result.revision, { acceptedAt: Date.now() });
+    this.converging.accepted(result.revision);
     const changed = this.publishWithSecrets([...base].filter(([id, snap]) => previous?.base.get(id)?.types !== snap.types).map(([id]) => id));
-    this.checkConvergence();
-    this.log.info('revision accepted', { revision: result.revision, proxies: base.size, compiled: result.compiled, changed: changed.length, compileMs, encodes: this.cache.encodes });
+    this.converging.check();
+    for (const observe of this.onAccepted) observe(result);
+    this.log.info('revision accepted', { revision: result.revision, proxies: base.size, compiled: result.compiled, changed: changed.length, compileMs, encodes: result.cache.encodes });
     return record;
   }
 
-  private convergenceCheckQueued = false;
-
-  /** Checks convergence once per turn of the event loop, however many proxies synced in it. */
-  private scheduleConvergenceCheck(): void {
-    if (this.convergenceCheckQueued) return;
-    this.convergenceCheckQueued = true;
-    setImmediate(() => {
-      this.convergenceCheckQueued = false;
-      this.checkConvergence();
-    });
-  }
-
-  /** Marks the current revision converged the first time every connected proxy holds it. */
-  private checkConvergence(): void {
-    const rev = this.current?.result.revision;
-    const entry = rev ? this.convergence.get(rev) : undefined;
-    if (!rev || !entry || entry.convergedAt !== undefined) return;
-    const connected = this.ads.registry.connectedStatuses();
-    if (connected.length === 0 || connected.some((p) => p.revision !== rev)) return;
-    entry.convergedAt = Date.now();
-    this.telemetry.convergence.record((entry.convergedAt - entry.acceptedAt) / 1000);
-    this.log.info('revision converged', { revision: rev, proxies: connected.length, ms: entry.convergedAt - entry.acceptedAt });
-  }
-
   /** How far the proxies are with a revision. */
-  convergenceOf(revision: string): { acceptedAt?: string; convergedAt?: string; ms?: number; connected: number; synced: number; behind: number; rejected: number } {
-    const e = this.convergence.get(revision);
-    const connected = this.ads.registry.all().filter((p) => p.connected);
-    const synced = connected.filter((p) => p.revision === revision).length;
-    // Rejected: the proxy's last word on some type of this revision was a NACK.
-    const rejected = connected.filter((p) =>
-      Object.values(p.types).some((t) => t.lastNack?.revision === revision && (!t.acked || t.acked.at <= t.lastNack.at)),
-    ).length;
-    return {
-      ...(e ? { acceptedAt: new Date(e.acceptedAt).toISOString() } : {}),
-      ...(e?.convergedAt ? { convergedAt: new Date(e.convergedAt).toISOString(), ms: e.convergedAt - e.acceptedAt } : {}),
-      connected: connected.length,
-      synced,
-      behind: connected.length - synced,
-      rejected,
-    };
+  convergenceOf(revision: string): ConvergenceStatus {
+    return this.converging.of(revision);
   }
 
   sourceName(): string {
@@ -385,62 +347,13 @@ export class ControlPlane {
     await this.enqueue(async () => this.compileAndPublish(await this.git!.read(saved.revision)));
   }
 
-  /** Snapshots of a compile result; a proxy reused from the previous result keeps its snapshot (relabelled). */
-  private buildSnapshots(result: CompileResult, previous: Current | undefined): Promise<Map<string, Snapshot>> {
-    return runStepsInSlices(this.snapshotSteps(result, previous)); // keep serving while a large revision encodes
-  }
-
-  private *snapshotSteps(result: CompileResult, previous: Current | undefined): Generator<void, Map<string, Snapshot>> {
-    const out = new Map<string, Snapshot>();
-    for (const [id, p] of result.proxies) {
-      yield;
-      const before = previous?.base.get(id);
-      if (before && previous!.result.proxies.get(id)?.resources === p.resources) {
-        out.set(id, before.revision === result.revision ? before : { ...before, revision: result.revision });
-      } else {
-        out.set(id, buildSnapshot(id, result.revision, p.resources, this.cache));
-      }
-    }
-    this.cache.sweep(() => out.values());
-    return out;
-  }
-
   /** Rebuilds the served snapshots of `ids` from their base and current certificates, and publishes. */
   private publishWithSecrets(ids: string[]): string[] {
     const cur = this.current!;
     const workloads = new Map(cur.result.model!.workloads.map((w) => [w.id, w]));
-    const bundle = this.authority.trustBundlePem();
-    const next = new Map(cur.snapshots);
-    const wanted = new Set(ids);
-    for (const [id, snap] of cur.base) {
-      if (!wanted.has(id) && next.has(id)) {
-        // Unchanged: label it with the base's revision.
-        const served = next.get(id)!;
-        if (served.revision !== snap.revision) next.set(id, { ...served, revision: snap.revision });
-        continue;
-      }
-      next.set(id, withResources(snap, TYPE.secret, this.secretsOf(this.svids.get(workloads.get(id)!.identity), bundle)));
-    }
-    for (const id of next.keys()) if (!cur.base.has(id)) next.delete(id);
-    this.secretCache.sweep(() => next.values());
-    cur.snapshots = next;
-    return this.ads.publish(next);
-  }
-
-  /** Secrets per certificate (shared by every proxy of an identity) and trust bundle, built and hashed once. */
-  private readonly secretSets = new WeakMap<object, { bundle: string; secrets: TypeSnapshot }>();
-  private readonly noCertificate = {};
-
-  private secretsOf(svid: IssuedCertificate | undefined, bundle: string): TypeSnapshot {
-    const key = svid ?? this.noCertificate;
-    const hit = this.secretSets.get(key);
-    if (hit?.bundle === bundle) return hit.secrets;
-    const resources = new Map<string, EncodedResource>();
-    if (svid) resources.set(SECRET_WORKLOAD, this.secretCache.get(TYPE.secret, SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem), []));
-    resources.set(SECRET_TRUST_BUNDLE, this.secretCache.get(TYPE.secret, SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle), []));
-    const secrets = typeSnapshot(resources);
-    this.secretSets.set(key, { bundle, secrets });
-    return secrets;
+    const certificateOf = (id: string) => this.svids.get(workloads.get(id)!.identity);
+    cur.snapshots = this.served.next(cur.base, cur.snapshots, ids, this.authority.trustBundlePem(), certificateOf);
+    return this.ads.publish(cur.snapshots);
   }
 
   private async onCertificatesRotated(identities: string[]): Promise<void> {
@@ -451,23 +364,20 @@ export class ControlPlane {
     this.log.info('certificates rotated', { identities: identities.length, proxies: changed.length });
   }
 
-  /** Root rotation without restarts: each step waits until every connected proxy ACKed the previous one's secrets. */
-  async rotateRoot(waitMs = 60_000): Promise<void> {
-    await this.enqueue(async () => {
-      await this.authority.beginRootRotation();
-      this.publishWithSecrets([...(this.current?.base.keys() ?? [])]);
-    });
-    await this.waitForSecretsAcked(waitMs);
-    await this.enqueue(async () => {
-      this.authority.switchSigner();
-      await this.svids.reissueAll();
-    });
-    await this.waitForSecretsAcked(waitMs);
-    await this.enqueue(async () => {
-      this.authority.finishRootRotation();
-      this.publishWithSecrets([...(this.current?.base.keys() ?? [])]);
-    });
-    await this.waitForSecretsAcked(waitMs);
+  /** Root rotation without restarts (root-rotation.ts): each step waits until every proxy ACKed the last one's. */
+  rotateRoot(waitMs = 60_000): Promise<void> {
+    return rotateRoot(this.rotationDeps(), waitMs);
+  }
+
+  private rotationDeps() {
+    return {
+      authority: this.authority,
+      svids: this.svids,
+      ads: this.ads,
+      enqueue: <T>(fn: () => Promise<T>) => this.enqueue(fn),
+      idle: () => this.queue,
+      republishSecrets: () => void this.publishWithSecrets([...(this.current?.base.keys() ?? [])]),
+    };
   }
 
   /**
@@ -483,26 +393,14 @@ export class ControlPlane {
         this.serving?.renew();
       }
       this.log.info(`xds CA rotation: ${step}`, this.xdsCa.status());
+      for (const observe of this.onBootstrapTrustChanged) observe();
       return this.xdsCa.status();
     });
   }
 
   /** Resolves when every connected proxy has ACKed the secrets of its current snapshot. */
-  async waitForSecretsAcked(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      await this.queue;
-      const behind = this.ads.registry.all().filter((p) => {
-        if (!p.connected) return false;
-        const want = this.ads.snapshots.get(p.id)?.types.get(TYPE.secret);
-        const held = this.ads.heldVersions(p.id, TYPE.secret);
-        if (!want || !held) return false;
-        return [...want.resources.values()].some((r) => held.has(r.name) && held.get(r.name) !== r.version);
-      });
-      if (behind.length === 0) return;
-      if (Date.now() > deadline) throw new Error(`proxies did not converge: ${behind.map((p) => p.id).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  waitForSecretsAcked(timeoutMs: number): Promise<void> {
+    return waitForSecretsAcked(this.rotationDeps(), timeoutMs);
   }
 
   /** A bootstrap token for a workload (see server/proxy-auth.ts). */

@@ -4,17 +4,15 @@
  * this runs first; refused, naming the file, if that state is damaged).
  */
 import { stringify } from 'yaml';
+import { defaultAdminAddress, workloadBootstrap } from '../app/bootstraps.js';
 import { openState } from '../app/state-dir.js';
 import { systemClock } from '../ca/clock.js';
 import { compileSource } from '../compiler.js';
 import { formatHuman } from '../diag/format.js';
-import { controlPlaneIdentity } from '../model/mesh-model.js';
 import { parseDurationMs } from '../policy/reader.js';
-import { isLoopback } from '../model/sidecars.js';
 import { MAX_TOKEN_TTL_SECONDS } from '../server/proxy-auth.js';
 import { readDirectory } from '../source/directory.js';
 import { writeFileAtomic } from '../util/files.js';
-import { buildBootstrap } from '../xds/bootstrap.js';
 import { command, DEFAULT_CONFIG_DIR, parse, parseHostPort, parsePort, UsageError } from './args.js';
 
 const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME [options]
@@ -29,10 +27,7 @@ const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME
   --initial-fetch-timeout D  how long Envoy waits for its first config before starting anyway (default 10s)
   --prometheus-port PORT  serve Envoy's Prometheus stats on the workload's address at /stats/prometheus (default 15090; 0: off)`;
 
-/** Envoy admin default: the workload's own address when it is loopback (many sidecars on one machine), else 127.0.0.1. */
-export function defaultAdminAddress(workloadAddress: string): { host: string; port: number } {
-  return { host: isLoopback(workloadAddress) ? workloadAddress : '127.0.0.1', port: 15000 };
-}
+export { defaultAdminAddress };
 
 export function runBootstrap(argv: string[]): Promise<number> {
   return command(HELP, argv, async () => {
@@ -70,21 +65,16 @@ export function runBootstrap(argv: string[]): Promise<number> {
     }
     const stateDir = values['state-dir']!;
     const xds = parseHostPort(values['xds-address']!, '--xds-address');
-    const admin = values['admin-address'] ? parseHostPort(values['admin-address'], '--admin-address') : defaultAdminAddress(w.address);
     const mesh = result.model.mesh;
-    const serverIdentity = controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace);
     const state = await openState({ stateDir, clock: systemClock, workloadCa: false });
-    const config = buildBootstrap({
-      nodeId: w.id,
-      cluster: w.namespace,
-      metadata: { 'chancery.dev/workload': w.id, 'chancery.dev/identity': w.identity },
+    const config = workloadBootstrap(w, mesh, {
       xds,
-      admin: { address: admin.host, port: admin.port },
+      ...(values['admin-address'] ? { admin: parseHostPort(values['admin-address'], '--admin-address') } : {}),
       variant: values.sotw ? 'sotw' : 'delta',
       initialFetchTimeout: values['initial-fetch-timeout']!,
       token: await state.tokens.issue(w.id, Math.round(ttlMs / 1000)),
-      ...(promPort > 0 ? { prometheus: { address: w.address, port: promPort } } : {}),
-      ...(values.plaintext ? {} : { tls: { trustBundlePem: state.xdsCa.bootstrapTrustPem(), serverIdentity } }),
+      prometheusPort: promPort,
+      ...(values.plaintext ? {} : { trustPem: state.xdsCa.bootstrapTrustPem() }),
     });
     const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config, { aliasDuplicateObjects: false });
     if (values.out) writeFileAtomic(values.out, text); // Envoy (or a watcher) never reads half a bootstrap

@@ -8,22 +8,8 @@ import { CREDENTIAL_FILE } from '../admin/credential.js';
 import { startStatusServer } from '../admin/status-server.js';
 import { adminConfig, AdminSetupError, bindProblem, type AdminConfig } from '../admin/setup.js';
 import { command, DEFAULT_CONFIG_DIR, parse, parsePort, UsageError } from './args.js';
-import { runBootstrap } from './bootstrap.js';
+import { BootstrapWriter } from '../app/bootstraps.js';
 import { parseDurationMs } from '../policy/reader.js';
-import type { Logger } from '../app/logger.js';
-import { mkdirSync } from 'node:fs';
-
-/** Ready-to-run bootstraps for every workload of the current revision, in <state-dir>/bootstrap/ (owner-only). */
-async function writeBootstraps(cp: ControlPlane, configDir: string, xdsAddress: string, log: Logger): Promise<void> {
-  const workloads = cp.current?.result.model?.workloads ?? [];
-  const dir = path.join(cp.settings.stateDir, 'bootstrap');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  for (const w of workloads) {
-    const out = path.join(dir, `${w.id.replace('/', '.')}.yaml`);
-    await runBootstrap(['--config', configDir, '--workload', w.id, '--out', out, '--state-dir', cp.settings.stateDir, '--xds-address', xdsAddress]);
-  }
-  if (workloads.length > 0) log.info('envoy bootstraps written', { dir, workloads: workloads.length });
-}
 
 const HELP = `Usage: chancery serve [options]
 
@@ -50,7 +36,9 @@ const HELP = `Usage: chancery serve [options]
   --ca-cert FILE --ca-key FILE [--ca-chain FILE]
                         sign with your own root or intermediate (PEM; PKCS#8 ECDSA P-256 key) instead of a generated root
 
-On every accepted revision, ready-to-run Envoy bootstraps for all workloads are written to <state-dir>/bootstrap/.
+On every accepted revision (of the directory or of the Git branch), ready-to-run Envoy bootstraps for all its
+workloads are written to <state-dir>/bootstrap/ from that revision's compile (again when what they trust rotates); a
+workload whose bootstrap would not change keeps its file, and the files of removed workloads are deleted.
 POST /actions/* needs the admin credential, <state-dir>/admin.token (created on first start, mode 0600), as
 "Authorization: Bearer"; chancery rotate-root and status read it from the same --state-dir default.`;
 
@@ -122,7 +110,6 @@ export function runServe(argv: string[]): Promise<number> {
       log,
     );
     await cp.start();
-    await writeBootstraps(cp, values.config!, `${values['xds-host'] === '0.0.0.0' ? '127.0.0.1' : values['xds-host']}:${cp.xdsPort}`, log);
     const status = await startStatusServer(cp, values['admin-host']!, adminPort, { config: admin, log }).catch(
       async (err: Error) => {
         if (!(err instanceof AdminSetupError)) throw err;
@@ -137,6 +124,18 @@ export function runServe(argv: string[]): Promise<number> {
     const url = `${admin.tls ? 'https' : 'http'}://${values['admin-host']}:${port}/status`;
     const credential = path.join(cp.settings.stateDir, CREDENTIAL_FILE);
     log.info('status API listening', { url, credential, readsNeedCredential: admin.requireCredentialForReads });
+    // Bootstraps come from each accepted revision's own compile (a directory's or a Git commit's), never a new one.
+    const bootstraps = new BootstrapWriter({
+      dir: path.join(cp.settings.stateDir, 'bootstrap'),
+      xds: { host: values['xds-host'] === '0.0.0.0' ? '127.0.0.1' : values['xds-host']!, port: cp.xdsPort },
+      tokenTtlSeconds: 30 * 24 * 3600,
+      issueToken: (id, ttl) => cp.issueToken(id, ttl),
+      trustPem: () => cp.xdsCa.bootstrapTrustPem(),
+      log,
+    });
+    cp.onAccepted.push((result) => void bootstraps.write(result));
+    cp.onBootstrapTrustChanged.push(() => void (cp.current && bootstraps.write(cp.current.result)));
+    if (cp.current) void bootstraps.write(cp.current.result);
     await new Promise<void>((resolve) => {
       const stop = (sig: string): void => {
         log.info('shutting down', { signal: sig });

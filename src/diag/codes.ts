@@ -10,6 +10,8 @@ export const CODES = {
   CH0102: { severity: 'error', title: 'YAML syntax error' },
   CH0103: { severity: 'error', title: 'file too large' },
   CH0104: { severity: 'error', title: 'too many documents or files' },
+  CH0105: { severity: 'error', title: 'symlink leads outside the policy root' },
+  CH0106: { severity: 'error', title: 'file changed while the tree was read' },
   CH0201: { severity: 'error', title: 'unknown field' },
   CH0202: { severity: 'error', title: 'wrong type' },
   CH0203: { severity: 'error', title: 'missing required field' },

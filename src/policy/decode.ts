@@ -66,11 +66,18 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
   if (name === undefined) return undefined;
   const namespace = decoder.namespaced ? (nsRaw ?? 'default') : '';
   const object = objectRef(kind, { namespace, name });
-  const spec = MapReader.of(r.raw('spec'), { diags, object }, 'spec');
+  const specNode = r.raw('spec');
+  const spec = MapReader.of(specNode, { diags, object }, 'spec');
   const at: Record<string, Origin> = { metadata: r.loc('metadata') };
   if (spec) at.spec = spec.at;
   r.unsupported(['status'], 'is ignored by Chancery; remove it');
   r.done();
+  // Checked before the kind's decoder runs: several return undefined for a missing spec, which dropped the object.
+  if (specNode === undefined && decoder.requiresSpec) {
+    diags.report('CH0203', 'spec: required field is missing', { location: doc.at, path: 'spec', object });
+    return undefined;
+  }
+  if (specNode !== undefined && spec === undefined) return undefined; // not a mapping: reported by MapReader.of
   const before = diags.items.length;
   const decodeMeta = {
     annotations,
@@ -80,11 +87,11 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
   };
   const value = decoder.decode(spec, at, decodeMeta);
   const specFailed = diags.items.slice(before).some((d) => d.severity === 'error');
-  if (value === undefined || specFailed) return undefined;
-  if (spec === undefined && decoder.namespaced) {
-    diags.report('CH0203', 'spec: required field is missing', { location: doc.at, path: 'spec', object });
-    return undefined;
+  if (value === undefined && !specFailed) {
+    // Every kind's contract is a value or an error; never drop an object silently.
+    diags.report('CH0204', 'spec: could not be read', { location: spec?.at ?? doc.at, path: 'spec', object });
   }
+  if (value === undefined || specFailed) return undefined;
   return { kind: decoder.kind, apiVersion, meta: { name, namespace, labels }, origin: doc.at, at, spec: value } as PolicyObject;
 }
 

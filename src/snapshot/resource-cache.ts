@@ -5,7 +5,7 @@
  */
 import protobuf from 'protobufjs';
 import type { Origin } from '../diag/diagnostic.js';
-import { encodeJson } from '../xds/proto/strict.js';
+import { encodeJson, ProtoShapeError } from '../xds/proto/strict.js';
 import { messageName, type TypeUrl } from '../xds/type-urls.js';
 import { contentHash } from './canonical.js';
 import type { Snapshot } from './snapshot.js';
@@ -22,6 +22,19 @@ export interface EncodedResource {
   /** proto3 JSON of the resource, for status, render and tests. */
   json: object;
   origins: Origin[];
+}
+
+/** A resource the strict codec refused (see xds/proto/strict.ts), with the policy origins it was built from. */
+export class ResourceEncodeError extends Error {
+  constructor(
+    readonly typeUrl: TypeUrl,
+    readonly resourceName: string,
+    readonly origins: Origin[],
+    readonly shape: ProtoShapeError,
+  ) {
+    super(shape.message);
+    this.name = 'ResourceEncodeError';
+  }
 }
 
 export class ResourceCache {
@@ -47,7 +60,13 @@ export class ResourceCache {
     const key = `${typeUrl}\0${version}`;
     const hit = this.entries.get(key);
     if (hit && hit.name === name) return hit.origins === origins || sameOrigins(hit.origins, origins) ? hit : { ...hit, origins };
-    const body = encodeJson(messageName(typeUrl), json, `${messageName(typeUrl)} ${name}`);
+    let body: Uint8Array;
+    try {
+      body = encodeJson(messageName(typeUrl), json, `${messageName(typeUrl)} ${name}`);
+    } catch (err) {
+      if (err instanceof ProtoShapeError) throw new ResourceEncodeError(typeUrl, name, origins, err);
+      throw err;
+    }
     this.encodes++;
     const any = protobuf.Writer.create().uint32(10).string(typeUrl).uint32(18).bytes(body).finish();
     const delta = protobuf.Writer.create().uint32(10).string(version).uint32(18).bytes(any).uint32(26).string(name).finish();

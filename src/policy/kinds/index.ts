@@ -24,6 +24,8 @@ export interface KindDecoder {
   versions: readonly string[];
   /** Whether the object lives in a namespace (Mesh does not). */
   namespaced: boolean;
+  /** Whether a document without `spec` is an error (CH0203); when not, the decoder gets `undefined`. */
+  requiresSpec: boolean;
   decode(spec: MapReader | undefined, at: Record<string, Origin>, meta: DecodeMeta): unknown;
 }
 
@@ -39,17 +41,17 @@ const NETWORKING = ['v1', 'v1beta1', 'v1alpha3'];
 const SECURITY = ['v1', 'v1beta1'];
 
 export const KINDS: readonly KindDecoder[] = [
-  { kind: 'Mesh', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: false, decode: (s) => decodeMesh(s) },
-  { kind: 'ServiceEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeServiceEntry },
-  { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeWorkloadEntry },
-  { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: decodeSidecar },
-  { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodePeerAuthentication(s) },
-  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s, at, m) => decodeAuthorizationPolicy(s, m, at) },
-  { kind: 'VirtualService', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeVirtualService(s) },
-  { kind: 'DestinationRule', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, decode: (s) => decodeDestinationRule(s) },
-  { kind: 'RateLimitPolicy', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: true, decode: (s) => decodeRateLimitPolicy(s) },
-  { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], namespaced: true, decode: (s) => decodeTelemetry(s) },
-  { kind: 'RequestAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, decode: (s) => decodeRequestAuthentication(s) },
+  { kind: 'Mesh', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: false, requiresSpec: false, decode: (s) => decodeMesh(s) },
+  { kind: 'ServiceEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeServiceEntry },
+  { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeWorkloadEntry },
+  { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeSidecar },
+  { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s) => decodePeerAuthentication(s) },
+  { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s, at, m) => decodeAuthorizationPolicy(s, m, at) },
+  { kind: 'VirtualService', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: (s) => decodeVirtualService(s) },
+  { kind: 'DestinationRule', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: (s) => decodeDestinationRule(s) },
+  { kind: 'RateLimitPolicy', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: true, requiresSpec: true, decode: (s) => decodeRateLimitPolicy(s) },
+  { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], namespaced: true, requiresSpec: true, decode: (s) => decodeTelemetry(s) },
+  { kind: 'RequestAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s) => decodeRequestAuthentication(s) },
 ];
 
 /** Kinds users may reasonably write that Chancery does not implement yet: a clear error, never silence. */
