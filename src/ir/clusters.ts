@@ -9,6 +9,8 @@ import { track } from '../model/tracking.js';
 import { destinationRuleFor, subsetOf, trafficPolicyFor } from '../model/routing.js';
 import { DerivedCache, defineDependency } from './dependencies.js';
 import { upstreamTls } from './inbound-security.js';
+import type { TlsOrigination } from '../policy/traffic-types.js';
+import { SYSTEM_CA_BUNDLE } from '../policy/types.js';
 import type { ClusterIR, ClusterKey } from './types.js';
 
 export function clusterId(k: ClusterKey): string {
@@ -77,11 +79,27 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   };
   if (Object.keys(policy).length > 0) cluster.policy = policy;
   const auto = upstreamTls(model, svc, port);
-  if (tlsMode === 'ISTIO_MUTUAL') {
+  if (typeof tlsMode === 'object') {
+    cluster.originate = origination(tlsMode, svc.host);
+  } else if (tlsMode === 'ISTIO_MUTUAL') {
     const sans = [...new Set(svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`))].sort();
     cluster.tls = auto ?? { sans };
   } else if (tlsMode !== 'DISABLE' && auto) {
     cluster.tls = auto;
   }
   return cluster;
+}
+
+/**
+ * DestinationRule SIMPLE / MUTUAL: Envoy originates TLS itself. SNI is `sni`, else the service host. The server is
+ * verified against `caCertificates` (the system's CA bundle by default) and `subjectAltNames` (the SNI by default),
+ * unless insecureSkipVerify.
+ */
+function origination(t: TlsOrigination, host: string): NonNullable<ClusterIR['originate']> {
+  const sni = t.sni ?? host;
+  const verify = t.insecureSkipVerify
+    ? {}
+    : { verify: { caFile: t.caCertificates ?? SYSTEM_CA_BUNDLE, sans: t.subjectAltNames.length > 0 ? t.subjectAltNames : [sni] } };
+  const client = t.mode === 'MUTUAL' ? { client: { certFile: t.clientCertificate!, keyFile: t.privateKey! } } : {};
+  return { sni, ...verify, ...client };
 }

@@ -30,6 +30,13 @@ export interface ClusterIR {
   key: ClusterKey;
   /** Originate mTLS with the workload's SVID, accepting only these SPIFFE ids (the destination's identities). */
   tls?: { sans: string[] };
+  /** TLS with certificates of the user's own (DestinationRule SIMPLE / MUTUAL), files on the proxy's host. */
+  originate?: {
+    sni: string;
+    /** Server verification: a CA file and the names the certificate must hold; absent: insecureSkipVerify. */
+    verify?: { caFile: string; sans: string[] };
+    client?: { certFile: string; keyFile: string };
+  };
   /** `eds`: endpoints over EDS; `static`: inline endpoints; `dns`: Envoy resolves the host itself. */
   discovery: 'eds' | 'static' | 'dns';
   protocol: Protocol;

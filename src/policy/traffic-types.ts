@@ -94,7 +94,7 @@ export interface TrafficPolicy {
   loadBalancer?: LoadBalancer;
   connectionPool?: ConnectionPool;
   outlierDetection?: OutlierDetection;
-  tls?: 'ISTIO_MUTUAL' | 'DISABLE';
+  tls?: ClientTls;
   portLevel: { port: number; policy: Omit<TrafficPolicy, 'portLevel'> }[];
 }
 
@@ -104,6 +104,20 @@ export interface Subset {
   trafficPolicy?: TrafficPolicy;
   at: Origin;
 }
+
+/** Files on the proxy's host (Envoy reads them), as Istio's ClientTLSSettings name them. */
+export interface TlsOrigination {
+  mode: 'SIMPLE' | 'MUTUAL';
+  sni?: string;
+  subjectAltNames: string[];
+  caCertificates?: string;
+  clientCertificate?: string;
+  privateKey?: string;
+  insecureSkipVerify: boolean;
+}
+
+/** DestinationRule `trafficPolicy.tls`: the mesh's own mTLS, none, or TLS with certificates of your own. */
+export type ClientTls = 'ISTIO_MUTUAL' | 'DISABLE' | TlsOrigination;
 
 export interface DestinationRuleSpec {
   host: { value: string; at: Origin };

@@ -21,6 +21,9 @@ interface Base<K extends string, S> {
 }
 
 export type Protocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'TCP';
+/** The system's CA bundle (Debian/Ubuntu location): Envoy has no built-in CA store. */
+export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
 export const PROTOCOLS: readonly Protocol[] = ['HTTP', 'HTTP2', 'GRPC', 'TCP'];
 
 export function isHttpProtocol(p: Protocol): boolean {

@@ -3,7 +3,7 @@
  * connection pool / circuit breaking, outlier detection, client TLS mode), also per port.
  */
 import type { MapReader } from '../reader.js';
-import type { ConnectionPool, DestinationRuleSpec, LoadBalancer, OutlierDetection, Subset, TrafficPolicy } from '../traffic-types.js';
+import type { ConnectionPool, DestinationRuleSpec, LoadBalancer, OutlierDetection, Subset, TlsOrigination, TrafficPolicy } from '../traffic-types.js';
 import { DNS_LABEL } from './common.js';
 
 function readLoadBalancer(r: MapReader | undefined): LoadBalancer | undefined {
@@ -93,9 +93,15 @@ export function readTrafficPolicy(r: MapReader | undefined, allowPortLevel = tru
   const tls = r.map('tls');
   if (tls) {
     const mode = tls.str('mode', { required: true, oneOf: ['ISTIO_MUTUAL', 'DISABLE', 'SIMPLE', 'MUTUAL'] });
-    if (mode === 'SIMPLE' || mode === 'MUTUAL') tls.report('CH0205', 'mode', `${mode} (TLS with your own certificates) is not supported yet`);
-    else if (mode) out.tls = mode as 'ISTIO_MUTUAL' | 'DISABLE';
-    tls.unsupported(['sni', 'subjectAltNames', 'clientCertificate', 'privateKey', 'caCertificates', 'credentialName', 'insecureSkipVerify']);
+    if (mode === 'SIMPLE' || mode === 'MUTUAL') {
+      const o = readOrigination(tls, mode);
+      if (o) out.tls = o;
+    } else if (mode) {
+      tls.unsupported(['sni', 'subjectAltNames', 'clientCertificate', 'privateKey', 'caCertificates'], `only applies to SIMPLE and MUTUAL`);
+      out.tls = mode as 'ISTIO_MUTUAL' | 'DISABLE';
+    }
+    tls.unsupported(['credentialName'], 'needs credentials served by the control plane, which is not supported yet; use file paths');
+    tls.unsupported(['caCrl'], 'is not supported yet');
     tls.done();
   }
   if (allowPortLevel) {
@@ -110,6 +116,38 @@ export function readTrafficPolicy(r: MapReader | undefined, allowPortLevel = tru
   r.unsupported(['tunnel', 'proxyProtocol', 'retryBudget']);
   r.done(); // for port-level settings the caller has read `port` already
   return out;
+}
+
+const FILE = /^\/\S+$/;
+
+/** SIMPLE / MUTUAL: TLS origination with files on the proxy's host (Envoy reads them; never from Git). */
+function readOrigination(tls: MapReader, mode: 'SIMPLE' | 'MUTUAL'): TlsOrigination | undefined {
+  const file = (k: string) => tls.str(k, { pattern: FILE, patternHint: 'an absolute path on the proxy host' });
+  const sni = tls.str('sni');
+  const caCertificates = file('caCertificates');
+  const clientCertificate = file('clientCertificate');
+  const privateKey = file('privateKey');
+  const subjectAltNames = (tls.strList('subjectAltNames') ?? []).map((x) => x.value);
+  const insecureSkipVerify = tls.bool('insecureSkipVerify') ?? false;
+  if (mode === 'MUTUAL' && (!clientCertificate || !privateKey)) {
+    tls.report('CH0203', clientCertificate ? 'privateKey' : 'clientCertificate', 'MUTUAL needs clientCertificate and privateKey');
+    return undefined;
+  }
+  if (mode === 'SIMPLE' && (clientCertificate || privateKey)) {
+    tls.report('CH0204', clientCertificate ? 'clientCertificate' : 'privateKey', 'only applies to MUTUAL');
+  }
+  if (insecureSkipVerify && (caCertificates || subjectAltNames.length > 0)) {
+    tls.report('CH0204', 'insecureSkipVerify', 'cannot be combined with caCertificates or subjectAltNames');
+  }
+  return {
+    mode,
+    subjectAltNames,
+    insecureSkipVerify,
+    ...(sni !== undefined ? { sni } : {}),
+    ...(caCertificates ? { caCertificates } : {}),
+    ...(clientCertificate ? { clientCertificate } : {}),
+    ...(privateKey ? { privateKey } : {}),
+  };
 }
 
 export function decodeDestinationRule(spec: MapReader | undefined): DestinationRuleSpec | undefined {

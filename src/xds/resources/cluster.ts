@@ -8,7 +8,7 @@ import { clusterName } from '../names.js';
 import { anyType } from '../type-urls.js';
 import { ADS_SOURCE, durationOf } from './common.js';
 import { buildLoadAssignment } from './endpoint.js';
-import { upstreamMtls, upstreamTlsToPublicServer } from './tls.js';
+import { upstreamMtls, upstreamOriginatedTls, upstreamTlsToPublicServer } from './tls.js';
 
 const CONNECT_TIMEOUT_MS = 5000;
 
@@ -89,6 +89,7 @@ export function buildCluster(c: ClusterIR): object {
   if (cb) base.circuit_breakers = cb;
   if (policy?.outlierDetection) base.outlier_detection = outlier(policy.outlierDetection);
   if (c.tls) base.transport_socket = upstreamMtls(c.tls.sans, c.key.direction === 'outbound' ? c.key.host : name);
+  if (c.originate) base.transport_socket = upstreamOriginatedTls(c.originate);
   if (c.key.direction === 'jwks' && c.key.tls) base.transport_socket = upstreamTlsToPublicServer(c.key.host);
   return base;
 }

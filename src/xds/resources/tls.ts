@@ -5,6 +5,8 @@
  * its destination service runs as.
  */
 import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../names.js';
+import { SYSTEM_CA_BUNDLE } from '../../policy/types.js';
+import type { ClusterIR } from '../../ir/types.js';
 import { anyType } from '../type-urls.js';
 import { ADS_SOURCE } from './common.js';
 
@@ -67,5 +69,23 @@ export function upstreamTlsToPublicServer(sni: string): object {
   };
 }
 
-/** Debian/Ubuntu location; Envoy has no built-in CA store. */
-export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+export { SYSTEM_CA_BUNDLE };
+
+/** TLS origination with the user's own files (DestinationRule SIMPLE / MUTUAL). */
+export function upstreamOriginatedTls(o: NonNullable<ClusterIR['originate']>): object {
+  const names = (o.verify?.sans ?? []).flatMap((n) => ['DNS', 'URI'].map((t) => ({ san_type: t, matcher: { exact: n } })));
+  const validation = o.verify
+    ? { validation_context: { trusted_ca: { filename: o.verify.caFile }, match_typed_subject_alt_names: names } }
+    : {};
+  const client = o.client
+    ? { tls_certificates: [{ certificate_chain: { filename: o.client.certFile }, private_key: { filename: o.client.keyFile } }] }
+    : {};
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': anyType('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'),
+      sni: o.sni,
+      common_tls_context: { ...client, ...validation },
+    },
+  };
+}
