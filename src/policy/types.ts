@@ -20,14 +20,15 @@ interface Base<K extends string, S> {
   spec: S;
 }
 
-export type Protocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'TCP';
+/** HTTPS and TLS: the application's own TLS, carried opaquely like TCP (sidecars cannot route inside it). */
+export type Protocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'TCP' | 'HTTPS' | 'TLS';
 /** The system's CA bundle (Debian/Ubuntu location): Envoy has no built-in CA store. */
 export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
-export const PROTOCOLS: readonly Protocol[] = ['HTTP', 'HTTP2', 'GRPC', 'TCP'];
+export const PROTOCOLS: readonly Protocol[] = ['HTTP', 'HTTP2', 'GRPC', 'TCP', 'HTTPS', 'TLS'];
 
 export function isHttpProtocol(p: Protocol): boolean {
-  return p !== 'TCP';
+  return p === 'HTTP' || p === 'HTTP2' || p === 'GRPC';
 }
 
 export interface ServicePort {

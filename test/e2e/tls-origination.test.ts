@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo, TLSSocket } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -81,6 +82,29 @@ spec:
 kind: WorkloadEntry
 metadata: { name: caller-1, namespace: ns, labels: { app: caller } }
 spec: { address: ${IP.caller}, serviceAccount: caller }
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: caller, namespace: ns }
+spec:
+  workloadSelector: { labels: { app: caller } }
+  egress:
+    - port: { number: 15001, protocol: HTTP, name: http }
+      bind: ${IP.caller}
+      hosts: ["./*"]
+    - port: { number: 15443, protocol: TLS, name: tls }
+      bind: ${IP.caller}
+      hosts: ["./pass.example"]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: pass, namespace: ns }
+spec:
+  hosts: [pass.example]
+  location: MESH_EXTERNAL
+  ports: [{ number: 443, name: https, protocol: HTTPS, targetPort: ${port.simple} }]
+  resolution: STATIC
+  endpoints: [{ address: ${IP.server} }]
 ${external('ext', 'ext.example', port.simple, `{ mode: SIMPLE, caCertificates: ${ca} }`)}${external(
         'mtls',
         'mtls.example',
@@ -118,6 +142,24 @@ ${external('ext', 'ext.example', port.simple, `{ mode: SIMPLE, caCertificates: $
     assert.equal(r.status, 200, r.body);
     assert.equal(r.json().client, 'URI:spiffe://client.test/app');
     assert.equal((await call('nomutual.example')).status, 503, 'without a client certificate the server refuses');
+  });
+
+  test('HTTPS passthrough: the application\'s own TLS goes through a TLS egress listener untouched', async () => {
+    const ca = readFileSync(path.join(certs, 'ca.pem'));
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = https.request(
+        { host: IP.caller, port: 15443, path: '/', servername: 'ext.example', ca, headers: { host: 'ext.example' } },
+        (res) => {
+          let b = '';
+          res.on('data', (c) => (b += c));
+          res.on('end', () => resolve(b));
+        },
+      );
+      req.on('error', reject);
+      req.setTimeout(5000, () => req.destroy(new Error('timed out')));
+      req.end();
+    });
+    assert.equal(JSON.parse(body).sni, 'ext.example', 'the server saw the application\'s SNI');
   });
 
   test('a certificate that does not name the SNI is refused, unless insecureSkipVerify', async () => {

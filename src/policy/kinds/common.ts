@@ -7,8 +7,21 @@ import { PROTOCOLS, type Protocol, type ServicePort, type SidecarPort } from '..
 
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const DNS_NAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-/** Protocol names accepted as Istio does (case-insensitive), mapped onto the ones Chancery handles. */
-const PROTOCOL_ALIASES: Record<string, Protocol> = { HTTP: 'HTTP', HTTP2: 'HTTP2', GRPC: 'GRPC', TCP: 'TCP' };
+/**
+ * Protocol names accepted as Istio does (case-insensitive), mapped onto the ones Chancery handles; Istio treats
+ * MONGO, MYSQL and REDIS as TCP unless their (off by default) protocol filters are enabled.
+ */
+const PROTOCOL_ALIASES: Record<string, Protocol> = {
+  HTTP: 'HTTP',
+  HTTP2: 'HTTP2',
+  GRPC: 'GRPC',
+  TCP: 'TCP',
+  HTTPS: 'HTTPS',
+  TLS: 'TLS',
+  MONGO: 'TCP',
+  MYSQL: 'TCP',
+  REDIS: 'TCP',
+};
 
 export function readProtocol(r: MapReader, key: string, required: boolean): Protocol | undefined {
   const s = r.str(key, { required });

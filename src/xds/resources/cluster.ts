@@ -5,6 +5,7 @@
 import type { ClusterIR } from '../../ir/types.js';
 import type { ConnectionPool, LoadBalancer, OutlierDetection } from '../../policy/traffic-types.js';
 import { clusterName } from '../names.js';
+import { isHttpProtocol } from '../../policy/types.js';
 import { anyType } from '../type-urls.js';
 import { ADS_SOURCE, durationOf } from './common.js';
 import { buildLoadAssignment } from './endpoint.js';
@@ -52,7 +53,7 @@ function protocolOptions(c: ClusterIR): object | undefined {
   if (pool?.maxRequestsPerConnection) common.max_requests_per_connection = pool.maxRequestsPerConnection;
   const h2 = c.protocol === 'HTTP2' || c.protocol === 'GRPC';
   if (!h2 && Object.keys(common).length === 0) return undefined;
-  if (c.protocol === 'TCP') return undefined;
+  if (!isHttpProtocol(c.protocol)) return undefined;
   return {
     'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
       '@type': anyType('envoy.extensions.upstreams.http.v3.HttpProtocolOptions'),
