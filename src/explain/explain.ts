@@ -17,6 +17,7 @@
 import { formatOrigin, type Origin } from '../diag/diagnostic.js';
 import { clusterId } from '../ir/clusters.js';
 import { compileProxy } from '../ir/compile.js';
+import { routeTableId } from '../ir/routes.js';
 import type { ClusterIR, ClusterKey, InboundSecurityIR, ListenerIR, ProxyIR, RouteIR, StringMatchIR } from '../ir/types.js';
 import { memoPerModel, serviceByHost, workloadById } from '../model/index.js';
 import { endpointPort, labelsMatch, type MeshModel, type Workload } from '../model/mesh-model.js';
@@ -242,8 +243,9 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
       : `${authority} is not in ${caller.id}'s Sidecar egress scope: its sidecar has no virtual host for it and answers 404`;
     return { ...base, status: 404, note: why };
   }
-  const egressListener = callerIR.listeners.find((l) => l.direction === 'outbound' && l.http?.rds === hit.t.port);
-  const egress = egressListener ? `${egressListener.address}:${egressListener.port}` : `port ${hit.t.port}`;
+  const tableId = routeTableId(hit.t.key);
+  const egressListener = callerIR.listeners.find((l) => l.direction === 'outbound' && l.http?.rds && routeTableId(l.http.rds) === tableId);
+  const egress = egressListener ? `${egressListener.address}:${egressListener.port}` : `port ${hit.t.key.port}`;
   const route = hit.vh!.routes.find((r) => routeMatches(r, req));
   if (!route) return { ...base, routed: false, egress, status: 404, note: 'no route of the VirtualService matches this request: the caller\'s sidecar answers 404' };
   const routeInfo = { name: route.name, at: where(route.origins[0]), kind: route.action.kind };

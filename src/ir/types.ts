@@ -92,24 +92,56 @@ export interface VirtualHostIR {
   name: string;
   domains: string[];
   routes: RouteIR[];
+  /** Gateway httpsRedirect: every plaintext request is answered with a 301 to https (Envoy require_tls ALL). */
+  requireTls?: true;
 }
 
+/** A route table's logical name: a sidecar's egress listener port, or a gateway port (and TLS server). */
+export type RouteTableKey =
+  | { kind: 'outbound'; port: number }
+  /** A gateway listener's plaintext servers, or (`server`) one TLS server of it. */
+  | { kind: 'gateway'; address: string; port: number; server?: string };
+
 export interface RouteTableIR {
-  /** Logical name: the outbound listener port. */
-  port: number;
+  key: RouteTableKey;
   virtualHosts: VirtualHostIR[];
 }
 
+/** TLS a gateway server terminates, with a credential served over SDS (Envoy DownstreamTlsContext). */
+export interface ServerTlsIR {
+  mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
+  /** The credential's name (a directory under --credentials-dir); xds/names.ts names its SDS secrets. */
+  credential: string;
+  minProtocolVersion?: string;
+  maxProtocolVersion?: string;
+  cipherSuites: string[];
+  subjectAltNames: string[];
+  verifyCertificateSpki: string[];
+  verifyCertificateHash: string[];
+}
+
+/** One filter chain of a gateway listener: a TLS server (chosen by SNI) or every plaintext server of the port. */
+export interface GatewayChainIR {
+  /** `namespace/gateway/servers[i]` of each server the chain serves. */
+  servers: string[];
+  /** SNI names the chain answers (TLS); empty: every name. */
+  serverNames: string[];
+  tls?: ServerTlsIR;
+  rds: RouteTableKey;
+}
+
 export interface ListenerIR {
-  direction: 'inbound' | 'outbound';
+  direction: 'inbound' | 'outbound' | 'gateway';
   address: string;
   port: number;
   protocol: Protocol;
   /** HTTP listeners: inline virtual hosts (inbound) or an RDS route table (outbound). */
-  http?: { inline?: VirtualHostIR[]; rds?: number; requests: RequestHandlingIR };
+  http?: { inline?: VirtualHostIR[]; rds?: RouteTableKey; requests: RequestHandlingIR };
+  /** Gateway listeners: their filter chains (each an HTTP connection manager with `http.requests`). */
+  gateway?: { chains: GatewayChainIR[] };
   /** TCP listeners: the single upstream. */
   tcp?: { cluster: ClusterKey };
-  /** Inbound listeners: peer authentication, JWT and authorization. */
+  /** Inbound and gateway listeners: peer authentication, JWT and authorization. */
   security?: InboundSecurityIR;
   /** HTTP listeners: access log and tracing (from Telemetry). */
   telemetry?: TelemetryIR;
@@ -143,6 +175,7 @@ export interface JwtProviderIR {
 }
 
 export interface InboundSecurityIR {
+  /** Mesh mTLS the listener accepts; DISABLE on a gateway listener, whose TLS is its servers' own. */
   mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   trustDomain: string;
   /** Peers of these trust domains are accepted too (Mesh trustDomainAliases). */

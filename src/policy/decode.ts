@@ -73,6 +73,7 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
   r.done();
   const before = diags.items.length;
   const decodeMeta = {
+    namespace,
     annotations,
     annotationsAt,
     report: (code: 'CH0204', key: string, message: string) =>

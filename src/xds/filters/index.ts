@@ -3,7 +3,7 @@
  * http_connection_manager when it has something to say for that listener; the table decides the order, so that
  * authentication runs before authorization, authorization before rate limiting, and the router always last.
  */
-import type { ListenerIR, RouteIR } from '../../ir/types.js';
+import type { ListenerIR, RouteIR, RouteTableKey } from '../../ir/types.js';
 import { faultFilter } from './fault.js';
 import { localRateLimitFilter } from './local-ratelimit.js';
 import { jwtAuthnFilter } from './jwt-authn.js';
@@ -12,7 +12,7 @@ import { routerFilter } from './router.js';
 
 /** What a filter may look at besides its listener: the routes of the proxy's RDS route tables. */
 export interface FilterContext {
-  routesOf(routeTablePort: number): RouteIR[];
+  routesOf(table: RouteTableKey): RouteIR[];
 }
 
 export interface HttpFilterPlugin {

@@ -84,9 +84,11 @@ export function buildRoute(r: RouteIR): object {
 }
 
 export function buildVirtualHost(vh: VirtualHostIR): object {
-  return { name: vh.name, domains: vh.domains, routes: vh.routes.map(buildRoute) };
+  return { name: vh.name, domains: vh.domains, routes: vh.routes.map(buildRoute), ...(vh.requireTls ? { require_tls: 'ALL' } : {}) };
 }
 
 export function buildRouteConfiguration(t: RouteTableIR): object {
-  return { name: routeTableName(t.port), virtual_hosts: t.virtualHosts.map(buildVirtualHost) };
+  const config = { name: routeTableName(t.key), virtual_hosts: t.virtualHosts.map(buildVirtualHost) };
+  // A gateway's domains are host names (Istio's gateway route tables): `Host: shop.example.com:8443` is that host.
+  return t.key.kind === 'gateway' ? { ...config, ignore_port_in_host_matching: true } : config;
 }
