@@ -2,12 +2,12 @@
  * Wiring only: watch -> compile -> publish -> serve, plus the CA feeding certificates to snapshots. The one place
  * where stages meet. A revision with errors is rejected whole and every proxy keeps its last good snapshot.
  * Certificates are a fast path: a rotation replaces the secrets of the affected proxies' snapshots without
- * recompiling anything.
+ * recompiling anything; so are gateway credentials rotated on disk (credentials/credential-store.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Authority, CaFiles, IssuedCertificate } from '../ca/authority.js';
+import type { Authority, CaFiles } from '../ca/authority.js';
 import { systemClock, type Clock } from '../ca/clock.js';
 import { SvidManager } from '../ca/svids.js';
 import type { XdsCa } from '../ca/xds-ca.js';
@@ -18,21 +18,23 @@ import { MESH_DEFAULTS } from '../policy/types.js';
 import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
 import { bearerToken, type ProxyTokens } from '../server/proxy-auth.js';
 import { ServingCertificate } from '../server/serving-certificate.js';
-import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
-import { buildSnapshot, typeSnapshot, withResources, type Snapshot, type TypeSnapshot } from '../snapshot/snapshot.js';
+import { ResourceCache } from '../snapshot/resource-cache.js';
+import { buildSnapshot, withResources, type Snapshot } from '../snapshot/snapshot.js';
 import { readDirectoryInSlices } from '../source/directory.js';
 import { GitSource } from '../source/git.js';
 import type { PolicySource } from '../source/source-file.js';
 import { watchDirectory } from '../source/watch.js';
 import { runStepsInSlices } from '../util/steps.js';
-import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../xds/names.js';
+import { CredentialStore } from '../credentials/credential-store.js';
+import { credentialsOf } from '../ir/gateway.js';
+import type { CredentialLookup } from '../model/gateways.js';
 import { ProtoShapeError } from '../xds/proto/strict.js';
-import { buildTrustBundleSecret, buildWorkloadSecret } from '../xds/resources/secret.js';
 import { SHORT_NAME, TYPE } from '../xds/type-urls.js';
 import type { Logger } from './logger.js';
 import { HistoryLog } from './history.js';
 import { openState, readLastGood, writeLastGood } from './state-dir.js';
 import { Telemetry } from './telemetry.js';
+import { ProxySecrets } from './proxy-secrets.js';
 
 export interface ControlPlaneSettings {
   /** A policy directory (watched), unless `git` is set. */
@@ -56,6 +58,8 @@ export interface ControlPlaneSettings {
   clock?: Clock;
   /** Lifetime of the xDS server certificate (default 90 days); it is renewed at half of it, without a restart. */
   xdsCertTtlMs?: number;
+  /** Where Gateways' TLS credentials are (`<dir>/<credentialName>/tls.crt`, `tls.key`, `ca.crt`); never in Git. */
+  credentialsDir?: string;
 }
 
 export interface RevisionRecord {
@@ -82,7 +86,9 @@ interface Current {
 export class ControlPlane {
   readonly ads: AdsServer;
   private readonly cache = new ResourceCache();
-  private readonly secretCache = new ResourceCache();
+  /** Gateway TLS credentials read from --credentials-dir, and watched. */
+  credentials?: CredentialStore;
+  private readonly secrets = new ProxySecrets((name) => this.credentials?.get(name));
   private readonly clock: Clock;
   private stopWatching?: () => void;
   private queue: Promise<unknown> = Promise.resolve();
@@ -107,6 +113,10 @@ export class ControlPlane {
   ) {
     this.clock = settings.clock ?? systemClock;
     if (settings.git) this.git = new GitSource({ ...settings.git, cacheDir: path.join(settings.stateDir, 'git') });
+    if (settings.credentialsDir) {
+      const onChange = (names: string[]) => void this.enqueue(() => this.onCredentialsChanged(names)).catch(() => undefined);
+      this.credentials = new CredentialStore({ dir: settings.credentialsDir, log, onChange });
+    }
     this.ads = new AdsServer(
       {
         ...DEFAULT_ADS_OPTIONS,
@@ -215,6 +225,7 @@ export class ControlPlane {
 
   async stop(): Promise<void> {
     this.stopWatching?.();
+    this.credentials?.stop();
     this.svids?.stop();
     this.serving?.stop();
     await this.queue.catch(() => undefined);
@@ -230,11 +241,14 @@ export class ControlPlane {
     return next;
   }
 
-  /** Reads, compiles and (if clean) publishes the policy directory. Resolves to the revision's record. */
-  reload(): Promise<RevisionRecord> {
+  /**
+   * Reads, compiles and (if clean) publishes the policy directory. Resolves to the revision's record. `force`
+   * compiles an unchanged revision again (a credential it was rejected for may be valid now).
+   */
+  reload(force = false): Promise<RevisionRecord> {
     return this.enqueue(() =>
       this.telemetry.span('chancery.revision', async (span) => {
-        const r = await this.compileAndPublish();
+        const r = await this.compileAndPublish(undefined, force);
         span.setAttributes({ 'chancery.revision': r.revision, 'chancery.status': r.status, 'chancery.proxies': r.proxies });
         return r;
       }),
@@ -248,7 +262,7 @@ export class ControlPlane {
     return this.git.read(await this.git.head());
   }
 
-  private async compileAndPublish(at?: Result<PolicySource>): Promise<RevisionRecord> {
+  private async compileAndPublish(at?: Result<PolicySource>, force = false): Promise<RevisionRecord> {
     const t0 = performance.now();
     let src: Result<PolicySource>;
     try {
@@ -258,8 +272,9 @@ export class ControlPlane {
       throw err;
     }
     const last = this.revisions[this.revisions.length - 1];
-    if (!at && last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
-    const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result);
+    if (!at && !force && last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
+    const credentials = this.credentialLookup();
+    const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result, { credentials });
     const diagnostics = [...result.diagnostics];
     let base: Map<string, Snapshot> | undefined;
     if (result.ok) {
@@ -412,28 +427,37 @@ export class ControlPlane {
         if (served.revision !== snap.revision) next.set(id, { ...served, revision: snap.revision });
         continue;
       }
-      next.set(id, withResources(snap, TYPE.secret, this.secretsOf(this.svids.get(workloads.get(id)!.identity), bundle)));
+      const credentials = credentialsOf(cur.result.proxies.get(id)!.ir);
+      next.set(id, withResources(snap, TYPE.secret, this.secrets.of(this.svids.get(workloads.get(id)!.identity), bundle, credentials)));
     }
     for (const id of next.keys()) if (!cur.base.has(id)) next.delete(id);
-    this.secretCache.sweep(() => next.values());
+    this.secrets.sweep(() => next.values());
     cur.snapshots = next;
     return this.ads.publish(next);
   }
 
-  /** Secrets per certificate (shared by every proxy of an identity) and trust bundle, built and hashed once. */
-  private readonly secretSets = new WeakMap<object, { bundle: string; secrets: TypeSnapshot }>();
-  private readonly noCertificate = {};
+  /** What the compiler learns of credentials: the store's, or, without --credentials-dir, that there are none. */
+  private credentialLookup(): CredentialLookup {
+    const store = this.credentials;
+    if (store) return (name) => store.check(name);
+    return () => ({ ok: false, problem: 'chancery serve was started without --credentials-dir' });
+  }
 
-  private secretsOf(svid: IssuedCertificate | undefined, bundle: string): TypeSnapshot {
-    const key = svid ?? this.noCertificate;
-    const hit = this.secretSets.get(key);
-    if (hit?.bundle === bundle) return hit.secrets;
-    const resources = new Map<string, EncodedResource>();
-    if (svid) resources.set(SECRET_WORKLOAD, this.secretCache.get(TYPE.secret, SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem), []));
-    resources.set(SECRET_TRUST_BUNDLE, this.secretCache.get(TYPE.secret, SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle), []));
-    const secrets = typeSnapshot(resources);
-    this.secretSets.set(key, { bundle, secrets });
-    return secrets;
+  /**
+   * Credentials rotated on disk: the gateways that use them get the new secrets (no recompile). A revision that
+   * was rejected may have been waiting for one, so it is compiled again.
+   */
+  private async onCredentialsChanged(names: string[]): Promise<void> {
+    if (this.revisions[this.revisions.length - 1]?.status === 'rejected') {
+      this.log.info('gateway credentials changed; compiling the rejected revision again', { credentials: names });
+      await this.compileAndPublish(undefined, true);
+      return;
+    }
+    if (!this.current) return;
+    const set = new Set(names);
+    const ids = [...this.current.result.proxies].filter(([, p]) => credentialsOf(p.ir).some((n) => set.has(n))).map(([id]) => id);
+    const changed = this.publishWithSecrets(ids);
+    this.log.info('gateway credentials rotated', { credentials: names, proxies: changed.length });
   }
 
   private async onCertificatesRotated(identities: string[]): Promise<void> {

@@ -241,6 +241,33 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
   }
 }
 
+/** What the server's credentials directory says of a credential (credentials/read-credential.ts). */
+export type CredentialLookup = (name: string) =>
+  | { ok: true; hasCa: boolean; warnings: string[] }
+  | { ok: false; problem: string };
+
+/**
+ * Every credential a Gateway that selects a workload names must be readable and valid, with a CA when the server
+ * verifies clients; otherwise the revision is rejected at the credentialName line (the last good one keeps serving).
+ */
+export function checkGatewayCredentials(model: MeshModel, lookup: CredentialLookup, diags: Diagnostics): void {
+  for (const g of model.gateways.list) {
+    if (!model.workloads.some((w) => labelsMatch(g.spec.selector, w.labels))) continue; // nothing would serve it
+    g.spec.servers.forEach((s, i) => {
+      if (!s.tls) return;
+      const state = lookup(s.tls.credentialName);
+      const at = { location: s.tls.credentialAt, path: `spec.servers[${i}].tls.credentialName`, object: objectRef('Gateway', g) };
+      if (!state.ok) {
+        diags.report('CH0308', `credential ${s.tls.credentialName}: ${state.problem}`, at);
+      } else if (s.tls.mode !== 'SIMPLE' && !state.hasCa) {
+        diags.report('CH0308', `credential ${s.tls.credentialName} has no ca.crt, which ${s.tls.mode} needs to verify clients`, at);
+      } else {
+        for (const w of state.warnings) diags.report('CH0308', `credential ${s.tls.credentialName}: ${w}`, { ...at, severity: 'warning' });
+      }
+    });
+  }
+}
+
 /** A VirtualService bound to a gateway none of whose servers admits its hosts routes nothing there. */
 function checkUnservedVirtualServices(model: MeshModel, diags: Diagnostics): void {
   for (const [ref, list] of model.gateways.bound) {
