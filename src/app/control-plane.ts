@@ -440,7 +440,8 @@ export class ControlPlane {
   private credentialLookup(): CredentialLookup {
     const store = this.credentials;
     if (store) return (name) => store.check(name);
-    return () => ({ ok: false, problem: 'chancery serve was started without --credentials-dir' });
+    const problem = 'chancery serve was started without --credentials-dir: this server cannot terminate TLS (its handshakes fail)';
+    return () => ({ ok: false, problem, unavailable: true });
   }
 
   /**

@@ -107,7 +107,7 @@ function ingressEdges(model: MeshModel): Edge[] {
         const allow = enforced('ALLOW').map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) })).filter(({ m }) => m.principal !== false && m.permission !== false);
         const byDefault = sec.policies.every((p) => p.action !== 'ALLOW' || p.dryRun) && sec.defaultAction === 'ALLOW';
         if (allow.length === 0 && !byDefault) continue;
-        const except = [...new Set(deny.filter(({ m }) => m.principal !== false && m.permission !== false).flatMap(({ r }) => pathsOf(r)))].sort();
+        const except = [...new Set(deny.filter(({ m }) => m.principal !== false && m.permission !== false).flatMap(({ r }) => carvedOut(r)))].sort();
         const tls = chain.tls ? `TLS ${chain.tls.mode} (credential ${chain.tls.credential})` : 'plaintext';
         edges.push({
           from: OUTSIDE,
@@ -155,6 +155,14 @@ function pathsOf(rule: AuthzRuleIR): string[] {
   );
 }
 
+/** What a DENY rule that may apply carves out of an edge: its paths, else its methods, else some requests. */
+function carvedOut(r: AuthzRuleIR): string[] {
+  const paths = pathsOf(r);
+  if (paths.length > 0) return paths;
+  const methods = methodsOf(r);
+  return methods.length > 0 ? methods.map((x) => `${x} *`) : ['(some requests)'];
+}
+
 const summarise = (lists: string[][]): string[] => {
   if (lists.some((l) => l.length === 0)) return ['*'];
   const values = lists.flat();
@@ -198,12 +206,7 @@ export function buildGraph(model: MeshModel): Graph {
           const allowPolicies = enforced('ALLOW');
           const denied = denyRules
             .filter(({ m }) => m.principal !== false && m.permission !== false)
-            .flatMap(({ r }) => {
-              const paths = pathsOf(r);
-              if (paths.length > 0) return paths;
-              const methods = methodsOf(r);
-              return methods.length > 0 ? methods.map((x) => `${x} *`) : ['(some requests)'];
-            });
+            .flatMap(({ r }) => carvedOut(r));
           const except = [...new Set(denied)].sort();
           const flags: string[] = [];
           if (sec.mtls !== 'STRICT') flags.push(`plaintext accepted (${sec.mtls})`);

@@ -241,10 +241,14 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
   }
 }
 
-/** What the server's credentials directory says of a credential (credentials/read-credential.ts). */
+/**
+ * What the server's credentials directory says of a credential (credentials/read-credential.ts); `unavailable`:
+ * the server has no credentials directory at all, a warning (the server's TLS stays closed) rather than a reason
+ * to serve nothing to the whole mesh.
+ */
 export type CredentialLookup = (name: string) =>
   | { ok: true; hasCa: boolean; warnings: string[] }
-  | { ok: false; problem: string };
+  | { ok: false; problem: string; unavailable?: true };
 
 /**
  * Every credential a Gateway that selects a workload names must be readable and valid, with a CA when the server
@@ -258,7 +262,7 @@ export function checkGatewayCredentials(model: MeshModel, lookup: CredentialLook
       const state = lookup(s.tls.credentialName);
       const at = { location: s.tls.credentialAt, path: `spec.servers[${i}].tls.credentialName`, object: objectRef('Gateway', g) };
       if (!state.ok) {
-        diags.report('CH0308', `credential ${s.tls.credentialName}: ${state.problem}`, at);
+        diags.report('CH0308', `credential ${s.tls.credentialName}: ${state.problem}`, { ...at, ...(state.unavailable ? { severity: 'warning' as const } : {}) });
       } else if (s.tls.mode !== 'SIMPLE' && !state.hasCa) {
         diags.report('CH0308', `credential ${s.tls.credentialName} has no ca.crt, which ${s.tls.mode} needs to verify clients`, at);
       } else {
