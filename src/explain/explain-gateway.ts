@@ -91,7 +91,6 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
   const table = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(chain.rds));
   const vh = table ? virtualHostFor(table.virtualHosts, authority.replace(/:\d+$/, '')) : undefined;
   if (!vh) return { ...atGateway, status: 404, note: `no VirtualService bound to the gateway serves ${authority} on ${hop.server}: 404` };
-  if (vh.requireTls) return { ...atGateway, verdict: 'ALLOW', status: 301, note: `httpsRedirect: the gateway answers 301 to https://${authority}${normalized.path}` };
   const req: HttpRequest = { path: normalized.path, headers: { ...facts.headers, ':method': method, ':authority': authority } };
   const route = vh.routes.find((r) => routeMatches(r, req));
   if (!route) return { ...atGateway, status: 404, note: 'no route of the VirtualService matches this request: the gateway answers 404' };

@@ -97,7 +97,7 @@ function ingressEdges(model: MeshModel): Edge[] {
       const sec = l.security!;
       for (const chain of l.gateway!.chains) {
         const hosts = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(chain.rds))?.virtualHosts ?? [];
-        const served = hosts.filter((v) => !v.requireTls);
+        const served = hosts.filter((v) => !v.routes.every((r) => r.action.kind === 'redirect' && r.action.https));
         if (served.length === 0) continue; // nothing served, or every request redirected to https
         const certificate = chain.tls !== undefined && chain.tls.mode !== 'SIMPLE';
         const leaf = (x: PrincipalLeaf): Maybe => (x.kind === 'peer' ? (certificate ? 'maybe' : false) : 'maybe');

@@ -19,7 +19,7 @@ import type { ServerTls, TlsVersion } from '../policy/gateway-types.js';
 import { gatewaySecurity } from './inbound-security.js';
 import { requestHandling } from './request-normalization.js';
 import { virtualServiceRoutes } from './routes.js';
-import type { ClusterIR, GatewayChainIR, ListenerIR, ProxyIR, RouteTableIR, RouteTableKey, ServerTlsIR, VirtualHostIR } from './types.js';
+import type { ClusterIR, GatewayChainIR, ListenerIR, ProxyIR, RouteActionIR, RouteIR, RouteTableIR, RouteTableKey, ServerTlsIR, VirtualHostIR } from './types.js';
 
 /** What a proxy compiles to before the parts every proxy gets (telemetry, JWKS clusters) are added. */
 export interface ProxyParts {
@@ -47,14 +47,20 @@ function serverTls(t: ServerTls): ServerTlsIR {
   };
 }
 
+/** A server's httpsRedirect: every request, whatever it asks for, gets a 301 to https. */
+function httpsRedirect(s: ServerRef, port: number | undefined): RouteIR {
+  const action: RouteActionIR = { kind: 'redirect', code: 301, https: true, ...(port !== undefined ? { port } : {}) };
+  return { name: `${serverName(s)}/httpsRedirect`, match: { headers: [], query: [] }, action, origins: [s.server.at] };
+}
+
 /** The virtual hosts of one route table: each domain once, with the routes of the VirtualService that owns it. */
 function virtualHosts(model: MeshModel, w: Workload, servers: ServerRef[], port: number, clusters: Map<string, ClusterIR>): VirtualHostIR[] {
   const byDomain = new Map<string, VirtualHostIR>();
   for (const h of servers.flatMap((s) => serverHosts(model, s))) {
     if (byDomain.has(h.domain)) continue; // the same VirtualService through another server (conflicts are errors)
     const site = { ref: refOf(h.server.gateway), port };
-    const routes = h.vs ? virtualServiceRoutes(model, w, h.vs, site, clusters) : [];
-    byDomain.set(h.domain, { name: `${h.domain}:${port}`, domains: [h.domain], routes, ...(h.redirect ? { requireTls: true as const } : {}) });
+    const routes = h.vs ? virtualServiceRoutes(model, w, h.vs, site, clusters) : h.redirect ? [httpsRedirect(h.server, h.redirect.port)] : [];
+    byDomain.set(h.domain, { name: `${h.domain}:${port}`, domains: [h.domain], routes });
   }
   return [...byDomain.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

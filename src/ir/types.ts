@@ -65,7 +65,8 @@ export type RouteActionIR =
       /** Consistent hashing (DestinationRule consistentHash) of the destination. */
       hash?: NonNullable<LoadBalancer['consistentHash']>;
     }
-  | { kind: 'redirect'; path?: string; authority?: string; code: number }
+  /** `https`: to the same URL over https (gateway httpsRedirect), on `port` when that is not the one requested. */
+  | { kind: 'redirect'; path?: string; authority?: string; code: number; https?: true; port?: number }
   | { kind: 'direct'; status: number; body?: string };
 
 export interface RateLimitIR {
@@ -92,8 +93,6 @@ export interface VirtualHostIR {
   name: string;
   domains: string[];
   routes: RouteIR[];
-  /** Gateway httpsRedirect: every plaintext request is answered with a 301 to https (Envoy require_tls ALL). */
-  requireTls?: true;
 }
 
 /** A route table's logical name: a sidecar's egress listener port, or a gateway port (and TLS server). */

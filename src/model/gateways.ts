@@ -157,16 +157,30 @@ export interface GatewayHostPlan {
   /** Absent for an httpsRedirect server's hosts: every request is redirected, no route is consulted. */
   vs?: Scoped<VirtualServiceSpec>;
   server: ServerRef;
-  /** Envoy require_tls ALL: answer 301 to https. */
-  redirect: boolean;
+  /** httpsRedirect: answer 301 to https, on `port` when the Gateway serves the host over TLS there. */
+  redirect?: { port?: number };
   at: Origin;
+}
+
+/**
+ * Where an httpsRedirect sends a host: the port of the Gateway's TLS server for it. Istio's require_tls keeps the
+ * requested port (`http://h:8080` -> `https://h:8080`), which only works on 80 and 443; this redirects to the TLS
+ * port, and leaves the port out only where that is 443 and the plaintext port 80 (Envoy drops `:80` itself).
+ */
+function httpsPortFor(s: ServerRef, host: string): number | undefined {
+  const tls = s.gateway.spec.servers.find((x) => x.tls && x.hosts.some((h) => hostSubsetOf(host, h.host)));
+  if (!tls) return undefined;
+  return tls.port.number === 443 && s.server.port.number === 80 ? undefined : tls.port.number;
 }
 
 /** The virtual hosts a server contributes: bound VirtualServices' hosts it admits, or its own for a redirect. */
 export function serverHosts(model: MeshModel, s: ServerRef): GatewayHostPlan[] {
   const { server } = s;
   if (server.httpsRedirect) {
-    return server.hosts.map((h) => ({ domain: h.host, server: s, redirect: true, at: h.at }));
+    return server.hosts.map((h) => {
+      const port = httpsPortFor(s, h.host);
+      return { domain: h.host, server: s, redirect: port !== undefined ? { port } : {}, at: h.at };
+    });
   }
   const out: GatewayHostPlan[] = [];
   for (const vs of boundVirtualServices(model, refOf(s.gateway))) {
@@ -174,7 +188,7 @@ export function serverHosts(model: MeshModel, s: ServerRef): GatewayHostPlan[] {
     const hosts = vs.spec.hosts.map((h) => h.value.toLowerCase());
     for (const domain of intersectHosts(admitted, hosts)) {
       const at = vs.spec.hosts.find((h) => h.value.toLowerCase() === domain)?.at ?? vs.origin;
-      out.push({ domain, vs, server: s, redirect: false, at });
+      out.push({ domain, vs, server: s, at });
     }
   }
   return out;

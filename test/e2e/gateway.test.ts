@@ -214,10 +214,14 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     assert.equal((await shop({ path: '/', headers: { 'x-forwarded-for': '198.51.100.9' } })).status, 200);
   });
 
-  test('httpsRedirect answers plaintext with 301 to https', async () => {
-    const r = await request({ host: IP.gateway, port: ports.http, path: '/cart?id=3', headers: { host: SHOP } });
-    assert.equal(r.status, 301);
-    assert.equal(r.headers.location, `https://${SHOP}/cart?id=3`);
+  test('httpsRedirect answers plaintext with 301 to https, on the port the Gateway serves the host over TLS', async () => {
+    for (const host of [SHOP, `${SHOP}:${ports.http}`]) {
+      const r = await request({ host: IP.gateway, port: ports.http, path: '/cart?id=3', headers: { host } });
+      assert.equal(r.status, 301);
+      assert.equal(r.headers.location, `https://${SHOP}:${ports.https}/cart?id=3`);
+      const followed = await shop({ path: new URL(String(r.headers.location)).pathname });
+      assert.equal(followed.status, 200, 'the redirect leads to the HTTPS server');
+    }
   });
 
   test('a route bound only to the gateway is not in the sidecars\' route tables', async () => {
@@ -283,6 +287,7 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     const fwd = explain(model, { from: 'istio-system/ingress-1', to: `${SHOP}:${ports.https}`, headers: { 'x-forwarded-for': '203.0.113.7' } });
     assert.equal(fwd.status, 403);
     assert.equal(fwd.gateway?.decidedBy?.name, 'istio-system/ingress-deny/rules[1]');
+    assert.equal(explain(model, { from: 'istio-system/ingress-1', to: `${SHOP}:${ports.http}`, path: '/cart' }).status, 301);
     const edges = buildGraph(model).edges.map((e) => `${e.from}->${e.to}:${e.port}`);
     assert.ok(edges.includes(`outside->istio-system/ingress-1:${ports.https}`), edges.join(' '));
     assert.ok(edges.includes(`istio-system/ingress-1->shop/web-1:${ports.web}`), edges.join(' '));

@@ -47,7 +47,13 @@ export function buildRoute(r: RouteIR): object {
   const out: Record<string, unknown> = { name: r.name, match: routeMatch(r.match) };
   const a = r.action;
   if (a.kind === 'redirect') {
-    out.redirect = { ...(a.path ? { path_redirect: a.path } : {}), ...(a.authority ? { host_redirect: a.authority } : {}), response_code: REDIRECT_CODES[a.code] ?? 'MOVED_PERMANENTLY' };
+    out.redirect = {
+      ...(a.https ? { https_redirect: true } : {}),
+      ...(a.port ? { port_redirect: a.port } : {}),
+      ...(a.path ? { path_redirect: a.path } : {}),
+      ...(a.authority ? { host_redirect: a.authority } : {}),
+      response_code: REDIRECT_CODES[a.code] ?? 'MOVED_PERMANENTLY',
+    };
   } else if (a.kind === 'direct') {
     out.direct_response = { status: a.status, ...(a.body !== undefined ? { body: { inline_string: a.body } } : {}) };
   } else {
@@ -84,7 +90,7 @@ export function buildRoute(r: RouteIR): object {
 }
 
 export function buildVirtualHost(vh: VirtualHostIR): object {
-  return { name: vh.name, domains: vh.domains, routes: vh.routes.map(buildRoute), ...(vh.requireTls ? { require_tls: 'ALL' } : {}) };
+  return { name: vh.name, domains: vh.domains, routes: vh.routes.map(buildRoute) };
 }
 
 export function buildRouteConfiguration(t: RouteTableIR): object {
