@@ -49,7 +49,12 @@ export interface CompileOptions {
  * Compiles a revision. With `previous` (the last accepted result), a proxy none of whose dependencies changed is
  * reused from it instead of compiled again: a change costs what it affects, not the size of the mesh.
  */
-export function compileSource(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult, options: CompileOptions = {}): CompileResult {
+export function compileSource(
+  source: PolicySource,
+  sourceDiagnostics: readonly Diagnostic[] = [],
+  previous?: CompileResult,
+  options: CompileOptions = {},
+): CompileResult {
   return runSteps(compileSteps(source, sourceDiagnostics, previous, options));
 }
 
@@ -67,7 +72,12 @@ export function compileSourceInSlices(
 }
 
 /** The compile as a sequence of steps; it yields between steps where pausing is safe. */
-function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnostic[], previous: CompileResult | undefined, options: CompileOptions): Generator<void, CompileResult> {
+function* compileSteps(
+  source: PolicySource,
+  sourceDiagnostics: readonly Diagnostic[],
+  previous: CompileResult | undefined,
+  options: CompileOptions,
+): Generator<void, CompileResult> {
   const diags: Diagnostic[] = [...sourceDiagnostics];
   const docs: ParsedDocument[] = [];
   for (const file of source.files) {

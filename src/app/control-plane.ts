@@ -11,7 +11,7 @@ import type { Authority, CaFiles } from '../ca/authority.js';
 import { systemClock, type Clock } from '../ca/clock.js';
 import { SvidManager } from '../ca/svids.js';
 import type { XdsCa } from '../ca/xds-ca.js';
-import { compileSourceInSlices, type CompileResult } from '../compiler.js';
+import { compileSourceInSlices, type CompiledProxy, type CompileResult } from '../compiler.js';
 import type { Diagnostic, Result } from '../diag/diagnostic.js';
 import { controlPlaneIdentity } from '../model/mesh-model.js';
 import { MESH_DEFAULTS } from '../policy/types.js';
@@ -114,7 +114,8 @@ export class ControlPlane {
     this.clock = settings.clock ?? systemClock;
     if (settings.git) this.git = new GitSource({ ...settings.git, cacheDir: path.join(settings.stateDir, 'git') });
     if (settings.credentialsDir) {
-      const onChange = (names: string[]) => void this.enqueue(() => this.onCredentialsChanged(names)).catch(() => undefined);
+      const onChange = (names: string[]) =>
+        void this.enqueue(() => this.onCredentialsChanged(names)).catch(() => undefined);
       this.credentials = new CredentialStore({ dir: settings.credentialsDir, log, onChange });
     }
     this.ads = new AdsServer(
@@ -272,7 +273,8 @@ export class ControlPlane {
       throw err;
     }
     const last = this.revisions[this.revisions.length - 1];
-    if (!at && !force && last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
+    const unchanged = last && last.revision === src.value.revision && src.diagnostics.length === 0;
+    if (!at && !force && unchanged) return last; // nothing changed
     const credentials = this.credentialLookup();
     const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result, { credentials });
     const diagnostics = [...result.diagnostics];
@@ -428,7 +430,8 @@ export class ControlPlane {
         continue;
       }
       const credentials = credentialsOf(cur.result.proxies.get(id)!.ir);
-      next.set(id, withResources(snap, TYPE.secret, this.secrets.of(this.svids.get(workloads.get(id)!.identity), bundle, credentials)));
+      const secrets = this.secrets.of(this.svids.get(workloads.get(id)!.identity), bundle, credentials);
+      next.set(id, withResources(snap, TYPE.secret, secrets));
     }
     for (const id of next.keys()) if (!cur.base.has(id)) next.delete(id);
     this.secrets.sweep(() => next.values());
@@ -440,7 +443,7 @@ export class ControlPlane {
   private credentialLookup(): CredentialLookup {
     const store = this.credentials;
     if (store) return (name) => store.check(name);
-    const problem = 'chancery serve was started without --credentials-dir: this server cannot terminate TLS (its handshakes fail)';
+    const problem = 'serve was started without --credentials-dir: this server cannot terminate TLS (handshakes fail)';
     return () => ({ ok: false, problem, unavailable: true });
   }
 
@@ -456,7 +459,8 @@ export class ControlPlane {
     }
     if (!this.current) return;
     const set = new Set(names);
-    const ids = [...this.current.result.proxies].filter(([, p]) => credentialsOf(p.ir).some((n) => set.has(n))).map(([id]) => id);
+    const uses = ([, p]: [string, CompiledProxy]) => credentialsOf(p.ir).some((n) => set.has(n));
+    const ids = [...this.current.result.proxies].filter(uses).map(([id]) => id);
     const changed = this.publishWithSecrets(ids);
     this.log.info('gateway credentials rotated', { credentials: names, proxies: changed.length });
   }

@@ -46,8 +46,9 @@ export class ProxySecrets {
     const hit = this.sets.get(key);
     if (hit?.bundle === bundle) return hit.secrets;
     const resources = new Map<string, EncodedResource>();
-    if (svid) resources.set(SECRET_WORKLOAD, this.cache.get(TYPE.secret, SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem), []));
-    resources.set(SECRET_TRUST_BUNDLE, this.cache.get(TYPE.secret, SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle), []));
+    const put = (name: string, json: object) => resources.set(name, this.cache.get(TYPE.secret, name, json, []));
+    if (svid) put(SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem));
+    put(SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle));
     const secrets = typeSnapshot(resources);
     this.sets.set(key, { bundle, secrets });
     return secrets;

@@ -15,13 +15,15 @@ Exit status: 0 when the revision would be accepted, 1 when it has errors, 2 on b
 
 export function runCheck(argv: string[]): Promise<number> {
   return command(HELP, argv, () => {
-    const { values, positionals } = parse(argv, { format: { type: 'string', default: 'human' }, 'credentials-dir': { type: 'string' } }, true);
+    const options = { format: { type: 'string', default: 'human' }, 'credentials-dir': { type: 'string' } } as const;
+    const { values, positionals } = parse(argv, options, true);
     if (positionals.length !== 1) throw new UsageError('check takes exactly one directory');
     const format = values.format ?? 'human';
     if (!['human', 'json', 'github'].includes(format)) throw new UsageError(`--format: "${format}" is not human, json or github`);
     const src = readDirectory(positionals[0]);
     const dir = values['credentials-dir'];
-    const result = compileSource(src.value, src.diagnostics, undefined, dir ? { credentials: directoryLookup(dir) } : {});
+    const credentials = dir ? { credentials: directoryLookup(dir) } : {};
+    const result = compileSource(src.value, src.diagnostics, undefined, credentials);
     if (format === 'json') {
       console.log(formatJson(result.diagnostics));
     } else if (format === 'github') {

@@ -33,20 +33,27 @@ export function runCredential(argv: string[]): Promise<number> {
       true,
     );
     const [verb, name, ...extra] = positionals;
-    if (verb !== 'create' || !name || extra.length > 0) throw new UsageError('usage: chancery credential create NAME --host HOST');
-    if (!CREDENTIAL_NAME.test(name)) throw new UsageError(`"${name}" is not a credential name (lower-case letters, digits, -, _, .)`);
+    if (verb !== 'create' || !name || extra.length > 0) {
+      throw new UsageError('usage: chancery credential create NAME --host HOST');
+    }
+    if (!CREDENTIAL_NAME.test(name)) {
+      throw new UsageError(`"${name}" is not a credential name (lower-case letters, digits, -, _, .)`);
+    }
     const hosts = values.host ?? [];
     if (hosts.length === 0) throw new UsageError('--host is required (the name clients connect to)');
     for (const h of hosts) if (!DNS_NAME.test(h)) throw new UsageError(`--host "${h}" is not a host name`);
     const days = Number(values.days);
-    if (!Number.isInteger(days) || days < 1 || days > 825) throw new UsageError('--days must be a whole number from 1 to 825');
+    if (!Number.isInteger(days) || days < 1 || days > 825) {
+      throw new UsageError('--days must be a whole number from 1 to 825');
+    }
     const dir = path.join(values['credentials-dir']!, name);
     const certFile = path.join(dir, CREDENTIAL_FILES.cert);
     if (values['if-missing'] && existsSync(certFile)) return 0;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const keys = generateKeyPair();
     const now = Date.now();
-    const der = createTlsCertificate({ keys, dnsNames: hosts, notBefore: new Date(now - 60_000), notAfter: new Date(now + days * 86_400_000) });
+    const validity = { notBefore: new Date(now - 60_000), notAfter: new Date(now + days * 86_400_000) };
+    const der = createTlsCertificate({ keys, dnsNames: hosts, ...validity });
     // The key first: a watcher that sees the new certificate beside the old key keeps serving the old pair.
     writeFileAtomic(path.join(dir, CREDENTIAL_FILES.key), exportPrivateKeyPem(keys.privateKey));
     writeFileAtomic(certFile, toPem(der, 'CERTIFICATE'), 0o644);

@@ -18,17 +18,25 @@ function placeholderCredentials(names: readonly string[]): object[] {
   if (names.length === 0) return [];
   const keys = generateKeyPair();
   const now = Date.now();
-  const cert = toPem(createTlsCertificate({ keys, dnsNames: ['placeholder.invalid'], notBefore: new Date(now), notAfter: new Date(now + 3_600_000) }), 'CERTIFICATE');
-  return names.flatMap((n) => buildCredentialSecrets(n, { certChainPem: cert, keyPem: exportPrivateKeyPem(keys.privateKey), caPem: cert }));
+  const validity = { notBefore: new Date(now), notAfter: new Date(now + 3_600_000) };
+  const cert = toPem(createTlsCertificate({ keys, dnsNames: ['placeholder.invalid'], ...validity }), 'CERTIFICATE');
+  const pem = { certChainPem: cert, keyPem: exportPrivateKeyPem(keys.privateKey), caPem: cert };
+  return names.flatMap((n) => buildCredentialSecrets(n, pem));
 }
 
-export async function validateWithEnvoy(envoyBin: string, set: ResourceSet, identity: string, credentials: readonly string[] = []): Promise<{ ok: boolean; output: string }> {
+export async function validateWithEnvoy(
+  envoyBin: string,
+  set: ResourceSet,
+  identity: string,
+  credentials: readonly string[] = [],
+): Promise<{ ok: boolean; output: string }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'chancery-render-'));
   try {
     const authority = await Authority.open({ stateDir: dir, clock: systemClock });
     const svid = await authority.issue(identity, 3_600_000);
     const file = path.join(dir, 'envoy.json');
-    const secrets = [buildWorkloadSecret(svid.chainPem, svid.keyPem), buildTrustBundleSecret(authority.trustBundlePem()), ...placeholderCredentials(credentials)];
+    const mesh = [buildWorkloadSecret(svid.chainPem, svid.keyPem), buildTrustBundleSecret(authority.trustBundlePem())];
+    const secrets = [...mesh, ...placeholderCredentials(credentials)];
     writeFileSync(file, JSON.stringify(staticBootstrap(set, secrets)));
     const r = spawnSync(envoyBin, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '--log-level', 'error'], { encoding: 'utf8', timeout: 60_000 });
     if (r.error) return { ok: false, output: `cannot run ${envoyBin}: ${r.error.message}` };

@@ -8,7 +8,8 @@ import { readDirectory } from '../source/directory.js';
 import { command, DEFAULT_CONFIG_DIR, parse, UsageError } from './args.js';
 
 const HELP = `Usage: chancery explain [--config DIR] --from NAMESPACE/WORKLOAD|SERVICE --to HOST[:PORT]
-                        [--method GET] [--path /x] [--header k=v ...] [--jwt-claims JSON] [--source-ip IP] [--all] [--json]
+                        [--method GET] [--path /x] [--header k=v ...] [--jwt-claims JSON] [--source-ip IP]
+                        [--all] [--json]
 
 Answers ALLOW or DENY for one request and names the rule that decided (file:line), or says that the mesh default
 did; --all lists every rule that matched. Exit status 0 for ALLOW, 1 for DENY (or a mixed answer), 2 on bad usage.
@@ -54,7 +55,8 @@ export function runExplain(argv: string[]): Promise<number> {
     }
     try {
       const sourceIp = values['source-ip'] ? { sourceIp: values['source-ip'] } : {};
-      const e = explain(result.model, { from: values.from, to: values.to, method: values.method!, path: values.path!, headers, ...(jwtClaims ? { jwtClaims } : {}), ...sourceIp });
+      const asked = { from: values.from, to: values.to, method: values.method!, path: values.path!, headers };
+      const e = explain(result.model, { ...asked, ...(jwtClaims ? { jwtClaims } : {}), ...sourceIp });
       console.log(values.json ? JSON.stringify(e, null, 2) : formatExplanation(e, values.all!));
       return e.verdict === 'ALLOW' ? 0 : 1;
     } catch (err) {

@@ -8,7 +8,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../app/logger.js';
 import { debounce, type Debouncer } from '../source/watch.js';
-import { readCredential, stateOf, type Credential, type CredentialRead, type CredentialState } from './read-credential.js';
+import { readCredential, stateOf } from './read-credential.js';
+import type { Credential, CredentialRead, CredentialState } from './read-credential.js';
 
 export interface CredentialStoreOptions {
   dir: string;
@@ -51,7 +52,9 @@ export class CredentialStore {
     const r = this.read(name);
     this.watchTree();
     // Read before the watcher's own scan: the gateways serving the older version must hear of it all the same.
-    if (r.ok && before !== undefined && r.credential.version !== before) setImmediate(() => this.stopped || this.o.onChange([name]));
+    if (r.ok && before !== undefined && r.credential.version !== before) {
+      setImmediate(() => this.stopped || this.o.onChange([name]));
+    }
     return stateOf(r, (this.o.now ?? Date.now)());
   }
 
@@ -64,11 +67,12 @@ export class CredentialStore {
     return [...this.latest.keys()].sort().map((name) => {
       const r = this.latest.get(name)!;
       const g = this.good.get(name);
+      const serving = g && { version: g.version, subject: g.subject, dnsNames: g.dnsNames, notAfter: g.notAfter };
       return {
         name,
         ok: r.ok,
         ...(r.ok ? {} : { problem: r.problem }),
-        ...(g ? { serving: { version: g.version, subject: g.subject, dnsNames: g.dnsNames, notAfter: g.notAfter } } : {}),
+        ...(serving ? { serving } : {}),
       };
     });
   }
@@ -102,7 +106,8 @@ export class CredentialStore {
       }
       if (r.ok && r.credential.version !== before) {
         changed.push(name);
-        this.o.log.info('gateway credential loaded', { credential: name, version: r.credential.version, notAfter: r.credential.notAfter });
+        const { version, notAfter } = r.credential;
+        this.o.log.info('gateway credential loaded', { credential: name, version, notAfter });
       }
     }
     this.watchTree();

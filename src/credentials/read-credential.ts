@@ -46,7 +46,8 @@ function readPem(file: string, label: string): string | { problem: string } {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    return { problem: `${label} ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    return { problem: `${label} ${file} cannot be read: ${why}` };
   }
 }
 
@@ -79,7 +80,9 @@ export function readCredential(dir: string, name: string): CredentialRead {
     return { ok: false, problem: `${keyFile} is not a PEM private key: ${(err as Error).message}` };
   }
   // A certificate and key from two rotations (tls.crt written, tls.key not yet) must never be served.
-  if (!chain[0].checkPrivateKey(key)) return { ok: false, problem: `${keyFile} is not the key of the first certificate in ${certFile}` };
+  if (!chain[0].checkPrivateKey(key)) {
+    return { ok: false, problem: `${keyFile} is not the key of the first certificate in ${certFile}` };
+  }
   let caPem: string | undefined;
   const ca = readPem(caFile, 'CA bundle');
   if (typeof ca === 'string') {
@@ -90,7 +93,8 @@ export function readCredential(dir: string, name: string): CredentialRead {
     return { ok: false, problem: ca.problem };
   }
   const leaf = chain[0];
-  const version = createHash('sha256').update(certPem).update('\0').update(keyPem).update('\0').update(caPem ?? '').digest('base64url');
+  const version = createHash('sha256').update(certPem).update('\0').update(keyPem).update('\0').update(caPem ?? '')
+    .digest('base64url');
   const dnsNames = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
   const credential: Credential = {
     name,
@@ -116,7 +120,8 @@ export function stateOf(r: CredentialRead, now: number): CredentialState {
   if (!r.ok) return r;
   const c = r.credential;
   const warnings: string[] = [];
-  if (Date.parse(c.notAfter) <= now) warnings.push(`the certificate in ${c.name}/${CREDENTIAL_FILES.cert} expired at ${c.notAfter}`);
-  if (Date.parse(c.notBefore) > now) warnings.push(`the certificate in ${c.name}/${CREDENTIAL_FILES.cert} is valid only from ${c.notBefore}`);
+  const file = `${c.name}/${CREDENTIAL_FILES.cert}`;
+  if (Date.parse(c.notAfter) <= now) warnings.push(`the certificate in ${file} expired at ${c.notAfter}`);
+  if (Date.parse(c.notBefore) > now) warnings.push(`the certificate in ${file} is valid only from ${c.notBefore}`);
   return { ok: true, hasCa: c.caPem !== undefined, warnings };
 }

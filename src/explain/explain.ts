@@ -15,6 +15,7 @@
  * test/e2e/explain.test.ts checks the answers against real Envoy sidecars.
  */
 import { routeTableId } from '../ir/routes.js';
+import type { ListenerIR } from '../ir/types.js';
 import { serviceByHost, workloadById } from '../model/index.js';
 import { endpointPort, type MeshModel, type Workload } from '../model/mesh-model.js';
 import { isLoopback } from '../model/sidecars.js';
@@ -104,14 +105,17 @@ export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): 
     return { ...base, status: 404, note: why };
   }
   const tableId = routeTableId(hit.t.key);
-  const egressListener = callerIR.listeners.find((l) => l.direction === 'outbound' && l.http?.rds && routeTableId(l.http.rds) === tableId);
+  const servesTable = (l: ListenerIR) =>
+    l.direction === 'outbound' && l.http?.rds !== undefined && routeTableId(l.http.rds) === tableId;
+  const egressListener = callerIR.listeners.find(servesTable);
   const egress = egressListener ? `${egressListener.address}:${egressListener.port}` : `port ${hit.t.key.port}`;
   const route = hit.vh!.routes.find((r) => routeMatches(r, req));
   if (!route) return { ...base, routed: false, egress, status: 404, note: 'no route of the VirtualService matches this request: the caller\'s sidecar answers 404' };
   const routeInfo = { name: route.name, at: where(route.origins[0]), kind: route.action.kind };
   const routed = { ...base, routed: true, egress, route: routeInfo };
   const jwt = q.jwtClaims ? { jwtClaims: q.jwtClaims } : {};
-  return followRoute(model, caller, route, req, { routed, method, now, appended: '127.0.0.1', proxy: "the caller's sidecar", ...jwt });
+  const proxy = "the caller's sidecar";
+  return followRoute(model, caller, route, req, { routed, method, now, appended: '127.0.0.1', proxy, ...jwt });
 }
 
 /**
@@ -184,18 +188,21 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
 export function formatExplanation(e: Explanation, all: boolean): string {
   const out: string[] = [];
   out.push(`${e.verdict}${e.status !== undefined ? ` (${e.status})` : ''}: ${e.from.workload} -> ${e.to.host}:${e.to.port}`);
-  out.push(`  caller identity: ${e.from.identity}`);
   const g = e.gateway;
+  out.push(`  ${g ? "the gateway's identity towards the mesh" : 'caller identity'}: ${e.from.identity}`);
   if (g) {
     const r = g.request;
-    out.push(`  from outside to the gateway's listener ${g.listener}, server ${g.server} (${g.tls === 'plaintext' ? 'plaintext' : `TLS ${g.tls}`})`);
-    out.push(`    the gateway sees: ${r.method} ${r.authority}${r.path} from ${r.sourceIp}${r.remoteIp !== r.sourceIp ? ` (remote.ip ${r.remoteIp})` : ''}`);
+    const tls = g.tls === 'plaintext' ? 'plaintext' : `TLS ${g.tls}`;
+    out.push(`  from outside to the gateway's listener ${g.listener}, server ${g.server} (${tls})`);
+    const remote = r.remoteIp !== r.sourceIp ? ` (remote.ip ${r.remoteIp})` : '';
+    out.push(`    the gateway sees: ${r.method} ${r.authority}${r.path} from ${r.sourceIp}${remote}`);
     out.push(`    ${g.decision} at the gateway: ${g.reason}`);
     if (g.decidedBy) out.push(`    decided by ${g.decidedBy.name} at ${g.decidedBy.at}`);
     if (all) for (const m of g.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
   }
   const by = g ? 'the gateway' : 'the egress listener on';
-  out.push(`  routed: ${e.routed ? `yes, by ${g ? `${by} ${g.listener}` : `${by} ${e.egress}`}` : e.egress && !g ? `no (egress listener ${e.egress})` : 'no'}`);
+  const notRouted = e.egress && !g ? `no (egress listener ${e.egress})` : 'no';
+  out.push(`  routed: ${e.routed ? `yes, by ${by} ${g ? g.listener : e.egress}` : notRouted}`);
   if (e.route) out.push(`  route: ${e.route.name} (${e.route.kind})${e.route.at && e.route.at !== '<mesh>' ? ` at ${e.route.at}` : ''}`);
   if (e.note) out.push(`  ${e.note}`);
   for (const d of e.destinations) {

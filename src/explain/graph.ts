@@ -78,7 +78,11 @@ function couldMatch(rule: AuthzRuleIR, facts: RequestFacts): { principal: Maybe;
   );
 }
 
-function couldMatchWith(rule: AuthzRuleIR, port: number, principalLeaf: (l: PrincipalLeaf) => Maybe): { principal: Maybe; permission: Maybe } {
+function couldMatchWith(
+  rule: AuthzRuleIR,
+  port: number,
+  principalLeaf: (l: PrincipalLeaf) => Maybe,
+): { principal: Maybe; permission: Maybe } {
   const principal = maybeHolds(rule.principal, principalLeaf);
   const permission = maybeHolds(rule.permission, (l): Maybe => (l.kind === 'destinationPort' ? l.port === port : 'maybe'));
   return { principal, permission };
@@ -104,10 +108,12 @@ function ingressEdges(model: MeshModel): Edge[] {
         const enforced = (a: string) => sec.policies.filter((p) => p.action === a && !p.dryRun).flatMap((p) => p.rules);
         const deny = enforced('DENY').map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) }));
         if (deny.some(({ m }) => m.principal === true && m.permission === true)) continue;
-        const allow = enforced('ALLOW').map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) })).filter(({ m }) => m.principal !== false && m.permission !== false);
+        type Judged = { m: { principal: Maybe; permission: Maybe } };
+        const possible = ({ m }: Judged) => m.principal !== false && m.permission !== false;
+        const allow = enforced('ALLOW').map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) })).filter(possible);
         const byDefault = sec.policies.every((p) => p.action !== 'ALLOW' || p.dryRun) && sec.defaultAction === 'ALLOW';
         if (allow.length === 0 && !byDefault) continue;
-        const except = [...new Set(deny.filter(({ m }) => m.principal !== false && m.permission !== false).flatMap(({ r }) => carvedOut(r)))].sort();
+        const except = [...new Set(deny.filter(possible).flatMap(({ r }) => carvedOut(r)))].sort();
         const tls = chain.tls ? `TLS ${chain.tls.mode} (credential ${chain.tls.credential})` : 'plaintext';
         edges.push({
           from: OUTSIDE,
@@ -242,7 +248,8 @@ export function buildGraph(model: MeshModel): Graph {
     }
   }
   edges.push(...ingressEdges(model));
-  edges.sort((a, b) => `${a.from}|${a.to}|${a.port}|${a.service}`.localeCompare(`${b.from}|${b.to}|${b.port}|${b.service}`));
+  const key = (e: Edge) => `${e.from}|${e.to}|${e.port}|${e.service}`;
+  edges.sort((a, b) => key(a).localeCompare(key(b)));
   return { workloads: model.workloads.map((w) => w.id), edges };
 }
 

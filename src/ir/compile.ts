@@ -10,7 +10,8 @@ import { inboundSecurity, parseJwksUri } from './inbound-security.js';
 import { inboundRoutes, serviceRoutes } from './routes.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { track } from '../model/tracking.js';
-import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, RouteTableKey, TelemetryIR, VirtualHostIR } from './types.js';
+import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, RouteTableKey } from './types.js';
+import type { TelemetryIR, VirtualHostIR } from './types.js';
 import { isGatewayWorkload } from '../model/gateways.js';
 import { compileGateway, type ProxyParts } from './gateway.js';
 import { requestHandling } from './request-normalization.js';
@@ -85,7 +86,8 @@ function compileSidecar(model: MeshModel, w: Workload): ProxyParts {
     }
     const key: RouteTableKey = { kind: 'outbound', port: p.port };
     routeTables.push({ key, virtualHosts });
-    listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http: { rds: key, requests: requestHandling(model) }, origins: [p.origin] });
+    const http = { rds: key, requests: requestHandling(model) };
+    listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http, origins: [p.origin] });
   }
 
   return { listeners, clusters, routeTables };
@@ -99,7 +101,8 @@ function addTelemetry(model: MeshModel, w: Workload, listeners: ListenerIR[], cl
     const key: ClusterKey = { direction: 'telemetry', host: tel.tracing.service, port: tel.tracing.port };
     const ip = /^\d{1,3}(\.\d{1,3}){3}$/.test(key.host);
     const endpoints = [{ address: key.host, port: key.port, origin: tel.origins[tel.origins.length - 1] }];
-    clusters.set(clusterId(key), { key, discovery: ip ? 'static' : 'dns', protocol: 'GRPC', endpoints, origins: tel.origins });
+    const discovery = ip ? 'static' : 'dns';
+    clusters.set(clusterId(key), { key, discovery, protocol: 'GRPC', endpoints, origins: tel.origins });
     telemetry.tracing = { cluster: key, samplingPercentage: tel.tracing.samplingPercentage, serviceName: w.id };
   }
   for (const l of listeners) if (l.http) l.telemetry = telemetry;

@@ -19,7 +19,18 @@ import type { ServerTls, TlsVersion } from '../policy/gateway-types.js';
 import { gatewaySecurity } from './inbound-security.js';
 import { requestHandling } from './request-normalization.js';
 import { virtualServiceRoutes } from './routes.js';
-import type { ClusterIR, GatewayChainIR, ListenerIR, ProxyIR, RouteActionIR, RouteIR, RouteTableIR, RouteTableKey, ServerTlsIR, VirtualHostIR } from './types.js';
+import type {
+  ClusterIR,
+  GatewayChainIR,
+  ListenerIR,
+  ProxyIR,
+  RouteActionIR,
+  RouteIR,
+  RouteTableIR,
+  RouteTableKey,
+  ServerTlsIR,
+  VirtualHostIR,
+} from './types.js';
 
 /** What a proxy compiles to before the parts every proxy gets (telemetry, JWKS clusters) are added. */
 export interface ProxyParts {
@@ -29,7 +40,13 @@ export interface ProxyParts {
 }
 
 /** Istio's TLS version names -> Envoy's. */
-const ENVOY_TLS: Record<TlsVersion, string> = { TLS_AUTO: 'TLS_AUTO', TLSV1_0: 'TLSv1_0', TLSV1_1: 'TLSv1_1', TLSV1_2: 'TLSv1_2', TLSV1_3: 'TLSv1_3' };
+const ENVOY_TLS: Record<TlsVersion, string> = {
+  TLS_AUTO: 'TLS_AUTO',
+  TLSV1_0: 'TLSv1_0',
+  TLSV1_1: 'TLSv1_1',
+  TLSV1_2: 'TLSv1_2',
+  TLSV1_3: 'TLSv1_3',
+};
 
 /** Servers accept TLS 1.2 and up unless the Gateway says otherwise (Istio's gateway default too). */
 const DEFAULT_MIN_TLS = 'TLSv1_2';
@@ -54,12 +71,19 @@ function httpsRedirect(s: ServerRef, port: number | undefined): RouteIR {
 }
 
 /** The virtual hosts of one route table: each domain once, with the routes of the VirtualService that owns it. */
-function virtualHosts(model: MeshModel, w: Workload, servers: ServerRef[], port: number, clusters: Map<string, ClusterIR>): VirtualHostIR[] {
+function virtualHosts(
+  model: MeshModel,
+  w: Workload,
+  servers: ServerRef[],
+  port: number,
+  clusters: Map<string, ClusterIR>,
+): VirtualHostIR[] {
   const byDomain = new Map<string, VirtualHostIR>();
   for (const h of servers.flatMap((s) => serverHosts(model, s))) {
     if (byDomain.has(h.domain)) continue; // the same VirtualService through another server (conflicts are errors)
     const site = { ref: refOf(h.server.gateway), port };
-    const routes = h.vs ? virtualServiceRoutes(model, w, h.vs, site, clusters) : h.redirect ? [httpsRedirect(h.server, h.redirect.port)] : [];
+    const redirect = h.redirect ? [httpsRedirect(h.server, h.redirect.port)] : [];
+    const routes = h.vs ? virtualServiceRoutes(model, w, h.vs, site, clusters) : redirect;
     byDomain.set(h.domain, { name: `${h.domain}:${port}`, domains: [h.domain], routes });
   }
   return [...byDomain.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -69,9 +93,11 @@ function listenerOf(model: MeshModel, w: Workload, plan: GatewayListenerPlan, pa
   const chains: GatewayChainIR[] = [];
   for (const servers of routeTablesOf(plan)) {
     const tls = plan.tls ? servers[0].server.tls : undefined;
-    const rds: RouteTableKey = { kind: 'gateway', address: plan.address, port: plan.port, ...(tls ? { server: serverName(servers[0]) } : {}) };
+    const server = tls ? { server: serverName(servers[0]) } : {};
+    const rds: RouteTableKey = { kind: 'gateway', address: plan.address, port: plan.port, ...server };
     parts.routeTables.push({ key: rds, virtualHosts: virtualHosts(model, w, servers, plan.port, parts.clusters) });
-    chains.push({ servers: servers.map(serverName), serverNames: tls ? sniNames(servers[0].server) : [], ...(tls ? { tls: serverTls(tls) } : {}), rds });
+    const serverNames = tls ? sniNames(servers[0].server) : [];
+    chains.push({ servers: servers.map(serverName), serverNames, ...(tls ? { tls: serverTls(tls) } : {}), rds });
   }
   const protocol = plan.servers[0].server.port.protocol;
   return {

@@ -52,16 +52,25 @@ export function serviceRoutes(model: MeshModel, w: Workload, svc: Service, port:
   return virtualServiceRoutes(model, w, vs, { ref: MESH_GATEWAY, port, self: { host: svc.host, port } }, clusters);
 }
 
-const hashFor = (model: MeshModel): HashOf => (host, p, subset) => trafficPolicyFor(model, host, p, subset)?.loadBalancer?.consistentHash;
+const hashFor = (model: MeshModel): HashOf => (host, p, subset) =>
+  trafficPolicyFor(model, host, p, subset)?.loadBalancer?.consistentHash;
 
 /** The routes of one VirtualService at one site, for workload `w` (a sidecar or a gateway). */
-export function virtualServiceRoutes(model: MeshModel, w: Workload, vs: Scoped<VirtualServiceSpec>, site: RouteSite, clusters: Map<string, ClusterIR>): RouteIR[] {
+export function virtualServiceRoutes(
+  model: MeshModel,
+  w: Workload,
+  vs: Scoped<VirtualServiceSpec>,
+  site: RouteSite,
+  clusters: Map<string, ClusterIR>,
+): RouteIR[] {
   const hashOf = hashFor(model);
   const out: RouteIR[] = [];
   vs.spec.http.forEach((r, i) => {
     // sourceLabels select the workload (the caller's sidecar, or the gateway); port the site's port; gateways the site.
     const applies = (m: HttpMatch) =>
-      (!m.sourceLabels || labelsMatch(m.sourceLabels, w.labels)) && (m.port === undefined || m.port === site.port) && matchApplies(m, vs.namespace, site.ref);
+      (!m.sourceLabels || labelsMatch(m.sourceLabels, w.labels)) &&
+      (m.port === undefined || m.port === site.port) &&
+      matchApplies(m, vs.namespace, site.ref);
     const matches = r.match.length === 0 ? [undefined] : r.match.filter(applies);
     if (matches.length === 0) return;
     const action = actionOf(model, r, site.self, clusters, hashOf);
@@ -85,7 +94,13 @@ function hasHeaderOps(r: HttpRoute): boolean {
   return [h.request, h.response].some((o) => Object.keys(o.set).length > 0 || Object.keys(o.add).length > 0 || o.remove.length > 0);
 }
 
-function actionOf(model: MeshModel, r: HttpRoute, self: RouteSite['self'], clusters: Map<string, ClusterIR>, hashOf: HashOf): RouteActionIR {
+function actionOf(
+  model: MeshModel,
+  r: HttpRoute,
+  self: RouteSite['self'],
+  clusters: Map<string, ClusterIR>,
+  hashOf: HashOf,
+): RouteActionIR {
   if (r.redirect) return { kind: 'redirect', code: r.redirect.code, ...(r.redirect.uri ? { path: r.redirect.uri } : {}), ...(r.redirect.authority ? { authority: r.redirect.authority } : {}) };
   if (r.directResponse) return { kind: 'direct', status: r.directResponse.status, ...(r.directResponse.body !== undefined ? { body: r.directResponse.body } : {}) };
   const target = (host: string, p: number | undefined, subset?: string): { key: ClusterKey; host: string; port: number } | undefined => {

@@ -55,7 +55,8 @@ export function collectGateways(objects: readonly PolicyObject[], diags: Diagnos
     for (const g of names) {
       const ref = gatewayRef(g.value, vs.meta.namespace);
       if (ref !== MESH_GATEWAY && !known.has(ref)) {
-        diags.report('CH0307', `gateways: no Gateway ${ref}`, { location: g.at, object: objectRef('VirtualService', vs.meta) });
+        const object = objectRef('VirtualService', vs.meta);
+        diags.report('CH0307', `gateways: no Gateway ${ref}`, { location: g.at, object });
       }
     }
     for (const g of vs.spec.gateways) {
@@ -209,7 +210,8 @@ export function sniNames(server: GatewayServer): string[] {
 export function checkGateways(model: MeshModel, diags: Diagnostics): void {
   for (const g of model.gateways.list) {
     if (!model.workloads.some((w) => labelsMatch(g.spec.selector, w.labels))) {
-      diags.report('CH0303', 'selector matches no WorkloadEntry in any namespace', { location: g.at['spec.selector'] ?? g.origin, object: objectRef('Gateway', g) });
+      const at = { location: g.at['spec.selector'] ?? g.origin, object: objectRef('Gateway', g) };
+      diags.report('CH0303', 'selector matches no WorkloadEntry in any namespace', at);
     }
   }
   for (const w of model.workloads) {
@@ -223,7 +225,7 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
   const where = `${plan.address}:${plan.port} of ${w.id}`;
   const mixed = plan.servers.find((s) => (s.server.tls !== undefined) !== plan.tls);
   if (mixed) {
-    const message = `${serverName(mixed)} and ${serverName(plan.servers[0])} share ${where} but only one terminates TLS`;
+    const message = `${serverName(mixed)} and ${serverName(plan.servers[0])} share ${where}; only one terminates TLS`;
     diags.report('CH0404', message, { location: mixed.server.at, object: objectRef('Gateway', mixed.gateway) });
     return;
   }
@@ -233,8 +235,10 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
       for (const name of sniNames(s.server).concat(sniNames(s.server).length === 0 ? ['*'] : [])) {
         const prev = sni.get(name);
         if (prev) {
-          const message = `${serverName(s)} and ${serverName(prev)} both serve ${name === '*' ? 'every name' : name} over TLS on ${where}`;
-          diags.report('CH0404', message, { location: s.server.at, object: objectRef('Gateway', s.gateway), related: [{ message: 'the other server', location: prev.server.at }] });
+          const what = name === '*' ? 'every name' : name;
+          const message = `${serverName(s)} and ${serverName(prev)} both serve ${what} over TLS on ${where}`;
+          const related = [{ message: 'the other server', location: prev.server.at }];
+          diags.report('CH0404', message, { location: s.server.at, object: objectRef('Gateway', s.gateway), related });
         }
         sni.set(name, s);
       }
@@ -246,9 +250,13 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
       const prev = seen.get(h.domain);
       // The same VirtualService through two servers of one Gateway routes alike: one virtual host serves both.
       if (prev && (prev.vs !== h.vs || prev.server.gateway !== h.server.gateway)) {
-        const whose = (x: GatewayHostPlan) => (x.vs ? objectRef('VirtualService', x.vs) : `${serverName(x.server)} (httpsRedirect)`);
-        const message = `host ${h.domain} on ${where} is routed by ${whose(h)} and by ${whose(prev)}; put its routes in one VirtualService`;
-        diags.report('CH0408', message, { location: h.at, object: h.vs ? objectRef('VirtualService', h.vs) : objectRef('Gateway', h.server.gateway), related: [{ message: 'the other', location: prev.at }] });
+        const whose = (x: GatewayHostPlan) =>
+          x.vs ? objectRef('VirtualService', x.vs) : `${serverName(x.server)} (httpsRedirect)`;
+        const message = `host ${h.domain} on ${where} is routed by ${whose(h)} and by ${whose(prev)}; `
+          + 'put its routes in one VirtualService';
+        const object = h.vs ? objectRef('VirtualService', h.vs) : objectRef('Gateway', h.server.gateway);
+        const related = [{ message: 'the other', location: prev.at }];
+        diags.report('CH0408', message, { location: h.at, object, related });
       }
       if (!prev) seen.set(h.domain, h);
     }
@@ -274,13 +282,18 @@ export function checkGatewayCredentials(model: MeshModel, lookup: CredentialLook
     g.spec.servers.forEach((s, i) => {
       if (!s.tls) return;
       const state = lookup(s.tls.credentialName);
-      const at = { location: s.tls.credentialAt, path: `spec.servers[${i}].tls.credentialName`, object: objectRef('Gateway', g) };
+      const name = s.tls.credentialName;
+      const path = `spec.servers[${i}].tls.credentialName`;
+      const at = { location: s.tls.credentialAt, path, object: objectRef('Gateway', g) };
       if (!state.ok) {
-        diags.report('CH0308', `credential ${s.tls.credentialName}: ${state.problem}`, { ...at, ...(state.unavailable ? { severity: 'warning' as const } : {}) });
+        const severity = state.unavailable ? { severity: 'warning' as const } : {};
+        diags.report('CH0308', `credential ${name}: ${state.problem}`, { ...at, ...severity });
       } else if (s.tls.mode !== 'SIMPLE' && !state.hasCa) {
-        diags.report('CH0308', `credential ${s.tls.credentialName} has no ca.crt, which ${s.tls.mode} needs to verify clients`, at);
+        diags.report('CH0308', `credential ${name} has no ca.crt, which ${s.tls.mode} needs to verify clients`, at);
       } else {
-        for (const w of state.warnings) diags.report('CH0308', `credential ${s.tls.credentialName}: ${w}`, { ...at, severity: 'warning' });
+        for (const w of state.warnings) {
+          diags.report('CH0308', `credential ${name}: ${w}`, { ...at, severity: 'warning' });
+        }
       }
     });
   }
@@ -291,10 +304,13 @@ function checkUnservedVirtualServices(model: MeshModel, diags: Diagnostics): voi
   for (const [ref, list] of model.gateways.bound) {
     const gateway = model.gateways.list.find((g) => refOf(g) === ref)!;
     for (const vs of list) {
-      const served = gateway.spec.servers.some((server, index) => serverHosts(model, { gateway, index, server }).some((h) => h.vs === vs));
+      const serves = (server: GatewayServer, index: number) =>
+        serverHosts(model, { gateway, index, server }).some((h) => h.vs === vs);
+      const served = gateway.spec.servers.some(serves);
       if (served) continue;
       const at = vs.spec.gateways.find((g) => gatewayRef(g.value, vs.namespace) === ref)?.at ?? vs.origin;
-      const message = `no server of Gateway ${ref} serves any of this VirtualService's hosts for namespace ${vs.namespace}: it routes nothing there`;
+      const message = `no server of Gateway ${ref} serves any of this VirtualService's hosts for namespace `
+        + `${vs.namespace}: it routes nothing there`;
       diags.report('CH0407', message, { location: at, object: objectRef('VirtualService', vs) });
     }
   }

@@ -104,7 +104,9 @@ export function checkRouting(model: MeshModel, diags: Diagnostics): void {
     const hostAt = vs.spec.hosts.find((h) => h.value === host)!.at;
     // Bound to gateways too, a host may be one only they serve (e.g. shop.example.com); sidecars route services.
     const gatewayHost = vs.spec.gateways.some((g) => g.value !== MESH_GATEWAY);
-    if (!service(host) && !gatewayHost) diags.report('CH0301', `spec.hosts: no ServiceEntry declares host ${host}`, { location: hostAt, object: objectRef('VirtualService', vs) });
+    if (service(host) || gatewayHost) continue;
+    const object = objectRef('VirtualService', vs);
+    diags.report('CH0301', `spec.hosts: no ServiceEntry declares host ${host}`, { location: hostAt, object });
   }
   // Each VirtualService once, wherever it is bound: a gateway's hosts need not be services, its destinations must.
   const all = new Set([...model.routing.virtualServices.values(), ...[...model.gateways.bound.values()].flat()]);
@@ -132,7 +134,12 @@ export function checkRouting(model: MeshModel, diags: Diagnostics): void {
   }
 }
 
-function checkRoutes(model: MeshModel, vs: Scoped<VirtualServiceSpec>, service: (host: string) => Service | undefined, diags: Diagnostics): void {
+function checkRoutes(
+  model: MeshModel,
+  vs: Scoped<VirtualServiceSpec>,
+  service: (host: string) => Service | undefined,
+  diags: Diagnostics,
+): void {
   const object = objectRef('VirtualService', vs);
   const bound = new Set(vs.spec.gateways.map((g) => gatewayRef(g.value, vs.namespace)));
   let caughtAt: string | undefined;
@@ -144,7 +151,7 @@ function checkRoutes(model: MeshModel, vs: Scoped<VirtualServiceSpec>, service: 
         const ref = gatewayRef(g.value, vs.namespace);
         if (bound.has(ref)) continue;
         // Istio applies a VirtualService only where its own gateways are; a match elsewhere is never consulted.
-        const message = `gateways: ${ref} is not in this VirtualService's spec.gateways, so this match never applies there`;
+        const message = `gateways: ${ref} is not in this VirtualService's spec.gateways: the match never applies there`;
         diags.report('CH0407', message, { location: g.at, object });
       }
     }

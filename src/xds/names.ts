@@ -19,7 +19,8 @@ export function listenerName(direction: Direction, address: string, port: number
 
 /** `outbound|<port>`; a gateway's `gateway|<address>:<port>` (plaintext servers) or `...|<ns>/<gw>/servers[i]`. */
 export function routeTableName(k: RouteTableKey): string {
-  return k.kind === 'outbound' ? `outbound|${k.port}` : `gateway|${k.address}:${k.port}${k.server ? `|${k.server}` : ''}`;
+  if (k.kind === 'outbound') return `outbound|${k.port}`;
+  return `gateway|${k.address}:${k.port}${k.server ? `|${k.server}` : ''}`;
 }
 
 export function statPrefix(direction: Direction, port: number): string {

@@ -32,7 +32,8 @@ export function translateProxy(ir: ProxyIR): ResourceSet {
     if (t.endpoints) set.get(TYPE.endpoint)!.push(t.endpoints);
   }
   const tables = new Map(ir.routeTables.map((t) => [routeTableName(t.key), t]));
-  const ctx = { routesOf: (k: RouteTableKey) => tables.get(routeTableName(k))?.virtualHosts.flatMap((v) => v.routes) ?? [] };
+  const routesOf = (k: RouteTableKey) => tables.get(routeTableName(k))?.virtualHosts.flatMap((v) => v.routes) ?? [];
+  const ctx = { routesOf };
   for (const l of ir.listeners) add(TYPE.listener, listenerName(l.direction, l.address, l.port), buildListener(l, ctx), l.origins);
   for (const t of ir.routeTables) {
     add(TYPE.route, routeTableName(t.key), buildRouteConfiguration(t), t.virtualHosts.flatMap((v) => v.routes.flatMap((r) => r.origins)));

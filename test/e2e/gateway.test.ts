@@ -160,7 +160,8 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     gateway = await startSidecar(cp, 'istio-system/ingress-1');
     envoys.push(gateway, await startSidecar(cp, 'shop/web-1'));
     // The gateway's clusters reach the web sidecar once both have their configuration and certificates.
-    await waitFor(async () => (await shop({ path: '/ready' })).status === 200, { timeoutMs: 20_000, what: 'a 200 through the gateway' });
+    const ready = async () => (await shop({ path: '/ready' })).status === 200;
+    await waitFor(ready, { timeoutMs: 20_000, what: 'a 200 through the gateway' });
   });
 
   after(async () => {
@@ -172,20 +173,21 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     rmSync(credentialsDir, { recursive: true, force: true });
   });
 
-  test('SIMPLE TLS with the file credential, then mTLS to the mesh service: the app sees the gateway identity', async () => {
+  test('SIMPLE TLS with the file credential, then mTLS to the mesh: the app sees the gateway identity', async () => {
     const r = await shop({ path: '/hello?x=1' });
     assert.equal(r.status, 200);
     assert.equal(r.serverSerial, shopCert.serial, 'the gateway presents the credential from --credentials-dir');
     assert.equal(r.json().path, '/hello?x=1');
-    assert.match(r.json().headers['x-forwarded-client-cert'], /URI=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/ingressgateway/);
+    const gatewayId = /URI=spiffe:\/\/cluster\.local\/ns\/istio-system\/sa\/ingressgateway/;
+    assert.match(r.json().headers['x-forwarded-client-cert'], gatewayId);
     // The mesh behind the gateway is STRICT: nothing but the gateway's mTLS reaches the web sidecar.
     await assert.rejects(request({ host: IP.web, port: ports.web, path: '/hello' }));
   });
 
-  test('MUTUAL: no client certificate, or one from another CA, is refused; the partner CA\'s is let through', async () => {
+  test('MUTUAL: no client certificate, or one of another CA, is refused; the partner CA\'s gets through', async () => {
     await assert.rejects(partner({ path: '/p' }), 'no client certificate');
     const stranger = testLeaf(strangerCa, ['client.partner.test']);
-    await assert.rejects(partner({ path: '/p', client: stranger }), 'a certificate the credential\'s ca.crt did not sign');
+    await assert.rejects(partner({ path: '/p', client: stranger }), 'a certificate ca.crt did not sign');
     const wrongName = testLeaf(partnerCa, ['someone.else.test']);
     await assert.rejects(partner({ path: '/p', client: wrongName }), 'a SAN subjectAltNames does not list');
     const r = await partner({ path: '/p', client: partnerClient });
@@ -204,7 +206,7 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     assert.equal((await shop({ path: '/x', method: 'DELETE' })).status, 403, 'only GET and POST are allowed');
   });
 
-  test('remote.ip comes from X-Forwarded-For behind numTrustedProxies: 1, and only the trusted hop counts', async () => {
+  test('remote.ip comes from X-Forwarded-For behind numTrustedProxies: 1; only the trusted hop counts', async () => {
     const before = app.count();
     assert.equal((await shop({ path: '/', headers: { 'x-forwarded-for': '203.0.113.7' } })).status, 403);
     // A client cannot hide the address the trusted proxy appended by prefixing entries of its own.
@@ -214,7 +216,7 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     assert.equal((await shop({ path: '/', headers: { 'x-forwarded-for': '198.51.100.9' } })).status, 200);
   });
 
-  test('httpsRedirect answers plaintext with 301 to https, on the port the Gateway serves the host over TLS', async () => {
+  test('httpsRedirect: 301 to https, on the port where the Gateway serves the host over TLS', async () => {
     for (const host of [SHOP, `${SHOP}:${ports.http}`]) {
       const r = await request({ host: IP.gateway, port: ports.http, path: '/cart?id=3', headers: { host } });
       assert.equal(r.status, 301);
@@ -231,24 +233,28 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     assert.equal(r.status, 404);
   });
 
-  test('a credential rotated on disk reaches new handshakes without a restart; a half-written one is never served', async () => {
+  test('a rotated credential reaches new handshakes, no restart; a half-written one is never served', async () => {
     const pid = gateway.pid;
     const next = testLeaf(serverCa, [SHOP]);
     writeCredential(credentialsDir, 'shop-cert', next, { only: 'cert' }); // tls.key still the old one
-    await waitFor(() => cp.credentials!.status().find((c) => c.name === 'shop-cert' && !c.ok), { timeoutMs: 5000, what: 'the mismatch to be seen' });
+    const mismatch = () => cp.credentials!.status().find((c) => c.name === 'shop-cert' && !c.ok);
+    await waitFor(mismatch, { timeoutMs: 5000, what: 'the mismatch to be seen' });
     assert.equal((await shop()).serverSerial, shopCert.serial, 'the last good certificate keeps serving');
     writeCredential(credentialsDir, 'shop-cert', next, { only: 'key' });
-    await waitFor(async () => (await shop()).serverSerial === next.serial, { timeoutMs: 10_000, what: 'new handshakes to present the rotated certificate' });
+    const rotated = async () => (await shop()).serverSerial === next.serial;
+    await waitFor(rotated, { timeoutMs: 10_000, what: 'new handshakes to present the rotated certificate' });
     assert.equal(gateway.pid, pid);
     assert.equal(gateway.exited, false, 'the gateway was not restarted');
     assert.equal((await shop({ path: '/after-rotation' })).status, 200);
     shopCert = next;
   });
 
-  test('a missing credential rejects the revision at its line; the last good one keeps serving until it appears', async () => {
+  test('a missing credential rejects the revision at its line; the last good one serves until it appears', async () => {
     const good = cp.current!.result.revision;
     policy.write('gateway.yaml', gatewayYaml(ports, 'new-cert'));
-    const rejected = await waitFor(() => cp.revisions.find((r) => r.status === 'rejected' && r.diagnostics.some((d) => d.code === 'CH0308')), { timeoutMs: 5000, what: 'the revision to be rejected' });
+    const isRejected = () =>
+      cp.revisions.find((r) => r.status === 'rejected' && r.diagnostics.some((d) => d.code === 'CH0308'));
+    const rejected = await waitFor(isRejected, { timeoutMs: 5000, what: 'the revision to be rejected' });
     const d = rejected.diagnostics.find((x) => x.code === 'CH0308')!;
     assert.equal(d.location?.file, 'gateway.yaml');
     assert.equal(d.location?.line, 14, 'the credentialName line');
@@ -257,8 +263,10 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     // The credential appears: the rejected revision is compiled again and accepted, with no policy change.
     const fresh = testLeaf(serverCa, [SHOP]);
     writeCredential(credentialsDir, 'new-cert', fresh);
-    await waitFor(() => cp.current!.result.revision !== good, { timeoutMs: 15_000, what: 'the revision to be accepted' });
-    await waitFor(async () => (await shop()).serverSerial === fresh.serial, { timeoutMs: 10_000, what: 'the new credential to be served' });
+    const accepted = () => cp.current!.result.revision !== good;
+    await waitFor(accepted, { timeoutMs: 15_000, what: 'the revision to be accepted' });
+    const served = async () => (await shop()).serverSerial === fresh.serial;
+    await waitFor(served, { timeoutMs: 10_000, what: 'the new credential to be served' });
   });
 
   test('explain and graph: outside -> gateway -> service, with the gateway\'s own decision', async () => {
@@ -266,14 +274,23 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     const model = compileSource(src.value, src.diagnostics).model!;
     // What explain predicts is what the real gateway answers.
     const asked: { path: string; method?: string; xff?: string }[] = [
-      { path: '/' }, { path: '/admin/a' }, { path: '/a/%2e%2e/admin/b' }, { path: '/x', method: 'DELETE' }, { path: '/y', method: 'POST' },
-      { path: '/', xff: '203.0.113.9' }, { path: '/', xff: '203.0.113.9, 192.0.2.44' }, { path: '/', xff: '192.0.2.44, 203.0.113.9' },
+      { path: '/' },
+      { path: '/admin/a' },
+      { path: '/a/%2e%2e/admin/b' },
+      { path: '/x', method: 'DELETE' },
+      { path: '/y', method: 'POST' },
+      { path: '/', xff: '203.0.113.9' },
+      { path: '/', xff: '203.0.113.9, 192.0.2.44' },
+      { path: '/', xff: '192.0.2.44, 203.0.113.9' },
     ];
     for (const a of asked) {
       const headers = a.xff ? { 'x-forwarded-for': a.xff } : undefined;
       const real = await shop({ path: a.path, method: a.method ?? 'GET', ...(headers ? { headers } : {}) });
-      const e = explain(model, { from: 'istio-system/ingress-1', to: `${SHOP}:${ports.https}`, path: a.path, ...(a.method ? { method: a.method } : {}), ...(headers ? { headers } : {}) });
-      assert.equal(e.status, real.status, `${a.method ?? 'GET'} ${a.path} xff=${a.xff ?? '-'}: explain said ${e.status}, Envoy ${real.status}`);
+      const asked = { ...(a.method ? { method: a.method } : {}), ...(headers ? { headers } : {}) };
+      const to = `${SHOP}:${ports.https}`;
+      const e = explain(model, { from: 'istio-system/ingress-1', to, path: a.path, ...asked });
+      const what = `${a.method ?? 'GET'} ${a.path} xff=${a.xff ?? '-'}`;
+      assert.equal(e.status, real.status, `${what}: explain said ${e.status}, Envoy ${real.status}`);
     }
     const ok = explain(model, { from: 'istio-system/ingress-1', to: `${SHOP}:${ports.https}`, path: '/hello' });
     assert.equal(ok.verdict, 'ALLOW', JSON.stringify(ok, null, 2));
@@ -284,10 +301,12 @@ describe('ingress gateway through real Envoy and real TLS', { timeout: 240_000 }
     const admin = explain(model, { from: 'istio-system/ingress-1', to: `${SHOP}:${ports.https}`, path: '//admin/x' });
     assert.equal(admin.status, 403);
     assert.equal(admin.gateway?.decidedBy?.name, 'istio-system/ingress-deny/rules[0]');
-    const fwd = explain(model, { from: 'istio-system/ingress-1', to: `${SHOP}:${ports.https}`, headers: { 'x-forwarded-for': '203.0.113.7' } });
+    const xff = { 'x-forwarded-for': '203.0.113.7' };
+    const fwd = explain(model, { from: 'istio-system/ingress-1', to: `${SHOP}:${ports.https}`, headers: xff });
     assert.equal(fwd.status, 403);
     assert.equal(fwd.gateway?.decidedBy?.name, 'istio-system/ingress-deny/rules[1]');
-    assert.equal(explain(model, { from: 'istio-system/ingress-1', to: `${SHOP}:${ports.http}`, path: '/cart' }).status, 301);
+    const redirect = explain(model, { from: 'istio-system/ingress-1', to: `${SHOP}:${ports.http}`, path: '/cart' });
+    assert.equal(redirect.status, 301);
     const edges = buildGraph(model).edges.map((e) => `${e.from}->${e.to}:${e.port}`);
     assert.ok(edges.includes(`outside->istio-system/ingress-1:${ports.https}`), edges.join(' '));
     assert.ok(edges.includes(`istio-system/ingress-1->shop/web-1:${ports.web}`), edges.join(' '));
@@ -390,7 +409,8 @@ describe("Istio's bookinfo gateway YAML, unchanged", { timeout: 120_000 }, () =>
     app = await startApp({ name: 'productpage-v1', host: BK.app, port: appPort });
     cp = await startPlane({ configDir: policy.dir, stateDir });
     assert.equal(cp.current?.result.ok, true, JSON.stringify(cp.revisions.at(-1)?.diagnostics));
-    envoys.push(await startSidecar(cp, 'istio-system/ingressgateway-1'), await startSidecar(cp, 'default/productpage-v1'));
+    envoys.push(await startSidecar(cp, 'istio-system/ingressgateway-1'));
+    envoys.push(await startSidecar(cp, 'default/productpage-v1'));
   });
 
   after(async () => {
@@ -402,14 +422,18 @@ describe("Istio's bookinfo gateway YAML, unchanged", { timeout: 120_000 }, () =>
   });
 
   test('the routes of the VirtualService are served on port 8080 for any host; others get 404', async () => {
-    const get = (path: string, host = 'bookinfo.example') => request({ host: BK.gateway, port: 8080, path, headers: { host } });
+    const get = (path: string, host = 'bookinfo.example') =>
+      request({ host: BK.gateway, port: 8080, path, headers: { host } });
     const r = await waitFor(async () => {
       const x = await get('/productpage');
       return x.status === 200 ? x : undefined;
     }, { timeoutMs: 20_000, what: '/productpage through the bookinfo gateway' });
     assert.equal(r.json().app, 'productpage-v1');
-    assert.match(r.json().headers['x-forwarded-client-cert'], /sa\/istio-ingressgateway/, 'gateway -> productpage over mTLS');
-    for (const path of ['/static/app.css', '/login', '/logout', '/api/v1/products/1']) assert.equal((await get(path, '10.0.0.1:8080')).status, 200, path);
+    const xfcc = r.json().headers['x-forwarded-client-cert'];
+    assert.match(xfcc, /sa\/istio-ingressgateway/, 'gateway -> productpage over mTLS');
+    for (const path of ['/static/app.css', '/login', '/logout', '/api/v1/products/1']) {
+      assert.equal((await get(path, '10.0.0.1:8080')).status, 200, path);
+    }
     assert.equal((await get('/productpage/x')).status, 404, 'exact match only');
     assert.equal((await get('/reviews')).status, 404);
   });

@@ -33,7 +33,8 @@ function issue(dnsNames: string[], issuer?: Issued, ca?: boolean): Issued {
     ...(ca !== undefined ? { ca } : {}),
   });
   const certPem = toPem(der, 'CERTIFICATE');
-  return { certPem, keyPem: exportPrivateKeyPem(keys.privateKey), der, key: keys.privateKey, serial: new X509Certificate(der).serialNumber.toLowerCase() };
+  const serial = new X509Certificate(der).serialNumber.toLowerCase();
+  return { certPem, keyPem: exportPrivateKeyPem(keys.privateKey), der, key: keys.privateKey, serial };
 }
 
 /** A self-signed CA named `name`. */
@@ -50,7 +51,12 @@ export function testLeaf(ca: Issued, dnsNames: string[]): Issued {
  * Writes `<dir>/<name>/tls.crt` (leaf then CA), `tls.key` and optionally `ca.crt`, each by rename (as a rotation
  * should be done: a reader never sees half a file). `only` writes just one of the files, for half-done rotations.
  */
-export function writeCredential(dir: string, name: string, leaf: Issued, o: { chain?: Issued; clientCa?: Issued; only?: 'cert' | 'key' } = {}): void {
+export function writeCredential(
+  dir: string,
+  name: string,
+  leaf: Issued,
+  o: { chain?: Issued; clientCa?: Issued; only?: 'cert' | 'key' } = {},
+): void {
   const d = path.join(dir, name);
   mkdirSync(d, { recursive: true });
   const put = (file: string, text: string): void => {
@@ -102,13 +108,15 @@ export function httpsRequest(o: HttpsRequest): Promise<HttpsReply> {
         agent: false,
       },
       (res) => {
-        const serverSerial = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().serialNumber?.toLowerCase() ?? '';
+        const peer = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        const serverSerial = peer.serialNumber?.toLowerCase() ?? '';
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           clearTimeout(timer);
           const body = Buffer.concat(chunks).toString();
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, serverSerial, json: () => JSON.parse(body) });
+          const status = res.statusCode ?? 0;
+          resolve({ status, headers: res.headers, body, serverSerial, json: () => JSON.parse(body) });
         });
         res.on('error', reject);
       },

@@ -4,7 +4,16 @@
  * here every field either takes effect or is an error. TLS passthrough and TCP servers are rejected for now.
  */
 import type { Origin } from '../../diag/diagnostic.js';
-import { GATEWAY_PROTOCOLS, TLS_VERSIONS, type GatewayHost, type GatewayProtocol, type GatewayServer, type GatewaySpec, type ServerTls, type TlsVersion } from '../gateway-types.js';
+import {
+  GATEWAY_PROTOCOLS,
+  TLS_VERSIONS,
+  type GatewayHost,
+  type GatewayProtocol,
+  type GatewayServer,
+  type GatewaySpec,
+  type ServerTls,
+  type TlsVersion,
+} from '../gateway-types.js';
 import type { MapReader } from '../reader.js';
 import { DNS_LABEL, DNS_NAME, readIpAddress } from './common.js';
 
@@ -52,7 +61,8 @@ function readHosts(r: MapReader, gatewayNamespace: string): GatewayHost[] {
     const nsOk = ns === '*' || ns === '.' || DNS_LABEL.test(ns);
     if (!nsOk || !(host === '*' || DNS_NAME.test(host))) {
       const path = `${r.sub('hosts')}[${i}]`;
-      const message = `${path}: "${h.value}" is not [namespace/]host (examples: "*", "shop.example.com", "shop/*.example.com")`;
+      const examples = '"*", "shop.example.com", "shop/*.example.com"';
+      const message = `${path}: "${h.value}" is not [namespace/]host (examples: ${examples})`;
       r.ctx.diags.report('CH0204', message, { location: h.at, path, object: r.ctx.object });
       return;
     }
@@ -75,7 +85,11 @@ function readCiphers(r: MapReader): string[] {
   list.forEach((c, i) => {
     const path = `${r.sub('cipherSuites')}[${i}]`;
     // Istio ignores unknown and repeated suites with a warning; an ignored line of policy is an error here.
-    const why = !CIPHER_SUITES.has(c.value) ? `"${c.value}" is not a cipher suite Envoy's gateways support` : seen.has(c.value) ? `"${c.value}" is listed twice` : undefined;
+    const why = !CIPHER_SUITES.has(c.value)
+      ? `"${c.value}" is not a cipher suite Envoy's gateways support`
+      : seen.has(c.value)
+        ? `"${c.value}" is listed twice`
+        : undefined;
     if (why) r.ctx.diags.report('CH0204', `${path}: ${why}`, { location: c.at, path, object: r.ctx.object });
     seen.add(c.value);
   });
@@ -84,20 +98,25 @@ function readCiphers(r: MapReader): string[] {
 
 /** The TLS a terminating server uses; reports what it cannot honour. */
 function readServerTls(r: MapReader, mode: ServerTls['mode']): ServerTls | undefined {
-  const credentialName = r.str('credentialName', { required: true, pattern: CREDENTIAL_NAME, patternHint: 'a directory name (lower-case letters, digits, -, _, .)' });
+  const patternHint = 'a directory name (lower-case letters, digits, -, _, .)';
+  const credentialName = r.str('credentialName', { required: true, pattern: CREDENTIAL_NAME, patternHint });
   const minProtocolVersion = readVersion(r, 'minProtocolVersion');
   const maxProtocolVersion = readVersion(r, 'maxProtocolVersion');
-  const order = (v: TlsVersion | undefined) => (v === undefined || v === 'TLS_AUTO' ? undefined : TLS_VERSIONS.indexOf(v));
+  const order = (v?: TlsVersion) => (v === undefined || v === 'TLS_AUTO' ? undefined : TLS_VERSIONS.indexOf(v));
   const [lo, hi] = [order(minProtocolVersion), order(maxProtocolVersion)];
-  if (lo !== undefined && hi !== undefined && lo > hi) r.report('CH0204', 'maxProtocolVersion', `is below minProtocolVersion ${minProtocolVersion}`);
+  if (lo !== undefined && hi !== undefined && lo > hi) {
+    r.report('CH0204', 'maxProtocolVersion', `is below minProtocolVersion ${minProtocolVersion}`);
+  }
   const cipherSuites = readCiphers(r);
   const subjectAltNames = values(r, 'subjectAltNames');
   const verifyCertificateSpki = values(r, 'verifyCertificateSpki');
   const verifyCertificateHash = values(r, 'verifyCertificateHash');
   for (const key of ['subjectAltNames', 'verifyCertificateSpki', 'verifyCertificateHash']) {
-    if (mode === 'SIMPLE' && r.has(key)) r.report('CH0204', key, 'checks client certificates, which SIMPLE TLS does not ask for; use MUTUAL');
+    if (mode !== 'SIMPLE' || !r.has(key)) continue;
+    r.report('CH0204', key, 'checks client certificates, which SIMPLE TLS does not ask for; use MUTUAL');
   }
-  r.unsupported(['serverCertificate', 'privateKey', 'caCertificates'], 'names files on the gateway machine; use credentialName (a directory under chancery serve --credentials-dir)');
+  const files = 'names files on the gateway machine; use credentialName (a directory under serve --credentials-dir)';
+  r.unsupported(['serverCertificate', 'privateKey', 'caCertificates'], files);
   r.unsupported(['credentialNames', 'tlsCertificates', 'caCrl']);
   if (credentialName === undefined) return undefined;
   return {
@@ -117,7 +136,7 @@ function readServerTls(r: MapReader, mode: ServerTls['mode']): ServerTls | undef
 const MODES = ['SIMPLE', 'MUTUAL', 'OPTIONAL_MUTUAL', 'PASSTHROUGH', 'AUTO_PASSTHROUGH', 'ISTIO_MUTUAL'];
 
 /** `tls` of a server: termination for HTTPS, only `httpsRedirect` for plaintext HTTP (Istio's rule). */
-function readTls(r: MapReader | undefined, protocol: GatewayProtocol | undefined): { tls?: ServerTls; httpsRedirect: boolean } {
+function readTls(r: MapReader | undefined, protocol?: GatewayProtocol): { tls?: ServerTls; httpsRedirect: boolean } {
   if (!r) return { httpsRedirect: false };
   const httpsRedirect = r.bool('httpsRedirect') ?? false;
   if (protocol !== 'HTTPS') {
@@ -128,15 +147,20 @@ function readTls(r: MapReader | undefined, protocol: GatewayProtocol | undefined
     r.done();
     return { httpsRedirect };
   }
-  if (httpsRedirect) r.report('CH0204', 'httpsRedirect', 'redirects plaintext requests to https; an HTTPS server receives none');
+  if (httpsRedirect) {
+    r.report('CH0204', 'httpsRedirect', 'redirects plaintext requests to https; an HTTPS server receives none');
+  }
   const mode = r.str('mode', { oneOf: MODES });
   let tls: ServerTls | undefined;
   if (!r.has('mode')) {
-    r.report('CH0205', undefined, "mode is not set, which in Istio means PASSTHROUGH (not supported yet); set mode: SIMPLE or MUTUAL to terminate TLS");
+    const unset = 'mode is not set, which in Istio means PASSTHROUGH (not supported yet)';
+    r.report('CH0205', undefined, `${unset}; set mode: SIMPLE or MUTUAL to terminate TLS`);
   } else if (mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL') {
     tls = readServerTls(r, mode);
   } else if (mode) {
-    const why = mode === 'ISTIO_MUTUAL' ? 'mesh mTLS on a gateway server is not supported yet' : 'TLS passthrough is not supported yet';
+    const why = mode === 'ISTIO_MUTUAL'
+      ? 'mesh mTLS on a gateway server is not supported yet'
+      : 'TLS passthrough is not supported yet';
     r.report('CH0205', 'mode', `${mode}: ${why}; use SIMPLE or MUTUAL with a credentialName`);
   }
   if (!tls) for (const k of r.keys()) r.raw(k); // the mode was refused: its other fields mean nothing yet
@@ -150,20 +174,29 @@ function readServer(r: MapReader, gatewayNamespace: string): GatewayServer | und
   const hosts = readHosts(r, gatewayNamespace);
   const tlsR = r.map('tls');
   const { tls, httpsRedirect } = readTls(tlsR, port?.protocol);
-  if (port?.protocol === 'HTTPS' && !tlsR) r.report('CH0203', 'tls', 'an HTTPS server needs tls (mode SIMPLE or MUTUAL with a credentialName)');
+  if (port?.protocol === 'HTTPS' && !tlsR) {
+    r.report('CH0203', 'tls', 'an HTTPS server needs tls (mode SIMPLE or MUTUAL with a credentialName)');
+  }
   const bind = readIpAddress(r, 'bind', false);
   const name = r.str('name');
   r.unsupported(['defaultEndpoint']);
   r.done();
   if (!port || hosts.length === 0 || (port.protocol === 'HTTPS' && !tls)) return undefined;
-  return { port, hosts, httpsRedirect, at: r.at, ...(tls ? { tls } : {}), ...(bind ? { bind } : {}), ...(name ? { name } : {}) };
+  const optional = { ...(tls ? { tls } : {}), ...(bind ? { bind } : {}), ...(name ? { name } : {}) };
+  return { port, hosts, httpsRedirect, at: r.at, ...optional };
 }
 
-export function decodeGateway(spec: MapReader | undefined, at: Record<string, Origin>, namespace: string): GatewaySpec | undefined {
+export function decodeGateway(
+  spec: MapReader | undefined,
+  at: Record<string, Origin>,
+  namespace: string,
+): GatewaySpec | undefined {
   if (!spec) return undefined;
   const sel = spec.strMap('selector');
   // Istio picks every gateway pod with an empty selector; here every workload would become a gateway.
-  if (!sel || Object.keys(sel).length === 0) spec.report('CH0203', 'selector', 'needs labels of the gateway workloads (e.g. istio: ingressgateway)');
+  if (!sel || Object.keys(sel).length === 0) {
+    spec.report('CH0203', 'selector', 'needs labels of the gateway workloads (e.g. istio: ingressgateway)');
+  }
   if (spec.has('selector')) at['spec.selector'] = spec.loc('selector');
   const readers = spec.maps('servers', { required: true, nonEmpty: true }) ?? [];
   const servers: GatewayServer[] = [];
@@ -172,7 +205,11 @@ export function decodeGateway(spec: MapReader | undefined, at: Record<string, Or
     const s = readServer(r, namespace);
     if (!s) return;
     const prev = names.get(s.port.name);
-    if (prev !== undefined) r.ctx.diags.report('CH0204', `spec.servers[${i}].port.name: "${s.port.name}" is also servers[${prev}]'s; port names must be unique`, { location: s.at, path: `spec.servers[${i}].port.name`, object: r.ctx.object });
+    if (prev !== undefined) {
+      const path = `spec.servers[${i}].port.name`;
+      const message = `${path}: "${s.port.name}" is also servers[${prev}]'s; port names must be unique`;
+      r.ctx.diags.report('CH0204', message, { location: s.at, path, object: r.ctx.object });
+    }
     names.set(s.port.name, i);
     servers.push(s);
   });

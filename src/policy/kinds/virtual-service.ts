@@ -148,13 +148,17 @@ function readRoute(r: MapReader): HttpRoute | undefined {
   return out;
 }
 
+/** `namespace/name` or `name` of a Gateway (DNS labels, as Istio requires of Gateway names). */
+const GATEWAY_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 /** `mesh`, `namespace/name` or `name`; resolved against the Gateways in the model. */
 function readGateways(r: MapReader): GatewayName[] {
   const list = r.strList('gateways') ?? [];
   return list.filter((g, i) => {
-    if (g.value === 'mesh' || /^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(g.value)) return true;
+    if (g.value === 'mesh' || GATEWAY_NAME.test(g.value)) return true;
     const path = `${r.sub('gateways')}[${i}]`;
-    r.ctx.diags.report('CH0204', `${path}: "${g.value}" is not mesh, namespace/name or name`, { location: g.at, path, object: r.ctx.object });
+    const message = `${path}: "${g.value}" is not mesh, namespace/name or name`;
+    r.ctx.diags.report('CH0204', message, { location: g.at, path, object: r.ctx.object });
     return false;
   });
 }

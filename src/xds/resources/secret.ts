@@ -23,7 +23,8 @@ export interface CredentialPem {
 
 /** The SDS secrets of one credential: the certificate and key, and (when it has a CA) the client validation. */
 export function buildCredentialSecrets(name: string, c: CredentialPem): object[] {
-  const cert = { name: credentialSecretName(name), tls_certificate: { certificate_chain: { inline_string: c.certChainPem }, private_key: { inline_string: c.keyPem } } };
+  const pair = { certificate_chain: { inline_string: c.certChainPem }, private_key: { inline_string: c.keyPem } };
+  const cert = { name: credentialSecretName(name), tls_certificate: pair };
   if (c.caPem === undefined) return [cert];
   return [cert, { name: credentialCaSecretName(name), validation_context: { trusted_ca: { inline_string: c.caPem } } }];
 }

@@ -60,8 +60,9 @@ const SAN_TYPES = ['DNS', 'URI', 'EMAIL', 'IP_ADDRESS'];
  */
 export function downstreamServerTls(t: ServerTlsIR): object {
   const verifies = t.mode !== 'SIMPLE';
+  const sans = t.subjectAltNames.flatMap((n) => SAN_TYPES.map((san_type) => ({ san_type, matcher: { exact: n } })));
   const checks = {
-    ...(t.subjectAltNames.length > 0 ? { match_typed_subject_alt_names: t.subjectAltNames.flatMap((n) => SAN_TYPES.map((san_type) => ({ san_type, matcher: { exact: n } }))) } : {}),
+    ...(t.subjectAltNames.length > 0 ? { match_typed_subject_alt_names: sans } : {}),
     ...(t.verifyCertificateSpki.length > 0 ? { verify_certificate_spki: t.verifyCertificateSpki } : {}),
     ...(t.verifyCertificateHash.length > 0 ? { verify_certificate_hash: t.verifyCertificateHash } : {}),
   };
@@ -70,10 +71,14 @@ export function downstreamServerTls(t: ServerTlsIR): object {
     ...(t.maxProtocolVersion ? { tls_maximum_protocol_version: t.maxProtocolVersion } : {}),
     ...(t.cipherSuites.length > 0 ? { cipher_suites: t.cipherSuites } : {}),
   };
+  const validation = {
+    default_validation_context: checks,
+    validation_context_sds_secret_config: sds(credentialCaSecretName(t.credential)),
+  };
   const common = {
     tls_params: params,
     tls_certificate_sds_secret_configs: [sds(credentialSecretName(t.credential))],
-    ...(verifies ? { combined_validation_context: { default_validation_context: checks, validation_context_sds_secret_config: sds(credentialCaSecretName(t.credential)) } } : {}),
+    ...(verifies ? { combined_validation_context: validation } : {}),
     alpn_protocols: ['h2', 'http/1.1'],
   };
   return {
