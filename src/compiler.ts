@@ -4,7 +4,8 @@
  * part of compiling, so a revision the server would refuse to push is refused by `check` too. A revision with any
  * error yields no proxies at all (it is rejected whole).
  */
-import { hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
+import { Diagnostics, hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
+import { checkGatewayCredentials, type CredentialLookup } from './model/gateways.js';
 import { ResourceCache, ResourceEncodeError } from './snapshot/resource-cache.js';
 import { buildSnapshot, type Snapshot } from './snapshot/snapshot.js';
 import { compileProxy } from './ir/compile.js';
@@ -46,20 +47,38 @@ export interface CompileResult {
   index: DependencyIndex;
 }
 
+export interface CompileOptions {
+  /**
+   * Checks the TLS credentials Gateways name (the server's --credentials-dir; `check --credentials-dir`). Without
+   * it credentials are not looked at: they live outside the policy repository, so CI may not have them.
+   */
+  credentials?: CredentialLookup;
+}
+
 /**
  * Compiles a revision. With `previous` (the last accepted result), a proxy none of whose dependencies changed is
  * reused from it instead of compiled again: a change costs what it affects, not the size of the mesh.
  */
-export function compileSource(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult): CompileResult {
-  return runSteps(compileSteps(source, sourceDiagnostics, previous));
+export function compileSource(
+  source: PolicySource,
+  sourceDiagnostics: readonly Diagnostic[] = [],
+  previous?: CompileResult,
+  options: CompileOptions = {},
+): CompileResult {
+  return runSteps(compileSteps(source, sourceDiagnostics, previous, options));
 }
 
 /**
  * The same compile, giving the event loop a turn whenever it has worked for `sliceMs`: a server keeps answering
  * xDS requests and ACKs while a large revision compiles.
  */
-export function compileSourceInSlices(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult, sliceMs = 10): Promise<CompileResult> {
-  return runStepsInSlices(compileSteps(source, sourceDiagnostics, previous), sliceMs);
+export function compileSourceInSlices(
+  source: PolicySource,
+  sourceDiagnostics: readonly Diagnostic[] = [],
+  previous?: CompileResult,
+  options: CompileOptions & { sliceMs?: number } = {},
+): Promise<CompileResult> {
+  return runStepsInSlices(compileSteps(source, sourceDiagnostics, previous, options), options.sliceMs ?? 10);
 }
 
 let compiles = 0;
@@ -70,7 +89,12 @@ export function compileCount(): number {
 }
 
 /** The compile as a sequence of steps; it yields between steps where pausing is safe. */
-function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnostic[], previous: CompileResult | undefined): Generator<void, CompileResult> {
+function* compileSteps(
+  source: PolicySource,
+  sourceDiagnostics: readonly Diagnostic[],
+  previous: CompileResult | undefined,
+  options: CompileOptions,
+): Generator<void, CompileResult> {
   compiles++;
   const diags: Diagnostic[] = [...sourceDiagnostics];
   const docs: ParsedDocument[] = [];
@@ -85,6 +109,11 @@ function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnos
   yield;
   const model = yield* buildModelSteps(decoded.value, source.revision, previous?.model);
   diags.push(...model.diagnostics);
+  if (options.credentials) {
+    const own = new Diagnostics();
+    checkGatewayCredentials(model.value, options.credentials, own);
+    diags.push(...own.items);
+  }
   const diagnostics = sortDiagnostics(diags.map((d) => atRevision(d, source.revision)));
   const proxies = new Map<string, CompiledProxy>();
   const ok = !hasErrors(diagnostics);

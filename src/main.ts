@@ -3,6 +3,7 @@
  */
 import { runBootstrap } from './cli/bootstrap.js';
 import { runCheck } from './cli/check.js';
+import { runCredential } from './cli/credential.js';
 import { runDiff } from './cli/diff.js';
 import { runExplain } from './cli/explain.js';
 import { runGraph } from './cli/graph.js';
@@ -17,11 +18,14 @@ const USAGE = `chancery: a GitOps control plane for stock Envoy sidecars
 
 Usage:
   chancery serve     [--config DIR] [--xds-port 15010] [--xds-host 0.0.0.0] [--admin-port 15014] [--state-dir DIR]
+                     [--credentials-dir DIR]
                      [--admin-host H --admin-tls-cert FILE --admin-tls-key FILE] [--admin-allowed-host NAME]
   chancery bootstrap --config DIR --workload NAMESPACE/NAME [--out FILE] [--sotw] [--xds-address HOST:PORT] [--admin-address HOST:PORT]
-  chancery check     DIR [--format human|json|github]
+  chancery check     DIR [--format human|json|github] [--credentials-dir DIR]
+  chancery credential create NAME --host HOST [--credentials-dir DIR]
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
-  chancery explain   --from NAMESPACE/WORKLOAD --to HOST[:PORT] [--method M] [--path P] [--header k=v] [--jwt-claims JSON] [--all]
+  chancery explain   --from NAMESPACE/WORKLOAD --to HOST[:PORT] [--method M] [--path P] [--header k=v] [--jwt-claims JSON]
+                     [--source-ip IP] [--all]
   chancery graph     [--config DIR] [--format table|json|dot|mermaid]
   chancery diff      [--config DIR] REV_A REV_B [--format markdown|json]
   chancery status    [--admin URL] [--json] [--state-dir DIR]
@@ -35,6 +39,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: runServe,
   bootstrap: runBootstrap,
   check: runCheck,
+  credential: runCredential,
   render: runRender,
   explain: runExplain,
   graph: runGraph,

@@ -12,7 +12,10 @@ import { before, describe, test } from 'node:test';
 import os from 'node:os';
 import { Authority } from '../src/ca/authority.js';
 import { FakeClock } from '../src/ca/clock.js';
-import { buildTrustBundleSecret, buildWorkloadSecret } from '../src/xds/resources/secret.js';
+import { buildCredentialSecrets, buildTrustBundleSecret, buildWorkloadSecret } from '../src/xds/resources/secret.js';
+import type { CredentialPem } from '../src/xds/resources/secret.js';
+import { createTlsCertificate, exportPrivateKeyPem, generateKeyPair, toPem } from '../src/ca/x509.js';
+import { credentialsOf } from '../src/ir/gateway.js';
 import { stringify } from 'yaml';
 import { compileSource } from '../src/compiler.js';
 import { readDirectory } from '../src/source/directory.js';
@@ -24,7 +27,13 @@ const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 /** Real SDS secrets from a throwaway CA, so Envoy validates the TLS contexts that reference them. */
 let testSecrets: object[] = [];
+/** A self-signed gateway credential for every credentialName a proxy uses (with ca.crt, for MUTUAL servers). */
+let testCredential: CredentialPem;
 before(async () => {
+  const keys = generateKeyPair();
+  const validity = { notBefore: new Date(), notAfter: new Date(Date.now() + 3_600_000) };
+  const cert = toPem(createTlsCertificate({ keys, dnsNames: ['golden.example'], ...validity }), 'CERTIFICATE');
+  testCredential = { certChainPem: cert, keyPem: exportPrivateKeyPem(keys.privateKey), caPem: cert };
   const clock = new FakeClock(Date.now());
   const authority = await Authority.open({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'chancery-golden-ca-')), clock });
   const svid = await authority.issue('spiffe://cluster.local/ns/test/sa/test', 3_600_000);
@@ -80,7 +89,8 @@ for (const c of cases) {
         const doc: Record<string, unknown> = { ir: proxy.ir };
         for (const [t, list] of proxy.resources) doc[SHORT_NAME[t]] = list.map((r) => r.json);
         check(file, stable(stringify(doc, { aliasDuplicateObjects: false }), result.revision));
-        const v = validateEnvoyConfig(staticBootstrap(proxy.resources, testSecrets));
+        const credentials = credentialsOf(proxy.ir).flatMap((name) => buildCredentialSecrets(name, testCredential));
+        const v = validateEnvoyConfig(staticBootstrap(proxy.resources, [...testSecrets, ...credentials]));
         assert.ok(v.ok, `envoy --mode validate rejected ${id}:\n${v.output}`);
       });
     }

@@ -56,7 +56,7 @@ const edit = (files: Files, file: string, from: string | RegExp, to: string) => 
 test('incremental compile equals a full compile after every kind of edit, and compiles only what an edit affects', () => {
   const files = readTree('examples/mesh');
   let r = step(files, undefined, 'initial');
-  assert.equal(r.compiled, 3);
+  assert.equal(r.compiled, 4);
   const expect = (what: string, apply: () => void, compiled: string[]) => {
     const before = r;
     apply();
@@ -67,6 +67,8 @@ test('incremental compile equals a full compile after every kind of edit, and co
   };
   const all = ['shop/frontend-1', 'shop/backend-1', 'shop/backend-2'];
   const backends = ['shop/backend-1', 'shop/backend-2'];
+  // The ingress gateway routes to backend.shop.svc (no subset): it shares that cluster, not the sidecars' routes.
+  const gateway = 'istio-system/ingress-1';
 
   expect('a comment', () => files.set('mesh.yaml', files.get('mesh.yaml') + '# nothing\n'), []);
   expect('authorization rule', () => edit(files, 'shop/authorization.yaml', '"/admin/*"', '"/internal/*"'), backends);
@@ -74,7 +76,10 @@ test('incremental compile equals a full compile after every kind of edit, and co
     files.set('shop/frontend-authz.yaml', 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: fe, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  rules: [{ to: [{ operation: { methods: [GET] } }] }]\n'), ['shop/frontend-1']);
   // The backends reach backend.shop.svc through their ./* egress, so its routes are theirs too.
   expect('route weights', () => edit(files, 'shop/traffic.yaml', /weight: 90([\s\S]*)weight: 10/, 'weight: 80$1weight: 20'), all);
-  expect('destination rule', () => edit(files, 'shop/traffic.yaml', 'consecutive5xxErrors: 5', 'consecutive5xxErrors: 7'), all);
+  expect('destination rule', () => edit(files, 'shop/traffic.yaml', 'consecutive5xxErrors: 5', 'consecutive5xxErrors: 7'), [...all, gateway]);
+  expect('a route bound only to the gateway', () => edit(files, 'shop/ingress.yaml', 'timeout: 5s', 'timeout: 6s'), [gateway]);
+  expect('a gateway server\'s credential', () => edit(files, 'istio-system/gateway.yaml', 'credentialName: shop-example', 'credentialName: shop-example-2'), [gateway]);
+  expect('the gateway\'s own authorization', () => edit(files, 'istio-system/gateway.yaml', '"203.0.113.0/24"', '"198.51.100.0/24"'), [gateway]);
   const payments = 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: payments, namespace: shop }\nspec:\n  hosts: [payments.shop.svc]\n  ports: [{ number: 80, name: http, protocol: HTTP }]\n  endpoints: [{ address: 10.0.0.1 }]\n';
   expect('a new service joins the wildcard scopes only', () => files.set('shop/payments.yaml', payments), backends);
   expect('endpoint change', () => files.set('shop/payments.yaml', payments.replace('10.0.0.1', '10.0.0.2')), backends);
@@ -84,9 +89,9 @@ test('incremental compile equals a full compile after every kind of edit, and co
   expect('peer authentication PERMISSIVE', () => files.set('shop/pa.yaml', pa), backends);
   // mTLS off on one backend port: its inbound and every client's cluster to it change (no TLS origination).
   expect('peer authentication', () =>
-    files.set('shop/pa.yaml', pa.replace('PERMISSIVE', 'DISABLE')), all);
+    files.set('shop/pa.yaml', pa.replace('PERMISSIVE', 'DISABLE')), [...all, gateway]);
   expect('rate limit', () => edit(files, 'shop/traffic.yaml', 'requests: 50', 'requests: 60'), backends);
-  expect('service account of an endpoint', () => { edit(files, 'shop/workloads.yaml', 'serviceAccount: backend\n---', 'serviceAccount: backend-one\n---'); files.delete('shop/pa.yaml'); }, all);
+  expect('service account of an endpoint', () => { edit(files, 'shop/workloads.yaml', 'serviceAccount: backend\n---', 'serviceAccount: backend-one\n---'); files.delete('shop/pa.yaml'); }, [...all, gateway]);
   expect('telemetry', () =>
     files.set('shop/telemetry.yaml', 'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: quiet, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  accessLogging: [{ disabled: true }]\n'), ['shop/frontend-1']);
   expect('request authentication', () =>
@@ -98,10 +103,10 @@ test('incremental compile equals a full compile after every kind of edit, and co
   expect('a service in another namespace', () =>
     files.set('ops/metrics.yaml', 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: metrics, namespace: ops }\nspec:\n  hosts: [metrics.ops.svc]\n  ports: [{ number: 80, name: http, protocol: HTTP }]\n  endpoints: [{ address: 10.0.1.1 }]\n'), ['ops/tools-1']);
   expect('destination ports', () => edit(files, 'shop/traffic.yaml', /subset: (v\d) \}/g, 'subset: $1, port: { number: 80 } }'), [...all, 'ops/tools-1']);
-  expect('a new port of a service named by host', () => edit(files, 'shop/services.yaml', /(backend\.shop\.svc\][\s\S]*targetPort: 8080 \})/, '$1\n    - { number: 8081, name: http-alt, protocol: HTTP }'), [...all, 'ops/tools-1']);
-  all.push('ops/tools-1');
+  expect('a new port of a service named by host', () => edit(files, 'shop/services.yaml', /(backend\.shop\.svc\][\s\S]*targetPort: 8080 \})/, '$1\n    - { number: 8081, name: http-alt, protocol: HTTP }'), [...all, 'ops/tools-1', gateway]);
+  all.push('ops/tools-1', gateway);
   expect('mesh settings', () => edit(files, 'mesh.yaml', 'default: DENY', 'default: ALLOW'), all);
-  expect('workload removed', () => { edit(files, 'shop/workloads.yaml', /---\napiVersion: networking.istio.io\/v1\nkind: WorkloadEntry\nmetadata:\n  name: backend-2[\s\S]*$/, ''); edit(files, 'shop/sidecars.yaml', /---\napiVersion: networking.istio.io\/v1\nkind: Sidecar\nmetadata:\n  name: backend-v2[\s\S]*$/, ''); edit(files, 'shop/traffic.yaml', /weight: 80([\s\S]*)weight: 20/, 'weight: 100$1weight: 0'); }, ['shop/frontend-1', 'shop/backend-1', 'ops/tools-1']);
+  expect('workload removed', () => { edit(files, 'shop/workloads.yaml', /---\napiVersion: networking.istio.io\/v1\nkind: WorkloadEntry\nmetadata:\n  name: backend-2[\s\S]*$/, ''); edit(files, 'shop/sidecars.yaml', /---\napiVersion: networking.istio.io\/v1\nkind: Sidecar\nmetadata:\n  name: backend-v2[\s\S]*$/, ''); edit(files, 'shop/traffic.yaml', /weight: 80([\s\S]*)weight: 20/, 'weight: 100$1weight: 0'); }, ['shop/frontend-1', 'shop/backend-1', 'ops/tools-1', gateway]);
 });
 
 test('at benchmark scale an endpoint flap or a policy edit recompiles only the proxies that see it', () => {

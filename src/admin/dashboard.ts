@@ -66,7 +66,8 @@ const colour = (m) => (m === 'STRICT' ? '#17803d' : m === 'PERMISSIVE' ? '#b4530
 
 function drawGraph(graph, proxies) {
   const svg = document.getElementById('graph');
-  const names = graph.workloads;
+  // Requests from outside the mesh arrive at gateways: one more node for their callers.
+  const names = graph.edges.some((e) => e.from === 'outside') ? ['outside', ...graph.workloads] : graph.workloads;
   const W = 760, H = 520, R = Math.min(W, H) / 2 - 90;
   const pos = new Map(names.map((n, i) => {
     const a = (2 * Math.PI * i) / Math.max(1, names.length) - Math.PI / 2;
@@ -87,8 +88,8 @@ function drawGraph(graph, proxies) {
   for (const n of names) {
     const p = pos.get(n), proxy = live.get(n);
     const state = !proxy || !proxy.connected ? '#9ca3af' : proxy.upToDate ? '#17803d' : '#b45309';
-    out += '<g class="node" data-id="' + esc(n) + '"><circle cx="' + p.x + '" cy="' + p.y + '" r="30" fill="#eef2ff" stroke="#4f46e5"/>' +
-      '<circle cx="' + (p.x + 22) + '" cy="' + (p.y - 22) + '" r="6" fill="' + state + '"><title>' + (proxy ? (proxy.connected ? (proxy.upToDate ? 'in sync' : 'behind') : 'disconnected') : 'no proxy connected') + '</title></circle>' +
+    const dot = n === 'outside' ? '' : '<circle cx="' + (p.x + 22) + '" cy="' + (p.y - 22) + '" r="6" fill="' + state + '"><title>' + (proxy ? (proxy.connected ? (proxy.upToDate ? 'in sync' : 'behind') : 'disconnected') : 'no proxy connected') + '</title></circle>';
+    out += '<g class="node" data-id="' + esc(n) + '"><circle cx="' + p.x + '" cy="' + p.y + '" r="30" fill="#eef2ff" stroke="#4f46e5"/>' + dot +
       '<text x="' + p.x + '" y="' + (p.y + 46) + '" text-anchor="middle">' + esc(n) + '</text></g>';
   }
   svg.innerHTML = out;

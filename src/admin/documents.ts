@@ -26,6 +26,8 @@ export function statusDocument(cp: ControlPlane): object {
       signer: cp.authority?.signerInfo(),
       workloads: cp.svids?.status() ?? [],
       xds: { server: cp.serving?.status() ?? null, ca: cp.xdsCa?.status() ?? null },
+      // Gateway credentials from --credentials-dir: what is on disk now and which version is served (no key).
+      gateways: cp.credentials?.status() ?? [],
     },
   };
 }

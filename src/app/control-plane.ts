@@ -2,7 +2,9 @@
  * Wiring only: watch -> compile -> publish -> serve, plus the CA feeding certificates to snapshots. The one place
  * where stages meet. A revision with errors is rejected whole and every proxy keeps its last good snapshot.
  * The parts are modules of their own: the served snapshots with their secrets (served-snapshots.ts), convergence
- * (convergence.ts), root rotation (root-rotation.ts), bootstraps (bootstraps.ts, observing accepted revisions).
+ * (convergence.ts), root rotation (root-rotation.ts), bootstraps (bootstraps.ts, observing accepted revisions),
+ * gateway credentials read from disk and watched (credentials/credential-store.ts; a rotation only republishes
+ * secrets).
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
@@ -11,7 +13,7 @@ import type { Authority, CaFiles } from '../ca/authority.js';
 import { systemClock, type Clock } from '../ca/clock.js';
 import { SvidManager } from '../ca/svids.js';
 import type { XdsCa } from '../ca/xds-ca.js';
-import { compileSourceInSlices, type CompileResult } from '../compiler.js';
+import { compileSourceInSlices, type CompiledProxy, type CompileResult } from '../compiler.js';
 import type { Diagnostic, Result } from '../diag/diagnostic.js';
 import { controlPlaneIdentity } from '../model/mesh-model.js';
 import { MESH_DEFAULTS } from '../policy/types.js';
@@ -26,6 +28,9 @@ import type { PolicySource } from '../source/source-file.js';
 import { watchDirectory } from '../source/watch.js';
 import { SHORT_NAME } from '../xds/type-urls.js';
 import { ConvergenceTracker, type ConvergenceEntry, type ConvergenceStatus } from './convergence.js';
+import { CredentialStore } from '../credentials/credential-store.js';
+import { credentialsOf } from '../ir/gateway.js';
+import type { CredentialLookup } from '../model/gateways.js';
 import type { Logger } from './logger.js';
 import { HistoryLog } from './history.js';
 import { rotateRoot, waitForSecretsAcked } from './root-rotation.js';
@@ -55,6 +60,8 @@ export interface ControlPlaneSettings {
   clock?: Clock;
   /** Lifetime of the xDS server certificate (default 90 days); it is renewed at half of it, without a restart. */
   xdsCertTtlMs?: number;
+  /** Where Gateways' TLS credentials are (`<dir>/<credentialName>/tls.crt`, `tls.key`, `ca.crt`); never in Git. */
+  credentialsDir?: string;
 }
 
 export interface RevisionRecord {
@@ -80,7 +87,9 @@ interface Current {
 
 export class ControlPlane {
   readonly ads: AdsServer;
-  private readonly served = new ServedSnapshots();
+  /** Gateway TLS credentials read from --credentials-dir, and watched. */
+  credentials?: CredentialStore;
+  private readonly served = new ServedSnapshots((name) => this.credentials?.get(name));
   private readonly clock: Clock;
   private stopWatching?: () => void;
   private queue: Promise<unknown> = Promise.resolve();
@@ -109,6 +118,11 @@ export class ControlPlane {
   ) {
     this.clock = settings.clock ?? systemClock;
     if (settings.git) this.git = new GitSource({ ...settings.git, cacheDir: path.join(settings.stateDir, 'git') });
+    if (settings.credentialsDir) {
+      const onChange = (names: string[]) =>
+        void this.enqueue(() => this.onCredentialsChanged(names)).catch(() => undefined);
+      this.credentials = new CredentialStore({ dir: settings.credentialsDir, log, onChange });
+    }
     this.ads = new AdsServer(
       {
         ...DEFAULT_ADS_OPTIONS,
@@ -226,6 +240,7 @@ export class ControlPlane {
 
   async stop(): Promise<void> {
     this.stopWatching?.();
+    this.credentials?.stop();
     this.svids?.stop();
     this.serving?.stop();
     await this.queue.catch(() => undefined);
@@ -241,11 +256,14 @@ export class ControlPlane {
     return next;
   }
 
-  /** Reads, compiles and (if clean) publishes the policy directory. Resolves to the revision's record. */
-  reload(): Promise<RevisionRecord> {
+  /**
+   * Reads, compiles and (if clean) publishes the policy directory. Resolves to the revision's record. `force`
+   * compiles an unchanged revision again (a credential it was rejected for may be valid now).
+   */
+  reload(force = false): Promise<RevisionRecord> {
     return this.enqueue(() =>
       this.telemetry.span('chancery.revision', async (span) => {
-        const r = await this.compileAndPublish();
+        const r = await this.compileAndPublish(undefined, force);
         span.setAttributes({ 'chancery.revision': r.revision, 'chancery.status': r.status, 'chancery.proxies': r.proxies });
         return r;
       }),
@@ -259,7 +277,7 @@ export class ControlPlane {
     return this.git.read(await this.git.head());
   }
 
-  private async compileAndPublish(at?: Result<PolicySource>): Promise<RevisionRecord> {
+  private async compileAndPublish(at?: Result<PolicySource>, force = false): Promise<RevisionRecord> {
     const t0 = performance.now();
     let src: Result<PolicySource>;
     try {
@@ -269,9 +287,11 @@ export class ControlPlane {
       throw err;
     }
     const last = this.revisions[this.revisions.length - 1];
-    if (!at && last && last.revision === src.value.revision && src.diagnostics.length === 0) return last; // nothing changed
+    const unchanged = last && last.revision === src.value.revision && src.diagnostics.length === 0;
+    if (!at && !force && unchanged) return last; // nothing changed
     // Compiled and strictly encoded exactly as `chancery check` does (src/compiler.ts).
-    const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result);
+    const credentials = this.credentialLookup();
+    const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result, { credentials });
     const diagnostics = result.diagnostics;
     const base = result.ok ? result.snapshots : undefined;
     const compileMs = Math.round((performance.now() - t0) * 10) / 10;
@@ -351,9 +371,38 @@ export class ControlPlane {
   private publishWithSecrets(ids: string[]): string[] {
     const cur = this.current!;
     const workloads = new Map(cur.result.model!.workloads.map((w) => [w.id, w]));
-    const certificateOf = (id: string) => this.svids.get(workloads.get(id)!.identity);
-    cur.snapshots = this.served.next(cur.base, cur.snapshots, ids, this.authority.trustBundlePem(), certificateOf);
+    const proxy = (id: string) => ({
+      certificate: this.svids.get(workloads.get(id)!.identity),
+      credentials: credentialsOf(cur.result.proxies.get(id)!.ir),
+    });
+    cur.snapshots = this.served.next(cur.base, cur.snapshots, ids, this.authority.trustBundlePem(), proxy);
     return this.ads.publish(cur.snapshots);
+  }
+
+  /** What the compiler learns of credentials: the store's, or, without --credentials-dir, that there are none. */
+  private credentialLookup(): CredentialLookup {
+    const store = this.credentials;
+    if (store) return (name) => store.check(name);
+    const problem = 'serve was started without --credentials-dir: this server cannot terminate TLS (handshakes fail)';
+    return () => ({ ok: false, problem, unavailable: true });
+  }
+
+  /**
+   * Credentials rotated on disk: the gateways that use them get the new secrets (no recompile). A revision that
+   * was rejected may have been waiting for one, so it is compiled again.
+   */
+  private async onCredentialsChanged(names: string[]): Promise<void> {
+    if (this.revisions[this.revisions.length - 1]?.status === 'rejected') {
+      this.log.info('gateway credentials changed; compiling the rejected revision again', { credentials: names });
+      await this.compileAndPublish(undefined, true);
+      return;
+    }
+    if (!this.current) return;
+    const set = new Set(names);
+    const uses = ([, p]: [string, CompiledProxy]) => credentialsOf(p.ir).some((n) => set.has(n));
+    const ids = [...this.current.result.proxies].filter(uses).map(([id]) => id);
+    const changed = this.publishWithSecrets(ids);
+    this.log.info('gateway credentials rotated', { credentials: names, proxies: changed.length });
   }
 
   private async onCertificatesRotated(identities: string[]): Promise<void> {

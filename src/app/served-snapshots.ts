@@ -1,24 +1,24 @@
 /**
- * The snapshots that are served: each proxy's compiled snapshot (no secrets) plus its secrets over SDS, its
- * workload certificate and the trust bundle. Secrets are a fast path: a rotation replaces the secrets of the
- * affected proxies' snapshots without recompiling anything. Each certificate's secrets are built, encoded and
- * hashed once and shared by every proxy of that identity.
+ * The snapshots that are served: each proxy's compiled snapshot (no secrets) plus its secrets over SDS (its workload
+ * certificate, the trust bundle and, for gateways, their credentials; see proxy-secrets.ts). Secrets are a fast
+ * path: a rotation replaces the secrets of the affected proxies' snapshots without recompiling anything.
  */
 import type { IssuedCertificate } from '../ca/authority.js';
-import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
-import { typeSnapshot, withResources, type Snapshot, type TypeSnapshot } from '../snapshot/snapshot.js';
-import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../xds/names.js';
-import { buildTrustBundleSecret, buildWorkloadSecret } from '../xds/resources/secret.js';
+import type { Credential } from '../credentials/read-credential.js';
+import { withResources, type Snapshot } from '../snapshot/snapshot.js';
 import { TYPE } from '../xds/type-urls.js';
+import { ProxySecrets } from './proxy-secrets.js';
 
 export class ServedSnapshots {
-  private readonly secretCache = new ResourceCache();
-  /** Secrets per certificate (shared by every proxy of an identity) and trust bundle. */
-  private readonly secretSets = new WeakMap<object, { bundle: string; secrets: TypeSnapshot }>();
-  private readonly noCertificate = {};
+  private readonly secrets: ProxySecrets;
+
+  /** `credential(name)`: the version of a gateway credential to serve (the last good one), if any. */
+  constructor(credential: (name: string) => Credential | undefined) {
+    this.secrets = new ProxySecrets(credential);
+  }
 
   /**
-   * The snapshots to serve after `served`: those of `ids` rebuilt from their `base` and current certificates, the
+   * The snapshots to serve after `served`: those of `ids` rebuilt from their `base` and current secrets, the
    * others kept (relabelled with their base's revision), and those of proxies no longer in `base` dropped.
    */
   next(
@@ -26,7 +26,7 @@ export class ServedSnapshots {
     served: ReadonlyMap<string, Snapshot>,
     ids: readonly string[],
     bundle: string,
-    certificateOf: (proxyId: string) => IssuedCertificate | undefined,
+    proxy: (id: string) => { certificate: IssuedCertificate | undefined; credentials: readonly string[] },
   ): Map<string, Snapshot> {
     const next = new Map(served);
     const wanted = new Set(ids);
@@ -37,23 +37,11 @@ export class ServedSnapshots {
         if (kept.revision !== snap.revision) next.set(id, { ...kept, revision: snap.revision });
         continue;
       }
-      next.set(id, withResources(snap, TYPE.secret, this.secretsOf(certificateOf(id), bundle)));
+      const p = proxy(id);
+      next.set(id, withResources(snap, TYPE.secret, this.secrets.of(p.certificate, bundle, p.credentials)));
     }
     for (const id of next.keys()) if (!base.has(id)) next.delete(id);
-    this.secretCache.sweep(() => next.values());
+    this.secrets.sweep(() => next.values());
     return next;
-  }
-
-  private secretsOf(svid: IssuedCertificate | undefined, bundle: string): TypeSnapshot {
-    const key = svid ?? this.noCertificate;
-    const hit = this.secretSets.get(key);
-    if (hit?.bundle === bundle) return hit.secrets;
-    const resources = new Map<string, EncodedResource>();
-    const encode = (name: string, json: object) => this.secretCache.get(TYPE.secret, name, json, []);
-    if (svid) resources.set(SECRET_WORKLOAD, encode(SECRET_WORKLOAD, buildWorkloadSecret(svid.chainPem, svid.keyPem)));
-    resources.set(SECRET_TRUST_BUNDLE, encode(SECRET_TRUST_BUNDLE, buildTrustBundleSecret(bundle)));
-    const secrets = typeSnapshot(resources);
-    this.secretSets.set(key, { bundle, secrets });
-    return secrets;
   }
 }

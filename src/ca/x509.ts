@@ -130,6 +130,7 @@ interface CertOptions {
   notAfter: Date;
   ca: boolean;
   uriSan?: string;
+  dnsSans?: string[];
 }
 
 function build(o: CertOptions): Uint8Array {
@@ -152,9 +153,11 @@ function build(o: CertOptions): Uint8Array {
     exts.push(ext(OID.authorityKeyId, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: o.issuer.keyId }) })));
   }
   if (!o.ca) exts.push(ext(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: [OID.serverAuth, OID.clientAuth] })));
-  if (o.uriSan) {
-    exts.push(ext(OID.subjectAltName, false, new pkijs.AltName({ altNames: [new pkijs.GeneralName({ type: 6, value: o.uriSan })] })));
-  }
+  const altNames = [
+    ...(o.uriSan ? [new pkijs.GeneralName({ type: 6, value: o.uriSan })] : []),
+    ...(o.dnsSans ?? []).map((value) => new pkijs.GeneralName({ type: 2, value })),
+  ];
+  if (altNames.length > 0) exts.push(ext(OID.subjectAltName, false, new pkijs.AltName({ altNames })));
   cert.extensions = exts;
   const algorithm = new pkijs.AlgorithmIdentifier({ algorithmId: ECDSA_WITH_SHA256 });
   cert.signature = algorithm;
@@ -167,6 +170,32 @@ function build(o: CertOptions): Uint8Array {
 
 export function createRootCertificate(keys: KeyPair, cn: string, notBefore: Date, notAfter: Date): Uint8Array {
   return build({ subjectCn: cn, publicKey: keys.publicKey, signingKey: keys.privateKey, notBefore, notAfter, ca: true });
+}
+
+/**
+ * A certificate for host names (DNS SANs; the first is also the CN), self-signed or signed by `issuer`: gateway
+ * credentials for the example mesh and tests. A self-signed one is a CA too, so clients can trust it directly
+ * (`curl --cacert tls.crt`).
+ */
+export function createTlsCertificate(o: {
+  keys: KeyPair;
+  dnsNames: string[];
+  notBefore: Date;
+  notAfter: Date;
+  issuer?: { der: Uint8Array; key: KeyObject };
+  ca?: boolean;
+}): Uint8Array {
+  const issuer = o.issuer ? signerFrom(o.issuer.der, o.issuer.key) : undefined;
+  return build({
+    subjectCn: o.dnsNames[0] ?? 'chancery',
+    ...(issuer ? { issuer: { cert: issuer.cert, keyId: issuer.keyId } } : {}),
+    publicKey: o.keys.publicKey,
+    signingKey: issuer ? issuer.key : o.keys.privateKey,
+    notBefore: o.notBefore,
+    notAfter: o.notAfter,
+    ca: o.ca ?? !issuer,
+    dnsSans: o.dnsNames,
+  });
 }
 
 export interface Signer {

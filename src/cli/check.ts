@@ -4,21 +4,26 @@
 import { compileSource } from '../compiler.js';
 import { formatGithub, formatHuman, formatJson } from '../diag/format.js';
 import { readDirectory } from '../source/directory.js';
+import { directoryLookup } from '../credentials/read-credential.js';
 import { command, parse, UsageError } from './args.js';
 
-const HELP = `Usage: chancery check DIR [--format human|json|github]
+const HELP = `Usage: chancery check DIR [--format human|json|github] [--credentials-dir DIR]
 
-Compiles the policy files under DIR exactly as the server would and prints every diagnostic.
+Compiles the policy files under DIR exactly as the server would and prints every diagnostic. Gateway TLS
+credentials live outside the policy repository; with --credentials-dir they are checked as the server checks them.
 Exit status: 0 when the revision would be accepted, 1 when it has errors, 2 on bad usage.`;
 
 export function runCheck(argv: string[]): Promise<number> {
   return command(HELP, argv, () => {
-    const { values, positionals } = parse(argv, { format: { type: 'string', default: 'human' } }, true);
+    const options = { format: { type: 'string', default: 'human' }, 'credentials-dir': { type: 'string' } } as const;
+    const { values, positionals } = parse(argv, options, true);
     if (positionals.length !== 1) throw new UsageError('check takes exactly one directory');
     const format = values.format ?? 'human';
     if (!['human', 'json', 'github'].includes(format)) throw new UsageError(`--format: "${format}" is not human, json or github`);
     const src = readDirectory(positionals[0]);
-    const result = compileSource(src.value, src.diagnostics);
+    const dir = values['credentials-dir'];
+    const credentials = dir ? { credentials: directoryLookup(dir) } : {};
+    const result = compileSource(src.value, src.diagnostics, undefined, credentials);
     if (format === 'json') {
       console.log(formatJson(result.diagnostics));
     } else if (format === 'github') {

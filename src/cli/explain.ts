@@ -8,13 +8,17 @@ import { readDirectory } from '../source/directory.js';
 import { command, DEFAULT_CONFIG_DIR, parse, UsageError } from './args.js';
 
 const HELP = `Usage: chancery explain [--config DIR] --from NAMESPACE/WORKLOAD|SERVICE --to HOST[:PORT]
-                        [--method GET] [--path /x] [--header k=v ...] [--jwt-claims JSON]
+                        [--method GET] [--path /x] [--header k=v ...] [--jwt-claims JSON] [--source-ip IP]
                         [--ext-authz allow|deny] [--all] [--json]
 
 Answers ALLOW or DENY for one request and names the rule that decided (file:line), or says that the mesh default
 did; --all lists every rule that matched. A request that CUSTOM rules send to an external authorizer DEPENDS on
 its answer, which policy cannot know; --ext-authz says what to assume. Exit status 0 for ALLOW, 1 for DENY (or a
-mixed or DEPENDS answer), 2 on bad usage.`;
+mixed or DEPENDS answer), 2 on bad usage.
+
+From a gateway workload (one a Gateway selects), the request comes from outside: --to is the Host and the gateway
+port it is sent to (e.g. shop.example.com:443), --source-ip the client's address (default 192.0.2.1), and the
+gateway's own policies decide first (remote.ip from X-Forwarded-For with the Mesh's numTrustedProxies).`;
 
 export function runExplain(argv: string[]): Promise<number> {
   return command(HELP, argv, () => {
@@ -27,6 +31,7 @@ export function runExplain(argv: string[]): Promise<number> {
       header: { type: 'string', multiple: true, default: [] },
       'jwt-claims': { type: 'string' },
       'ext-authz': { type: 'string' },
+      'source-ip': { type: 'string' },
       all: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     });
@@ -56,15 +61,11 @@ export function runExplain(argv: string[]): Promise<number> {
       return 2;
     }
     try {
-      const e = explain(result.model, {
-        from: values.from,
-        to: values.to,
-        method: values.method!,
-        path: values.path!,
-        headers,
-        ...(jwtClaims ? { jwtClaims } : {}),
-        ...(extAuthz ? { extAuthz } : {}),
-      });
+      const sourceIp = values['source-ip'] ? { sourceIp: values['source-ip'] } : {};
+      const asked = { from: values.from, to: values.to, method: values.method!, path: values.path!, headers };
+      const answer = extAuthz ? { extAuthz: extAuthz as 'allow' | 'deny' } : {};
+      const extra = { ...(jwtClaims ? { jwtClaims } : {}), ...answer, ...sourceIp };
+      const e = explain(result.model, { ...asked, ...extra });
       console.log(values.json ? JSON.stringify(e, null, 2) : formatExplanation(e, values.all!));
       return e.verdict === 'ALLOW' ? 0 : 1;
     } catch (err) {

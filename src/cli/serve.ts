@@ -30,6 +30,8 @@ const HELP = `Usage: chancery serve [options]
   --admin-tls-cert FILE --admin-tls-key FILE
                         serve the status API over HTTPS with this certificate and key (PEM)
   --state-dir DIR       control-plane state (default .chancery)
+  --credentials-dir DIR Gateways' TLS credentials, outside Git: DIR/<credentialName>/tls.crt, tls.key and, for
+                        MUTUAL, ca.crt (a Kubernetes TLS Secret's layout); watched, rotated without restarts
   --log-level LEVEL     debug, info, warn or error (default info)
   --max-new-streams N   new xDS streams admitted per second (default 100)
   --xds-plaintext-port PORT  also serve plaintext xDS on the xDS host (off by default; for proxyless gRPC and tests)
@@ -65,6 +67,7 @@ export function runServe(argv: string[]): Promise<number> {
       'admin-tls-cert': { type: 'string' },
       'admin-tls-key': { type: 'string' },
       'state-dir': { type: 'string', default: '.chancery' },
+      'credentials-dir': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'max-new-streams': { type: 'string', default: '100' },
       'xds-plaintext-port': { type: 'string' },
@@ -104,6 +107,7 @@ export function runServe(argv: string[]): Promise<number> {
         ...(values['xds-plaintext-port'] ? { xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}` } : {}),
         ...(values['ca-cert'] ? { ca: { certFile: values['ca-cert'], keyFile: values['ca-key']!, ...(values['ca-chain'] ? { chainFile: values['ca-chain'] } : {}) } } : {}),
         stateDir: path.resolve(values['state-dir']!),
+        ...(values['credentials-dir'] ? { credentialsDir: path.resolve(values['credentials-dir']) } : {}),
         maxNewStreamsPerSecond: maxNew,
         watch: true,
       },

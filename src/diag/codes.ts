@@ -35,6 +35,8 @@ export const CODES = {
   CH0408: { severity: 'error', title: 'conflicting VirtualServices or DestinationRules for a host' },
   CH0409: { severity: 'error', title: 'identity reserved for the control plane' },
   CH0306: { severity: 'error', title: 'reference to an unknown subset' },
+  CH0307: { severity: 'error', title: 'reference to an unknown gateway' },
+  CH0308: { severity: 'error', title: 'TLS credential missing or invalid' },
   CH0501: { severity: 'info', title: 'advice' },
 } as const satisfies Record<string, { severity: Severity; title: string }>;
 

@@ -4,7 +4,9 @@
  * methods and paths (summarised from the rules that allow it), and under which mTLS mode. Connections the sidecars
  * cannot make (plaintext to a STRICT callee, mTLS to a DISABLE one) are no edges, and a plaintext connection carries
  * no caller identity, as in explain.ts. Flags over-broad rules (ALLOW without `from`), edges where plaintext is
- * accepted, edges sent in plaintext, and edges an external authorizer (CUSTOM) decides some requests of.
+ * accepted, edges sent in plaintext, and edges an external authorizer (CUSTOM) decides some requests of. A gateway
+ * adds edges from `outside` to itself (one per server its own policies let some request through) and from itself
+ * to the workloads its routes reach.
  */
 import { formatOrigin } from '../diag/diagnostic.js';
 import { workloadById } from '../model/index.js';
@@ -13,11 +15,17 @@ import { subsetOf } from '../model/routing.js';
 import { isLoopback, servicesInScope } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { connection, proxyOf } from './explain.js';
-import type { AuthzRuleIR, PermissionLeaf, StringMatcherIR, Tree } from '../ir/authz.js';
+import type { AuthzRuleIR, PermissionLeaf, PrincipalLeaf, StringMatcherIR, Tree } from '../ir/authz.js';
 import type { InboundSecurityIR } from '../ir/types.js';
+import { routeTableId } from '../ir/routes.js';
+import { isGatewayWorkload } from '../model/gateways.js';
 import { ruleMatches, type RequestFacts } from './authz.js';
 
+/** The caller of an ingress edge: any client outside the mesh, arriving at a gateway. */
+export const OUTSIDE = 'outside';
+
 export interface Edge {
+  /** A workload, or `outside` for requests arriving at a gateway. */
   from: string;
   to: string;
   service: string;
@@ -67,11 +75,65 @@ function maybeHolds<L>(t: Tree<L>, leaf: (l: L) => Maybe): Maybe {
 /** Whether a rule admits this caller on this port: the connection decides its identity and address leaves. */
 function couldMatch(rule: AuthzRuleIR, facts: RequestFacts): { principal: Maybe; permission: Maybe } {
   const one = { ...rule, permission: { op: 'any' } as const };
-  const principal = maybeHolds(rule.principal, (l): Maybe =>
+  return couldMatchWith(rule, facts.port, (l) =>
     l.kind === 'header' || l.kind === 'claim' ? 'maybe' : ruleMatches({ ...one, principal: { op: 'leaf', leaf: l } }, facts),
   );
-  const permission = maybeHolds(rule.permission, (l): Maybe => (l.kind === 'destinationPort' ? l.port === facts.port : 'maybe'));
+}
+
+function couldMatchWith(
+  rule: AuthzRuleIR,
+  port: number,
+  principalLeaf: (l: PrincipalLeaf) => Maybe,
+): { principal: Maybe; permission: Maybe } {
+  const principal = maybeHolds(rule.principal, principalLeaf);
+  const permission = maybeHolds(rule.permission, (l): Maybe => (l.kind === 'destinationPort' ? l.port === port : 'maybe'));
   return { principal, permission };
+}
+
+/**
+ * Outside -> gateway: per server (filter chain), whether the gateway's own policies let some request in. An outside
+ * client has no mesh identity; its address and headers may be anything, and a client certificate (MUTUAL) may
+ * carry any name, so those leaves may hold or not.
+ */
+function ingressEdges(model: MeshModel): Edge[] {
+  const edges: Edge[] = [];
+  for (const gw of model.workloads.filter((w) => isGatewayWorkload(model, w))) {
+    const ir = proxyOf(model, gw.id);
+    for (const l of ir.listeners.filter((x) => x.gateway)) {
+      const sec = l.security!;
+      for (const chain of l.gateway!.chains) {
+        const hosts = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(chain.rds))?.virtualHosts ?? [];
+        const served = hosts.filter((v) => !v.routes.every((r) => r.action.kind === 'redirect' && r.action.https));
+        if (served.length === 0) continue; // nothing served, or every request redirected to https
+        const certificate = chain.tls !== undefined && chain.tls.mode !== 'SIMPLE';
+        const leaf = (x: PrincipalLeaf): Maybe => (x.kind === 'peer' ? (certificate ? 'maybe' : false) : 'maybe');
+        const enforced = (a: string) => sec.policies.filter((p) => p.action === a && !p.dryRun).flatMap((p) => p.rules);
+        const deny = enforced('DENY').map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) }));
+        if (deny.some(({ m }) => m.principal === true && m.permission === true)) continue;
+        type Judged = { m: { principal: Maybe; permission: Maybe } };
+        const possible = ({ m }: Judged) => m.principal !== false && m.permission !== false;
+        const allow = enforced('ALLOW').map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) })).filter(possible);
+        const byDefault = sec.policies.every((p) => p.action !== 'ALLOW' || p.dryRun) && sec.defaultAction === 'ALLOW';
+        if (allow.length === 0 && !byDefault) continue;
+        const except = [...new Set(deny.filter(possible).flatMap(({ r }) => carvedOut(r)))].sort();
+        const tls = chain.tls ? `TLS ${chain.tls.mode} (credential ${chain.tls.credential})` : 'plaintext';
+        edges.push({
+          from: OUTSIDE,
+          to: gw.id,
+          service: served.flatMap((v) => v.domains).join(','),
+          port: l.port,
+          mtls: 'DISABLE',
+          methods: byDefault ? ['*'] : summarise(allow.map(({ r }) => methodsOf(r))),
+          paths: byDefault ? ['*'] : summarise(allow.map(({ r }) => pathsOf(r))),
+          except,
+          via: byDefault ? ['mesh default ALLOW'] : allow.map(({ r }) => `${r.name} (${formatOrigin(r.at)})`),
+          conditional: !byDefault && allow.every(({ m }) => m.principal === 'maybe'),
+          flags: [`from outside, ${tls}`, ...(byDefault ? ['allowed by the mesh default'] : [])],
+        });
+      }
+    }
+  }
+  return edges;
 }
 
 /** The positive leaves of a permission tree (under no `not`), to summarise what a rule lets through. */
@@ -99,6 +161,14 @@ function pathsOf(rule: AuthzRuleIR): string[] {
   return positiveLeaves(rule.permission).flatMap((l) =>
     l.kind === 'path' ? [shown(l.match)] : l.kind === 'pathTemplate' ? [l.template] : [],
   );
+}
+
+/** What a DENY rule that may apply carves out of an edge: its paths, else its methods, else some requests. */
+function carvedOut(r: AuthzRuleIR): string[] {
+  const paths = pathsOf(r);
+  if (paths.length > 0) return paths;
+  const methods = methodsOf(r);
+  return methods.length > 0 ? methods.map((x) => `${x} *`) : ['(some requests)'];
 }
 
 const summarise = (lists: string[][]): string[] => {
@@ -164,12 +234,7 @@ export function buildGraph(model: MeshModel): Graph {
           const allowPolicies = enforced('ALLOW');
           const denied = denyRules
             .filter(({ m }) => m.principal !== false && m.permission !== false)
-            .flatMap(({ r }) => {
-              const paths = pathsOf(r);
-              if (paths.length > 0) return paths;
-              const methods = methodsOf(r);
-              return methods.length > 0 ? methods.map((x) => `${x} *`) : ['(some requests)'];
-            });
+            .flatMap(({ r }) => carvedOut(r));
           const except = [...new Set(denied)].sort();
           const flags: string[] = [];
           const ext = extAuthzFlag(sec, facts);
@@ -206,7 +271,9 @@ export function buildGraph(model: MeshModel): Graph {
       }
     }
   }
-  edges.sort((a, b) => `${a.from}|${a.to}|${a.port}`.localeCompare(`${b.from}|${b.to}|${b.port}`));
+  edges.push(...ingressEdges(model));
+  const key = (e: Edge) => `${e.from}|${e.to}|${e.port}|${e.service}`;
+  edges.sort((a, b) => key(a).localeCompare(key(b)));
   return { workloads: model.workloads.map((w) => w.id), edges };
 }
 

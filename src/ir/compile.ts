@@ -14,15 +14,35 @@ import { inboundSecurity, parseJwksUri } from './inbound-security.js';
 import { inboundRoutes, serviceRoutes } from './routes.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { track } from '../model/tracking.js';
-import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RequestHandlingIR, RouteTableIR, TelemetryIR, VirtualHostIR } from './types.js';
+import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, RouteTableKey } from './types.js';
+import type { TelemetryIR, VirtualHostIR } from './types.js';
+import { isGatewayWorkload } from '../model/gateways.js';
+import { compileGateway, type ProxyParts } from './gateway.js';
+import { requestHandling } from './request-normalization.js';
+import { routeTableId } from './routes.js';
 
 export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
   track('mesh');
   track(`wl:${w.id}`);
+  // A workload a Gateway selects runs a gateway Envoy: the Gateway's servers instead of sidecar listeners.
+  const parts = isGatewayWorkload(model, w) ? compileGateway(model, w) : compileSidecar(model, w);
+  const { listeners, clusters, routeTables } = parts;
+  addTelemetry(model, w, listeners, clusters);
+  addExtAuthzClusters(model, listeners, clusters);
+  addJwksClusters(listeners, clusters);
+  return {
+    node: { id: w.id, namespace: w.namespace, name: w.name, address: w.address, serviceAccount: w.serviceAccount, identity: w.identity },
+    revision: model.revision,
+    listeners: listeners.sort((a, b) => cmpStr(`${a.direction}|${a.address}|${pad(a.port)}`, `${b.direction}|${b.address}|${pad(b.port)}`)),
+    routeTables: routeTables.sort((a, b) => cmpStr(routeTableId(a.key), routeTableId(b.key))),
+    clusters: [...clusters.entries()].sort(([a], [b]) => cmpStr(a, b)).map(([, c]) => c),
+  };
+}
+
+function compileSidecar(model: MeshModel, w: Workload): ProxyParts {
   const listeners: ListenerIR[] = [];
   const clusters = new Map<string, ClusterIR>();
   const routeTables: RouteTableIR[] = [];
-
   for (const p of inboundPlans(w, model)) {
     const cluster: ClusterKey = { direction: 'inbound', port: p.port };
     clusters.set(clusterId(cluster), {
@@ -68,44 +88,49 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
         virtualHosts.push({ name: sp === main ? svc.host : `${svc.host}:${sp.number}`, domains, routes: serviceRoutes(model, w, svc, sp.number, clusters) });
       }
     }
-    routeTables.push({ port: p.port, virtualHosts });
-    listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http: { rds: p.port, requests: requestHandling(model) }, origins: [p.origin] });
+    const key: RouteTableKey = { kind: 'outbound', port: p.port };
+    routeTables.push({ key, virtualHosts });
+    const http = { rds: key, requests: requestHandling(model) };
+    listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http, origins: [p.origin] });
   }
 
-  // Access logs and tracing from Telemetry, on every HTTP listener; tracing needs a cluster to the collector.
+  return { listeners, clusters, routeTables };
+}
+
+/** Access logs and tracing from Telemetry, on every HTTP listener; tracing needs a cluster to the collector. */
+function addTelemetry(model: MeshModel, w: Workload, listeners: ListenerIR[], clusters: Map<string, ClusterIR>): void {
   const tel = telemetryFor(model, w);
   const telemetry: TelemetryIR = { accessLog: tel.accessLog };
   if (tel.tracing) {
     const key: ClusterKey = { direction: 'telemetry', host: tel.tracing.service, port: tel.tracing.port };
     const ip = /^\d{1,3}(\.\d{1,3}){3}$/.test(key.host);
-    clusters.set(clusterId(key), { key, discovery: ip ? 'static' : 'dns', protocol: 'GRPC', endpoints: [{ address: key.host, port: key.port, origin: tel.origins[tel.origins.length - 1] }], origins: tel.origins });
+    const endpoints = [{ address: key.host, port: key.port, origin: tel.origins[tel.origins.length - 1] }];
+    const discovery = ip ? 'static' : 'dns';
+    clusters.set(clusterId(key), { key, discovery, protocol: 'GRPC', endpoints, origins: tel.origins });
     telemetry.tracing = { cluster: key, samplingPercentage: tel.tracing.samplingPercentage, serviceName: w.id };
   }
   for (const l of listeners) if (l.http) l.telemetry = telemetry;
+}
 
-  // The external authorizer's cluster, whatever the Sidecar's egress scope says: the proxy itself calls it.
+/** The external authorizer's cluster, whatever the Sidecar's egress scope says: the proxy itself calls it. */
+function addExtAuthzClusters(model: MeshModel, listeners: ListenerIR[], clusters: Map<string, ClusterIR>): void {
   for (const l of listeners) {
     const x = l.security?.extAuthz;
     if (x) ensureOutboundCluster(clusters, model, serviceByHost(model, x.authority)!, x.provider.port);
   }
+}
 
-  // Clusters through which Envoy fetches remote JWKS for the workload's RequestAuthentications.
+/** Clusters through which Envoy fetches remote JWKS for the workload's RequestAuthentications. */
+function addJwksClusters(listeners: ListenerIR[], clusters: Map<string, ClusterIR>): void {
   for (const l of listeners) {
     for (const p of l.security?.jwt ?? []) {
       if (!p.rule.jwksUri) continue;
       const u = parseJwksUri(p.rule.jwksUri);
       const key: ClusterKey = { direction: 'jwks', host: u.host, port: u.port, tls: u.tls };
-      clusters.set(clusterId(key), { key, discovery: 'dns', protocol: 'HTTP', endpoints: [{ address: u.host, port: u.port, origin: p.rule.at }], origins: [p.rule.at] });
+      const endpoints = [{ address: u.host, port: u.port, origin: p.rule.at }];
+      clusters.set(clusterId(key), { key, discovery: 'dns', protocol: 'HTTP', endpoints, origins: [p.rule.at] });
     }
   }
-
-  return {
-    node: { id: w.id, namespace: w.namespace, name: w.name, address: w.address, serviceAccount: w.serviceAccount, identity: w.identity },
-    revision: model.revision,
-    listeners: listeners.sort((a, b) => cmpStr(`${a.direction}|${a.address}|${pad(a.port)}`, `${b.direction}|${b.address}|${pad(b.port)}`)),
-    routeTables: routeTables.sort((a, b) => a.port - b.port),
-    clusters: [...clusters.entries()].sort(([a], [b]) => cmpStr(a, b)).map(([, c]) => c),
-  };
 }
 
 /**
@@ -129,11 +154,6 @@ function tcpRoute(model: MeshModel, w: Workload, target: { svc: Service; port: n
   const route = `${vs.namespace}/${vs.name}/tcp[${i}]`;
   const tcp = { cluster: weighted[0].cluster, ...(weighted.length > 1 ? { weighted } : {}), service, route };
   return { tcp, origins: [origin, r.at] };
-}
-
-/** The Mesh's request normalisation, the same on every HTTP connection manager. */
-function requestHandling(model: MeshModel): RequestHandlingIR {
-  return { pathNormalization: model.mesh.pathNormalization, numTrustedProxies: model.mesh.numTrustedProxies };
 }
 
 function pad(n: number): string {

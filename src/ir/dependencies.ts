@@ -10,6 +10,7 @@ import { serviceByHost, servicesInNamespace, workloadById } from '../model/index
 import { labelsMatch, type MeshModel, type Workload } from '../model/mesh-model.js';
 import { destinationRuleFor, rateLimitsFor, virtualServiceFor } from '../model/routing.js';
 import { applicable } from '../model/security.js';
+import { boundVirtualServices, gatewaysOf } from '../model/gateways.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { recording, untracked } from '../model/tracking.js';
 
@@ -157,6 +158,8 @@ function compute(model: MeshModel, key: string): string {
       return hashOf(destinationRuleFor(model, arg));
     case 'wl':
       return hashOf(workloadById(model, arg));
+    case 'gwvs':
+      return hashOf(boundVirtualServices(model, arg));
   }
   const defined = definitions.get(kind);
   if (defined) return hashOf(defined(model, arg));
@@ -176,6 +179,8 @@ function compute(model: MeshModel, key: string): string {
       return perWorkload(kind, w, model.routing.rateLimits, model.mesh, () => hashOf(rateLimitsFor(model, w)));
     case 'tel':
       return perWorkload(kind, w, model.telemetry, model.mesh, () => hashOf(telemetryFor(model, w)));
+    case 'gw':
+      return perWorkload(kind, w, model.gateways.list, model.mesh, () => hashOf(gatewaysOf(model, w)));
   }
   throw new Error(`bug: unknown dependency key ${key}`);
 }

@@ -12,12 +12,23 @@ import type { ExtAuthzIR, InboundSecurityIR } from './types.js';
 import { customProviderFor, extAuthzService } from '../model/ext-authz.js';
 
 export function inboundSecurity(model: MeshModel, w: Workload, port: number, l4: boolean): InboundSecurityIR {
+  return { mtls: mtlsModeFor(model, w, port), ...policiesFor(model, w, l4) };
+}
+
+/**
+ * A gateway's own authorization and JWT checks (AuthorizationPolicy and RequestAuthentication selecting the gateway
+ * workload, as in Istio). PeerAuthentication does not apply: a gateway's downstream TLS is its servers'.
+ */
+export function gatewaySecurity(model: MeshModel, w: Workload): InboundSecurityIR {
+  return { mtls: 'DISABLE', ...policiesFor(model, w, false) };
+}
+
+function policiesFor(model: MeshModel, w: Workload, l4: boolean): Omit<InboundSecurityIR, 'mtls'> {
   track(`authz:${w.id}`);
   track(`reqauthn:${w.id}`);
   const root = model.mesh.rootNamespace;
   const trustDomains = [model.mesh.trustDomain, ...model.mesh.trustDomainAliases];
   return {
-    mtls: mtlsModeFor(model, w, port),
     trustDomain: model.mesh.trustDomain,
     trustDomainAliases: model.mesh.trustDomainAliases,
     defaultAction: model.mesh.authorizationDefault,

@@ -8,8 +8,15 @@
  * percent-decoding of unreserved characters, escaping of characters a path may not hold), then merging slashes.
  * The query is never touched.
  */
+import type { MeshModel } from '../model/mesh-model.js';
 import type { PathNormalization } from '../policy/types.js';
 import { PATH_NORMALIZATIONS } from '../policy/types.js';
+import type { RequestHandlingIR } from './types.js';
+
+/** The Mesh's request normalisation, the same on every HTTP connection manager (sidecars' and gateways'). */
+export function requestHandling(model: MeshModel): RequestHandlingIR {
+  return { pathNormalization: model.mesh.pathNormalization, numTrustedProxies: model.mesh.numTrustedProxies };
+}
 
 export type NormalizedPath = { ok: true; path: string } | { ok: false; reason: string };
 

@@ -6,11 +6,13 @@ import type { Origin } from '../diag/diagnostic.js';
 import { labelsMatch, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
 import { serviceByHost } from '../model/index.js';
 import { rateLimitsFor, trafficPolicyFor, virtualServiceFor } from '../model/routing.js';
-import type { HttpMatch, HttpRoute, LoadBalancer, StringMatch } from '../policy/traffic-types.js';
+import type { HttpMatch, HttpRoute, LoadBalancer, StringMatch, VirtualServiceSpec } from '../policy/traffic-types.js';
+import { matchApplies, MESH_GATEWAY } from '../model/gateways.js';
+import type { Scoped } from '../model/security.js';
 
 type ConsistentHash = NonNullable<LoadBalancer['consistentHash']>;
 import { ensureOutboundCluster } from './clusters.js';
-import type { ClusterIR, ClusterKey, RouteActionIR, RouteIR, RouteMatchIR } from './types.js';
+import type { ClusterIR, ClusterKey, RouteActionIR, RouteIR, RouteMatchIR, RouteTableKey } from './types.js';
 
 function matchOf(m: HttpMatch | undefined): RouteMatchIR {
   const headers: RouteMatchIR['headers'] = [];
@@ -20,21 +22,58 @@ function matchOf(m: HttpMatch | undefined): RouteMatchIR {
   return { ...(m?.uri ? { path: m.uri } : {}), headers, query: m?.queryParams ?? [] };
 }
 
+/** A route table's identity, for sorting and lookups (xds/names.ts makes the Envoy name). */
+export function routeTableId(k: RouteTableKey): string {
+  const port = String(k.port).padStart(5, '0');
+  return k.kind === 'outbound' ? `outbound|${port}` : `gateway|${port}|${k.address}|${k.server ?? ''}`;
+}
+
+/**
+ * Where routes are built: at the sidecars (`mesh`) or at a gateway (`namespace/name`); the port a match's `port`
+ * means (the service port at a sidecar, the server port at a gateway); and the service whose virtual host it is
+ * (a destination without a port on that service keeps the port).
+ */
+export interface RouteSite {
+  ref: string;
+  port: number;
+  self?: { host: string; port: number };
+}
+
+type HashOf = (host: string, port: number, subset?: string) => ConsistentHash | undefined;
+
 /** Routes of `svc:port` as seen from workload `w`. */
 export function serviceRoutes(model: MeshModel, w: Workload, svc: Service, port: number, clusters: Map<string, ClusterIR>): RouteIR[] {
   const vs = virtualServiceFor(model, svc.host);
-  const hashOf = (host: string, p: number, subset?: string) => trafficPolicyFor(model, host, p, subset)?.loadBalancer?.consistentHash;
   if (!vs) {
     const cluster = ensureOutboundCluster(clusters, model, svc, port);
-    const hash = hashOf(svc.host, port);
+    const hash = hashFor(model)(svc.host, port);
     return [{ name: 'default', match: matchOf(undefined), action: { kind: 'forward', clusters: [{ cluster, weight: 100 }], ...(hash ? { hash } : {}) }, origins: [svc.origin] }];
   }
+  return virtualServiceRoutes(model, w, vs, { ref: MESH_GATEWAY, port, self: { host: svc.host, port } }, clusters);
+}
+
+const hashFor = (model: MeshModel): HashOf => (host, p, subset) =>
+  trafficPolicyFor(model, host, p, subset)?.loadBalancer?.consistentHash;
+
+/** The routes of one VirtualService at one site, for workload `w` (a sidecar or a gateway). */
+export function virtualServiceRoutes(
+  model: MeshModel,
+  w: Workload,
+  vs: Scoped<VirtualServiceSpec>,
+  site: RouteSite,
+  clusters: Map<string, ClusterIR>,
+): RouteIR[] {
+  const hashOf = hashFor(model);
   const out: RouteIR[] = [];
   vs.spec.http.forEach((r, i) => {
-    // sourceLabels select the calling workload; port selects the service port.
-    const matches = r.match.length === 0 ? [undefined] : r.match.filter((m) => (!m.sourceLabels || labelsMatch(m.sourceLabels, w.labels)) && (m.port === undefined || m.port === port));
+    // sourceLabels select the workload (the caller's sidecar, or the gateway); port the site's port; gateways the site.
+    const applies = (m: HttpMatch) =>
+      (!m.sourceLabels || labelsMatch(m.sourceLabels, w.labels)) &&
+      (m.port === undefined || m.port === site.port) &&
+      matchApplies(m, vs.namespace, site.ref);
+    const matches = r.match.length === 0 ? [undefined] : r.match.filter(applies);
     if (matches.length === 0) return;
-    const action = actionOf(model, r, svc, port, clusters, hashOf);
+    const action = actionOf(model, r, site.self, clusters, hashOf);
     const origins: Origin[] = [r.at];
     for (const m of matches) {
       out.push({
@@ -58,17 +97,16 @@ function hasHeaderOps(r: HttpRoute): boolean {
 function actionOf(
   model: MeshModel,
   r: HttpRoute,
-  svc: Service,
-  port: number,
+  self: RouteSite['self'],
   clusters: Map<string, ClusterIR>,
-  hashOf: (host: string, port: number, subset?: string) => ConsistentHash | undefined,
+  hashOf: HashOf,
 ): RouteActionIR {
   if (r.redirect) return { kind: 'redirect', code: r.redirect.code, ...(r.redirect.uri ? { path: r.redirect.uri } : {}), ...(r.redirect.authority ? { authority: r.redirect.authority } : {}) };
   if (r.directResponse) return { kind: 'direct', status: r.directResponse.status, ...(r.directResponse.body !== undefined ? { body: r.directResponse.body } : {}) };
   const target = (host: string, p: number | undefined, subset?: string): { key: ClusterKey; host: string; port: number } | undefined => {
     const s = serviceByHost(model, host);
     if (!s) return undefined;
-    const dp = p ?? (s.host === svc.host ? port : s.ports[0].number);
+    const dp = p ?? (s.host === self?.host ? self.port : s.ports[0].number);
     return { key: ensureOutboundCluster(clusters, model, s, dp, subset), host, port: dp };
   };
   const dests = r.route.map((d) => ({ t: target(d.host, d.port, d.subset), weight: d.weight, subset: d.subset })).filter((x) => x.t && x.weight > 0);

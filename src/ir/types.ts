@@ -72,7 +72,8 @@ export type RouteActionIR =
       /** Consistent hashing (DestinationRule consistentHash) of the destination. */
       hash?: NonNullable<LoadBalancer['consistentHash']>;
     }
-  | { kind: 'redirect'; path?: string; authority?: string; code: number }
+  /** `https`: to the same URL over https (gateway httpsRedirect), on `port` when that is not the one requested. */
+  | { kind: 'redirect'; path?: string; authority?: string; code: number; https?: true; port?: number }
   | { kind: 'direct'; status: number; body?: string };
 
 export interface RateLimitIR {
@@ -101,19 +102,49 @@ export interface VirtualHostIR {
   routes: RouteIR[];
 }
 
+/** A route table's logical name: a sidecar's egress listener port, or a gateway port (and TLS server). */
+export type RouteTableKey =
+  | { kind: 'outbound'; port: number }
+  /** A gateway listener's plaintext servers, or (`server`) one TLS server of it. */
+  | { kind: 'gateway'; address: string; port: number; server?: string };
+
 export interface RouteTableIR {
-  /** Logical name: the outbound listener port. */
-  port: number;
+  key: RouteTableKey;
   virtualHosts: VirtualHostIR[];
 }
 
+/** TLS a gateway server terminates, with a credential served over SDS (Envoy DownstreamTlsContext). */
+export interface ServerTlsIR {
+  mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
+  /** The credential's name (a directory under --credentials-dir); xds/names.ts names its SDS secrets. */
+  credential: string;
+  minProtocolVersion?: string;
+  maxProtocolVersion?: string;
+  cipherSuites: string[];
+  subjectAltNames: string[];
+  verifyCertificateSpki: string[];
+  verifyCertificateHash: string[];
+}
+
+/** One filter chain of a gateway listener: a TLS server (chosen by SNI) or every plaintext server of the port. */
+export interface GatewayChainIR {
+  /** `namespace/gateway/servers[i]` of each server the chain serves. */
+  servers: string[];
+  /** SNI names the chain answers (TLS); empty: every name. */
+  serverNames: string[];
+  tls?: ServerTlsIR;
+  rds: RouteTableKey;
+}
+
 export interface ListenerIR {
-  direction: 'inbound' | 'outbound';
+  direction: 'inbound' | 'outbound' | 'gateway';
   address: string;
   port: number;
   protocol: Protocol;
   /** HTTP listeners: inline virtual hosts (inbound) or an RDS route table (outbound). */
-  http?: { inline?: VirtualHostIR[]; rds?: number; requests: RequestHandlingIR };
+  http?: { inline?: VirtualHostIR[]; rds?: RouteTableKey; requests: RequestHandlingIR };
+  /** Gateway listeners: their filter chains (each an HTTP connection manager with `http.requests`). */
+  gateway?: { chains: GatewayChainIR[] };
   /** TCP listeners: the upstream, or weighted upstreams (VirtualService tcp route; `cluster` is the first). */
   tcp?: {
     cluster: ClusterKey;
@@ -122,7 +153,7 @@ export interface ListenerIR {
     service?: { host: string; port: number };
     route?: string;
   };
-  /** Inbound listeners: peer authentication, JWT and authorization. */
+  /** Inbound and gateway listeners: peer authentication, JWT and authorization. */
   security?: InboundSecurityIR;
   /** HTTP listeners: access log and tracing (from Telemetry). */
   telemetry?: TelemetryIR;
@@ -156,6 +187,7 @@ export interface JwtProviderIR {
 }
 
 export interface InboundSecurityIR {
+  /** Mesh mTLS the listener accepts; DISABLE on a gateway listener, whose TLS is its servers' own. */
   mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   trustDomain: string;
   /** Peers of these trust domains are accepted too (Mesh trustDomainAliases). */

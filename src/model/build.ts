@@ -22,6 +22,7 @@ import { checkExtAuthz } from './ext-authz.js';
 import { checkTelemetry, collectTelemetry } from './telemetry.js';
 import { checkRouting, collectRouting } from './routing.js';
 import { adviseSidecars } from './sidecars.js';
+import { checkGateways, collectGateways } from './gateways.js';
 
 /**
  * Builds the model of a revision. With the previous revision's model, services and workloads that came out the same
@@ -120,6 +121,7 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
     security: collectSecurity(unique),
     telemetry: collectTelemetry(unique),
     routing: collectRouting(unique, diags),
+    gateways: collectGateways(unique, diags),
   };
   if (previous) {
     // Unchanged policy lists stay the same arrays, so values derived from them per workload are memoized.
@@ -132,6 +134,7 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
     };
     model.telemetry = sameList(model.telemetry, previous.telemetry);
     model.routing.rateLimits = sameList(model.routing.rateLimits, previous.routing.rateLimits);
+    model.gateways.list = sameList(model.gateways.list, previous.gateways.list);
     if (same(model.mesh, previous.mesh, 6)) model.mesh = previous.mesh;
   }
   yield;
@@ -146,6 +149,7 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
   checkExtAuthz(model, diags);
   checkTelemetry(model, diags);
   checkRouting(model, diags);
+  checkGateways(model, diags);
   adviseSidecars(model, diags);
   return { value: model, diagnostics: diags.items };
 }

@@ -62,6 +62,7 @@ export interface MeshModel {
   security: SecurityPolicies;
   telemetry: import('../policy/types.js').Telemetry[];
   routing: import('./routing.js').Routing;
+  gateways: import('./gateways.js').GatewayModel;
 }
 
 export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {

@@ -10,9 +10,10 @@ import { labelsMatch, type MeshModel, type Service, type Workload } from './mesh
 import { scoped, type Scoped } from './security.js';
 import { serviceByHost } from './index.js';
 import { track } from './tracking.js';
+import { boundTo, gatewayRef, MESH_GATEWAY } from './gateways.js';
 
 export interface Routing {
-  /** By host. */
+  /** By host: the VirtualServices of the sidecars (bound to `mesh`); gateways' are in MeshModel.gateways. */
   virtualServices: Map<string, Scoped<VirtualServiceSpec>>;
   destinationRules: Map<string, Scoped<DestinationRuleSpec>>;
   rateLimits: Scoped<RateLimitPolicySpec>[];
@@ -21,6 +22,8 @@ export interface Routing {
 export function collectRouting(objects: readonly PolicyObject[], diags: Diagnostics): Routing {
   const virtualServices = new Map<string, Scoped<VirtualServiceSpec>>();
   for (const vs of objects.filter((o): o is VirtualService => o.kind === 'VirtualService')) {
+    // A VirtualService bound only to gateways never reaches a sidecar's route table.
+    if (!boundTo(scoped(vs), MESH_GATEWAY)) continue;
     for (const h of vs.spec.hosts) {
       const prev = virtualServices.get(h.value);
       if (prev) {
@@ -54,7 +57,7 @@ export function collectRouting(objects: readonly PolicyObject[], diags: Diagnost
 /** A route whose matches catch every request (no match, or only `uri: prefix /`). */
 export function catchesAll(route: HttpRoute): boolean {
   const all = (m: HttpMatch) =>
-    (!m.uri || ('prefix' in m.uri && m.uri.prefix === '/')) && !m.method && !m.authority && m.headers.length === 0 && m.queryParams.length === 0 && m.port === undefined && !m.sourceLabels;
+    (!m.uri || ('prefix' in m.uri && m.uri.prefix === '/')) && !m.method && !m.authority && m.headers.length === 0 && m.queryParams.length === 0 && m.port === undefined && !m.sourceLabels && !m.gateways;
   return route.match.length === 0 || route.match.some(all);
 }
 
@@ -117,26 +120,16 @@ function checkDestination(model: MeshModel, d: Destination, object: string, diag
 export function checkRouting(model: MeshModel, diags: Diagnostics): void {
   const service = (host: string): Service | undefined => serviceByHost(model, host);
   for (const [host, vs] of model.routing.virtualServices) {
-    const object = objectRef('VirtualService', vs);
     const hostAt = vs.spec.hosts.find((h) => h.value === host)!.at;
-    if (!service(host)) diags.report('CH0301', `spec.hosts: no ServiceEntry declares host ${host}`, { location: hostAt, object });
-    let caughtAt: string | undefined;
-    vs.spec.http.forEach((r, i) => {
-      if (caughtAt) diags.report('CH0407', `spec.http[${i}] can never match: ${caughtAt} catches every request`, { location: r.at, object, path: `spec.http[${i}]` });
-      else if (catchesAll(r)) caughtAt = `spec.http[${i}]`;
-      for (const d of [...r.route, ...(r.mirror ? [{ ...r.mirror, weight: 0 }] : [])]) checkDestination(model, d, object, diags);
-    });
-    for (const r of vs.spec.tcp) {
-      for (const d of r.route) {
-        checkDestination(model, d, object, diags);
-        const svc = service(d.host);
-        const sp = svc?.ports.find((p) => p.number === d.port) ?? (svc?.ports.length === 1 ? svc.ports[0] : undefined);
-        if (sp && isHttpProtocol(sp.protocol)) {
-          diags.report('CH0304', `${d.host} port ${sp.number} is ${sp.protocol}, not TCP: use an http route`, { location: d.at, object });
-        }
-      }
-    }
+    // Bound to gateways too, a host may be one only they serve (e.g. shop.example.com); sidecars route services.
+    const gatewayHost = vs.spec.gateways.some((g) => g.value !== MESH_GATEWAY);
+    if (service(host) || gatewayHost) continue;
+    const object = objectRef('VirtualService', vs);
+    diags.report('CH0301', `spec.hosts: no ServiceEntry declares host ${host}`, { location: hostAt, object });
   }
+  // Each VirtualService once, wherever it is bound: a gateway's hosts need not be services, its destinations must.
+  const all = new Set([...model.routing.virtualServices.values(), ...[...model.gateways.bound.values()].flat()]);
+  for (const vs of all) checkRoutes(model, vs, service, diags);
   for (const [host, dr] of model.routing.destinationRules) {
     const object = objectRef('DestinationRule', dr);
     const svc = service(host);
@@ -157,5 +150,40 @@ export function checkRouting(model: MeshModel, diags: Diagnostics): void {
     }
     const unmatched = p.spec.limits.filter((l) => !l.match);
     if (unmatched.length > 1) diags.report('CH0204', 'only one limit may omit match (it applies to all other requests)', { location: unmatched[1].at, object });
+  }
+}
+
+function checkRoutes(
+  model: MeshModel,
+  vs: Scoped<VirtualServiceSpec>,
+  service: (host: string) => Service | undefined,
+  diags: Diagnostics,
+): void {
+  const object = objectRef('VirtualService', vs);
+  const bound = new Set(vs.spec.gateways.map((g) => gatewayRef(g.value, vs.namespace)));
+  let caughtAt: string | undefined;
+  vs.spec.http.forEach((r, i) => {
+    if (caughtAt) diags.report('CH0407', `spec.http[${i}] can never match: ${caughtAt} catches every request`, { location: r.at, object, path: `spec.http[${i}]` });
+    else if (catchesAll(r)) caughtAt = `spec.http[${i}]`;
+    for (const m of r.match) {
+      for (const g of m.gateways ?? []) {
+        const ref = gatewayRef(g.value, vs.namespace);
+        if (bound.has(ref)) continue;
+        // Istio applies a VirtualService only where its own gateways are; a match elsewhere is never consulted.
+        const message = `gateways: ${ref} is not in this VirtualService's spec.gateways: the match never applies there`;
+        diags.report('CH0407', message, { location: g.at, object });
+      }
+    }
+    for (const d of [...r.route, ...(r.mirror ? [{ ...r.mirror, weight: 0 }] : [])]) checkDestination(model, d, object, diags);
+  });
+  for (const r of vs.spec.tcp) {
+    for (const d of r.route) {
+      checkDestination(model, d, object, diags);
+      const svc = service(d.host);
+      const sp = svc?.ports.find((p) => p.number === d.port) ?? (svc?.ports.length === 1 ? svc.ports[0] : undefined);
+      if (sp && isHttpProtocol(sp.protocol)) {
+        diags.report('CH0304', `${d.host} port ${sp.number} is ${sp.protocol}, not TCP: use an http route`, { location: d.at, object });
+      }
+    }
   }
 }

@@ -8,6 +8,7 @@ import { isHttpProtocol, objectRef, type Protocol, type Sidecar, type SidecarEgr
 import { serviceByHost, servicesInNamespace } from './index.js';
 import { track } from './tracking.js';
 import { endpointPort, type MeshModel, type Service, type Workload } from './mesh-model.js';
+import { gatewayListeners, isGatewayWorkload } from './gateways.js';
 
 /** Default outbound HTTP proxy port when no Sidecar egress names one. */
 export const DEFAULT_OUTBOUND_PORT = 15001;
@@ -184,10 +185,13 @@ export function checkListenerConflicts(model: MeshModel, diags: Diagnostics): vo
   for (const w of model.workloads) {
     const own = new Set<string>();
     const colocated = isLoopback(w.address);
-    const claims = [
-      ...inboundPlans(w, model).map((p) => ({ key: `${p.address}:${p.port}`, origin: p.origin })),
-      ...outboundListeners(w).map((p) => ({ key: `${p.bind}:${p.port}`, origin: p.origin })),
-    ];
+    // A gateway workload runs a gateway Envoy: its servers' listeners instead of a sidecar's.
+    const claims = isGatewayWorkload(model, w)
+      ? gatewayListeners(model, w).map((p) => ({ key: `${p.address}:${p.port}`, origin: p.servers[0].server.at }))
+      : [
+          ...inboundPlans(w, model).map((p) => ({ key: `${p.address}:${p.port}`, origin: p.origin })),
+          ...outboundListeners(w).map((p) => ({ key: `${p.bind}:${p.port}`, origin: p.origin })),
+        ];
     for (const c of claims) {
       if (own.has(c.key)) {
         diags.report('CH0404', `workload ${w.id} has two listeners on ${c.key}`, { location: c.origin, object: `WorkloadEntry ${w.id}` });

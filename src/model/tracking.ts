@@ -5,7 +5,8 @@
  *
  * Keys: `mesh`; `wl:<id>` a workload; `svc:<host>` a service (or its absence); `svcs:<ns>` / `svcs:*` the services
  * of a namespace / of the mesh (wildcard egress); `vs:<host>`, `dr:<host>`; `cl:<cluster id>` a shared outbound
- * cluster; and per workload the policies selected for it: `mtls:`, `authz:`, `reqauthn:`, `rl:`, `tel:<id>`.
+ * cluster; `gwvs:<ns/name>` the VirtualServices bound to a Gateway; and per workload the policies selected for it:
+ * `mtls:`, `authz:`, `reqauthn:`, `rl:`, `tel:`, `gw:<id>` (the Gateways selecting it).
  */
 let current: Set<string> | undefined;
 

@@ -80,6 +80,7 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
   if (specNode !== undefined && spec === undefined) return undefined; // not a mapping: reported by MapReader.of
   const before = diags.items.length;
   const decodeMeta = {
+    namespace,
     annotations,
     annotationsAt,
     report: (code: 'CH0204', key: string, message: string) =>

@@ -15,6 +15,14 @@ export interface HttpMatch {
   queryParams: { name: string; match?: StringMatch }[];
   port?: number;
   sourceLabels?: Record<string, string>;
+  /** Restricts this match to these gateways (`mesh`: the sidecars), overriding the VirtualService's list. */
+  gateways?: GatewayName[];
+  at: Origin;
+}
+
+/** A gateway as a VirtualService names it: `mesh`, `namespace/name`, or `name` in the VirtualService's namespace. */
+export interface GatewayName {
+  value: string;
   at: Origin;
 }
 
@@ -63,6 +71,8 @@ export interface TcpRoute {
 
 export interface VirtualServiceSpec {
   hosts: { value: string; at: Origin }[];
+  /** Where the routes apply: `mesh` (every sidecar; the default) and/or gateways. */
+  gateways: GatewayName[];
   http: HttpRoute[];
   tcp: TcpRoute[];
 }

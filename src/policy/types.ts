@@ -205,8 +205,9 @@ export type Telemetry = Base<'Telemetry', TelemetrySpec>;
 export type VirtualService = Base<'VirtualService', import('./traffic-types.js').VirtualServiceSpec>;
 export type DestinationRule = Base<'DestinationRule', import('./traffic-types.js').DestinationRuleSpec>;
 export type RateLimitPolicy = Base<'RateLimitPolicy', import('./traffic-types.js').RateLimitPolicySpec>;
+export type Gateway = Base<'Gateway', import('./gateway-types.js').GatewaySpec>;
 
-export type PolicyObject = VirtualService | DestinationRule | RateLimitPolicy | Telemetry | MeshPolicy | ServiceEntry | WorkloadEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
+export type PolicyObject = VirtualService | DestinationRule | Gateway | RateLimitPolicy | Telemetry | MeshPolicy | ServiceEntry | WorkloadEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
 export type PolicyKind = PolicyObject['kind'];
 
 /** `Kind namespace/name`, the way diagnostics and status name an object. */

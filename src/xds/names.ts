@@ -2,7 +2,7 @@
  * Stage: xds. The ONE place where Envoy resource names are built. Cluster names follow Istio's
  * `direction|port|subset|host` form so that Envoy stats and logs read the same as in an Istio mesh.
  */
-import type { ClusterKey } from '../ir/types.js';
+import type { ClusterKey, RouteTableKey } from '../ir/types.js';
 
 export function clusterName(k: ClusterKey): string {
   if (k.direction === 'inbound') return `inbound|${k.port}||`;
@@ -11,15 +11,19 @@ export function clusterName(k: ClusterKey): string {
   return `outbound|${k.port}|${k.subset ?? ''}|${k.host}`;
 }
 
-export function listenerName(direction: 'inbound' | 'outbound', address: string, port: number): string {
+type Direction = 'inbound' | 'outbound' | 'gateway';
+
+export function listenerName(direction: Direction, address: string, port: number): string {
   return `${direction}|${address}:${port}`;
 }
 
-export function routeTableName(port: number): string {
-  return `outbound|${port}`;
+/** `outbound|<port>`; a gateway's `gateway|<address>:<port>` (plaintext servers) or `...|<ns>/<gw>/servers[i]`. */
+export function routeTableName(k: RouteTableKey): string {
+  if (k.kind === 'outbound') return `outbound|${k.port}`;
+  return `gateway|${k.address}:${k.port}${k.server ? `|${k.server}` : ''}`;
 }
 
-export function statPrefix(direction: 'inbound' | 'outbound', port: number): string {
+export function statPrefix(direction: Direction, port: number): string {
   return `${direction}_${port}`;
 }
 
@@ -29,6 +33,18 @@ export const XDS_CLUSTER = 'chancery-xds';
 /** SDS secret names, as Istio's sidecars use them: the workload's certificate and the trust bundle. */
 export const SECRET_WORKLOAD = 'default';
 export const SECRET_TRUST_BUNDLE = 'ROOTCA';
+
+/**
+ * SDS secrets of a gateway credential (certificate and key; the CA that verifies clients), after Istio's
+ * `kubernetes://<name>` and `<name>-cacert`. The prefix keeps a credential called `default` from meaning the SVID.
+ */
+export function credentialSecretName(credential: string): string {
+  return `credential://${credential}`;
+}
+
+export function credentialCaSecretName(credential: string): string {
+  return `credential://${credential}-cacert`;
+}
 
 /** Cluster through which Envoy fetches a remote JWKS. */
 export function jwksClusterName(u: { host: string; port: number }): string {

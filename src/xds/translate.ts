@@ -3,7 +3,7 @@
  * name, each with the policy origins it came from (for NACK attribution and config dumps).
  */
 import type { Origin } from '../diag/diagnostic.js';
-import type { ClusterIR, ProxyIR } from '../ir/types.js';
+import type { ClusterIR, ProxyIR, RouteTableKey } from '../ir/types.js';
 import { clusterName, listenerName, routeTableName } from './names.js';
 import { buildCluster } from './resources/cluster.js';
 import { buildLoadAssignment } from './resources/endpoint.js';
@@ -31,10 +31,12 @@ export function translateProxy(ir: ProxyIR): ResourceSet {
     set.get(TYPE.cluster)!.push(t.cluster);
     if (t.endpoints) set.get(TYPE.endpoint)!.push(t.endpoints);
   }
-  const ctx = { routesOf: (port: number) => ir.routeTables.find((t) => t.port === port)?.virtualHosts.flatMap((v) => v.routes) ?? [] };
+  const tables = new Map(ir.routeTables.map((t) => [routeTableName(t.key), t]));
+  const routesOf = (k: RouteTableKey) => tables.get(routeTableName(k))?.virtualHosts.flatMap((v) => v.routes) ?? [];
+  const ctx = { routesOf };
   for (const l of ir.listeners) add(TYPE.listener, listenerName(l.direction, l.address, l.port), buildListener(l, ctx), l.origins);
   for (const t of ir.routeTables) {
-    add(TYPE.route, routeTableName(t.port), buildRouteConfiguration(t), t.virtualHosts.flatMap((v) => v.routes.flatMap((r) => r.origins)));
+    add(TYPE.route, routeTableName(t.key), buildRouteConfiguration(t), t.virtualHosts.flatMap((v) => v.routes.flatMap((r) => r.origins)));
   }
   for (const list of set.values()) list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return set;

@@ -51,9 +51,15 @@ describe('dashboard in a headless browser', { timeout: 120_000 }, () => {
     await page.waitForSelector('#graph g.node');
     assert.equal(await page.title(), 'Chancery');
     const nodes = await page.$$eval('#graph g.node', (els) => els.map((e) => e.getAttribute('data-id')));
-    assert.deepEqual(nodes.sort(), ['shop/backend-1', 'shop/backend-2', 'shop/frontend-1']);
+    assert.deepEqual(nodes.sort(), ['istio-system/ingress-1', 'outside', 'shop/backend-1', 'shop/backend-2', 'shop/frontend-1']);
     const edges = await page.$$eval('#graph g.edge', (els) => els.map((e) => `${e.getAttribute('data-from')}->${e.getAttribute('data-to')}`));
-    assert.deepEqual(edges.sort(), ['shop/frontend-1->shop/backend-1', 'shop/frontend-1->shop/backend-2']);
+    assert.deepEqual(edges.sort(), [
+      'istio-system/ingress-1->shop/backend-1',
+      'istio-system/ingress-1->shop/backend-2',
+      'outside->istio-system/ingress-1',
+      'shop/frontend-1->shop/backend-1',
+      'shop/frontend-1->shop/backend-2',
+    ]);
     await page.waitForFunction(() => document.querySelector('#proxies tbody')?.textContent?.includes('in sync'));
     assert.match((await page.textContent('#proxies tbody')) ?? '', /shop\/frontend-1\s*in sync/);
     await page.screenshot({ path: path.join(os.tmpdir(), 'chancery-dashboard.png') });

@@ -16,6 +16,7 @@ import { decodeTelemetry } from './telemetry.js';
 import { decodeDestinationRule } from './destination-rule.js';
 import { decodeRateLimitPolicy } from './rate-limit-policy.js';
 import { decodeVirtualService } from './virtual-service.js';
+import { decodeGateway } from './gateway.js';
 
 export interface KindDecoder {
   kind: PolicyKind;
@@ -31,6 +32,8 @@ export interface KindDecoder {
 
 /** What a kind's decoder may read from `metadata` besides name and namespace. */
 export interface DecodeMeta {
+  /** The object's namespace ('' for cluster-wide kinds). */
+  namespace: string;
   annotations: Record<string, string>;
   /** Where `metadata.annotations` is (or `metadata` when absent). */
   annotationsAt: Origin;
@@ -48,6 +51,7 @@ export const KINDS: readonly KindDecoder[] = [
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s) => decodePeerAuthentication(s) },
   { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s, at, m) => decodeAuthorizationPolicy(s, m, at) },
   { kind: 'VirtualService', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: (s) => decodeVirtualService(s) },
+  { kind: 'Gateway', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: (s, at, m) => decodeGateway(s, at, m.namespace) },
   { kind: 'DestinationRule', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: (s) => decodeDestinationRule(s) },
   { kind: 'RateLimitPolicy', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: true, requiresSpec: true, decode: (s) => decodeRateLimitPolicy(s) },
   { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], namespaced: true, requiresSpec: true, decode: (s) => decodeTelemetry(s) },
@@ -56,7 +60,6 @@ export const KINDS: readonly KindDecoder[] = [
 
 /** Kinds users may reasonably write that Chancery does not implement yet: a clear error, never silence. */
 export const PLANNED_KINDS: Record<string, string> = {
-  'networking.istio.io/Gateway': 'gateways are planned',
   'networking.istio.io/WorkloadGroup': 'auto-registration is planned',
 };
 

@@ -3,7 +3,7 @@
  * retries, timeouts, fault injection, mirroring, rewrites, header operations, redirects and direct responses.
  */
 import type { MapReader } from '../reader.js';
-import type { Destination, HttpMatch, HttpRoute, VirtualServiceSpec } from '../traffic-types.js';
+import type { Destination, GatewayName, HttpMatch, HttpRoute, VirtualServiceSpec } from '../traffic-types.js';
 import { DNS_LABEL } from './common.js';
 import { readHeaderOps, readPercent, readStringMatch } from './traffic-common.js';
 import { readTcpRoutes } from './virtual-service-tcp.js';
@@ -46,8 +46,9 @@ function readMatch(m: MapReader): HttpMatch {
   if (port !== undefined) out.port = port;
   const sourceLabels = m.strMap('sourceLabels');
   if (sourceLabels) out.sourceLabels = sourceLabels;
+  if (m.has('gateways')) out.gateways = readGateways(m);
   m.str('name');
-  m.unsupported(['scheme', 'ignoreUriCase', 'withoutHeaders', 'sourceNamespace', 'gateways', 'statPrefix']);
+  m.unsupported(['scheme', 'ignoreUriCase', 'withoutHeaders', 'sourceNamespace', 'statPrefix']);
   m.done();
   return out;
 }
@@ -148,14 +149,30 @@ function readRoute(r: MapReader): HttpRoute | undefined {
   return out;
 }
 
+/** `namespace/name` or `name` of a Gateway (DNS labels, as Istio requires of Gateway names). */
+const GATEWAY_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** `mesh`, `namespace/name` or `name`; resolved against the Gateways in the model. */
+function readGateways(r: MapReader): GatewayName[] {
+  const list = r.strList('gateways') ?? [];
+  return list.filter((g, i) => {
+    if (g.value === 'mesh' || GATEWAY_NAME.test(g.value)) return true;
+    const path = `${r.sub('gateways')}[${i}]`;
+    const message = `${path}: "${g.value}" is not mesh, namespace/name or name`;
+    r.ctx.diags.report('CH0204', message, { location: g.at, path, object: r.ctx.object });
+    return false;
+  });
+}
+
 export function decodeVirtualService(spec: MapReader | undefined): VirtualServiceSpec | undefined {
   if (!spec) return undefined;
   const hosts = spec.strList('hosts', { required: true, nonEmpty: true }) ?? [];
-  const gateways = spec.strList('gateways');
-  if (gateways && gateways.some((g) => g.value !== 'mesh')) spec.report('CH0205', 'gateways', 'only "mesh" (sidecars) is supported; gateways are planned');
+  const listed = spec.has('gateways') ? readGateways(spec) : [];
+  // Istio: no gateways (or an empty list) means the sidecars, `mesh`.
+  const gateways = listed.length > 0 ? listed : [{ value: 'mesh', at: spec.loc('gateways') }];
   const http = (spec.maps('http') ?? []).map(readRoute).filter((r) => r !== undefined);
   const tcp = readTcpRoutes(spec);
   spec.unsupported(['tls', 'exportTo'], 'is not supported yet');
   spec.done();
-  return { hosts, http, tcp };
+  return { hosts, gateways, http, tcp };
 }

@@ -2,7 +2,7 @@
  * Stage: xds. Fault injection (VirtualService `fault`): the HTTP fault filter sits in the chain with no faults of
  * its own; each route that injects a fault carries them in typed_per_filter_config.
  */
-import type { ListenerIR, RouteIR } from '../../ir/types.js';
+import type { ListenerIR, RouteIR, RouteTableKey } from '../../ir/types.js';
 import { anyType } from '../type-urls.js';
 import type { HttpFilterPlugin } from './index.js';
 
@@ -19,7 +19,7 @@ export function faultPerRoute(f: NonNullable<RouteIR['fault']>): object {
   };
 }
 
-function routes(l: ListenerIR, tables: (port: number) => RouteIR[]): RouteIR[] {
+function routes(l: ListenerIR, tables: (table: RouteTableKey) => RouteIR[]): RouteIR[] {
   return l.http?.inline ? l.http.inline.flatMap((v) => v.routes) : l.http?.rds !== undefined ? tables(l.http.rds) : [];
 }
 

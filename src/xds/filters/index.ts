@@ -4,7 +4,7 @@
  * authentication runs before authorization (CUSTOM, then DENY / AUDIT / ALLOW, as Istio evaluates them), authorization
  * before rate limiting, and the router always last.
  */
-import type { ListenerIR, RouteIR } from '../../ir/types.js';
+import type { ListenerIR, RouteIR, RouteTableKey } from '../../ir/types.js';
 import { extAuthzFilter } from './ext-authz.js';
 import { faultFilter } from './fault.js';
 import { localRateLimitFilter } from './local-ratelimit.js';
@@ -14,7 +14,7 @@ import { routerFilter } from './router.js';
 
 /** What a filter may look at besides its listener: the routes of the proxy's RDS route tables. */
 export interface FilterContext {
-  routesOf(routeTablePort: number): RouteIR[];
+  routesOf(table: RouteTableKey): RouteIR[];
 }
 
 export interface HttpFilterPlugin {

@@ -47,7 +47,13 @@ export function buildRoute(r: RouteIR): object {
   const out: Record<string, unknown> = { name: r.name, match: routeMatch(r.match) };
   const a = r.action;
   if (a.kind === 'redirect') {
-    out.redirect = { ...(a.path ? { path_redirect: a.path } : {}), ...(a.authority ? { host_redirect: a.authority } : {}), response_code: REDIRECT_CODES[a.code] ?? 'MOVED_PERMANENTLY' };
+    out.redirect = {
+      ...(a.https ? { https_redirect: true } : {}),
+      ...(a.port ? { port_redirect: a.port } : {}),
+      ...(a.path ? { path_redirect: a.path } : {}),
+      ...(a.authority ? { host_redirect: a.authority } : {}),
+      response_code: REDIRECT_CODES[a.code] ?? 'MOVED_PERMANENTLY',
+    };
   } else if (a.kind === 'direct') {
     out.direct_response = { status: a.status, ...(a.body !== undefined ? { body: { inline_string: a.body } } : {}) };
   } else {
@@ -88,5 +94,7 @@ export function buildVirtualHost(vh: VirtualHostIR): object {
 }
 
 export function buildRouteConfiguration(t: RouteTableIR): object {
-  return { name: routeTableName(t.port), virtual_hosts: t.virtualHosts.map(buildVirtualHost) };
+  const config = { name: routeTableName(t.key), virtual_hosts: t.virtualHosts.map(buildVirtualHost) };
+  // A gateway's domains are host names (Istio's gateway route tables): `Host: shop.example.com:8443` is that host.
+  return t.key.kind === 'gateway' ? { ...config, ignore_port_in_host_matching: true } : config;
 }

@@ -1,8 +1,9 @@
 /**
- * Stage: xds. SDS secrets: a workload's certificate and key, and the mesh trust bundle. Sent only over the
- * workload's own authenticated stream; never printed (see redactSecrets).
+ * Stage: xds. SDS secrets: a workload's certificate and key, the mesh trust bundle, and gateway credentials (a
+ * server certificate and key, and the CA that verifies clients). Sent only over the authenticated stream of the
+ * proxy that uses them; never printed (see redactSecrets).
  */
-import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../names.js';
+import { credentialCaSecretName, credentialSecretName, SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../names.js';
 
 export function buildWorkloadSecret(chainPem: string, keyPem: string): object {
   return { name: SECRET_WORKLOAD, tls_certificate: { certificate_chain: { inline_string: chainPem }, private_key: { inline_string: keyPem } } };
@@ -10,6 +11,22 @@ export function buildWorkloadSecret(chainPem: string, keyPem: string): object {
 
 export function buildTrustBundleSecret(bundlePem: string): object {
   return { name: SECRET_TRUST_BUNDLE, validation_context: { trusted_ca: { inline_string: bundlePem } } };
+}
+
+/** A gateway credential's files as they were read: PEM text. */
+export interface CredentialPem {
+  certChainPem: string;
+  keyPem: string;
+  /** ca.crt: verifies client certificates (MUTUAL). */
+  caPem?: string;
+}
+
+/** The SDS secrets of one credential: the certificate and key, and (when it has a CA) the client validation. */
+export function buildCredentialSecrets(name: string, c: CredentialPem): object[] {
+  const pair = { certificate_chain: { inline_string: c.certChainPem }, private_key: { inline_string: c.keyPem } };
+  const cert = { name: credentialSecretName(name), tls_certificate: pair };
+  if (c.caPem === undefined) return [cert];
+  return [cert, { name: credentialCaSecretName(name), validation_context: { trusted_ca: { inline_string: c.caPem } } }];
 }
 
 /** A copy of a resource's JSON with private keys replaced, for status pages, logs and dumps. */

@@ -4,9 +4,9 @@
  * any SPIFFE id of the trust domain (authorization decides who may do what); the client accepts only the identities
  * its destination service runs as.
  */
-import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../names.js';
+import type { ClusterIR, ServerTlsIR } from '../../ir/types.js';
 import { SYSTEM_CA_BUNDLE } from '../../policy/types.js';
-import type { ClusterIR } from '../../ir/types.js';
+import { credentialCaSecretName, credentialSecretName, SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../names.js';
 import { anyType } from '../type-urls.js';
 import { ADS_SOURCE } from './common.js';
 
@@ -48,6 +48,46 @@ export function upstreamMtls(sans: readonly string[], sni: string): object {
         sans.map((s) => ({ san_type: 'URI', matcher: { exact: s } })),
         [],
       ),
+    },
+  };
+}
+
+/** Each name of a gateway's subjectAltNames matches a client SAN of any type, as Istio's match_subject_alt_names. */
+const SAN_TYPES = ['DNS', 'URI', 'EMAIL', 'IP_ADDRESS'];
+
+/**
+ * A gateway server's TLS: its credential's certificate over SDS; for MUTUAL (and OPTIONAL_MUTUAL, where a client
+ * certificate is verified if sent) the credential's CA verifies clients, optionally narrowed by SAN, SPKI or hash.
+ */
+export function downstreamServerTls(t: ServerTlsIR): object {
+  const verifies = t.mode !== 'SIMPLE';
+  const sans = t.subjectAltNames.flatMap((n) => SAN_TYPES.map((san_type) => ({ san_type, matcher: { exact: n } })));
+  const checks = {
+    ...(t.subjectAltNames.length > 0 ? { match_typed_subject_alt_names: sans } : {}),
+    ...(t.verifyCertificateSpki.length > 0 ? { verify_certificate_spki: t.verifyCertificateSpki } : {}),
+    ...(t.verifyCertificateHash.length > 0 ? { verify_certificate_hash: t.verifyCertificateHash } : {}),
+  };
+  const params = {
+    ...(t.minProtocolVersion ? { tls_minimum_protocol_version: t.minProtocolVersion } : {}),
+    ...(t.maxProtocolVersion ? { tls_maximum_protocol_version: t.maxProtocolVersion } : {}),
+    ...(t.cipherSuites.length > 0 ? { cipher_suites: t.cipherSuites } : {}),
+  };
+  const validation = {
+    default_validation_context: checks,
+    validation_context_sds_secret_config: sds(credentialCaSecretName(t.credential)),
+  };
+  const common = {
+    tls_params: params,
+    tls_certificate_sds_secret_configs: [sds(credentialSecretName(t.credential))],
+    ...(verifies ? { combined_validation_context: validation } : {}),
+    alpn_protocols: ['h2', 'http/1.1'],
+  };
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': anyType('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext'),
+      require_client_certificate: t.mode === 'MUTUAL',
+      common_tls_context: common,
     },
   };
 }
