@@ -1,13 +1,14 @@
 /**
  * The whole policy compiler, the same in `chancery check`, `chancery render` and the server:
  * source -> parse -> decode -> model -> per-proxy IR -> Envoy resources. A revision with any error yields no
- * proxies at all (it is rejected whole).
+ * proxies at all (it is rejected whole). Instances registered into WorkloadGroups are one more input.
  */
 import { hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
 import { compileProxy } from './ir/compile.js';
 import { affectedProxies, dependencyValues, updatedIndex, type Dependencies, type DependencyIndex } from './ir/dependencies.js';
 import type { ProxyIR } from './ir/types.js';
 import { buildModelSteps } from './model/build.js';
+import type { RegisteredInstance } from './model/groups.js';
 import type { MeshModel } from './model/mesh-model.js';
 import { recording } from './model/tracking.js';
 import { decodeDocuments } from './policy/decode.js';
@@ -40,20 +41,36 @@ export interface CompileResult {
  * Compiles a revision. With `previous` (the last accepted result), a proxy none of whose dependencies changed is
  * reused from it instead of compiled again: a change costs what it affects, not the size of the mesh.
  */
-export function compileSource(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult): CompileResult {
-  return runSteps(compileSteps(source, sourceDiagnostics, previous));
+export function compileSource(
+  source: PolicySource,
+  sourceDiagnostics: readonly Diagnostic[] = [],
+  previous?: CompileResult,
+  registered: readonly RegisteredInstance[] = [],
+): CompileResult {
+  return runSteps(compileSteps(source, sourceDiagnostics, previous, registered));
 }
 
 /**
  * The same compile, giving the event loop a turn whenever it has worked for `sliceMs`: a server keeps answering
  * xDS requests and ACKs while a large revision compiles.
  */
-export function compileSourceInSlices(source: PolicySource, sourceDiagnostics: readonly Diagnostic[] = [], previous?: CompileResult, sliceMs = 10): Promise<CompileResult> {
-  return runStepsInSlices(compileSteps(source, sourceDiagnostics, previous), sliceMs);
+export function compileSourceInSlices(
+  source: PolicySource,
+  sourceDiagnostics: readonly Diagnostic[] = [],
+  previous?: CompileResult,
+  registered: readonly RegisteredInstance[] = [],
+  sliceMs = 10,
+): Promise<CompileResult> {
+  return runStepsInSlices(compileSteps(source, sourceDiagnostics, previous, registered), sliceMs);
 }
 
 /** The compile as a sequence of steps; it yields between steps where pausing is safe. */
-function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnostic[], previous: CompileResult | undefined): Generator<void, CompileResult> {
+function* compileSteps(
+  source: PolicySource,
+  sourceDiagnostics: readonly Diagnostic[],
+  previous: CompileResult | undefined,
+  registered: readonly RegisteredInstance[],
+): Generator<void, CompileResult> {
   const diags: Diagnostic[] = [...sourceDiagnostics];
   const docs: ParsedDocument[] = [];
   for (const file of source.files) {
@@ -65,7 +82,8 @@ function* compileSteps(source: PolicySource, sourceDiagnostics: readonly Diagnos
   const decoded = decodeDocuments(docs);
   diags.push(...decoded.diagnostics);
   yield;
-  const model = yield* buildModelSteps(decoded.value, source.revision, previous?.model);
+  // Registered instances join as WorkloadEntries of their groups: the same model, the same compile.
+  const model = yield* buildModelSteps(decoded.value, source.revision, previous?.model, registered);
   diags.push(...model.diagnostics);
   const diagnostics = sortDiagnostics(diags.map((d) => atRevision(d, source.revision)));
   const proxies = new Map<string, CompiledProxy>();
