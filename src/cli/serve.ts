@@ -15,7 +15,8 @@ import { mkdirSync } from 'node:fs';
 
 /** Ready-to-run bootstraps for every workload of the current revision, in <state-dir>/bootstrap/ (owner-only). */
 async function writeBootstraps(cp: ControlPlane, configDir: string, xdsAddress: string, log: Logger): Promise<void> {
-  const workloads = cp.current?.result.model?.workloads ?? [];
+  // Committed workloads only: a registered one runs on the group bootstrap it registered with.
+  const workloads = (cp.current?.result.model?.workloads ?? []).filter((w) => !w.registered);
   const dir = path.join(cp.settings.stateDir, 'bootstrap');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (const w of workloads) {
@@ -46,6 +47,8 @@ const HELP = `Usage: chancery serve [options]
   --state-dir DIR       control-plane state (default .chancery)
   --log-level LEVEL     debug, info, warn or error (default info)
   --max-new-streams N   new xDS streams admitted per second (default 100)
+  --registration-grace DURATION  how long an instance registered into a WorkloadGroup stays in its services
+                        after its xDS stream went away (default 30s)
   --xds-plaintext-port PORT  also serve plaintext xDS on the xDS host (off by default; for proxyless gRPC and tests)
   --ca-cert FILE --ca-key FILE [--ca-chain FILE]
                         sign with your own root or intermediate (PEM; PKCS#8 ECDSA P-256 key) instead of a generated root
@@ -79,6 +82,7 @@ export function runServe(argv: string[]): Promise<number> {
       'state-dir': { type: 'string', default: '.chancery' },
       'log-level': { type: 'string', default: 'info' },
       'max-new-streams': { type: 'string', default: '100' },
+      'registration-grace': { type: 'string', default: '30s' },
       'xds-plaintext-port': { type: 'string' },
       'ca-cert': { type: 'string' },
       'ca-key': { type: 'string' },
@@ -97,6 +101,8 @@ export function runServe(argv: string[]): Promise<number> {
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: "${level}" is not debug, info, warn or error`);
     const maxNew = Number(values['max-new-streams']);
     if (!Number.isFinite(maxNew) || maxNew <= 0) throw new UsageError('--max-new-streams must be a positive number');
+    const graceMs = parseDurationMs(values['registration-grace']!);
+    if (graceMs === undefined || graceMs > 24 * 3_600_000) throw new UsageError('--registration-grace must be a duration such as 30s (at most 24h)');
     const adminPort = parsePort(values['admin-port']!, '--admin-port');
     let admin: AdminConfig;
     try {
@@ -117,6 +123,7 @@ export function runServe(argv: string[]): Promise<number> {
         ...(values['ca-cert'] ? { ca: { certFile: values['ca-cert'], keyFile: values['ca-key']!, ...(values['ca-chain'] ? { chainFile: values['ca-chain'] } : {}) } } : {}),
         stateDir: path.resolve(values['state-dir']!),
         maxNewStreamsPerSecond: maxNew,
+        registrationGraceMs: graceMs,
         watch: true,
       },
       log,

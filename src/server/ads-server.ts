@@ -12,7 +12,7 @@ import type { TypeUrl } from '../xds/type-urls.js';
 import { Admission, RefusalLog } from './admission.js';
 import { AdsStream, StreamError, type StreamEvent, type Variant } from './ads-stream.js';
 import { ProxyRegistry } from './proxy-registry.js';
-import { ADS_DEFINITION, MAX_REQUEST_BYTES, isMalformed, type DeltaRequest, type Malformed, type SotwRequest } from './wire.js';
+import { ADS_DEFINITION, MAX_REQUEST_BYTES, isMalformed, type DeltaRequest, type Malformed, type NodeInfo, type SotwRequest } from './wire.js';
 
 export interface AdsServerOptions {
   /**
@@ -31,9 +31,27 @@ export interface AdsServerOptions {
    * Checks the caller's credentials when a stream opens; resolves to the node id the caller may act as. Refusals
    * carry a code and a message that reveals nothing (the reason is logged).
    */
-  authenticate(metadata: grpc.Metadata): Promise<{ ok: true; nodeId?: string } | { ok: false; code: grpc.status; message: string; reason: string }>;
-  /** Decides whether a proxy id may be served at all (unknown workloads are refused). */
-  admit(proxyId: string): { ok: true } | { ok: false; code: grpc.status; message: string };
+  authenticate(metadata: grpc.Metadata): Promise<Authenticated | { ok: false; code: grpc.status; message: string; reason: string }>;
+  /**
+   * Decides whether a proxy id may be served at all (unknown workloads are refused), from the first request's
+   * node, the connection's peer address and what the credentials allow (a group token: registering).
+   */
+  admit(proxyId: string, ctx: AdmitContext): { ok: true } | { ok: false; code: grpc.status; message: string };
+  /** The live stream of a node ended and no newer stream of it took over. */
+  closed?(proxyId: string): void;
+}
+
+/** What a stream's credentials allow: one node id, any (undefined), or registering into a group (checked by admit). */
+export interface Authenticated {
+  ok: true;
+  nodeId?: string;
+  registers?: { group: string; generation: number };
+}
+
+export interface AdmitContext {
+  node: NodeInfo;
+  peer: string;
+  registers?: { group: string; generation: number };
 }
 
 export const DEFAULT_ADS_OPTIONS: Omit<AdsServerOptions, 'admit' | 'authenticate'> = {
@@ -157,6 +175,14 @@ export class AdsServer {
     return [...changed];
   }
 
+  /** Closes the live stream of a proxy (if any) with a status; it may reconnect, and admission decides again. */
+  disconnect(proxyId: string, code: grpc.status, message: string): void {
+    const l = this.byNode.get(proxyId);
+    if (!l || l.closed) return;
+    this.log.info('proxy stream closed', { proxy: proxyId, message });
+    this.end(l, code, message);
+  }
+
   /** What the proxy's current stream holds (ACKed) of a type, by name; undefined when it is not connected. */
   heldVersions(proxyId: string, typeUrl: TypeUrl): ReadonlyMap<string, string> | undefined {
     const l = this.byNode.get(proxyId);
@@ -243,10 +269,11 @@ export class AdsServer {
     call.on('data', (req: SotwRequest | DeltaRequest | Malformed) => {
       chain = chain.then(async () => {
         const v = await admitted;
-        if (v && !live.closed) onRequest(req, v.nodeId);
+        if (v && !live.closed) onRequest(req, v);
       });
     });
-    const onRequest = (req: SotwRequest | DeltaRequest | Malformed, allowedNode: string | undefined): void => {
+    const onRequest = (req: SotwRequest | DeltaRequest | Malformed, auth: Authenticated): void => {
+      const allowedNode = auth.registers ? undefined : auth.nodeId;
       if (isMalformed(req)) {
         this.counters.malformed++;
         fail(grpc.status.INVALID_ARGUMENT, `malformed discovery request: ${req.malformed}`);
@@ -262,7 +289,7 @@ export class AdsServer {
             this.end(live, grpc.status.PERMISSION_DENIED, 'permission denied');
             return;
           }
-          const verdict = this.opts.admit(id);
+          const verdict = this.opts.admit(id, { node: req.node, peer, ...(auth.registers ? { registers: auth.registers } : {}) });
           if (!verdict.ok) {
             fail(verdict.code, verdict.message);
             return;
@@ -286,7 +313,10 @@ export class AdsServer {
       if (!this.live.delete(live)) return;
       stream.close();
       if (stream.node) {
-        if (this.byNode.get(stream.node.id) === live) this.byNode.delete(stream.node.id);
+        if (this.byNode.get(stream.node.id) === live) {
+          this.byNode.delete(stream.node.id);
+          this.opts.closed?.(stream.node.id);
+        }
         this.registry.disconnected(stream.node.id, stream);
         this.log.info('proxy disconnected', { proxy: stream.node.id, variant, peer });
       }
