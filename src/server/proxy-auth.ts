@@ -55,16 +55,16 @@ export class ProxyTokens {
   }
 
   /** Issues a token for `nodeId`; refuses a lifetime beyond MAX_TOKEN_TTL_SECONDS (a leaked token must expire). */
-  issue(nodeId: string, ttlSeconds: number, now = Date.now()): Promise<string> {
+  async issue(nodeId: string, ttlSeconds: number, now = Date.now()): Promise<string> {
     return this.sign({}, AUDIENCE, nodeId, ttlSeconds, now);
   }
 
   /** Issues a group token: any name inside `group` (`namespace/name`) may register with it, in `generation`. */
-  issueGroup(group: string, generation: number, ttlSeconds: number, now = Date.now()): Promise<string> {
+  async issueGroup(group: string, generation: number, ttlSeconds: number, now = Date.now()): Promise<string> {
     return this.sign({ [GROUP]: group, [GENERATION]: generation }, GROUP_AUDIENCE, `group:${group}`, ttlSeconds, now);
   }
 
-  private sign(claims: JWTPayload, audience: string, sub: string, ttlSeconds: number, now: number): Promise<string> {
+  private async sign(claims: JWTPayload, audience: string, sub: string, ttlSeconds: number, now: number): Promise<string> {
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
       const days = MAX_TOKEN_TTL_SECONDS / 86_400;
       throw new RangeError(`token lifetime must be 1 s to ${MAX_TOKEN_TTL_SECONDS} s (${days} days)`);
