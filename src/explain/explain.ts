@@ -48,6 +48,8 @@ export type Transport = 'mTLS' | 'plaintext' | 'refused';
 
 export interface DestinationVerdict {
   workload: string;
+  /** The WorkloadGroup the workload registered itself into, when it is such an instance. */
+  registered?: string;
   /** Share of requests reaching this workload through the route's weights, in percent. */
   share: number;
   mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
@@ -85,7 +87,7 @@ export interface ExtAuthzStep {
 }
 
 export interface Explanation {
-  from: { workload: string; identity: string };
+  from: { workload: string; identity: string; registered?: string };
   to: { host: string; port: number };
   /**
    * Overall: ALLOW when every possible destination allows, DENY when none does, DEPENDS when an external authorizer
@@ -230,6 +232,21 @@ export function callerCluster(model: MeshModel, caller: Workload, key: ClusterKe
 }
 
 export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): Explanation {
+  return markRegistered(model, explainRequest(model, q, now));
+}
+
+/** Names the WorkloadGroup of every registered workload in an explanation (they are explained like the others). */
+function markRegistered(model: MeshModel, e: Explanation): Explanation {
+  const group = (id: string) => workloadById(model, id)?.registered?.group;
+  const from = group(e.from.workload);
+  const destinations = e.destinations.map((d) => {
+    const g = group(d.workload);
+    return g ? { ...d, registered: g } : d;
+  });
+  return { ...e, from: from ? { ...e.from, registered: from } : e.from, destinations };
+}
+
+function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Explanation {
   const caller = resolveCaller(model, q.from);
   const colon = q.to.lastIndexOf(':');
   const host = colon > 0 ? q.to.slice(0, colon) : q.to;
@@ -471,14 +488,15 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
 
 export function formatExplanation(e: Explanation, all: boolean): string {
   const out: string[] = [];
-  out.push(`${e.verdict}${e.status !== undefined ? ` (${e.status})` : ''}: ${e.from.workload} -> ${e.to.host}:${e.to.port}`);
+  const reg = (g: string | undefined) => (g ? ` (registered into ${g})` : '');
+  out.push(`${e.verdict}${e.status !== undefined ? ` (${e.status})` : ''}: ${e.from.workload}${reg(e.from.registered)} -> ${e.to.host}:${e.to.port}`);
   out.push(`  caller identity: ${e.from.identity}`);
   out.push(`  routed: ${e.routed ? `yes, by the egress listener on ${e.egress}` : e.egress ? `no (egress listener ${e.egress})` : 'no'}`);
   if (e.route) out.push(`  route: ${e.route.name} (${e.route.kind})${e.route.at && e.route.at !== '<mesh>' ? ` at ${e.route.at}` : ''}`);
   if (e.note) out.push(`  ${e.note}`);
   for (const d of e.destinations) {
     const conn = d.transport === 'mTLS' ? 'sent over mTLS' : d.transport === 'plaintext' ? 'sent in plaintext, no caller identity' : 'no connection';
-    out.push(`  ${d.decision} at ${d.workload} (${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}): ${d.reason}`);
+    out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}): ${d.reason}`);
     out.push(`    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`);
     if (d.extAuthz) {
       const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';

@@ -37,6 +37,8 @@ export interface Edge {
 
 export interface Graph {
   workloads: string[];
+  /** Workloads that registered themselves, by id: the WorkloadGroup of each. */
+  registered: Record<string, string>;
   edges: Edge[];
 }
 
@@ -204,15 +206,18 @@ export function buildGraph(model: MeshModel): Graph {
     }
   }
   edges.sort((a, b) => `${a.from}|${a.to}|${a.port}`.localeCompare(`${b.from}|${b.to}|${b.port}`));
-  return { workloads: model.workloads.map((w) => w.id), edges };
+  const registered = Object.fromEntries(model.workloads.filter((w) => w.registered).map((w) => [w.id, w.registered!.group]));
+  return { workloads: model.workloads.map((w) => w.id), registered, edges };
 }
 
 export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermaid'): string {
   if (format === 'json') return JSON.stringify(g, null, 2);
+  // A registered workload is shown as `id [registered]`.
+  const name = (w: string) => (g.registered[w] ? `${w} [registered]` : w);
   const label = (e: Edge) => `${e.port} ${e.methods.join(',')} ${e.paths.join(',')}${e.except.length ? ` except ${e.except.join(',')}` : ''}${e.mtls === 'STRICT' ? '' : ` [${e.mtls}]`}${e.conditional ? ' (conditional)' : ''}`;
   if (format === 'dot') {
     const lines = ['digraph mesh {', '  rankdir=LR;', '  node [shape=box, style=rounded];'];
-    for (const w of g.workloads) lines.push(`  "${w}";`);
+    for (const w of g.workloads) lines.push(`  "${w}"${g.registered[w] ? ` [label="${name(w)}", style="rounded,dashed"]` : ''};`);
     for (const e of g.edges) lines.push(`  "${e.from}" -> "${e.to}" [label="${label(e)}"${e.flags.length > 0 ? ', color=red' : ''}];`);
     lines.push('}');
     return lines.join('\n');
@@ -220,12 +225,12 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
   if (format === 'mermaid') {
     const id = (w: string) => w.replace(/[^A-Za-z0-9]/g, '_');
     const lines = ['flowchart LR'];
-    for (const w of g.workloads) lines.push(`  ${id(w)}["${w}"]`);
+    for (const w of g.workloads) lines.push(`  ${id(w)}["${name(w)}"]`);
     for (const e of g.edges) lines.push(`  ${id(e.from)} -->|"${label(e)}"| ${id(e.to)}`);
     return lines.join('\n');
   }
   const rows = [['FROM', 'TO', 'SERVICE', 'PORT', 'MTLS', 'METHODS', 'PATHS', 'EXCEPT', 'FLAGS']];
-  for (const e of g.edges) rows.push([e.from, e.to, e.service, String(e.port), e.mtls, e.methods.join(','), e.paths.join(','), e.except.join(',') || '-', e.flags.join('; ') + (e.conditional ? (e.flags.length ? '; ' : '') + 'conditional' : '')]);
+  for (const e of g.edges) rows.push([name(e.from), name(e.to), e.service, String(e.port), e.mtls, e.methods.join(','), e.paths.join(','), e.except.join(',') || '-', e.flags.join('; ') + (e.conditional ? (e.flags.length ? '; ' : '') + 'conditional' : '')]);
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
