@@ -232,7 +232,7 @@ for (const variant of ['delta', 'sotw'] as const) {
       }
     });
 
-    test('a cluster update: its endpoints again and newly asked secrets, before the CDS ACK Envoy holds back', async () => {
+    test('a cluster update: its endpoints again, and new secrets, before the CDS ACK Envoy holds back', async () => {
       const c = await client(cp, variant);
       const eds = ['outbound|80||b.shop.svc'];
       try {
@@ -243,7 +243,8 @@ for (const variant of ['delta', 'sotw'] as const) {
         assert.equal(first.typeUrl, T.EDS);
         ack(c, first, eds);
         // A cluster-level change of b: Envoy warms the updated cluster and ACKs CDS only once it has warmed.
-        const dr = 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: { name: b, namespace: shop }\n' +
+        const dr =
+          'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: { name: b, namespace: shop }\n' +
           'spec: { host: b.shop.svc, trafficPolicy: { loadBalancer: { simple: RANDOM } } }\n';
         p.write('dr.yaml', dr);
         try {

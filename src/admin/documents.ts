@@ -38,7 +38,8 @@ export function statusDocument(cp: ControlPlane): object {
 function registeredOf(cp: ControlPlane, id: string): object | null {
   const i = cp.registrations?.get(id);
   if (!i) return null;
-  return { group: i.group, address: i.address, registeredAt: i.registeredAt, ...(i.disconnectedAt ? { leavingSince: i.disconnectedAt } : {}) };
+  const leaving = i.disconnectedAt ? { leavingSince: i.disconnectedAt } : {};
+  return { group: i.group, address: i.address, registeredAt: i.registeredAt, ...leaving };
 }
 
 /** Each WorkloadGroup of the current revision with its instances, and the grace period. */
@@ -48,7 +49,9 @@ function registrationsOf(cp: ControlPlane): object {
     id: g.id,
     maxInstances: g.maxInstances,
     tokenGeneration: cp.groupGenerations.generation(g.id),
-    instances: instances.filter((i) => i.group === g.id).map((i) => ({ id: i.id, address: i.address, connected: i.connected })),
+    instances: instances
+      .filter((i) => i.group === g.id)
+      .map((i) => ({ id: i.id, address: i.address, connected: i.connected })),
   }));
   return { graceMs: cp.registrations?.graceMs ?? null, groups };
 }
@@ -67,5 +70,6 @@ export function proxyDocument(cp: ControlPlane, id: string): object | undefined 
     }));
   }
   const registered = registeredOf(cp, id);
-  return { id, revision: snap?.revision ?? null, version: snap?.version ?? null, status: status ?? null, registered, resources };
+  const revision = snap?.revision ?? null;
+  return { id, revision, version: snap?.version ?? null, status: status ?? null, registered, resources };
 }

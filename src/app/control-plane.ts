@@ -200,7 +200,8 @@ export class ControlPlane {
     [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];
     this.removals = WorkloadRemovals.open(this.settings.stateDir);
     this.groupGenerations = GroupGenerations.open(this.settings.stateDir);
-    this.registrations = Registrations.open(this.settings.stateDir, this.settings.registrationGraceMs ?? REGISTRATION_GRACE_MS);
+    const grace = this.settings.registrationGraceMs ?? REGISTRATION_GRACE_MS;
+    this.registrations = Registrations.open(this.settings.stateDir, grace);
     this.registrations.onChange = (why) => this.onRegistrationsChanged(why);
     this.svids = new SvidManager(
       this.authority,
@@ -318,19 +319,22 @@ export class ControlPlane {
     const changed = await this.accept(result, base, src, registered);
     this.rememberLastGood(result.revision);
     this.checkConvergence();
-    this.log.info('revision accepted', { revision: result.revision, proxies: base.size, compiled: result.compiled, changed: changed.length, compileMs, encodes: this.cache.encodes });
+    const counts = { proxies: base.size, compiled: result.compiled, changed: changed.length };
+    const encodes = this.cache.encodes;
+    this.log.info('revision accepted', { revision: result.revision, ...counts, compileMs, encodes });
     return record;
   }
 
   /** Snapshots of a clean compile result, or undefined (with a diagnostic when the encoder refused something). */
-  private async snapshotsOf(result: CompileResult, diagnostics: Diagnostic[]): Promise<Map<string, Snapshot> | undefined> {
+  private async snapshotsOf(result: CompileResult, diagnostics: Diagnostic[]): Promise<Snapshots | undefined> {
     if (!result.ok) return undefined;
     try {
       return await this.buildSnapshots(result, this.current);
     } catch (err) {
       if (!(err instanceof ProtoShapeError)) throw err;
       // The compiler produced something Envoy's schema rejects: a bug, but never a reason to push it.
-      diagnostics.push({ code: 'CH0204', severity: 'error', message: `internal: generated configuration is invalid: ${err.message}` });
+      const message = `internal: generated configuration is invalid: ${err.message}`;
+      diagnostics.push({ code: 'CH0204', severity: 'error', message });
       return undefined;
     }
   }
@@ -340,15 +344,22 @@ export class ControlPlane {
    * instances): certificates for its identities, removals of committed workloads, registrations reconciled.
    * Returns the proxies whose served snapshot changed.
    */
-  private async accept(result: CompileResult, base: Map<string, Snapshot>, source: Result<PolicySource>, registered: readonly RegisteredInstance[]): Promise<string[]> {
+  private async accept(
+    result: CompileResult,
+    base: Map<string, Snapshot>,
+    source: Result<PolicySource>,
+    registered: readonly RegisteredInstance[],
+  ): Promise<string[]> {
     const model = result.model!;
     const mesh = model.mesh;
     const self = controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace);
     this.authority.reserve([self]); // the model refuses it too (CH0409); this is the CA's own line
     this.serving?.setIdentity(self);
-    const settingsChanged = this.svids.configure({ ttlMs: mesh.certificateTtlMs, rotateAtFraction: mesh.rotateAtFraction, jitterFraction: 0.1 });
-    const fresh = new Set(await this.svids.sync(model.workloads.map((w) => w.identity)));
-    if (settingsChanged) await this.svids.reissue([...new Set(model.workloads.map((w) => w.identity))].filter((id) => !fresh.has(id)));
+    const cert = { ttlMs: mesh.certificateTtlMs, rotateAtFraction: mesh.rotateAtFraction, jitterFraction: 0.1 };
+    const settingsChanged = this.svids.configure(cert);
+    const identities = [...new Set(model.workloads.map((w) => w.identity))];
+    const fresh = new Set(await this.svids.sync(identities));
+    if (settingsChanged) await this.svids.reissue(identities.filter((id) => !fresh.has(id)));
     const previous = this.current;
     const committed = new Set(model.workloads.filter((w) => !w.registered).map((w) => w.id));
     // Before publishing (which closes removed workloads' streams): their old tokens are refused from now on.
@@ -357,7 +368,8 @@ export class ControlPlane {
     if (removed.length > 0) this.log.info('workloads removed; their tokens are refused', { workloads: removed });
     this.current = { result, base, snapshots: previous?.snapshots ?? new Map(), source, registered, committed };
     const changed = this.publishWithSecrets([...base].filter(([id, snap]) => previous?.base.get(id)?.types !== snap.types).map(([id]) => id));
-    const evicted = this.registrations.reconcile(model.groups, (id) => committed.has(id), (g) => this.groupGenerations.generation(g));
+    const generationOf = (g: string) => this.groupGenerations.generation(g);
+    const evicted = this.registrations.reconcile(model.groups, (id) => committed.has(id), generationOf);
     if (evicted.length > 0) this.log.info('registered workloads evicted', { workloads: evicted });
     if (registered !== previous?.registered || evicted.length > 0) this.registrations.save();
     return changed;
@@ -395,19 +407,23 @@ export class ControlPlane {
     const changed = await this.accept(result, base, cur.source, registered);
     this.checkConvergence();
     const ms = Math.round((performance.now() - t0) * 10) / 10;
-    this.lastRegistrationCompile = { instances: registered.length, compiled: result.compiled, changed: changed.length, ms };
+    const instances = registered.length;
+    this.lastRegistrationCompile = { instances, compiled: result.compiled, changed: changed.length, ms };
     this.log.info('registrations compiled', { revision: result.revision, ...this.lastRegistrationCompile });
   }
 
   /** A compile with new instances failed: they are refused (their streams closed), the rest stays as it was. */
-  private refuseRegistrations(registered: readonly RegisteredInstance[], before: readonly RegisteredInstance[], diagnostics: Diagnostic[]): void {
+  private refuseRegistrations(
+    registered: readonly RegisteredInstance[],
+    before: readonly RegisteredInstance[],
+    diagnostics: Diagnostic[],
+  ): void {
     const had = new Set(before.map((r) => `${r.id}@${r.address}`));
     const refused = registered.filter((r) => !had.has(`${r.id}@${r.address}`)).map((r) => r.id);
     const errors = diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`);
     this.log.warn('registration refused: the configuration with it does not compile', { workloads: refused, errors });
-    for (const id of this.registrations.remove(refused)) {
-      this.ads.disconnect(id, grpc.status.FAILED_PRECONDITION, `registration refused: ${errors[0] ?? 'invalid configuration'}`);
-    }
+    const why = `registration refused: ${errors[0] ?? 'invalid configuration'}`;
+    for (const id of this.registrations.remove(refused)) this.ads.disconnect(id, grpc.status.FAILED_PRECONDITION, why);
   }
 
   private convergenceCheckQueued = false;
@@ -610,15 +626,15 @@ export class ControlPlane {
   revokeGroup(group: string): Promise<{ group: string; generation: number; evicted: string[] }> {
     return this.enqueue(async () => {
       const generation = this.groupGenerations.revoke(group, this.clock.now());
-      const stale = this.registrations.all().filter((i) => i.group === group && i.generation !== generation).map((i) => i.id);
-      const evicted = this.registrations.remove(stale);
+      const stale = this.registrations.all().filter((i) => i.group === group && i.generation !== generation);
+      const evicted = this.registrations.remove(stale.map((i) => i.id));
       for (const id of evicted) this.ads.disconnect(id, grpc.status.PERMISSION_DENIED, 'group token revoked');
       this.log.info('group tokens revoked', { group, generation, evicted });
       return { group, generation, evicted };
     });
   }
 
-  private async authenticate(md: grpc.Metadata): Promise<Authenticated | { ok: false; code: grpc.status; message: string; reason: string }> {
+  private async authenticate(md: grpc.Metadata): Promise<Authenticated | Refused & { reason: string }> {
     const token = bearerToken(md.get('authorization'));
     if (!token) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: 'no bearer token' };
     const now = this.clock.now();
@@ -632,21 +648,23 @@ export class ControlPlane {
     return { ok: true, nodeId: v.nodeId };
   }
 
-  private admit(id: string, ctx: AdmitContext): { ok: true } | { ok: false; code: grpc.status; message: string } {
+  private admit(id: string, ctx: AdmitContext): Admitted {
     if (ctx.registers) return this.admitRegistration(id, ctx, ctx.registers);
     // A registered name is its group token's: a workload token never serves it.
-    if (this.registrations.get(id)) return { ok: false, code: grpc.status.PERMISSION_DENIED, message: 'permission denied' };
+    const denied = { ok: false, code: grpc.status.PERMISSION_DENIED, message: 'permission denied' } as const;
+    if (this.registrations.get(id)) return denied;
     if (!this.current) return { ok: true }; // nothing accepted yet: hold the stream until a revision is
     if (this.current.snapshots.has(id)) return { ok: true };
     return { ok: false, code: grpc.status.NOT_FOUND, message: `no workload "${id}" in revision ${this.current.result.revision}` };
   }
 
   /** A stream with a group token: registers its node id into the group (its snapshot follows the next compile). */
-  private admitRegistration(id: string, ctx: AdmitContext, grant: { group: string; generation: number }): { ok: true } | { ok: false; code: grpc.status; message: string } {
+  private admitRegistration(id: string, ctx: AdmitContext, grant: { group: string; generation: number }): Admitted {
     const cur = this.current;
     if (!cur) return { ok: false, code: grpc.status.UNAVAILABLE, message: 'no accepted revision yet; retry' };
     const address = instanceAddress(ctx.node.metadata, ctx.peer);
-    if (!address) return { ok: false, code: grpc.status.INVALID_ARGUMENT, message: `registration needs an IP address in node metadata ${ADDRESS_METADATA}` };
+    const message = `registration needs an IP address in node metadata ${ADDRESS_METADATA}`;
+    if (!address) return { ok: false, code: grpc.status.INVALID_ARGUMENT, message };
     const req = { id, group: grant.group, generation: grant.generation, address };
     const v = this.registrations.register(req, cur.result.model!.groups, (x) => cur.committed.has(x));
     if (v.ok) return { ok: true };
@@ -655,7 +673,13 @@ export class ControlPlane {
   }
 }
 
+type Snapshots = Map<string, Snapshot>;
+type Refused = { ok: false; code: grpc.status; message: string };
+type Admitted = { ok: true } | Refused;
+
 /** Whether two registration lists hold the same instances at the same addresses. */
 function sameInstances(a: readonly RegisteredInstance[], b: readonly RegisteredInstance[]): boolean {
-  return a === b || (a.length === b.length && a.every((r, i) => r.id === b[i].id && r.address === b[i].address && r.group === b[i].group));
+  const same = (r: RegisteredInstance, s: RegisteredInstance) =>
+    r.id === s.id && r.address === s.address && r.group === s.group;
+  return a === b || (a.length === b.length && a.every((r, i) => same(r, b[i])));
 }

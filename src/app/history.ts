@@ -132,9 +132,11 @@ export function proxyAt(entries: readonly HistoryEntry[], proxy: string, at: Dat
   return out;
 }
 
+type Registered = { id: string; group: string; address: string };
+
 /** The instances registered into WorkloadGroups at `at`, to compile a past revision as it was then served. */
-export function registeredAt(entries: readonly HistoryEntry[], at: Date): { id: string; group: string; address: string }[] {
-  const live = new Map<string, { id: string; group: string; address: string }>();
+export function registeredAt(entries: readonly HistoryEntry[], at: Date): Registered[] {
+  const live = new Map<string, Registered>();
   for (const e of entries) {
     if (Date.parse(e.t) > at.getTime()) break;
     if (e.kind === 'registered') live.set(e.proxy, { id: e.proxy, group: e.group, address: e.address });

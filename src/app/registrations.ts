@@ -24,7 +24,9 @@ export interface Instance extends RegisteredInstance {
   disconnectedAt?: string;
 }
 
-export type Verdict = { ok: true; added: boolean } | { ok: false; code: 'PERMISSION_DENIED' | 'RESOURCE_EXHAUSTED'; reason: string };
+export type Verdict =
+  | { ok: true; added: boolean }
+  | { ok: false; code: 'PERMISSION_DENIED' | 'RESOURCE_EXHAUSTED'; reason: string };
 
 export interface RegistrationRequest {
   id: string;
@@ -127,7 +129,11 @@ export class Registrations {
    * committed WorkloadEntry, whose token generation was revoked, or beyond a lowered maxInstances (the newest
    * first) leave at once. Returns them.
    */
-  reconcile(groups: readonly Group[], committed: (id: string) => boolean, generationOf: (group: string) => number): string[] {
+  reconcile(
+    groups: readonly Group[],
+    committed: (id: string) => boolean,
+    generationOf: (group: string) => number,
+  ): string[] {
     const evict: string[] = [];
     const kept = new Map<string, Instance[]>();
     for (const i of this.instances.values()) {
@@ -169,7 +175,7 @@ export class Registrations {
   /** Writes the registry to its state file (atomically). */
   save(): void {
     if (!this.file) return;
-    const instances = this.all().map(({ id, group, address, generation, registeredAt }) => ({ id, group, address, generation, registeredAt }));
+    const instances = this.all().map(({ connected: _c, disconnectedAt: _d, ...kept }) => kept);
     writeFileAtomic(this.file, JSON.stringify({ instances }, null, 1) + '\n');
   }
 
@@ -208,6 +214,8 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+type Kept = RegisteredInstance & { generation: number; registeredAt: string };
+
 export function registrationsFile(stateDir: string): string {
   return path.join(stateDir, 'registrations.json');
 }
@@ -216,7 +224,7 @@ export function registrationsFile(stateDir: string): string {
  * The instances kept in a state directory, for the server's start and for offline commands (render, graph,
  * explain). A damaged file counts as empty: it only saves endpoints over a restart, and instances register again.
  */
-export function readRegistrations(stateDir: string): (RegisteredInstance & { generation: number; registeredAt: string })[] {
+export function readRegistrations(stateDir: string): Kept[] {
   const file = registrationsFile(stateDir);
   if (!existsSync(file)) return [];
   try {
@@ -227,7 +235,7 @@ export function readRegistrations(stateDir: string): (RegisteredInstance & { gen
   }
 }
 
-function isKept(x: unknown): x is RegisteredInstance & { generation: number; registeredAt: string } {
+function isKept(x: unknown): x is Kept {
   const i = x as Record<string, unknown>;
   return (
     typeof i?.id === 'string' &&

@@ -66,9 +66,14 @@ export function runBootstrap(argv: string[]): Promise<number> {
       'prometheus-port': { type: 'string', default: '15090' },
     });
     const promPort = parsePort(values['prometheus-port']!, '--prometheus-port');
-    if (!values.workload === !values.group) throw new UsageError('one of --workload NAMESPACE/NAME or --group NAMESPACE/GROUP is required');
-    if (values.workload && (values.address || values.name)) throw new UsageError('--address and --name go with --group');
-    if (values.address && isIP(values.address) === 0) throw new UsageError(`--address: "${values.address}" is not an IP address`);
+    if (!values.workload === !values.group) {
+      throw new UsageError('one of --workload NAMESPACE/NAME or --group NAMESPACE/GROUP is required');
+    }
+    const groupOnly = values.address || values.name;
+    if (values.workload && groupOnly) throw new UsageError('--address and --name go with --group');
+    if (values.address && isIP(values.address) === 0) {
+      throw new UsageError(`--address: "${values.address}" is not an IP address`);
+    }
     if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!)) throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
     const ttlMs = parseDurationMs(values['token-ttl']!);
     if (ttlMs === undefined || ttlMs < 1000) throw new UsageError('--token-ttl must be a duration such as 720h');
@@ -91,7 +96,8 @@ export function runBootstrap(argv: string[]): Promise<number> {
       return 1;
     }
     const xds = parseHostPort(values['xds-address']!, '--xds-address');
-    const admin = values['admin-address'] ? parseHostPort(values['admin-address'], '--admin-address') : defaultAdminAddress(node.address);
+    const adminFlag = values['admin-address'];
+    const admin = adminFlag ? parseHostPort(adminFlag, '--admin-address') : defaultAdminAddress(node.address);
     const mesh = result.model.mesh;
     const serverIdentity = controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace);
     const state = await openState({ stateDir, clock: systemClock, workloadCa: false });
@@ -128,20 +134,28 @@ interface NodeOfBootstrap {
 
 function workloadNode(workloads: readonly Workload[], id: string): NodeOfBootstrap | string {
   const w = workloads.find((x) => x.id === id && !x.registered);
-  if (!w) return `no WorkloadEntry "${id}"; known: ${workloads.filter((x) => !x.registered).map((x) => x.id).join(', ') || 'none'}`;
+  const known = workloads.filter((x) => !x.registered).map((x) => x.id);
+  if (!w) return `no WorkloadEntry "${id}"; known: ${known.join(', ') || 'none'}`;
   const metadata = { 'chancery.dev/workload': w.id, 'chancery.dev/identity': w.identity };
   return { id: w.id, namespace: w.namespace, address: w.address, metadata };
 }
 
 /** The node of a WorkloadGroup instance: a name inside the group, and the address it will register with. */
-function groupNode(groups: readonly Group[], groupId: string, address: string | undefined, name: string | undefined, stateDir: string): NodeOfBootstrap | string {
+function groupNode(
+  groups: readonly Group[],
+  groupId: string,
+  address: string | undefined,
+  name: string | undefined,
+  stateDir: string,
+): NodeOfBootstrap | string {
   const g = groups.find((x) => x.id === groupId);
   if (!g) return `no WorkloadGroup "${groupId}"; known: ${groups.map((x) => x.id).join(', ') || 'none'}`;
   const suffix = address ? address.replaceAll(/[.:]/g, '-').replace(/^-+|-+$/g, '') : randomBytes(4).toString('hex');
   const id = `${g.namespace}/${name ?? `${g.name}-${suffix}`}`;
   const owner = groupOfInstance(groups, id);
   if (owner?.id !== g.id) {
-    const why = owner ? `it is a name of ${owner.id}` : `it must be ${g.name}-<something> (lower-case letters, digits, -, .)`;
+    const form = `it must be ${g.name}-<something> (lower-case letters, digits, -, .)`;
+    const why = owner ? `it is a name of ${owner.id}` : form;
     return `--name ${name}: not a name inside ${g.id}: ${why}`;
   }
   const metadata: Record<string, string> = { 'chancery.dev/group': g.id, 'chancery.dev/identity': g.identity };

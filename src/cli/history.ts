@@ -38,7 +38,8 @@ export function runHistory(argv: string[]): Promise<number> {
       return 1;
     }
     console.log(`${r.proxy} at ${r.at}: revision ${r.revision} (held since ${r.since}), ${r.connected ? 'connected' : 'disconnected, keeping that configuration'}`);
-    if (r.registered) console.log(`  registered into ${r.registered.group} at ${r.registered.address} since ${r.registered.since}`);
+    const reg = r.registered;
+    if (reg) console.log(`  registered into ${reg.group} at ${reg.address} since ${reg.since}`);
     for (const n of r.nacks) console.log(`  NACK ${n.type} at ${n.t}: ${n.message}`);
     if (values.git) {
       const src = await readCommit(path.resolve(values.git), r.revision, values.path!);

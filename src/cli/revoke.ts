@@ -8,7 +8,8 @@ import { GroupGenerations } from '../server/group-generations.js';
 import { adminRequest, DEFAULT_ADMIN, DEFAULT_STATE_DIR } from './admin-client.js';
 import { command, parse, UsageError } from './args.js';
 
-const HELP = `Usage: chancery revoke --group NAMESPACE/GROUP [--admin ${DEFAULT_ADMIN}] [--state-dir ${DEFAULT_STATE_DIR}]
+const HELP = `Usage: chancery revoke --group NAMESPACE/GROUP [--admin ${DEFAULT_ADMIN}]
+                       [--state-dir ${DEFAULT_STATE_DIR}]
 
 Revokes the group tokens of a WorkloadGroup (the ones in bootstraps written by chancery bootstrap --group): they
 register nothing from now on, and instances that registered with them leave their services at once. Bootstraps
@@ -24,14 +25,16 @@ export function runRevoke(argv: string[]): Promise<number> {
     const group = values.group ?? '';
     if (!/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(group)) throw new UsageError('--group NAMESPACE/GROUP is required');
     const stateDir = values['state-dir']!;
-    const r = await adminRequest(values.admin!, `/actions/revoke-group?group=${encodeURIComponent(group)}`, { method: 'POST', stateDir });
+    const action = `/actions/revoke-group?group=${encodeURIComponent(group)}`;
+    const r = await adminRequest(values.admin!, action, { method: 'POST', stateDir });
     if (r.ok) {
       const body = r.body as { ok: boolean; generation?: number; evicted?: string[]; error?: string };
       if (!body.ok) {
         console.error(`chancery: revocation failed: ${body.error}`);
         return 1;
       }
-      console.log(`group ${group}: tokens revoked (generation ${body.generation}); instances removed: ${body.evicted?.join(', ') || 'none'}`);
+      const removed = body.evicted?.join(', ') || 'none';
+      console.log(`group ${group}: tokens revoked (generation ${body.generation}); instances removed: ${removed}`);
       return 0;
     }
     if (!r.message.startsWith('cannot reach')) {
@@ -39,7 +42,8 @@ export function runRevoke(argv: string[]): Promise<number> {
       return 1;
     }
     const generation = GroupGenerations.open(stateDir).revoke(group);
-    console.log(`group ${group}: tokens revoked in ${stateDir} (generation ${generation}); no control plane answered, it applies this when it starts`);
+    const later = 'no control plane answered, it applies this when it starts';
+    console.log(`group ${group}: tokens revoked in ${stateDir} (generation ${generation}); ${later}`);
     return 0;
   });
 }

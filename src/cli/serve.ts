@@ -102,7 +102,9 @@ export function runServe(argv: string[]): Promise<number> {
     const maxNew = Number(values['max-new-streams']);
     if (!Number.isFinite(maxNew) || maxNew <= 0) throw new UsageError('--max-new-streams must be a positive number');
     const graceMs = parseDurationMs(values['registration-grace']!);
-    if (graceMs === undefined || graceMs > 24 * 3_600_000) throw new UsageError('--registration-grace must be a duration such as 30s (at most 24h)');
+    if (graceMs === undefined || graceMs > 24 * 3_600_000) {
+      throw new UsageError('--registration-grace must be a duration such as 30s (at most 24h)');
+    }
     const adminPort = parsePort(values['admin-port']!, '--admin-port');
     let admin: AdminConfig;
     try {

@@ -56,8 +56,10 @@ export function formatStatus(s: Status): string {
   for (const p of s.proxies) {
     const state = !p.connected ? 'disconnected' : p.revision === s.revision.current ? 'in sync' : 'behind';
     const r = p.registered;
-    const reg = r ? `  registered into ${r.group} at ${r.address}${r.leavingSince ? `, leaving (gone since ${r.leavingSince})` : ''}` : '';
-    out.push(`  ${p.id}  ${state}  runs ${short(p.revision ?? p.lastSynced?.revision)}  (${p.variant}, connected ${p.connectedAt})${reg}`);
+    const leaving = r?.leavingSince ? `, leaving (gone since ${r.leavingSince})` : '';
+    const reg = r ? `  registered into ${r.group} at ${r.address}${leaving}` : '';
+    const runs = short(p.revision ?? p.lastSynced?.revision);
+    out.push(`  ${p.id}  ${state}  runs ${runs}  (${p.variant}, connected ${p.connectedAt})${reg}`);
     for (const [type, t] of Object.entries(p.types)) {
       const line = `      ${type}: acked ${t.acked ? `${t.acked.version} @ ${short(t.acked.revision)}` : '-'}${t.pending ? `, pending ${t.sent?.version}` : ''}`;
       out.push(line);

@@ -489,14 +489,16 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
 export function formatExplanation(e: Explanation, all: boolean): string {
   const out: string[] = [];
   const reg = (g: string | undefined) => (g ? ` (registered into ${g})` : '');
-  out.push(`${e.verdict}${e.status !== undefined ? ` (${e.status})` : ''}: ${e.from.workload}${reg(e.from.registered)} -> ${e.to.host}:${e.to.port}`);
+  const status = e.status !== undefined ? ` (${e.status})` : '';
+  out.push(`${e.verdict}${status}: ${e.from.workload}${reg(e.from.registered)} -> ${e.to.host}:${e.to.port}`);
   out.push(`  caller identity: ${e.from.identity}`);
   out.push(`  routed: ${e.routed ? `yes, by the egress listener on ${e.egress}` : e.egress ? `no (egress listener ${e.egress})` : 'no'}`);
   if (e.route) out.push(`  route: ${e.route.name} (${e.route.kind})${e.route.at && e.route.at !== '<mesh>' ? ` at ${e.route.at}` : ''}`);
   if (e.note) out.push(`  ${e.note}`);
   for (const d of e.destinations) {
     const conn = d.transport === 'mTLS' ? 'sent over mTLS' : d.transport === 'plaintext' ? 'sent in plaintext, no caller identity' : 'no connection';
-    out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}): ${d.reason}`);
+    const how = `${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}`;
+    out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
     out.push(`    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`);
     if (d.extAuthz) {
       const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';

@@ -206,7 +206,8 @@ export function buildGraph(model: MeshModel): Graph {
     }
   }
   edges.sort((a, b) => `${a.from}|${a.to}|${a.port}`.localeCompare(`${b.from}|${b.to}|${b.port}`));
-  const registered = Object.fromEntries(model.workloads.filter((w) => w.registered).map((w) => [w.id, w.registered!.group]));
+  const ids = model.workloads.flatMap((w) => (w.registered ? [[w.id, w.registered.group] as const] : []));
+  const registered = Object.fromEntries(ids);
   return { workloads: model.workloads.map((w) => w.id), registered, edges };
 }
 
@@ -217,7 +218,8 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
   const label = (e: Edge) => `${e.port} ${e.methods.join(',')} ${e.paths.join(',')}${e.except.length ? ` except ${e.except.join(',')}` : ''}${e.mtls === 'STRICT' ? '' : ` [${e.mtls}]`}${e.conditional ? ' (conditional)' : ''}`;
   if (format === 'dot') {
     const lines = ['digraph mesh {', '  rankdir=LR;', '  node [shape=box, style=rounded];'];
-    for (const w of g.workloads) lines.push(`  "${w}"${g.registered[w] ? ` [label="${name(w)}", style="rounded,dashed"]` : ''};`);
+    const attrs = (w: string) => (g.registered[w] ? ` [label="${name(w)}", style="rounded,dashed"]` : '');
+    for (const w of g.workloads) lines.push(`  "${w}"${attrs(w)};`);
     for (const e of g.edges) lines.push(`  "${e.from}" -> "${e.to}" [label="${label(e)}"${e.flags.length > 0 ? ', color=red' : ''}];`);
     lines.push('}');
     return lines.join('\n');
@@ -230,7 +232,11 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
     return lines.join('\n');
   }
   const rows = [['FROM', 'TO', 'SERVICE', 'PORT', 'MTLS', 'METHODS', 'PATHS', 'EXCEPT', 'FLAGS']];
-  for (const e of g.edges) rows.push([name(e.from), name(e.to), e.service, String(e.port), e.mtls, e.methods.join(','), e.paths.join(','), e.except.join(',') || '-', e.flags.join('; ') + (e.conditional ? (e.flags.length ? '; ' : '') + 'conditional' : '')]);
+  for (const e of g.edges) {
+    const flags = e.flags.join('; ') + (e.conditional ? (e.flags.length ? '; ' : '') + 'conditional' : '');
+    const what = [e.service, String(e.port), e.mtls, e.methods.join(','), e.paths.join(','), e.except.join(',') || '-'];
+    rows.push([name(e.from), name(e.to), ...what, flags]);
+  }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }

@@ -211,7 +211,13 @@ function dropDuplicates(objects: readonly PolicyObject[], diags: Diagnostics): P
  * Istio's rule: a Sidecar with a workloadSelector applies to the workloads it selects in its namespace; a
  * selector-less Sidecar is the namespace default; one in the root namespace is the mesh default.
  */
-function attachSidecars(sidecars: Sidecar[], workloads: Workload[], groups: readonly Group[], rootNamespace: string, diags: Diagnostics): void {
+function attachSidecars(
+  sidecars: Sidecar[],
+  workloads: Workload[],
+  groups: readonly Group[],
+  rootNamespace: string,
+  diags: Diagnostics,
+): void {
   const nsDefaults = new Map<string, Sidecar>();
   for (const sc of sidecars) {
     if (sc.spec.workloadSelector) continue;

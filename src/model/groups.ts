@@ -99,7 +99,11 @@ export function groupOfInstance(groups: readonly Group[], nodeId: string): Group
  * The WorkloadEntries of registered instances: one per instance whose group exists and owns its name, and whose
  * name no committed WorkloadEntry has (a committed one always wins; the registry then drops the instance).
  */
-export function registeredEntries(groups: readonly Group[], instances: readonly RegisteredInstance[], committed: ReadonlySet<string>): WorkloadEntry[] {
+export function registeredEntries(
+  groups: readonly Group[],
+  instances: readonly RegisteredInstance[],
+  committed: ReadonlySet<string>,
+): WorkloadEntry[] {
   const out: WorkloadEntry[] = [];
   for (const r of instances) {
     const g = groupOfInstance(groups, r.id);

@@ -12,7 +12,8 @@ import type { TypeUrl } from '../xds/type-urls.js';
 import { Admission, RefusalLog } from './admission.js';
 import { AdsStream, StreamError, type StreamEvent, type Variant } from './ads-stream.js';
 import { ProxyRegistry } from './proxy-registry.js';
-import { ADS_DEFINITION, MAX_REQUEST_BYTES, isMalformed, type DeltaRequest, type Malformed, type NodeInfo, type SotwRequest } from './wire.js';
+import { ADS_DEFINITION, MAX_REQUEST_BYTES, isMalformed } from './wire.js';
+import type { DeltaRequest, Malformed, NodeInfo, SotwRequest } from './wire.js';
 
 export interface AdsServerOptions {
   /**
@@ -31,7 +32,7 @@ export interface AdsServerOptions {
    * Checks the caller's credentials when a stream opens; resolves to the node id the caller may act as. Refusals
    * carry a code and a message that reveals nothing (the reason is logged).
    */
-  authenticate(metadata: grpc.Metadata): Promise<Authenticated | { ok: false; code: grpc.status; message: string; reason: string }>;
+  authenticate(metadata: grpc.Metadata): Promise<Authenticated | NotAuthenticated>;
   /**
    * Decides whether a proxy id may be served at all (unknown workloads are refused), from the first request's
    * node, the connection's peer address and what the credentials allow (a group token: registering).
@@ -46,6 +47,13 @@ export interface Authenticated {
   ok: true;
   nodeId?: string;
   registers?: { group: string; generation: number };
+}
+
+export interface NotAuthenticated {
+  ok: false;
+  code: grpc.status;
+  message: string;
+  reason: string;
 }
 
 export interface AdmitContext {
@@ -289,7 +297,8 @@ export class AdsServer {
             this.end(live, grpc.status.PERMISSION_DENIED, 'permission denied');
             return;
           }
-          const verdict = this.opts.admit(id, { node: req.node, peer, ...(auth.registers ? { registers: auth.registers } : {}) });
+          const registers = auth.registers ? { registers: auth.registers } : {};
+          const verdict = this.opts.admit(id, { node: req.node, peer, ...registers });
           if (!verdict.ok) {
             fail(verdict.code, verdict.message);
             return;

@@ -149,7 +149,8 @@ export class AdsStream {
   private state(typeUrl: TypeUrl): TypeState {
     let s = this.types.get(typeUrl);
     if (!s) {
-      s = { sub: emptySubscription(), has: new Map(), mustRespond: false, reportedMissing: new Set(), resend: new Set() };
+      const fresh = { mustRespond: false, reportedMissing: new Set<string>(), resend: new Set<string>() };
+      s = { sub: emptySubscription(), has: new Map(), ...fresh };
       this.types.set(typeUrl, s);
     }
     return s;

@@ -64,7 +64,7 @@ export class ProxyTokens {
     return this.sign({ [GROUP]: group, [GENERATION]: generation }, GROUP_AUDIENCE, `group:${group}`, ttlSeconds, now);
   }
 
-  private async sign(claims: JWTPayload, audience: string, sub: string, ttlSeconds: number, now: number): Promise<string> {
+  private async sign(claims: JWTPayload, audience: string, sub: string, ttlSeconds: number, now: number) {
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
       const days = MAX_TOKEN_TTL_SECONDS / 86_400;
       throw new RangeError(`token lifetime must be 1 s to ${MAX_TOKEN_TTL_SECONDS} s (${days} days)`);
@@ -113,7 +113,8 @@ export class ProxyTokens {
     if (!v.ok) return v;
     const group = v.payload[GROUP];
     const generation = v.payload[GENERATION];
-    if (typeof group !== 'string' || v.sub !== `group:${group}`) return { ok: false, reason: 'group token has no group' };
+    const named = typeof group === 'string' && v.sub === `group:${group}`;
+    if (!named) return { ok: false, reason: 'group token has no group' };
     if (!Number.isInteger(generation)) return { ok: false, reason: 'group token has no generation' };
     if (generation !== generationOf(group)) return { ok: false, reason: 'group token revoked' };
     return { ok: true, group, generation: generation as number };

@@ -141,12 +141,15 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
   let admin: Server;
   let adminUrl = '';
   const instances = new Map<string, EnvoyProcess>();
-  const callApi = () => request({ host: WEB, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
+  const callApi = () =>
+    request({ host: WEB, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
 
   /** Writes an instance's bootstrap with `chancery bootstrap --group` and starts Envoy on it. */
-  async function startInstance(o: { name?: string; address: string }, tag = ''): Promise<{ id: string; envoy: EnvoyProcess }> {
+  type Started = { id: string; envoy: EnvoyProcess };
+  async function startInstance(o: { name?: string; address: string }, tag = ''): Promise<Started> {
     const out = path.join(stateDir, `bootstrap-${o.address}${tag}.json`);
-    const args = ['--config', policy.dir, '--group', 'fleet/api', '--address', o.address, ...(o.name ? ['--name', o.name] : [])];
+    const name = o.name ? ['--name', o.name] : [];
+    const args = ['--config', policy.dir, '--group', 'fleet/api', '--address', o.address, ...name];
     const more = ['--out', out, '--xds-address', cp.settings.xdsAddress, '--state-dir', stateDir];
     assert.equal(await runBootstrap([...args, ...more]), 0, `bootstrap --group for ${o.address}`);
     const config = JSON.parse(readFileSync(out, 'utf8'));
@@ -188,12 +191,14 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
       await envoy.waitReady(30_000);
       const compiled = () => cp.current!.registered.some((r) => r.id === id);
       await waitFor(compiled, { timeoutMs: 10_000, what: `${id} compiled in` });
-      assert.deepEqual(cp.lastRegistrationCompile && [cp.lastRegistrationCompile.instances, cp.lastRegistrationCompile.compiled], [k + 1, 2], `${id}: the instance itself and web-1`);
+      const last = cp.lastRegistrationCompile;
+      assert.deepEqual(last && [last.instances, last.compiled], [k + 1, 2], `${id}: the instance itself and web-1`);
       assert.equal(cp.current!.result.proxies.get('fleet/bot-1'), bot, 'bot-1 not compiled again');
     }
     assert.deepEqual([...instances.keys()], ['fleet/api-1', 'fleet/api-2', 'fleet/api-127-0-36-13']);
     const want = INSTANCES.map((i) => i.address);
-    await waitFor(async () => (await apiEndpoints(web)).join() === want.join(), { timeoutMs: 10_000, what: "web-1's Envoy to hold three api endpoints" });
+    const three = async () => (await apiEndpoints(web)).join() === want.join();
+    await waitFor(three, { timeoutMs: 10_000, what: "web-1's Envoy to hold three api endpoints" });
   });
 
   test('traffic from the caller reaches every instance over mTLS, as the group identity', async () => {
@@ -202,7 +207,8 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
       const r = await callApi();
       assert.equal(r.status, 200, r.body);
       const seen = r.json();
-      assert.match(String(seen.headers['x-forwarded-client-cert']), /URI=spiffe:\/\/cluster\.local\/ns\/fleet\/sa\/web/);
+      const xfcc = String(seen.headers['x-forwarded-client-cert']);
+      assert.match(xfcc, /URI=spiffe:\/\/cluster\.local\/ns\/fleet\/sa\/web/);
     }
     const after = await Promise.all([...instances.values()].map(forwarded));
     const got = after.map((n, i) => n - before[i]);
@@ -210,7 +216,8 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
     assert.equal(got.reduce((a, b) => a + b, 0), 30);
     // Each instance's certificate is the group's identity.
     const certs = JSON.parse(await instances.get('fleet/api-1')!.adminGet('/certs')).certificates;
-    const uris = certs.flatMap((c: any) => c.cert_chain ?? []).flatMap((c: any) => c.subject_alt_names ?? []).map((s: any) => s.uri);
+    const chain = certs.flatMap((c: any) => c.cert_chain ?? []);
+    const uris = chain.flatMap((c: any) => c.subject_alt_names ?? []).map((s: any) => s.uri);
     assert.ok(uris.includes('spiffe://cluster.local/ns/fleet/sa/api'), JSON.stringify(uris));
   });
 
@@ -227,19 +234,22 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
     assert.ok(graph.edges.some((e) => e.from === 'fleet/web-1' && e.to === 'fleet/api-2'));
     const e = explain(model, { from: 'fleet/web-1', to: 'api.fleet.svc' });
     assert.equal(e.verdict, 'ALLOW');
-    assert.deepEqual(e.destinations.map((d) => `${d.workload} ${d.registered}`).sort(), [...instances.keys()].map((id) => `${id} fleet/api`).sort());
+    const marked = e.destinations.map((d) => `${d.workload} ${d.registered}`).sort();
+    assert.deepEqual(marked, [...instances.keys()].map((id) => `${id} fleet/api`).sort());
     // Offline, from the state directory the control plane keeps them in.
-    const render = await captured(() => runRender(['--config', policy.dir, '--proxy', 'fleet/api-2', '--state-dir', stateDir, '--format', 'json']));
+    const args = ['--config', policy.dir, '--proxy', 'fleet/api-2', '--state-dir', stateDir, '--format', 'json'];
+    const render = await captured(() => runRender(args));
     assert.equal(render.code, 0);
     assert.ok(JSON.parse(render.out).LDS.some((l: any) => JSON.stringify(l.address).includes(ip(12))));
     const h = proxyAt(cp.history.read(), 'fleet/api-2', new Date());
     assert.deepEqual(h.registered && [h.registered.group, h.registered.address], ['fleet/api', ip(12)]);
   });
 
-  test('an instance past maxInstances, a name outside the group, foreign and forged tokens register nothing', async () => {
+  test('past maxInstances, outside the group, foreign and forged tokens: nothing registers', async () => {
     const apiToken = await cp.issueGroupToken('fleet/api');
     const dbToken = await cp.issueGroupToken('fleet/db');
-    const forged = await ProxyTokens.open(mkdtempSync(path.join(os.tmpdir(), 'chancery-forger-'))).issueGroup('fleet/api', 0, 3600);
+    const forger = ProxyTokens.open(mkdtempSync(path.join(os.tmpdir(), 'chancery-forger-')));
+    const forged = await forger.issueGroup('fleet/api', 0, 3600);
     const attempts: [string, string, string, grpc.status][] = [
       ['past maxInstances (3)', apiToken, 'fleet/api-4', grpc.status.RESOURCE_EXHAUSTED],
       ['a name outside the group', apiToken, 'fleet/cache-1', grpc.status.PERMISSION_DENIED],
@@ -259,7 +269,8 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
         c.close();
       }
       assert.equal(cp.registrations.list(), registered, `${what}: nothing registered`);
-      if (!cp.current!.committed.has(node)) assert.equal(cp.ads.snapshots.get(node), undefined, `${what}: no configuration`);
+      const none = cp.current!.committed.has(node) || cp.ads.snapshots.get(node) === undefined;
+      assert.ok(none, `${what}: no configuration`);
     }
     // The dead token of a workload the group owns is no way in either: a workload token never serves a registered name.
     const c = new XdsTestClient(cp.xdsPlaintextPort, 'delta', await cp.issueToken('fleet/api-1'), CP);
@@ -273,31 +284,36 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
     const history = (kind: string) => cp.history.read().some((e) => e.kind === kind && 'proxy' in e && e.proxy === id);
     await instances.get(id)!.stop();
     instances.delete(id);
-    await waitFor(() => cp.registrations.get(id)?.connected === false, { timeoutMs: 5000, what: 'its stream seen gone' });
+    const gone = () => cp.registrations.get(id)?.connected === false;
+    await waitFor(gone, { timeoutMs: 5000, what: 'its stream seen gone' });
     assert.ok(cp.registrations.list().some((r) => r.id === id), 'kept during the grace period');
     const two = [ip(11), ip(12)].join();
-    await waitFor(async () => (await apiEndpoints(web)).join() === two, { timeoutMs: GRACE_MS + 10_000, what: 'two api endpoints' });
+    const left = async () => (await apiEndpoints(web)).join() === two;
+    await waitFor(left, { timeoutMs: GRACE_MS + 10_000, what: 'two api endpoints' });
     assert.equal(cp.registrations.get(id), undefined);
     assert.ok(history('deregistered'), 'its leaving is in the history');
     assert.equal(cp.lastRegistrationCompile?.compiled, 1, 'only web-1 compiled again');
     for (let i = 0; i < 10; i++) assert.equal((await callApi()).status, 200);
   });
 
-  test('chancery revoke --group: the instances leave, their tokens register nothing, a new bootstrap does', async () => {
+  test('revoke --group: the instances leave, their tokens register nothing, a new bootstrap does', async () => {
     const oldToken = await cp.issueGroupToken('fleet/api');
     const r = await captured(() => runRevoke(['--group', 'fleet/api', '--admin', adminUrl, '--state-dir', stateDir]));
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /generation 1.*fleet\/api-1, fleet\/api-2/);
-    await waitFor(async () => (await apiEndpoints(web)).length === 0, { timeoutMs: 10_000, what: 'no api endpoint left' });
+    const empty = async () => (await apiEndpoints(web)).length === 0;
+    await waitFor(empty, { timeoutMs: 10_000, what: 'no api endpoint left' });
     assert.deepEqual(cp.registrations.list(), []);
     // The Envoys retry with their (revoked) tokens: refused, and nothing registers.
     const api1 = instances.get('fleet/api-1')!;
-    const attempts = async () => (await api1.stats('^cluster\\.chancery-xds\\.upstream_rq_total$'))['cluster.chancery-xds.upstream_rq_total'];
+    const XDS_RQ = 'cluster.chancery-xds.upstream_rq_total';
+    const attempts = async () => (await api1.stats(`^${XDS_RQ.replaceAll('.', '\\.')}$`))[XDS_RQ];
     const tried = await attempts();
     await waitFor(async () => (await attempts()) > tried, { timeoutMs: 15_000, what: 'api-1 to try again' });
     assert.deepEqual(cp.registrations.list(), [], 'the revoked token registered nothing');
     const c = new XdsTestClient(cp.xdsPlaintextPort, 'delta', oldToken, CP);
-    c.send({ node: { id: 'fleet/api-7', cluster: 'fleet', metadata: { 'chancery.dev/address': ip(51) } }, type_url: T.CDS });
+    const node = { id: 'fleet/api-7', cluster: 'fleet', metadata: { 'chancery.dev/address': ip(51) } };
+    c.send({ node, type_url: T.CDS });
     assert.equal((await c.ended(5000)).code, grpc.status.UNAUTHENTICATED);
     c.close();
     // A bootstrap written after the revocation carries the new generation.

@@ -37,7 +37,9 @@ function fakeTimers(): Timers & { advance(ms: number): void } {
 
 const group = (id: string, maxInstances = 3): Group => {
   const [namespace, name] = id.split('/');
-  return { id, namespace, name, labels: {}, annotations: {}, ports: {}, serviceAccount: 'default', identity: '', maxInstances, origin: { file: 'g.yaml', line: 1, column: 1 } };
+  const origin = { file: 'g.yaml', line: 1, column: 1 };
+  const template = { labels: {}, annotations: {}, ports: {}, serviceAccount: 'default', identity: '' };
+  return { id, namespace, name, ...template, maxInstances, origin };
 };
 const GROUPS = [group('ns/api'), group('ns/web')];
 const none = () => false;
@@ -57,10 +59,12 @@ test('register: names inside the token\'s group only, never a committed name, at
   const full = r.register(req('ns/api-4'), GROUPS, none);
   assert.equal(full.ok, false);
   assert.equal(!full.ok && full.code, 'RESOURCE_EXHAUSTED');
-  assert.deepEqual(r.register(req('ns/api-1'), GROUPS, none), { ok: true, added: false }, 'a reconnect keeps its place');
+  const again = r.register(req('ns/api-1'), GROUPS, none);
+  assert.deepEqual(again, { ok: true, added: false }, 'a reconnect keeps its place');
   r.register(req('ns/api-1', 'ns/api', '10.0.0.9'), GROUPS, none);
   assert.deepEqual(changes, ['+ns/api-1-', '+ns/api-2-', '+ns/api-3-', '+ns/api-1-'], 'a new address is a change');
-  assert.deepEqual(r.list().map((i) => `${i.id}@${i.address}`), ['ns/api-1@10.0.0.9', 'ns/api-2@10.0.0.1', 'ns/api-3@10.0.0.1']);
+  const listed = r.list().map((i) => `${i.id}@${i.address}`);
+  assert.deepEqual(listed, ['ns/api-1@10.0.0.9', 'ns/api-2@10.0.0.1', 'ns/api-3@10.0.0.1']);
   assert.equal(r.list(), r.list(), 'the same array until something changes');
 });
 
@@ -110,7 +114,8 @@ test('state file: kept instances come back disconnected, each with the grace per
   const saved = JSON.parse(readFileSync(path.join(dir, 'registrations.json'), 'utf8'));
   assert.deepEqual(Object.keys(saved.instances[0]).sort(), ['address', 'generation', 'group', 'id', 'registeredAt']);
   const b = Registrations.open(dir, 30_000, clock);
-  assert.deepEqual(b.all().map((i) => [i.id, i.connected, i.generation]), [['ns/api-1', false, 2], ['ns/api-2', false, 0]]);
+  const loaded = b.all().map((i) => [i.id, i.connected, i.generation]);
+  assert.deepEqual(loaded, [['ns/api-1', false, 2], ['ns/api-2', false, 0]]);
   b.register(req('ns/api-1', 'ns/api', '10.0.0.1', 2), GROUPS, none);
   clock.advance(30_000);
   assert.deepEqual(b.list().map((i) => i.id), ['ns/api-1'], 'api-2 did not come back in time');
@@ -134,13 +139,16 @@ test('group tokens: their own audience, the group and its current generation; re
   const gens = GroupGenerations.open(dir);
   const t0 = await tokens.issueGroup('ns/api', gens.generation('ns/api'), 3600);
   assert.ok(ProxyTokens.isGroupToken(t0));
-  assert.deepEqual(await tokens.verifyGroup(t0, Date.now(), (g) => gens.generation(g)), { ok: true, group: 'ns/api', generation: 0 });
+  const generationOf = (g: string) => gens.generation(g);
+  const ok = await tokens.verifyGroup(t0, Date.now(), generationOf);
+  assert.deepEqual(ok, { ok: true, group: 'ns/api', generation: 0 });
   assert.equal((await tokens.verify(t0)).ok, false, 'a group token is no workload token');
   const w = await tokens.issue('ns/api-1', 3600);
   assert.ok(!ProxyTokens.isGroupToken(w));
   assert.equal((await tokens.verifyGroup(w, Date.now(), () => 0)).ok, false, 'a workload token is no group token');
   const other = ProxyTokens.open(tmp());
-  assert.equal((await tokens.verifyGroup(await other.issueGroup('ns/api', 0, 3600), Date.now(), () => 0)).ok, false, 'forged');
+  const forged = await other.issueGroup('ns/api', 0, 3600);
+  assert.equal((await tokens.verifyGroup(forged, Date.now(), () => 0)).ok, false, 'forged');
   // Revoked in another process (the CLI): the server's instance reads the file again.
   assert.equal(GroupGenerations.open(dir).revoke('ns/api'), 1);
   const v = await tokens.verifyGroup(t0, Date.now(), (g) => gens.generation(g));

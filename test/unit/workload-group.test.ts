@@ -7,9 +7,14 @@ import { test } from 'node:test';
 import { compileSource } from '../../src/compiler.js';
 import { groupOfInstance, type Group } from '../../src/model/groups.js';
 
-const src = (files: Record<string, string>) => ({ revision: 't', files: Object.entries(files).map(([path, text]) => ({ path, text })) });
+const src = (files: Record<string, string>) => ({
+  revision: 't',
+  files: Object.entries(files).map(([path, text]) => ({ path, text })),
+});
+type Where = { file: string; line: number; column: number } | undefined;
+const at = (l: Where) => (l ? `${l.file}:${l.line}:${l.column}` : '-');
 const diagnose = (files: Record<string, string>) =>
-  compileSource(src(files)).diagnostics.map((d) => `${d.code} ${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '-'}`);
+  compileSource(src(files)).diagnostics.map((d) => `${d.code} ${at(d.location)}`);
 
 const WG = (spec: string, annotations = '', ns = 'ns', name = 'api') => `apiVersion: networking.istio.io/v1
 kind: WorkloadGroup
@@ -24,7 +29,7 @@ test('WorkloadGroup fields: each decoded or refused at its line', () => {
     ['template is required', WG('  metadata: { labels: { app: api } }\n'), ['CH0203 a.yaml:5:3']],
     ['an address in the template', WG('  template: { address: 10.0.0.1 }\n'), ['CH0204 a.yaml:5:24']],
     ['network (one network only)', WG('  template: { network: vpc-1 }\n'), ['CH0205 a.yaml:5:15']],
-    ['probe needs an agent', WG(`${TEMPLATE}  probe: { httpGet: { port: 8080, path: /ready } }\n`), ['CH0205 a.yaml:6:3']],
+    ['probe needs an agent', WG(`${TEMPLATE}  probe: { httpGet: { port: 8080 } }\n`), ['CH0205 a.yaml:6:3']],
     ['unknown template field', WG('  template: { bogus: 1 }\n'), ['CH0201 a.yaml:5:15']],
     ['bad weight', WG('  template: { weight: 0 }\n'), ['CH0204 a.yaml:5:23']],
     ['max-instances annotation', WG(TEMPLATE, 'chancery.dev/max-instances: "3"'), []],
@@ -35,10 +40,14 @@ test('WorkloadGroup fields: each decoded or refused at its line', () => {
 });
 
 test("labels: spec.metadata.labels over template.labels (Istio's order); annotation, then Mesh default limit", () => {
-  const mesh = 'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: m }\nspec: { registration: { maxInstances: 7 } }\n';
+  const mesh =
+    'apiVersion: chancery.dev/v1alpha1\nkind: Mesh\nmetadata: { name: m }\n' +
+    'spec: { registration: { maxInstances: 7 } }\n';
   const r = compileSource(
     src({
-      'g.yaml': WG('  metadata: { labels: { app: api, tier: gold } }\n  template: { labels: { tier: tin, zone: z }, weight: 3 }\n'),
+      'g.yaml': WG(
+        '  metadata: { labels: { app: api, tier: gold } }\n  template: { labels: { tier: tin, zone: z }, weight: 3 }\n',
+      ),
       'h.yaml': WG(TEMPLATE, 'chancery.dev/max-instances: "2"', 'ns', 'web'),
       'm.yaml': mesh,
     }),
@@ -77,7 +86,9 @@ test('which group a name is inside: <group>-<something>, the longest group name 
   assert.equal(owner('ns/api-1'), 'ns/api');
   assert.equal(owner('ns/api-v2-1'), 'ns/api-v2', 'never the shorter api');
   assert.equal(owner('other/api-1'), 'other/api');
-  for (const bad of ['ns/api', 'ns/api-', 'ns/apix-1', 'ns/web-1', 'ns/api-X', 'ns/api-1/x', 'api-1', `ns/api-${'a'.repeat(260)}`]) {
+  const long = `ns/api-${'a'.repeat(260)}`;
+  const bads = ['ns/api', 'ns/api-', 'ns/apix-1', 'ns/web-1', 'ns/api-X', 'ns/api-1/x', 'api-1', long];
+  for (const bad of bads) {
     assert.equal(owner(bad), undefined, bad);
   }
 });
@@ -98,7 +109,9 @@ spec:
   ports: [{ number: 80, name: http, protocol: HTTP }]
   endpoints: [{ address: 10.1.1.1 }]
 ---
-${WG('  metadata: { labels: { app: api } }\n  template: { serviceAccount: api, ports: { http: 9090 }, locality: eu/west, weight: 5 }\n')}---
+${WG(`  metadata: { labels: { app: api } }
+  template: { serviceAccount: api, ports: { http: 9090 }, locality: eu/west, weight: 5 }
+`)}---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: { name: api, namespace: ns }
@@ -142,7 +155,8 @@ test('a registration compiles the new instance and the proxies that reach its se
     assert.ok(r.ok, JSON.stringify(r.diagnostics));
     assert.equal(r.compiled, 2, `registration ${i}: the new instance and its caller web-1`);
     assert.equal(r.proxies.get('ns/bot-1'), prev.proxies.get('ns/bot-1'), 'bot-1 reused as it was');
-    for (let k = 1; k < i; k++) assert.equal(r.proxies.get(`ns/api-${k}`)!.resources, prev.proxies.get(`ns/api-${k}`)!.resources);
+    const resources = (c: typeof r, k: number) => c.proxies.get(`ns/api-${k}`)!.resources;
+    for (let k = 1; k < i; k++) assert.equal(resources(r, k), resources(prev, k), `api-${k} reused`);
     prev = r;
   }
   const w = prev.model!.workloads.find((x) => x.id === 'ns/api-2')!;
@@ -153,7 +167,10 @@ test('a registration compiles the new instance and the proxies that reach its se
   const cla = eds.find((x) => x.name === 'outbound|80||api.ns.svc')!.json as any;
   assert.deepEqual(cla.endpoints[0].locality, { region: 'eu', zone: 'west' });
   assert.deepEqual(
-    cla.endpoints[0].lb_endpoints.map((e: any) => `${e.endpoint.address.socket_address.address}:${e.endpoint.address.socket_address.port_value}/${e.load_balancing_weight}`),
+    cla.endpoints[0].lb_endpoints.map((e: any) => {
+      const a = e.endpoint.address.socket_address;
+      return `${a.address}:${a.port_value}/${e.load_balancing_weight}`;
+    }),
     ['10.2.0.1:9090/5', '10.2.0.2:9090/5', '10.2.0.3:9090/5'],
   );
   // Leaving is the same path: one instance gone, its caller compiled again, the others reused.

@@ -65,7 +65,8 @@ export function decodeMesh(spec: MapReader | undefined): MeshSpec {
   }
   const registration = spec.map('registration');
   if (registration) {
-    out.maxInstancesPerGroup = registration.int('maxInstances', { min: 1, max: MAX_INSTANCES }) ?? out.maxInstancesPerGroup;
+    const max = registration.int('maxInstances', { min: 1, max: MAX_INSTANCES });
+    out.maxInstancesPerGroup = max ?? out.maxInstancesPerGroup;
     registration.done();
   }
   const providers = spec.maps('extensionProviders') ?? [];

@@ -15,7 +15,11 @@ export const MAX_INSTANCES_ANNOTATION = 'chancery.dev/max-instances';
 /** The highest instance limit accepted (per group, and as the Mesh default). */
 export const MAX_INSTANCES = 100_000;
 
-export function decodeWorkloadGroup(spec: MapReader | undefined, at: Record<string, Origin>, meta: DecodeMeta): WorkloadGroupSpec | undefined {
+export function decodeWorkloadGroup(
+  spec: MapReader | undefined,
+  at: Record<string, Origin>,
+  meta: DecodeMeta,
+): WorkloadGroupSpec | undefined {
   if (!spec) return undefined;
   const md = spec.map('metadata');
   const metaLabels = md?.strMap('labels') ?? {};
@@ -26,7 +30,8 @@ export function decodeWorkloadGroup(spec: MapReader | undefined, at: Record<stri
   if (t) at['spec.template'] = t.at;
   if (t?.has('serviceAccount')) at['spec.template.serviceAccount'] = t.loc('serviceAccount');
   if (t?.raw('address') !== undefined) {
-    t.report('CH0204', 'address', 'is set by each instance when it registers (bootstrap --address, or its connection); remove it');
+    const why = 'is set by each instance when it registers (bootstrap --address, or its connection); remove it';
+    t.report('CH0204', 'address', why);
   }
   const ports = t?.intMap('ports', { min: 1, max: 65535 }) ?? {};
   const templateLabels = t?.strMap('labels') ?? {};
