@@ -131,6 +131,7 @@ export class ControlPlane {
         authenticate: (md) => this.authenticate(md),
         admit: (id, ctx) => this.admit(id, ctx),
         closed: (id) => this.registrations?.disconnected(id),
+        awaited: (id) => this.registrations?.get(id) !== undefined,
       },
       log,
     );

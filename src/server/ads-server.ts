@@ -40,6 +40,8 @@ export interface AdsServerOptions {
   admit(proxyId: string, ctx: AdmitContext): { ok: true } | { ok: false; code: grpc.status; message: string };
   /** The live stream of a node ended and no newer stream of it took over. */
   closed?(proxyId: string): void;
+  /** Whether a proxy without a snapshot will get one soon (its registration is being compiled): kept open. */
+  awaited?(proxyId: string): boolean;
 }
 
 /** What a stream's credentials allow: one node id, any (undefined), or registering into a group (checked by admit). */
@@ -160,7 +162,7 @@ export class AdsServer {
     for (const l of this.live) {
       const id = l.stream.proxyId;
       if (!id || l.closed) continue;
-      if (!next.has(id)) {
+      if (!next.has(id) && !this.opts.awaited?.(id)) {
         // Its workload is gone from the configuration: no more config or certificates for it.
         this.counters.removed++;
         this.nacked.delete(id);
@@ -168,6 +170,7 @@ export class AdsServer {
         this.end(l, grpc.status.NOT_FOUND, 'this workload is no longer in the configuration');
         continue;
       }
+      if (!next.has(id)) continue;
       if (changed.has(id)) {
         l.stream.onSnapshot();
         this.updateSync(l.stream);

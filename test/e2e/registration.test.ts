@@ -107,6 +107,9 @@ spec:
   egress: [{ hosts: ["./other.fleet.svc"] }]
 `;
 
+/** Node metadata (a google.protobuf.Struct) with the address an instance registers with. */
+const addressMetadata = (address: string) => ({ fields: { 'chancery.dev/address': { stringValue: address } } });
+
 /** The endpoint addresses web-1's Envoy holds for api (from its /clusters). */
 async function apiEndpoints(e: EnvoyProcess): Promise<string[]> {
   const lines = (await e.clusters()).split('\n');
@@ -262,7 +265,7 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
     for (const [what, token, node, code] of attempts) {
       const c = new XdsTestClient(cp.xdsPlaintextPort, 'delta', token, CP);
       try {
-        c.send({ node: { id: node, cluster: 'fleet', metadata: { 'chancery.dev/address': ip(50) } }, type_url: T.CDS });
+        c.send({ node: { id: node, cluster: 'fleet', metadata: addressMetadata(ip(50)) }, type_url: T.CDS });
         const s = await c.ended(5000);
         assert.equal(s.code, code, `${what}: ${grpc.status[s.code]} ${s.details}`);
       } finally {
@@ -312,7 +315,7 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
     await waitFor(async () => (await attempts()) > tried, { timeoutMs: 15_000, what: 'api-1 to try again' });
     assert.deepEqual(cp.registrations.list(), [], 'the revoked token registered nothing');
     const c = new XdsTestClient(cp.xdsPlaintextPort, 'delta', oldToken, CP);
-    const node = { id: 'fleet/api-7', cluster: 'fleet', metadata: { 'chancery.dev/address': ip(51) } };
+    const node = { id: 'fleet/api-7', cluster: 'fleet', metadata: addressMetadata(ip(51)) };
     c.send({ node, type_url: T.CDS });
     assert.equal((await c.ended(5000)).code, grpc.status.UNAUTHENTICATED);
     c.close();

@@ -10,8 +10,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { instanceAddress, Registrations, type Timers } from '../../src/app/registrations.js';
 import type { Group } from '../../src/model/groups.js';
+import * as grpc from '@grpc/grpc-js';
+import { silentLogger } from '../../src/app/logger.js';
+import { AdsServer, DEFAULT_ADS_OPTIONS } from '../../src/server/ads-server.js';
 import { GroupGenerations } from '../../src/server/group-generations.js';
 import { ProxyTokens } from '../../src/server/proxy-auth.js';
+import { freePort } from '../support/ports.js';
+import { T, XdsTestClient } from '../support/xds-client.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'chancery-registrations-'));
 
@@ -158,4 +163,36 @@ test('group tokens: their own audience, the group and its current generation; re
   assert.equal(gens.generation('ns/web'), 0, 'other groups untouched');
   writeFileSync(path.join(dir, 'groups.json'), '{"groups": {"ns/api": {"generation": -1}}}');
   assert.throws(() => gens.generation('ns/api'), /groups\.json: group ns\/api has no valid generation/);
+});
+
+test('ads server: a stream whose registration is compiling survives a publish; one with nothing awaited not', async () => {
+  const awaited = new Set(['ns/api-1']);
+  const ads = new AdsServer(
+    {
+      ...DEFAULT_ADS_OPTIONS,
+      authenticate: async () => ({ ok: true }),
+      admit: () => ({ ok: true }),
+      awaited: (id) => awaited.has(id),
+    },
+    silentLogger,
+  );
+  const host = '127.0.36.2';
+  const port = await ads.listen(`${host}:${await freePort(host)}`);
+  const waiting = new XdsTestClient(port, 'delta', 'x', host);
+  const unknown = new XdsTestClient(port, 'delta', 'x', host);
+  try {
+    waiting.send({ node: { id: 'ns/api-1', cluster: 'ns' }, type_url: T.CDS });
+    unknown.send({ node: { id: 'ns/other-1', cluster: 'ns' }, type_url: T.CDS });
+    const connected = () => ads.registry.get('ns/api-1')?.connected && ads.registry.get('ns/other-1')?.connected;
+    for (let i = 0; i < 200 && !connected(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(connected(), 'both streams admitted');
+    ads.publish(new Map()); // another registration compiled: neither proxy has a snapshot yet
+    assert.equal((await unknown.ended(3000)).code, grpc.status.NOT_FOUND, 'no snapshot and nothing awaited: closed');
+    assert.ok(await waiting.quiet(200), 'the awaited one stays open, nothing sent yet');
+    assert.equal(waiting.status, undefined);
+  } finally {
+    waiting.close();
+    unknown.close();
+    await ads.close(100);
+  }
 });
