@@ -15,7 +15,7 @@ import { compileSourceInSlices, type CompileResult } from '../compiler.js';
 import type { Diagnostic, Result } from '../diag/diagnostic.js';
 import { controlPlaneIdentity } from '../model/mesh-model.js';
 import { MESH_DEFAULTS } from '../policy/types.js';
-import type { RegisteredInstance } from '../model/groups.js';
+import { groupOfInstance, type RegisteredInstance } from '../model/groups.js';
 import { AdsServer, DEFAULT_ADS_OPTIONS, type AdmitContext, type Authenticated } from '../server/ads-server.js';
 import { GroupGenerations } from '../server/group-generations.js';
 import { bearerToken, ProxyTokens } from '../server/proxy-auth.js';
@@ -130,7 +130,7 @@ export class ControlPlane {
         maxNewStreamsPerSecond: settings.maxNewStreamsPerSecond,
         authenticate: (md) => this.authenticate(md),
         admit: (id, ctx) => this.admit(id, ctx),
-        closed: (id) => this.registrations?.disconnected(id),
+        closed: (id) => this.onStreamClosed(id),
         awaited: (id) => this.registrations?.get(id) !== undefined,
       },
       log,
@@ -378,13 +378,24 @@ export class ControlPlane {
 
   private registrationCompileQueued = false;
 
+  /** A proxy's stream is gone: a registered instance starts its grace period; one that already left is forgotten. */
+  private onStreamClosed(id: string): void {
+    this.registrations.disconnected(id);
+    const cur = this.current;
+    const left = cur && !this.registrations.get(id) && !cur.committed.has(id);
+    if (left && groupOfInstance(cur.result.model!.groups, id)) this.ads.registry.forget(id);
+  }
+
   /** Registrations changed: record it, and compile them in once the current task is done (batched). */
   private onRegistrationsChanged(why: { added: string[]; removed: string[] }): void {
     for (const id of why.added) {
       const i = this.registrations.get(id)!;
       this.history.append({ kind: 'registered', proxy: id, group: i.group, address: i.address });
     }
-    for (const id of why.removed) this.history.append({ kind: 'deregistered', proxy: id, reason: 'left' });
+    for (const id of why.removed) {
+      this.history.append({ kind: 'deregistered', proxy: id, reason: 'left' });
+      this.ads.registry.forget(id); // status would otherwise keep every instance that ever ran
+    }
     if (this.registrationCompileQueued) return;
     this.registrationCompileQueued = true;
     void this.enqueue(() => this.compileRegistrations());

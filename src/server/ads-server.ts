@@ -325,12 +325,12 @@ export class AdsServer {
       if (!this.live.delete(live)) return;
       stream.close();
       if (stream.node) {
-        if (this.byNode.get(stream.node.id) === live) {
-          this.byNode.delete(stream.node.id);
-          this.opts.closed?.(stream.node.id);
-        }
-        this.registry.disconnected(stream.node.id, stream);
-        this.log.info('proxy disconnected', { proxy: stream.node.id, variant, peer });
+        const id = stream.node.id;
+        const last = this.byNode.get(id) === live;
+        if (last) this.byNode.delete(id);
+        this.registry.disconnected(id, stream);
+        this.log.info('proxy disconnected', { proxy: id, variant, peer });
+        if (last) this.opts.closed?.(id);
       }
     };
     call.on('end', () => {

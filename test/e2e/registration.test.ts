@@ -295,6 +295,8 @@ describe('auto-registration of stock Envoys into a WorkloadGroup', { timeout: 18
     await waitFor(left, { timeoutMs: GRACE_MS + 10_000, what: 'two api endpoints' });
     assert.equal(cp.registrations.get(id), undefined);
     assert.ok(history('deregistered'), 'its leaving is in the history');
+    const shown = (statusDocument(cp) as any).proxies.map((p: any) => p.id);
+    assert.ok(!shown.includes(id), 'status does not keep instances that left');
     assert.equal(cp.lastRegistrationCompile?.compiled, 1, 'only web-1 compiled again');
     for (let i = 0; i < 10; i++) assert.equal((await callApi()).status, 200);
   });

@@ -165,7 +165,7 @@ test('group tokens: their own audience, the group and its current generation; re
   assert.throws(() => gens.generation('ns/api'), /groups\.json: group ns\/api has no valid generation/);
 });
 
-test('ads server: a stream whose registration is compiling survives a publish; one with nothing awaited not', async () => {
+test('ads server: a stream whose registration compiles survives a publish; one awaiting nothing does not', async () => {
   const awaited = new Set(['ns/api-1']);
   const ads = new AdsServer(
     {
