@@ -105,10 +105,17 @@ export function registeredEntries(
   committed: ReadonlySet<string>,
 ): WorkloadEntry[] {
   const out: WorkloadEntry[] = [];
+  const kept = new Map<Group, Set<string>>();
   for (const r of instances) {
     const g = groupOfInstance(groups, r.id);
     if (!g || g.id !== r.group || committed.has(r.id)) continue;
     out.push(entryOf(g, r));
+    kept.set(g, (kept.get(g) ?? new Set()).add(r.id));
+  }
+  // Instances that left are forgotten (a fleet's churn must not grow the memo).
+  for (const g of groups) {
+    const byId = entries.get(g);
+    if (byId) for (const id of byId.keys()) if (!kept.get(g)?.has(id)) byId.delete(id);
   }
   return out;
 }
