@@ -33,8 +33,11 @@ export class SimulatedEnvoys {
     private readonly streamsPerChannel = 100,
   ) {}
 
-  /** Opens one stream per proxy id, all at once. */
-  connect(ids: string[], tokens: string[]): void {
+  /**
+   * Opens one stream per proxy id, all at once. `tokens` holds one token per id, or one for all (a group token);
+   * `address` gives a proxy's node metadata the address it registers with.
+   */
+  connect(ids: string[], tokens: string[], address?: (i: number) => string): void {
     const method = this.variant === 'delta' ? 'DeltaAggregatedResources' : 'StreamAggregatedResources';
     const reqType = lookupType(this.variant === 'delta' ? 'envoy.service.discovery.v3.DeltaDiscoveryRequest' : 'envoy.service.discovery.v3.DiscoveryRequest');
     const resType = lookupType(this.variant === 'delta' ? 'envoy.service.discovery.v3.DeltaDiscoveryResponse' : 'envoy.service.discovery.v3.DiscoveryResponse');
@@ -48,12 +51,13 @@ export class SimulatedEnvoys {
       if (i % this.streamsPerChannel === 0) this.channels.push(new Client(`127.0.0.1:${this.port}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20 }));
       const client = this.channels[this.channels.length - 1] as unknown as Record<string, (md: grpc.Metadata) => grpc.ClientDuplexStream<Buffer, Buffer>>;
       const md = new grpc.Metadata();
-      md.set('authorization', `Bearer ${tokens[i]}`);
+      md.set('authorization', `Bearer ${tokens[i] ?? tokens[0]}`);
       const call = client[method](md);
       this.calls.push(call);
       const st: ClientStats = { id: nodeId, responses: 0, bytes: 0, lastResponseAt: 0, types: new Set() };
       this.stats.set(nodeId, st);
-      const node = { id: nodeId, cluster: 'bench' };
+      const metadata = address ? { metadata: { fields: { 'chancery.dev/address': { stringValue: address(i) } } } } : {};
+      const node = { id: nodeId, cluster: 'bench', ...metadata };
       const sotwNames = new Map<string, string[]>();
       const subscribe = (type: string, names: string[], first = false) => {
         if (this.variant === 'delta') call.write(enc({ ...(first ? { node } : {}), type_url: type, resource_names_subscribe: names }));
@@ -104,6 +108,19 @@ export class SimulatedEnvoys {
   snapshot(): Map<string, { responses: number; bytes: number }> {
     this.firstResponseAt = undefined;
     return new Map([...this.stats].map(([k, v]) => [k, { responses: v.responses, bytes: v.bytes }]));
+  }
+
+  /** Proxies that got a response after `since` (performance.now() time) and when the last of them did. */
+  since(since: number, ids: readonly string[]): { count: number; last: number } {
+    let count = 0;
+    let last = since;
+    for (const id of ids) {
+      const s = this.stats.get(id);
+      if (!s || s.lastResponseAt <= since) continue;
+      count++;
+      last = Math.max(last, s.lastResponseAt);
+    }
+    return { count, last };
   }
 
   close(): void {

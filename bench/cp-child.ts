@@ -8,7 +8,15 @@ import { silentLogger } from '../src/app/logger.js';
 
 const [configDir, stateDir] = process.argv.slice(2);
 const cp = new ControlPlane(
-  { configDir, stateDir, xdsAddress: '127.0.0.1:0', xdsPlaintextAddress: '127.0.0.1:0', maxNewStreamsPerSecond: 1_000_000, watch: true },
+  {
+    configDir,
+    stateDir,
+    xdsAddress: '127.0.0.1:0',
+    xdsPlaintextAddress: '127.0.0.1:0',
+    maxNewStreamsPerSecond: 1_000_000,
+    watch: true,
+    registrationGraceMs: 1000,
+  },
   silentLogger,
 );
 const t0 = performance.now();
@@ -18,13 +26,20 @@ const loop = monitorEventLoopDelay({ resolution: 10 });
 let cpuMark = process.cpuUsage();
 let wallMark = performance.now();
 
-process.on('message', async (m: { cmd: string; ids?: string[] }) => {
+process.on('message', async (m: { cmd: string; ids?: string[]; group?: string }) => {
   const reply = (x: object) => process.send!({ cmd: m.cmd, ...x });
   if (m.cmd === 'rss') {
     global.gc?.();
     reply({ rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed });
   } else if (m.cmd === 'tokens') {
     reply({ tokens: await Promise.all((m.ids ?? []).map((id) => cp.issueToken(id))) });
+  } else if (m.cmd === 'group-token') {
+    reply({ token: await cp.issueGroupToken(m.group!) });
+  } else if (m.cmd === 'registrations') {
+    const compiled = cp.current?.registered.length;
+    reply({ instances: cp.registrations.list().length, compiled, last: cp.lastRegistrationCompile });
+  } else if (m.cmd === 'proxies') {
+    reply({ proxies: cp.current?.result.proxies.size ?? 0 });
   } else if (m.cmd === 'cpu-start') {
     cpuMark = process.cpuUsage();
     wallMark = performance.now();

@@ -12,6 +12,7 @@ import { systemClock } from '../src/ca/clock.js';
 import { compileSource } from '../src/compiler.js';
 import { readDirectory } from '../src/source/directory.js';
 import { SimulatedEnvoys } from './clients.js';
+import { measureFleet } from './fleet.js';
 import { physicalLimit } from './limit.js';
 import { proxyFile, serviceFile, SIZES, writeMesh, type MeshSize } from './mesh.js';
 
@@ -220,6 +221,34 @@ async function benchSize(size: MeshSize): Promise<void> {
   const sotwFlap = await measureChange(cp, sotw, () => writeFileSync(svc0, flipped));
   record({ size: size.name, name: 'SotW bytes per affected proxy (endpoint flap)', value: sotwFlap.bytesPerAffected, unit: 'bytes', note: `${sotwFlap.affected} of ${sotwIds.length} SotW proxies affected; Delta/SotW ratio ${fmt(sotwFlap.bytesPerAffected / Math.max(1, flap.bytesPerAffected))}x` });
   sotw.close();
+
+  // 8. Fleet: instances registering into a WorkloadGroup with one group token (after the rest: they join the mesh).
+  const burst = quick ? 200 : size.name === 'M' ? 1000 : 2000;
+  const fleet = await measureFleet(cp, cp.ready.port, burst, quick ? 10 : 20);
+  const burstNote = `${burst} instances at once, each holding its whole config, in ${fmt(fleet.burstMs)} ms`;
+  const value = fleet.perSecond;
+  record({ size: size.name, name: 'fleet: registrations per second (burst)', value, unit: '/s', note: burstNote });
+  const lat = [...fleet.latencies].sort((a, b) => a - b);
+  const p99 = lat[Math.min(lat.length - 1, Math.ceil(lat.length * 0.99) - 1)];
+  const compiledEach = [...new Set(fleet.compiled)].join('/');
+  record({
+    size: size.name,
+    name: 'fleet: registration -> affected proxies ACKed, p50',
+    value: median(lat),
+    unit: 'ms',
+    target: 'p50 <= 250 ms, p99 <= 1 s',
+    ok: median(lat) <= 250 && p99 <= 1000,
+    note: `p99 ${fmt(p99)} ms (max of ${lat.length}); the instance and its service's 20 callers`,
+  });
+  record({
+    size: size.name,
+    name: 'fleet: proxies compiled per registration',
+    value: median(fleet.compiled),
+    unit: 'proxies',
+    target: '21 (0 unrelated)',
+    ok: fleet.compiled.every((c) => c === 21),
+    note: `${compiledEach} each, of ${fleet.proxies}`,
+  });
 
   // Physical limit: the same fan-out by a bare grpc-js server writing one pre-encoded response.
   const limits = [];

@@ -2,7 +2,8 @@
  * The whole policy compiler, the one path of `chancery check`, `render`, `bootstrap`, the goldens and the server:
  * source -> parse -> decode -> model -> per-proxy IR -> Envoy resources -> strictly encoded snapshots. Encoding is
  * part of compiling, so a revision the server would refuse to push is refused by `check` too. A revision with any
- * error yields no proxies at all (it is rejected whole).
+ * error yields no proxies at all (it is rejected whole). Instances registered into WorkloadGroups are
+ * one more input.
  */
 import { Diagnostics, hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
 import { checkGatewayCredentials, type CredentialLookup } from './model/gateways.js';
@@ -12,6 +13,7 @@ import { compileProxy } from './ir/compile.js';
 import { affectedProxies, dependencyValues, updatedIndex, type Dependencies, type DependencyIndex } from './ir/dependencies.js';
 import type { ProxyIR } from './ir/types.js';
 import { buildModelSteps } from './model/build.js';
+import type { RegisteredInstance } from './model/groups.js';
 import type { MeshModel } from './model/mesh-model.js';
 import { recording } from './model/tracking.js';
 import { decodeDocuments } from './policy/decode.js';
@@ -53,6 +55,8 @@ export interface CompileOptions {
    * it credentials are not looked at: they live outside the policy repository, so CI may not have them.
    */
   credentials?: CredentialLookup;
+  /** Instances registered into WorkloadGroups: they join as WorkloadEntries of their groups. */
+  registered?: readonly RegisteredInstance[];
 }
 
 /**
@@ -107,7 +111,8 @@ function* compileSteps(
   const decoded = decodeDocuments(docs);
   diags.push(...decoded.diagnostics);
   yield;
-  const model = yield* buildModelSteps(decoded.value, source.revision, previous?.model);
+  // Registered instances join as WorkloadEntries of their groups: the same model, the same compile.
+  const model = yield* buildModelSteps(decoded.value, source.revision, previous?.model, options.registered ?? []);
   diags.push(...model.diagnostics);
   if (options.credentials) {
     const own = new Diagnostics();

@@ -9,6 +9,7 @@ import { runExplain } from './cli/explain.js';
 import { runGraph } from './cli/graph.js';
 import { runHistory } from './cli/history.js';
 import { runRender } from './cli/render.js';
+import { runRevoke } from './cli/revoke.js';
 import { runRotateRoot } from './cli/rotate-root.js';
 import { runRotateXdsCa } from './cli/rotate-xds-ca.js';
 import { runServe } from './cli/serve.js';
@@ -21,6 +22,7 @@ Usage:
                      [--credentials-dir DIR]
                      [--admin-host H --admin-tls-cert FILE --admin-tls-key FILE] [--admin-allowed-host NAME]
   chancery bootstrap --config DIR --workload NAMESPACE/NAME [--out FILE] [--sotw] [--xds-address HOST:PORT] [--admin-address HOST:PORT]
+  chancery bootstrap --config DIR --group NAMESPACE/GROUP [--address IP] [--name NAME] [--out FILE] ...
   chancery check     DIR [--format human|json|github] [--credentials-dir DIR]
   chancery credential create NAME --host HOST [--credentials-dir DIR]
   chancery render    --config DIR --proxy NAMESPACE/NAME [--format yaml|json]
@@ -31,6 +33,7 @@ Usage:
   chancery status    [--admin URL] [--json] [--state-dir DIR]
   chancery history   --proxy NAMESPACE/NAME --at TIME [--state-dir DIR] [--git REPO]
   chancery rotate-root [--admin URL] [--state-dir DIR]
+  chancery revoke    --group NAMESPACE/GROUP [--admin URL] [--state-dir DIR]
   chancery rotate-xds-ca begin|finish [--admin URL] [--state-dir DIR]
 
 Run "chancery <command> --help" for the options of one command.`;
@@ -47,6 +50,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   history: runHistory,
   status: runStatus,
   'rotate-root': runRotateRoot,
+  revoke: runRevoke,
   'rotate-xds-ca': runRotateXdsCa,
 };
 

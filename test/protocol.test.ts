@@ -232,6 +232,44 @@ for (const variant of ['delta', 'sotw'] as const) {
       }
     });
 
+    test('a cluster update: its endpoints again, and new secrets, before the CDS ACK Envoy holds back', async () => {
+      const c = await client(cp, variant);
+      const eds = ['outbound|80||b.shop.svc'];
+      try {
+        subscribe(c, T.CDS, [], true);
+        ack(c, await c.next());
+        subscribe(c, T.EDS, eds);
+        const first = await c.next();
+        assert.equal(first.typeUrl, T.EDS);
+        ack(c, first, eds);
+        // A cluster-level change of b: Envoy warms the updated cluster and ACKs CDS only once it has warmed.
+        const dr =
+          'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: { name: b, namespace: shop }\n' +
+          'spec: { host: b.shop.svc, trafficPolicy: { loadBalancer: { simple: RANDOM } } }\n';
+        p.write('dr.yaml', dr);
+        try {
+          await cp.reload();
+          const cds = await c.next();
+          assert.equal(cds.typeUrl, T.CDS);
+          const again = await c.next();
+          assert.equal(again.typeUrl, T.EDS, 'the endpoints of the updated cluster, unchanged, without waiting');
+          assert.deepEqual(names(again), eds);
+          subscribe(c, T.SDS, ['default', 'ROOTCA']);
+          const sds = await c.next();
+          assert.equal(sds.typeUrl, T.SDS, 'secrets the warming cluster needs, still before the CDS ACK');
+          ack(c, again, eds);
+          ack(c, sds, ['default', 'ROOTCA']);
+          assert.ok(await c.quiet(300), 'nothing else before the CDS ACK (no listeners, no removals)');
+          ack(c, cds);
+        } finally {
+          p.remove('dr.yaml');
+          await cp.reload();
+        }
+      } finally {
+        c.close();
+      }
+    });
+
     test('unknown type URL, missing node and unknown workload are refused with clear errors', async () => {
       const a = await client(cp, variant);
       subscribe(a, 'type.googleapis.com/envoy.config.core.v3.Nope', [], true);

@@ -90,7 +90,8 @@ function drawGraph(graph, proxies) {
     const state = !proxy || !proxy.connected ? '#9ca3af' : proxy.upToDate ? '#17803d' : '#b45309';
     const dot = n === 'outside' ? '' : '<circle cx="' + (p.x + 22) + '" cy="' + (p.y - 22) + '" r="6" fill="' + state + '"><title>' + (proxy ? (proxy.connected ? (proxy.upToDate ? 'in sync' : 'behind') : 'disconnected') : 'no proxy connected') + '</title></circle>';
     out += '<g class="node" data-id="' + esc(n) + '"><circle cx="' + p.x + '" cy="' + p.y + '" r="30" fill="#eef2ff" stroke="#4f46e5"/>' + dot +
-      '<text x="' + p.x + '" y="' + (p.y + 46) + '" text-anchor="middle">' + esc(n) + '</text></g>';
+      '<text x="' + p.x + '" y="' + (p.y + 46) + '" text-anchor="middle">' + esc(n) +
+      (graph.registered?.[n] ? ' (registered)' : '') + '</text></g>';
   }
   svg.innerHTML = out;
 }
@@ -103,7 +104,9 @@ function render(status, graph) {
     const nacks = Object.entries(p.types).filter(([, t]) => t.lastNack).map(([k, t]) => k + ': ' + t.lastNack.message);
     const cert = certs.get(p.identity);
     const state = !p.connected ? '<span class="muted">disconnected</span>' : p.upToDate ? '<span class="ok">in sync</span>' : '<span class="warn">behind</span>';
-    return '<tr><td>' + esc(p.id) + '</td><td>' + state + '</td><td><code>' + esc(short(p.revision ?? p.lastSynced?.revision)) + '</code></td><td class="' + (nacks.length ? 'bad' : 'muted') + '">' + esc(nacks.join('; ') || '-') + '</td><td>' + esc(cert ? cert.notAfter : '-') + '</td></tr>';
+    const reg = p.registered ? ' <span class="muted">registered (' + esc(p.registered.group) + ')</span>' : '';
+    return '<tr><td>' + esc(p.id) + reg +
+      '</td><td>' + state + '</td><td><code>' + esc(short(p.revision ?? p.lastSynced?.revision)) + '</code></td><td class="' + (nacks.length ? 'bad' : 'muted') + '">' + esc(nacks.join('; ') || '-') + '</td><td>' + esc(cert ? cert.notAfter : '-') + '</td></tr>';
   }).join('') || '<tr><td colspan="5" class="muted">no proxy has connected yet</td></tr>';
   document.querySelector('#revisions tbody').innerHTML = status.revisions.slice(0, 8).map((r) => {
     const errors = r.diagnostics.filter((d) => d.severity === 'error').map((d) => (d.location ? d.location.file + ':' + d.location.line + ':' + d.location.column + ' ' : '') + d.code + ' ' + d.message);

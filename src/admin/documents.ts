@@ -19,9 +19,13 @@ export function statusDocument(cp: ControlPlane): object {
     revisions: [...cp.revisions]
       .reverse()
       .map((r) => (r.status === 'accepted' ? { ...r, convergence: cp.convergenceOf(r.revision) } : r)),
-    proxies: cp.ads.registry
-      .all()
-      .map((p) => ({ ...p, identity: identities.get(p.id) ?? null, upToDate: p.connected && p.revision === current })),
+    proxies: cp.ads.registry.all().map((p) => ({
+      ...p,
+      identity: identities.get(p.id) ?? null,
+      upToDate: p.connected && p.revision === current,
+      registered: registeredOf(cp, p.id),
+    })),
+    registrations: registrationsOf(cp),
     certificates: {
       signer: cp.authority?.signerInfo(),
       workloads: cp.svids?.status() ?? [],
@@ -30,6 +34,28 @@ export function statusDocument(cp: ControlPlane): object {
       gateways: cp.credentials?.status() ?? [],
     },
   };
+}
+
+/** A registered workload's group and registration, or null for a committed one. */
+function registeredOf(cp: ControlPlane, id: string): object | null {
+  const i = cp.registrations?.get(id);
+  if (!i) return null;
+  const leaving = i.disconnectedAt ? { leavingSince: i.disconnectedAt } : {};
+  return { group: i.group, address: i.address, registeredAt: i.registeredAt, ...leaving };
+}
+
+/** Each WorkloadGroup of the current revision with its instances, and the grace period. */
+function registrationsOf(cp: ControlPlane): object {
+  const instances = cp.registrations?.all() ?? [];
+  const groups = (cp.current?.result.model?.groups ?? []).map((g) => ({
+    id: g.id,
+    maxInstances: g.maxInstances,
+    tokenGeneration: cp.groupGenerations.generation(g.id),
+    instances: instances
+      .filter((i) => i.group === g.id)
+      .map((i) => ({ id: i.id, address: i.address, connected: i.connected })),
+  }));
+  return { graceMs: cp.registrations?.graceMs ?? null, groups };
 }
 
 export function proxyDocument(cp: ControlPlane, id: string): object | undefined {
@@ -45,5 +71,7 @@ export function proxyDocument(cp: ControlPlane, id: string): object | undefined 
       resource: redactSecrets(r.json),
     }));
   }
-  return { id, revision: snap?.revision ?? null, version: snap?.version ?? null, status: status ?? null, resources };
+  const registered = registeredOf(cp, id);
+  const revision = snap?.revision ?? null;
+  return { id, revision, version: snap?.version ?? null, status: status ?? null, registered, resources };
 }

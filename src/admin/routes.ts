@@ -27,6 +27,8 @@ export interface Route {
   run(c: RouteContext): void | Promise<void>;
 }
 
+const GROUP_ID = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
 const DASHBOARD_CSP =
   "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'";
 
@@ -76,6 +78,18 @@ const ROUTES: Record<string, Route> = {
       await cp.rotateXdsCa(step).then(
         (ca) => send(200, { ok: true, step, ca }),
         (err: Error) => send(409, { ok: false, error: err.message }),
+      );
+    },
+  },
+  '/actions/revoke-group': {
+    method: 'POST',
+    access: 'action',
+    run: async ({ cp, query, send }) => {
+      const group = query.get('group') ?? '';
+      if (!GROUP_ID.test(group)) return send(400, { ok: false, error: 'group must be NAMESPACE/NAME' });
+      await cp.revokeGroup(group).then(
+        (r) => send(200, { ok: true, ...r }),
+        (err: Error) => send(500, { ok: false, error: err.message }),
       );
     },
   },

@@ -8,6 +8,7 @@
  *   POST /actions/rotate-root  rotate the generated root CA without restarts (answers when done)
  *   POST /actions/sync         look for a new revision now (Git sources are otherwise polled)
  *   POST /actions/rotate-xds-ca?step=begin|finish  rotate the CA that bootstraps trust (see ca/xds-ca.ts)
+ *   POST /actions/revoke-group?group=NS/NAME  revoke a WorkloadGroup's tokens, remove its registered instances
  * Every request is answered, and nothing a client sends can throw out of the handler: a bad target is a 400, a
  * foreign Host a 421, a cross-origin request a 403, a missing credential a 401 (gate.ts), a big body a 413.
  */

@@ -111,7 +111,9 @@ export class BootstrapWriter {
     const xds = this.o.xds;
     const out: BootstrapsWritten = { revision: result.revision, written: 0, kept: 0, removed: 0 };
     const wanted = new Set<string>();
-    for (const w of model.workloads) {
+    // Committed workloads only: a registered instance runs on the group bootstrap it registered with.
+    const workloads = model.workloads.filter((w) => !w.registered);
+    for (const w of workloads) {
       const file = bootstrapFileName(w.id);
       wanted.add(file);
       const { trustDomain, rootNamespace } = model.mesh;
@@ -134,6 +136,6 @@ export class BootstrapWriter {
       this.files.delete(name);
       out.removed++;
     }
-    this.o.log.info('envoy bootstraps written', { dir: this.o.dir, workloads: model.workloads.length, ...out });
+    this.o.log.info('envoy bootstraps written', { dir: this.o.dir, workloads: workloads.length, ...out });
   }
 }

@@ -17,8 +17,10 @@ import { compileSourceInSlices, type CompiledProxy, type CompileResult } from '.
 import type { Diagnostic, Result } from '../diag/diagnostic.js';
 import { controlPlaneIdentity } from '../model/mesh-model.js';
 import { MESH_DEFAULTS } from '../policy/types.js';
-import { AdsServer, DEFAULT_ADS_OPTIONS } from '../server/ads-server.js';
-import { bearerToken, type ProxyTokens } from '../server/proxy-auth.js';
+import { groupOfInstance, type RegisteredInstance } from '../model/groups.js';
+import { AdsServer, DEFAULT_ADS_OPTIONS, type AdmitContext, type Authenticated } from '../server/ads-server.js';
+import { GroupGenerations } from '../server/group-generations.js';
+import { bearerToken, ProxyTokens } from '../server/proxy-auth.js';
 import { ServingCertificate } from '../server/serving-certificate.js';
 import { WorkloadRemovals } from '../server/workload-removals.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
@@ -35,6 +37,7 @@ import type { Logger } from './logger.js';
 import { HistoryLog } from './history.js';
 import { rotateRoot, waitForSecretsAcked } from './root-rotation.js';
 import { ServedSnapshots } from './served-snapshots.js';
+import { ADDRESS_METADATA, instanceAddress, Registrations } from './registrations.js';
 import { openState, readLastGood, writeLastGood } from './state-dir.js';
 import { Telemetry } from './telemetry.js';
 
@@ -62,6 +65,8 @@ export interface ControlPlaneSettings {
   xdsCertTtlMs?: number;
   /** Where Gateways' TLS credentials are (`<dir>/<credentialName>/tls.crt`, `tls.key`, `ca.crt`); never in Git. */
   credentialsDir?: string;
+  /** How long a registered instance stays after its stream went away (default 30 s). */
+  registrationGraceMs?: number;
 }
 
 export interface RevisionRecord {
@@ -76,9 +81,15 @@ export interface RevisionRecord {
 const HISTORY_LIMIT = 50;
 export { controlPlaneIdentity };
 const XDS_CERT_TTL_MS = 90 * 24 * 3_600_000;
+export const REGISTRATION_GRACE_MS = 30_000;
 
 interface Current {
   result: CompileResult;
+  /** The source it was compiled from, and the registered instances compiled in (a registration recompiles them). */
+  source: Result<PolicySource>;
+  registered: readonly RegisteredInstance[];
+  /** Ids of the committed WorkloadEntries (registered names may not take them). */
+  committed: ReadonlySet<string>;
   /** Snapshots without secrets, as compiled. */
   base: Map<string, Snapshot>;
   /** What is served: base plus each proxy's secrets. */
@@ -101,6 +112,10 @@ export class ControlPlane {
   xdsCa!: XdsCa;
   serving?: ServingCertificate;
   removals!: WorkloadRemovals;
+  registrations!: Registrations;
+  groupGenerations!: GroupGenerations;
+  /** The last compile a registration caused (tests and the bench read how many proxies it compiled). */
+  lastRegistrationCompile?: { instances: number; compiled: number; changed: number; ms: number };
   current?: Current;
   readonly revisions: RevisionRecord[] = [];
   /** Observers of each accepted revision, called once it is published (e.g. the bootstrap writer of `serve`). */
@@ -128,7 +143,9 @@ export class ControlPlane {
         ...DEFAULT_ADS_OPTIONS,
         maxNewStreamsPerSecond: settings.maxNewStreamsPerSecond,
         authenticate: (md) => this.authenticate(md),
-        admit: (id) => this.admit(id),
+        admit: (id, ctx) => this.admit(id, ctx),
+        closed: (id) => this.onStreamClosed(id),
+        awaited: (id) => this.registrations?.get(id) !== undefined,
       },
       log,
     );
@@ -204,6 +221,10 @@ export class ControlPlane {
     const state = await openState({ stateDir: this.settings.stateDir, clock: this.clock, ...ca });
     [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];
     this.removals = WorkloadRemovals.open(this.settings.stateDir);
+    this.groupGenerations = GroupGenerations.open(this.settings.stateDir);
+    const grace = this.settings.registrationGraceMs ?? REGISTRATION_GRACE_MS;
+    this.registrations = Registrations.open(this.settings.stateDir, grace);
+    this.registrations.onChange = (why) => this.onRegistrationsChanged(why);
     this.svids = new SvidManager(
       this.authority,
       this.clock,
@@ -241,6 +262,7 @@ export class ControlPlane {
   async stop(): Promise<void> {
     this.stopWatching?.();
     this.credentials?.stop();
+    this.registrations?.stop();
     this.svids?.stop();
     this.serving?.stop();
     await this.queue.catch(() => undefined);
@@ -290,8 +312,9 @@ export class ControlPlane {
     const unchanged = last && last.revision === src.value.revision && src.diagnostics.length === 0;
     if (!at && !force && unchanged) return last; // nothing changed
     // Compiled and strictly encoded exactly as `chancery check` does (src/compiler.ts).
-    const credentials = this.credentialLookup();
-    const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result, { credentials });
+    const registered = this.registrations.list();
+    const options = { credentials: this.credentialLookup(), registered };
+    const result = await compileSourceInSlices(src.value, src.diagnostics, this.current?.result, options);
     const diagnostics = result.diagnostics;
     const base = result.ok ? result.snapshots : undefined;
     const compileMs = Math.round((performance.now() - t0) * 10) / 10;
@@ -321,25 +344,113 @@ export class ControlPlane {
       });
       return record;
     }
-    const mesh = result.model.mesh;
+    this.converging.accepted(result.revision);
+    const changed = await this.accept(result, base, src, registered);
+    this.rememberLastGood(result.revision);
+    this.converging.check();
+    for (const observe of this.onAccepted) observe(result);
+    const counts = { proxies: base.size, compiled: result.compiled, changed: changed.length };
+    this.log.info('revision accepted', { revision: result.revision, ...counts, compileMs, encodes: result.cache.encodes });
+    return record;
+  }
+
+  /**
+   * Makes a clean compile result current and publishes it (a new revision, or the same one with other registered
+   * instances): certificates for its identities, removals of committed workloads, registrations reconciled.
+   * Returns the proxies whose served snapshot changed.
+   */
+  private async accept(
+    result: CompileResult,
+    base: Map<string, Snapshot>,
+    source: Result<PolicySource>,
+    registered: readonly RegisteredInstance[],
+  ): Promise<string[]> {
+    const model = result.model!;
+    const mesh = model.mesh;
     const self = controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace);
     this.authority.reserve([self]); // the model refuses it too (CH0409); this is the CA's own line
     this.serving?.setIdentity(self);
-    const settingsChanged = this.svids.configure({ ttlMs: mesh.certificateTtlMs, rotateAtFraction: mesh.rotateAtFraction, jitterFraction: 0.1 });
-    const fresh = new Set(await this.svids.sync(result.model.workloads.map((w) => w.identity)));
-    if (settingsChanged) await this.svids.reissue([...new Set(result.model.workloads.map((w) => w.identity))].filter((id) => !fresh.has(id)));
+    const cert = { ttlMs: mesh.certificateTtlMs, rotateAtFraction: mesh.rotateAtFraction, jitterFraction: 0.1 };
+    const settingsChanged = this.svids.configure(cert);
+    const identities = [...new Set(model.workloads.map((w) => w.identity))];
+    const fresh = new Set(await this.svids.sync(identities));
+    if (settingsChanged) await this.svids.reissue(identities.filter((id) => !fresh.has(id)));
     const previous = this.current;
+    const committed = new Set(model.workloads.filter((w) => !w.registered).map((w) => w.id));
     // Before publishing (which closes removed workloads' streams): their old tokens are refused from now on.
-    const removed = this.removals.update(result.model.workloads.map((w) => w.id), this.clock.now());
+    // Registered instances come and go with their group token, which stays valid: they are not removals.
+    const removed = this.removals.update(committed, this.clock.now());
     if (removed.length > 0) this.log.info('workloads removed; their tokens are refused', { workloads: removed });
-    this.current = { result, base, snapshots: previous?.snapshots ?? new Map() };
-    this.rememberLastGood(result.revision);
-    this.converging.accepted(result.revision);
+    this.current = { result, base, snapshots: previous?.snapshots ?? new Map(), source, registered, committed };
     const changed = this.publishWithSecrets([...base].filter(([id, snap]) => previous?.base.get(id)?.types !== snap.types).map(([id]) => id));
+    const generationOf = (g: string) => this.groupGenerations.generation(g);
+    const evicted = this.registrations.reconcile(model.groups, (id) => committed.has(id), generationOf);
+    if (evicted.length > 0) this.log.info('registered workloads evicted', { workloads: evicted });
+    if (registered !== previous?.registered || evicted.length > 0) this.registrations.save();
+    return changed;
+  }
+
+  private registrationCompileQueued = false;
+
+  /** A proxy's stream is gone: a registered instance starts its grace period; one that already left is forgotten. */
+  private onStreamClosed(id: string): void {
+    this.registrations.disconnected(id);
+    const cur = this.current;
+    const left = cur && !this.registrations.get(id) && !cur.committed.has(id);
+    if (left && groupOfInstance(cur.result.model!.groups, id)) this.ads.registry.forget(id);
+  }
+
+  /** Registrations changed: record it, and compile them in once the current task is done (batched). */
+  private onRegistrationsChanged(why: { added: string[]; removed: string[] }): void {
+    for (const id of why.added) {
+      const i = this.registrations.get(id)!;
+      this.history.append({ kind: 'registered', proxy: id, group: i.group, address: i.address });
+    }
+    for (const id of why.removed) {
+      this.history.append({ kind: 'deregistered', proxy: id, reason: 'left' });
+      this.ads.registry.forget(id); // status would otherwise keep every instance that ever ran
+    }
+    if (this.registrationCompileQueued) return;
+    this.registrationCompileQueued = true;
+    void this.enqueue(() => this.compileRegistrations());
+  }
+
+  /**
+   * The current revision compiled again with the registered instances: the same compiler, incremental, so only
+   * the proxies that reach a changed service (and the new instances) are compiled. A compile that fails refuses
+   * the instances that joined since the last one.
+   */
+  private async compileRegistrations(): Promise<void> {
+    this.registrationCompileQueued = false;
+    const cur = this.current;
+    const registered = this.registrations.list();
+    if (!cur || sameInstances(registered, cur.registered)) return;
+    const t0 = performance.now();
+    const options = { credentials: this.credentialLookup(), registered };
+    const result = await compileSourceInSlices(cur.source.value, cur.source.diagnostics, cur.result, options);
+    const diagnostics = [...result.diagnostics];
+    const base = result.ok ? result.snapshots : undefined;
+    if (!base) return this.refuseRegistrations(registered, cur.registered, diagnostics);
+    const changed = await this.accept(result, base, cur.source, registered);
     this.converging.check();
-    for (const observe of this.onAccepted) observe(result);
-    this.log.info('revision accepted', { revision: result.revision, proxies: base.size, compiled: result.compiled, changed: changed.length, compileMs, encodes: result.cache.encodes });
-    return record;
+    const ms = Math.round((performance.now() - t0) * 10) / 10;
+    const instances = registered.length;
+    this.lastRegistrationCompile = { instances, compiled: result.compiled, changed: changed.length, ms };
+    this.log.info('registrations compiled', { revision: result.revision, ...this.lastRegistrationCompile });
+  }
+
+  /** A compile with new instances failed: they are refused (their streams closed), the rest stays as it was. */
+  private refuseRegistrations(
+    registered: readonly RegisteredInstance[],
+    before: readonly RegisteredInstance[],
+    diagnostics: Diagnostic[],
+  ): void {
+    const had = new Set(before.map((r) => `${r.id}@${r.address}`));
+    const refused = registered.filter((r) => !had.has(`${r.id}@${r.address}`)).map((r) => r.id);
+    const errors = diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.code} ${d.message}`);
+    this.log.warn('registration refused: the configuration with it does not compile', { workloads: refused, errors });
+    const why = `registration refused: ${errors[0] ?? 'invalid configuration'}`;
+    for (const id of this.registrations.remove(refused)) this.ads.disconnect(id, grpc.status.FAILED_PRECONDITION, why);
   }
 
   /** How far the proxies are with a revision. */
@@ -457,17 +568,71 @@ export class ControlPlane {
     return this.tokens.issue(nodeId, ttlSeconds, this.clock.now());
   }
 
-  private async authenticate(md: grpc.Metadata): Promise<{ ok: true; nodeId: string } | { ok: false; code: grpc.status; message: string; reason: string }> {
+  /** A group token for instances of `group` (`namespace/name`), in the group's current generation. */
+  issueGroupToken(group: string, ttlSeconds = 30 * 24 * 3600): Promise<string> {
+    return this.tokens.issueGroup(group, this.groupGenerations.generation(group), ttlSeconds, this.clock.now());
+  }
+
+  /**
+   * Revokes every group token of `group` issued so far (one more generation in <state-dir>/groups.json) and
+   * removes the instances that registered with them.
+   */
+  revokeGroup(group: string): Promise<{ group: string; generation: number; evicted: string[] }> {
+    return this.enqueue(async () => {
+      const generation = this.groupGenerations.revoke(group, this.clock.now());
+      const stale = this.registrations.all().filter((i) => i.group === group && i.generation !== generation);
+      const evicted = this.registrations.remove(stale.map((i) => i.id));
+      for (const id of evicted) this.ads.disconnect(id, grpc.status.PERMISSION_DENIED, 'group token revoked');
+      this.log.info('group tokens revoked', { group, generation, evicted });
+      return { group, generation, evicted };
+    });
+  }
+
+  private async authenticate(md: grpc.Metadata): Promise<Authenticated | Refused & { reason: string }> {
     const token = bearerToken(md.get('authorization'));
     if (!token) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: 'no bearer token' };
-    const v = await this.tokens.verify(token, this.clock.now(), (id) => this.removals.removedAt(id));
+    const now = this.clock.now();
+    if (ProxyTokens.isGroupToken(token)) {
+      const g = await this.tokens.verifyGroup(token, now, (group) => this.groupGenerations.generation(group));
+      if (!g.ok) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: g.reason };
+      return { ok: true, registers: { group: g.group, generation: g.generation } };
+    }
+    const v = await this.tokens.verify(token, now, (id) => this.removals.removedAt(id));
     if (!v.ok) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: v.reason };
     return { ok: true, nodeId: v.nodeId };
   }
 
-  private admit(id: string): { ok: true } | { ok: false; code: grpc.status; message: string } {
+  private admit(id: string, ctx: AdmitContext): Admitted {
+    if (ctx.registers) return this.admitRegistration(id, ctx, ctx.registers);
+    // A registered name is its group token's: a workload token never serves it.
+    const denied = { ok: false, code: grpc.status.PERMISSION_DENIED, message: 'permission denied' } as const;
+    if (this.registrations.get(id)) return denied;
     if (!this.current) return { ok: true }; // nothing accepted yet: hold the stream until a revision is
     if (this.current.snapshots.has(id)) return { ok: true };
     return { ok: false, code: grpc.status.NOT_FOUND, message: `no workload "${id}" in revision ${this.current.result.revision}` };
   }
+
+  /** A stream with a group token: registers its node id into the group (its snapshot follows the next compile). */
+  private admitRegistration(id: string, ctx: AdmitContext, grant: { group: string; generation: number }): Admitted {
+    const cur = this.current;
+    if (!cur) return { ok: false, code: grpc.status.UNAVAILABLE, message: 'no accepted revision yet; retry' };
+    const address = instanceAddress(ctx.node.metadata, ctx.peer);
+    const message = `registration needs an IP address in node metadata ${ADDRESS_METADATA}`;
+    if (!address) return { ok: false, code: grpc.status.INVALID_ARGUMENT, message };
+    const req = { id, group: grant.group, generation: grant.generation, address };
+    const v = this.registrations.register(req, cur.result.model!.groups, (x) => cur.committed.has(x));
+    if (v.ok) return { ok: true };
+    this.log.warn('registration refused', { proxy: id, group: grant.group, reason: v.reason });
+    return { ok: false, code: grpc.status[v.code], message: `registration refused: ${v.reason}` };
+  }
+}
+
+type Refused = { ok: false; code: grpc.status; message: string };
+type Admitted = { ok: true } | Refused;
+
+/** Whether two registration lists hold the same instances at the same addresses. */
+function sameInstances(a: readonly RegisteredInstance[], b: readonly RegisteredInstance[]): boolean {
+  const same = (r: RegisteredInstance, s: RegisteredInstance) =>
+    r.id === s.id && r.address === s.address && r.group === s.group;
+  return a === b || (a.length === b.length && a.every((r, i) => same(r, b[i])));
 }

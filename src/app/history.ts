@@ -18,7 +18,10 @@ export type HistoryEntry =
   | { t: string; kind: 'relabelled'; revision: string; from: string; proxies: string[] }
   | { t: string; kind: 'behind'; proxy: string }
   | { t: string; kind: 'nack'; proxy: string; type: string; revision?: string; message: string }
-  | { t: string; kind: 'connected' | 'disconnected'; proxy: string };
+  | { t: string; kind: 'connected' | 'disconnected'; proxy: string }
+  /** A workload that registered itself into a WorkloadGroup, and when it left (grace over, refused, evicted). */
+  | { t: string; kind: 'registered'; proxy: string; group: string; address: string }
+  | { t: string; kind: 'deregistered'; proxy: string; reason: string };
 
 type Body<E> = E extends HistoryEntry ? Omit<E, 't'> : never;
 
@@ -100,6 +103,8 @@ export interface ProxyAtTime {
   connected: boolean;
   /** A rejection that happened while it held that revision. */
   nacks: { t: string; type: string; message: string }[];
+  /** Set when the proxy was a registered instance of a WorkloadGroup at that moment. */
+  registered?: { group: string; address: string; since: string };
 }
 
 /** What the proxy ran at `at`, from the history. */
@@ -121,6 +126,21 @@ export function proxyAt(entries: readonly HistoryEntry[], proxy: string, at: Dat
       out.nacks = [];
     }
     if (e.kind === 'nack') out.nacks.push({ t: e.t, type: e.type, message: e.message });
+    if (e.kind === 'registered') out.registered = { group: e.group, address: e.address, since: e.t };
+    if (e.kind === 'deregistered') delete out.registered;
   }
   return out;
+}
+
+type Registered = { id: string; group: string; address: string };
+
+/** The instances registered into WorkloadGroups at `at`, to compile a past revision as it was then served. */
+export function registeredAt(entries: readonly HistoryEntry[], at: Date): Registered[] {
+  const live = new Map<string, Registered>();
+  for (const e of entries) {
+    if (Date.parse(e.t) > at.getTime()) break;
+    if (e.kind === 'registered') live.set(e.proxy, { id: e.proxy, group: e.group, address: e.address });
+    if (e.kind === 'deregistered') live.delete(e.proxy);
+  }
+  return [...live.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

@@ -6,10 +6,12 @@ import { formatHuman } from '../diag/format.js';
 import { explain, ExplainError, formatExplanation } from '../explain/explain.js';
 import { readDirectory } from '../source/directory.js';
 import { command, DEFAULT_CONFIG_DIR, parse, UsageError } from './args.js';
+import { DEFAULT_STATE_DIR } from './admin-client.js';
+import { registeredInstances } from './registered.js';
 
 const HELP = `Usage: chancery explain [--config DIR] --from NAMESPACE/WORKLOAD|SERVICE --to HOST[:PORT]
                         [--method GET] [--path /x] [--header k=v ...] [--jwt-claims JSON] [--source-ip IP]
-                        [--ext-authz allow|deny] [--all] [--json]
+                        [--ext-authz allow|deny] [--all] [--json] [--state-dir DIR]
 
 Answers ALLOW or DENY for one request and names the rule that decided (file:line), or says that the mesh default
 did; --all lists every rule that matched. A request that CUSTOM rules send to an external authorizer DEPENDS on
@@ -18,12 +20,16 @@ mixed or DEPENDS answer), 2 on bad usage.
 
 From a gateway workload (one a Gateway selects), the request comes from outside: --to is the Host and the gateway
 port it is sent to (e.g. shop.example.com:443), --source-ip the client's address (default 192.0.2.1), and the
-gateway's own policies decide first (remote.ip from X-Forwarded-For with the Mesh's numTrustedProxies).`;
+gateway's own policies decide first (remote.ip from X-Forwarded-For with the Mesh's numTrustedProxies).
+
+Workloads registered into WorkloadGroups, as the control plane keeps them in <state-dir>/registrations.json
+(default .chancery), are included like committed ones.`;
 
 export function runExplain(argv: string[]): Promise<number> {
   return command(HELP, argv, () => {
     const { values } = parse(argv, {
       config: { type: 'string', default: DEFAULT_CONFIG_DIR },
+      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
       from: { type: 'string' },
       to: { type: 'string' },
       method: { type: 'string', default: 'GET' },
@@ -55,7 +61,10 @@ export function runExplain(argv: string[]): Promise<number> {
       throw new UsageError('--ext-authz must be allow or deny');
     }
     const src = readDirectory(values.config!);
-    const result = compileSource(src.value, src.diagnostics);
+    // With the instances registered into WorkloadGroups that the control plane kept in its state directory.
+    const result = compileSource(src.value, src.diagnostics, undefined, {
+      registered: registeredInstances(values['state-dir']!),
+    });
     if (!result.ok || !result.model) {
       console.error(formatHuman(result.diagnostics, new Map(src.value.files.map((f) => [f.path, f.text]))));
       return 2;

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { proxyAt, HistoryLog } from '../app/history.js';
+import { proxyAt, registeredAt, HistoryLog } from '../app/history.js';
 import { compileSource } from '../compiler.js';
 import { readCommit } from '../source/git.js';
 import { SHORT_NAME } from '../xds/type-urls.js';
@@ -31,16 +31,20 @@ export function runHistory(argv: string[]): Promise<number> {
     const at = new Date(values.at ?? '');
     if (!values.at || Number.isNaN(at.getTime())) throw new UsageError('--at must be a date-time such as 2026-11-22T10:15:00Z');
     const log = new HistoryLog(path.join(values['state-dir']!, 'history.jsonl'));
-    const r = proxyAt(log.read(), values.proxy, at);
+    const entries = log.read();
+    const r = proxyAt(entries, values.proxy, at);
     if (!r.revision) {
       console.log(`${r.proxy} held no complete revision at ${r.at}${r.connected ? ' (connected, still converging)' : ''}`);
       return 1;
     }
     console.log(`${r.proxy} at ${r.at}: revision ${r.revision} (held since ${r.since}), ${r.connected ? 'connected' : 'disconnected, keeping that configuration'}`);
+    const reg = r.registered;
+    if (reg) console.log(`  registered into ${reg.group} at ${reg.address} since ${reg.since}`);
     for (const n of r.nacks) console.log(`  NACK ${n.type} at ${n.t}: ${n.message}`);
     if (values.git) {
       const src = await readCommit(path.resolve(values.git), r.revision, values.path!);
-      const result = compileSource(src.value, src.diagnostics);
+      // With the instances registered at that moment: the configuration as it was served.
+      const result = compileSource(src.value, src.diagnostics, undefined, { registered: registeredAt(entries, at) });
       const proxy = result.proxies.get(values.proxy);
       if (!proxy) {
         console.error(`chancery: ${values.proxy} is not in revision ${r.revision}`);

@@ -10,17 +10,23 @@ import { formatHuman } from '../diag/format.js';
 import { readDirectory } from '../source/directory.js';
 import { SHORT_NAME } from '../xds/type-urls.js';
 import { command, DEFAULT_CONFIG_DIR, parse, UsageError } from './args.js';
+import { DEFAULT_STATE_DIR } from './admin-client.js';
+import { registeredInstances } from './registered.js';
 
 const HELP = `Usage: chancery render [--config DIR] --proxy NAMESPACE/NAME [--format yaml|json] [--envoy [--envoy-bin PATH]]
+                      [--state-dir DIR]
 
 Prints the Envoy resources (listeners, routes, clusters, endpoints) the proxy would receive from the policy in DIR.
 --envoy also runs Envoy's own validation on them (envoy --mode validate; the binary from --envoy-bin, $ENVOY_BIN,
-.envoy/ or PATH) and exits 1 if Envoy rejects them.`;
+.envoy/ or PATH) and exits 1 if Envoy rejects them.
+Workloads registered into WorkloadGroups, as the control plane keeps them in <state-dir>/registrations.json
+(default .chancery), are included like committed ones.`;
 
 export function runRender(argv: string[]): Promise<number> {
   return command(HELP, argv, async () => {
     const { values } = parse(argv, {
       config: { type: 'string', default: DEFAULT_CONFIG_DIR },
+      'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
       proxy: { type: 'string' },
       format: { type: 'string', default: 'yaml' },
       envoy: { type: 'boolean', default: false },
@@ -28,7 +34,10 @@ export function runRender(argv: string[]): Promise<number> {
     });
     if (!values.proxy) throw new UsageError('--proxy is required');
     const src = readDirectory(values.config!);
-    const result = compileSource(src.value, src.diagnostics);
+    // With the instances registered into WorkloadGroups that the control plane kept in its state directory.
+    const result = compileSource(src.value, src.diagnostics, undefined, {
+      registered: registeredInstances(values['state-dir']!),
+    });
     if (!result.ok) {
       console.error(formatHuman(result.diagnostics, new Map(src.value.files.map((f) => [f.path, f.text]))));
       return 1;

@@ -34,6 +34,8 @@ const HELP = `Usage: chancery serve [options]
                         MUTUAL, ca.crt (a Kubernetes TLS Secret's layout); watched, rotated without restarts
   --log-level LEVEL     debug, info, warn or error (default info)
   --max-new-streams N   new xDS streams admitted per second (default 100)
+  --registration-grace DURATION  how long an instance registered into a WorkloadGroup stays in its services
+                        after its xDS stream went away (default 30s)
   --xds-plaintext-port PORT  also serve plaintext xDS on the xDS host (off by default; for proxyless gRPC and tests)
   --ca-cert FILE --ca-key FILE [--ca-chain FILE]
                         sign with your own root or intermediate (PEM; PKCS#8 ECDSA P-256 key) instead of a generated root
@@ -70,6 +72,7 @@ export function runServe(argv: string[]): Promise<number> {
       'credentials-dir': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
       'max-new-streams': { type: 'string', default: '100' },
+      'registration-grace': { type: 'string', default: '30s' },
       'xds-plaintext-port': { type: 'string' },
       'ca-cert': { type: 'string' },
       'ca-key': { type: 'string' },
@@ -88,6 +91,10 @@ export function runServe(argv: string[]): Promise<number> {
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: "${level}" is not debug, info, warn or error`);
     const maxNew = Number(values['max-new-streams']);
     if (!Number.isFinite(maxNew) || maxNew <= 0) throw new UsageError('--max-new-streams must be a positive number');
+    const graceMs = parseDurationMs(values['registration-grace']!);
+    if (graceMs === undefined || graceMs > 24 * 3_600_000) {
+      throw new UsageError('--registration-grace must be a duration such as 30s (at most 24h)');
+    }
     const adminPort = parsePort(values['admin-port']!, '--admin-port');
     let admin: AdminConfig;
     try {
@@ -109,6 +116,7 @@ export function runServe(argv: string[]): Promise<number> {
         stateDir: path.resolve(values['state-dir']!),
         ...(values['credentials-dir'] ? { credentialsDir: path.resolve(values['credentials-dir']) } : {}),
         maxNewStreamsPerSecond: maxNew,
+        registrationGraceMs: graceMs,
         watch: true,
       },
       log,

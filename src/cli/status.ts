@@ -27,6 +27,7 @@ interface Status {
     connected: boolean;
     variant: string;
     connectedAt: string;
+    registered?: { group: string; address: string; leavingSince?: string } | null;
     revision?: string;
     lastSynced?: { revision: string; at: string };
     types: Record<string, { pending: boolean; sent?: { version: string; revision?: string }; acked?: { version: string; revision?: string }; lastNack?: { at: string; revision?: string; message: string; resources: { name: string; origins: { file: string; line: number; column: number; revision?: string }[] }[] } }>;
@@ -54,7 +55,11 @@ export function formatStatus(s: Status): string {
   out.push('PROXIES');
   for (const p of s.proxies) {
     const state = !p.connected ? 'disconnected' : p.revision === s.revision.current ? 'in sync' : 'behind';
-    out.push(`  ${p.id}  ${state}  runs ${short(p.revision ?? p.lastSynced?.revision)}  (${p.variant}, connected ${p.connectedAt})`);
+    const r = p.registered;
+    const leaving = r?.leavingSince ? `, leaving (gone since ${r.leavingSince})` : '';
+    const reg = r ? `  registered into ${r.group} at ${r.address}${leaving}` : '';
+    const runs = short(p.revision ?? p.lastSynced?.revision);
+    out.push(`  ${p.id}  ${state}  runs ${runs}  (${p.variant}, connected ${p.connectedAt})${reg}`);
     for (const [type, t] of Object.entries(p.types)) {
       const line = `      ${type}: acked ${t.acked ? `${t.acked.version} @ ${short(t.acked.revision)}` : '-'}${t.pending ? `, pending ${t.sent?.version}` : ''}`;
       out.push(line);

@@ -70,6 +70,21 @@ function resolveCaller(model: MeshModel, from: string): Workload {
 }
 
 export function explain(model: MeshModel, q: ExplainRequest, now = Date.now()): Explanation {
+  return markRegistered(model, explainRequest(model, q, now));
+}
+
+/** Names the WorkloadGroup of every registered workload in an explanation (they are explained like the others). */
+function markRegistered(model: MeshModel, e: Explanation): Explanation {
+  const group = (id: string) => workloadById(model, id)?.registered?.group;
+  const from = group(e.from.workload);
+  const destinations = e.destinations.map((d) => {
+    const g = group(d.workload);
+    return g ? { ...d, registered: g } : d;
+  });
+  return { ...e, from: from ? { ...e.from, registered: from } : e.from, destinations };
+}
+
+function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Explanation {
   const caller = resolveCaller(model, q.from);
   // From a gateway workload, the request comes from outside to one of its servers (explain-gateway.ts).
   if (isGatewayWorkload(model, caller)) return explainFromGateway(model, caller, q, now);
@@ -205,7 +220,9 @@ function tcpDestination(
 
 export function formatExplanation(e: Explanation, all: boolean): string {
   const out: string[] = [];
-  out.push(`${e.verdict}${e.status !== undefined ? ` (${e.status})` : ''}: ${e.from.workload} -> ${e.to.host}:${e.to.port}`);
+  const reg = (g: string | undefined) => (g ? ` (registered into ${g})` : '');
+  const status = e.status !== undefined ? ` (${e.status})` : '';
+  out.push(`${e.verdict}${status}: ${e.from.workload}${reg(e.from.registered)} -> ${e.to.host}:${e.to.port}`);
   const g = e.gateway;
   out.push(`  ${g ? "the gateway's identity towards the mesh" : 'caller identity'}: ${e.from.identity}`);
   if (g) {
@@ -225,7 +242,8 @@ export function formatExplanation(e: Explanation, all: boolean): string {
   if (e.note) out.push(`  ${e.note}`);
   for (const d of e.destinations) {
     const conn = d.transport === 'mTLS' ? 'sent over mTLS' : d.transport === 'plaintext' ? 'sent in plaintext, no caller identity' : 'no connection';
-    out.push(`  ${d.decision} at ${d.workload} (${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}): ${d.reason}`);
+    const how = `${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}`;
+    out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
     out.push(`    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`);
     if (d.extAuthz) {
       const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';

@@ -45,6 +45,8 @@ export interface Edge {
 
 export interface Graph {
   workloads: string[];
+  /** Workloads that registered themselves, by id: the WorkloadGroup of each. */
+  registered: Record<string, string>;
   edges: Edge[];
 }
 
@@ -274,15 +276,20 @@ export function buildGraph(model: MeshModel): Graph {
   edges.push(...ingressEdges(model));
   const key = (e: Edge) => `${e.from}|${e.to}|${e.port}|${e.service}`;
   edges.sort((a, b) => key(a).localeCompare(key(b)));
-  return { workloads: model.workloads.map((w) => w.id), edges };
+  const ids = model.workloads.flatMap((w) => (w.registered ? [[w.id, w.registered.group] as const] : []));
+  const registered = Object.fromEntries(ids);
+  return { workloads: model.workloads.map((w) => w.id), registered, edges };
 }
 
 export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermaid'): string {
   if (format === 'json') return JSON.stringify(g, null, 2);
+  // A registered workload is shown as `id [registered]`.
+  const name = (w: string) => (g.registered[w] ? `${w} [registered]` : w);
   const label = (e: Edge) => `${e.port} ${e.methods.join(',')} ${e.paths.join(',')}${e.except.length ? ` except ${e.except.join(',')}` : ''}${e.mtls === 'STRICT' ? '' : ` [${e.mtls}]`}${e.conditional ? ' (conditional)' : ''}`;
   if (format === 'dot') {
     const lines = ['digraph mesh {', '  rankdir=LR;', '  node [shape=box, style=rounded];'];
-    for (const w of g.workloads) lines.push(`  "${w}";`);
+    const attrs = (w: string) => (g.registered[w] ? ` [label="${name(w)}", style="rounded,dashed"]` : '');
+    for (const w of g.workloads) lines.push(`  "${w}"${attrs(w)};`);
     for (const e of g.edges) lines.push(`  "${e.from}" -> "${e.to}" [label="${label(e)}"${e.flags.length > 0 ? ', color=red' : ''}];`);
     lines.push('}');
     return lines.join('\n');
@@ -290,12 +297,16 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
   if (format === 'mermaid') {
     const id = (w: string) => w.replace(/[^A-Za-z0-9]/g, '_');
     const lines = ['flowchart LR'];
-    for (const w of g.workloads) lines.push(`  ${id(w)}["${w}"]`);
+    for (const w of g.workloads) lines.push(`  ${id(w)}["${name(w)}"]`);
     for (const e of g.edges) lines.push(`  ${id(e.from)} -->|"${label(e)}"| ${id(e.to)}`);
     return lines.join('\n');
   }
   const rows = [['FROM', 'TO', 'SERVICE', 'PORT', 'MTLS', 'METHODS', 'PATHS', 'EXCEPT', 'FLAGS']];
-  for (const e of g.edges) rows.push([e.from, e.to, e.service, String(e.port), e.mtls, e.methods.join(','), e.paths.join(','), e.except.join(',') || '-', e.flags.join('; ') + (e.conditional ? (e.flags.length ? '; ' : '') + 'conditional' : '')]);
+  for (const e of g.edges) {
+    const flags = e.flags.join('; ') + (e.conditional ? (e.flags.length ? '; ' : '') + 'conditional' : '');
+    const what = [e.service, String(e.port), e.mtls, e.methods.join(','), e.paths.join(','), e.except.join(',') || '-'];
+    rows.push([name(e.from), name(e.to), ...what, flags]);
+  }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }

@@ -20,6 +20,8 @@ export type Transport = 'mTLS' | 'plaintext' | 'refused';
 
 export interface DestinationVerdict {
   workload: string;
+  /** The WorkloadGroup the workload registered itself into, when it is such an instance. */
+  registered?: string;
   /** Share of requests reaching this workload through the route's weights, in percent. */
   share: number;
   mtls: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
@@ -57,7 +59,7 @@ export interface ExtAuthzStep {
 }
 
 export interface Explanation {
-  from: { workload: string; identity: string };
+  from: { workload: string; identity: string; registered?: string };
   to: { host: string; port: number };
   /**
    * Overall: ALLOW when every possible destination allows, DENY when none does, DEPENDS when an external authorizer

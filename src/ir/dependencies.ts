@@ -6,7 +6,7 @@
  * value just as an edit does.
  */
 import { createHash } from 'node:crypto';
-import { serviceByHost, servicesInNamespace, workloadById } from '../model/index.js';
+import { serviceByHost, serviceHeadByHost, servicesInNamespace, workloadById } from '../model/index.js';
 import { labelsMatch, type MeshModel, type Workload } from '../model/mesh-model.js';
 import { destinationRuleFor, rateLimitsFor, virtualServiceFor } from '../model/routing.js';
 import { applicable } from '../model/security.js';
@@ -150,6 +150,8 @@ function compute(model: MeshModel, key: string): string {
   switch (kind) {
     case 'svc':
       return hashOf(serviceByHost(model, arg));
+    case 'svchead':
+      return hashOf(serviceHeadByHost(model, arg));
     case 'svcs':
       return digest((arg === '*' ? model.services : servicesInNamespace(model, arg)).map((s) => hashOf(s)).join());
     case 'vs':

@@ -14,6 +14,7 @@ import {
 } from '../policy/types.js';
 import { runSteps } from '../util/steps.js';
 import { selectByLabels } from './index.js';
+import { collectGroups, groupSelected, registeredEntries, type Group, type RegisteredInstance } from './groups.js';
 import { CONTROL_PLANE_SERVICE_ACCOUNT, controlPlaneIdentity, spiffeId } from './mesh-model.js';
 import type { MeshModel, Service, ServiceEndpoint, Workload } from './mesh-model.js';
 import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
@@ -28,12 +29,23 @@ import { checkGateways, collectGateways } from './gateways.js';
  * Builds the model of a revision. With the previous revision's model, services and workloads that came out the same
  * are that model's objects, so what is derived from them (hashes, shared clusters) is recognised as unchanged.
  */
-export function buildModel(objects: readonly PolicyObject[], revision: string, previous?: MeshModel): Result<MeshModel> {
-  return runSteps(buildModelSteps(objects, revision, previous));
+export function buildModel(
+  objects: readonly PolicyObject[],
+  revision: string,
+  previous?: MeshModel,
+  registered: readonly RegisteredInstance[] = [],
+): Result<MeshModel> {
+  return runSteps(buildModelSteps(objects, revision, previous, registered));
 }
 
 /** buildModel as steps, pausing between its phases (see util/steps.ts). */
-export function* buildModelSteps(objects: readonly PolicyObject[], revision: string, previous?: MeshModel): Generator<void, Result<MeshModel>> {
+/** `registered`: instances of WorkloadGroups, added as WorkloadEntries made from their group's template. */
+export function* buildModelSteps(
+  objects: readonly PolicyObject[],
+  revision: string,
+  previous?: MeshModel,
+  registered: readonly RegisteredInstance[] = [],
+): Generator<void, Result<MeshModel>> {
   const diags = new Diagnostics();
   const unique = dropDuplicates(objects, diags);
   const meshes = unique.filter((o): o is MeshPolicy => o.kind === 'Mesh');
@@ -46,7 +58,10 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
   }
   const mesh = meshes[0]?.spec ?? MESH_DEFAULTS;
   const entries = unique.filter((o): o is ServiceEntry => o.kind === 'ServiceEntry');
-  const workloadEntries = unique.filter((o): o is WorkloadEntry => o.kind === 'WorkloadEntry');
+  const committed = unique.filter((o): o is WorkloadEntry => o.kind === 'WorkloadEntry');
+  const groups = collectGroups(unique, mesh);
+  const committedIds = new Set(committed.map((we) => `${we.meta.namespace}/${we.meta.name}`));
+  const workloadEntries = [...committed, ...registeredEntries(groups, registered, committedIds)];
   const sidecars = unique.filter((o): o is Sidecar => o.kind === 'Sidecar');
 
   const workloads: Workload[] = workloadEntries.map((we) => {
@@ -61,11 +76,14 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
       serviceAccount: sa,
       identity: spiffeId(mesh.trustDomain, we.meta.namespace, sa),
       services: [],
+      ...(we.spec.locality !== undefined ? { locality: we.spec.locality } : {}),
+      ...(we.spec.weight !== undefined ? { weight: we.spec.weight } : {}),
+      ...(we.registered ? { registered: we.registered } : {}),
       origin: we.origin,
     };
   });
 
-  checkReservedIdentity(workloadEntries, mesh, diags);
+  checkReservedIdentity(unique, mesh, diags);
 
   const services: Service[] = [];
   const byHost = new Map<string, ServiceEntry>();
@@ -76,7 +94,7 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
     let selected: Workload[] = [];
     if (selector) {
       selected = selectByLabels(workloads, se.meta.namespace, selector);
-      if (selected.length === 0) {
+      if (selected.length === 0 && !groupSelected(groups, se.meta.namespace, selector)) {
         diags.report('CH0303', `workloadSelector matches no WorkloadEntry in namespace ${se.meta.namespace}`, {
           location: se.at['spec.workloadSelector'] ?? se.origin,
           path: 'spec.workloadSelector',
@@ -105,7 +123,7 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
   for (const w of workloads) w.services.sort();
 
   const namespaces = [...new Set(unique.filter((o) => o.meta.namespace).map((o) => o.meta.namespace))].sort();
-  attachSidecars(sidecars, workloads, mesh.rootNamespace, diags);
+  attachSidecars(sidecars, workloads, groups, mesh.rootNamespace, diags);
   workloads.sort((a, b) => cmp(a.id, b.id));
   if (previous) {
     keepUnchanged(services, previous.services, (x) => x.host);
@@ -117,6 +135,7 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
     ...(meshes[0] ? { meshOrigin: meshes[0].origin } : {}),
     services,
     workloads,
+    groups,
     namespaces,
     security: collectSecurity(unique),
     telemetry: collectTelemetry(unique),
@@ -158,18 +177,17 @@ export function* buildModelSteps(objects: readonly PolicyObject[], revision: str
  * The control plane's own SPIFFE id is not for workloads: a proxy holding it could pose as the xDS server to any
  * peer that trusts the mesh root (and did, before bootstraps trusted only the xDS CA). The CA refuses it too.
  */
-function checkReservedIdentity(entries: readonly WorkloadEntry[], mesh: MeshPolicy['spec'], diags: Diagnostics): void {
-  for (const we of entries) {
-    if (we.meta.namespace !== mesh.rootNamespace || we.spec.serviceAccount !== CONTROL_PLANE_SERVICE_ACCOUNT) continue;
+function checkReservedIdentity(objects: readonly PolicyObject[], mesh: MeshPolicy['spec'], diags: Diagnostics): void {
+  for (const o of objects) {
+    if (o.kind !== 'WorkloadEntry' && o.kind !== 'WorkloadGroup') continue;
+    if (o.meta.namespace !== mesh.rootNamespace || o.spec.serviceAccount !== CONTROL_PLANE_SERVICE_ACCOUNT) continue;
+    // A group's template: no instance of it may register as the control plane either.
+    const path = o.kind === 'WorkloadGroup' ? 'spec.template.serviceAccount' : 'spec.serviceAccount';
     const id = controlPlaneIdentity(mesh.trustDomain, mesh.rootNamespace);
     const message =
       `serviceAccount ${CONTROL_PLANE_SERVICE_ACCOUNT} in the root namespace is ${id}, ` +
       "the control plane's own identity; use another service account";
-    diags.report('CH0409', message, {
-      location: we.at['spec.serviceAccount'] ?? we.origin,
-      path: 'spec.serviceAccount',
-      object: objectRef('WorkloadEntry', we.meta),
-    });
+    diags.report('CH0409', message, { location: o.at[path] ?? o.origin, path, object: objectRef(o.kind, o.meta) });
   }
 }
 
@@ -197,7 +215,13 @@ function dropDuplicates(objects: readonly PolicyObject[], diags: Diagnostics): P
  * Istio's rule: a Sidecar with a workloadSelector applies to the workloads it selects in its namespace; a
  * selector-less Sidecar is the namespace default; one in the root namespace is the mesh default.
  */
-function attachSidecars(sidecars: Sidecar[], workloads: Workload[], rootNamespace: string, diags: Diagnostics): void {
+function attachSidecars(
+  sidecars: Sidecar[],
+  workloads: Workload[],
+  groups: readonly Group[],
+  rootNamespace: string,
+  diags: Diagnostics,
+): void {
   const nsDefaults = new Map<string, Sidecar>();
   for (const sc of sidecars) {
     if (sc.spec.workloadSelector) continue;
@@ -216,7 +240,7 @@ function attachSidecars(sidecars: Sidecar[], workloads: Workload[], rootNamespac
     const selector = sc.spec.workloadSelector;
     if (!selector) continue;
     const selected = selectByLabels(workloads, sc.meta.namespace, selector);
-    if (selected.length === 0) {
+    if (selected.length === 0 && !groupSelected(groups, sc.meta.namespace, selector)) {
       diags.report('CH0303', `workloadSelector matches no WorkloadEntry in namespace ${sc.meta.namespace}`, {
         location: sc.at['spec.workloadSelector'] ?? sc.origin,
         path: 'spec.workloadSelector',
@@ -252,6 +276,8 @@ function serviceOf(se: ServiceEntry, host: string, selected: readonly Workload[]
     ports: w.ports,
     labels: w.labels,
     serviceAccount: w.serviceAccount,
+    ...(w.locality !== undefined ? { locality: w.locality } : {}),
+    ...(w.weight !== undefined ? { weight: w.weight } : {}),
     workload: w.id,
     origin: w.origin,
   }));

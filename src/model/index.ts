@@ -33,6 +33,27 @@ export function serviceByHost(model: MeshModel, host: string): Service | undefin
   return indexOf(model).serviceByHost.get(host);
 }
 
+/** A service without its endpoints: what its own workloads' inbound listeners are made from. */
+export type ServiceHead = Omit<Service, 'endpoints'>;
+
+const heads = new WeakMap<Service, ServiceHead>();
+
+/**
+ * The service of `host` without its endpoints, tracked as `svchead:<host>`: an instance joining or leaving the
+ * service changes its endpoints, not what its other instances listen on, so they are not compiled again.
+ */
+export function serviceHeadByHost(model: MeshModel, host: string): ServiceHead | undefined {
+  track(`svchead:${host}`);
+  const svc = indexOf(model).serviceByHost.get(host);
+  if (!svc) return undefined;
+  let head = heads.get(svc);
+  if (!head) {
+    const { endpoints: _, ...rest } = svc;
+    heads.set(svc, (head = rest));
+  }
+  return head;
+}
+
 export function servicesInNamespace(model: MeshModel, ns: string): Service[] {
   track(`svcs:${ns}`);
   return indexOf(model).servicesByNamespace.get(ns) ?? [];

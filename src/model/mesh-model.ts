@@ -44,6 +44,11 @@ export interface Workload {
   identity: string;
   /** Hosts of the services whose workloadSelector selects this workload. */
   services: string[];
+  /** WorkloadEntry.locality (`region/zone/subzone`) and weight, given to its service endpoints. */
+  locality?: string;
+  weight?: number;
+  /** Set when the workload registered itself into a WorkloadGroup (not committed). */
+  registered?: { group: string };
   /** The Sidecar that applies, if any. */
   sidecar?: { ref: string; spec: SidecarSpec; origin: Origin };
   origin: Origin;
@@ -55,8 +60,10 @@ export interface MeshModel {
   meshOrigin?: Origin;
   /** Sorted by host. */
   services: Service[];
-  /** Sorted by id. */
+  /** Sorted by id; committed and registered ones. */
   workloads: Workload[];
+  /** WorkloadGroups, sorted by id. */
+  groups: import('./groups.js').Group[];
   /** Every namespace that holds an object, sorted. */
   namespaces: string[];
   security: SecurityPolicies;

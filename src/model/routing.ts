@@ -11,6 +11,7 @@ import { scoped, type Scoped } from './security.js';
 import { serviceByHost } from './index.js';
 import { track } from './tracking.js';
 import { boundTo, gatewayRef, MESH_GATEWAY } from './gateways.js';
+import { groupSelected } from './groups.js';
 
 export interface Routing {
   /** By host: the VirtualServices of the sidecars (bound to `mesh`); gateways' are in MeshModel.gateways. */
@@ -145,7 +146,9 @@ export function checkRouting(model: MeshModel, diags: Diagnostics): void {
   }
   for (const p of model.routing.rateLimits) {
     const object = objectRef('RateLimitPolicy', p);
-    if (p.spec.selector && !model.workloads.some((w) => w.namespace === p.namespace && labelsMatch(p.spec.selector!, w.labels))) {
+    const sel = p.spec.selector;
+    const none = sel && !model.workloads.some((w) => w.namespace === p.namespace && labelsMatch(sel, w.labels));
+    if (none && !groupSelected(model.groups, p.namespace, sel)) {
       diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${p.namespace}`, { location: p.origin, object });
     }
     const unmatched = p.spec.limits.filter((l) => !l.match);

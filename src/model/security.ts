@@ -9,6 +9,7 @@ import { objectRef, type AuthorizationPolicy, type MtlsMode, type PeerAuthentica
 import { selectByLabels } from './index.js';
 import { labelsMatch, type MeshModel, type Workload } from './mesh-model.js';
 import { track } from './tracking.js';
+import { groupSelected } from './groups.js';
 
 export interface Scoped<S> {
   namespace: string;
@@ -106,7 +107,8 @@ export function checkSecurity(model: MeshModel, diags: Diagnostics): void {
   for (const [kind, list] of lists) {
     for (const p of list) {
       const object = objectRef(kind, p);
-      if (p.spec.selector && selectByLabels(model.workloads, p.namespace, p.spec.selector).length === 0) {
+      const none = p.spec.selector && selectByLabels(model.workloads, p.namespace, p.spec.selector).length === 0;
+      if (none && !groupSelected(model.groups, p.namespace, p.spec.selector!)) {
         diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${p.namespace}`, { location: p.origin, object });
       }
     }

@@ -5,9 +5,9 @@
  */
 import type { Diagnostics, Origin } from '../diag/diagnostic.js';
 import { isHttpProtocol, objectRef, type Protocol, type Sidecar, type SidecarEgress } from '../policy/types.js';
-import { serviceByHost, servicesInNamespace } from './index.js';
+import { serviceByHost, serviceHeadByHost, servicesInNamespace } from './index.js';
 import { track } from './tracking.js';
-import { endpointPort, type MeshModel, type Service, type Workload } from './mesh-model.js';
+import { type MeshModel, type Service, type Workload } from './mesh-model.js';
 import { gatewayListeners, isGatewayWorkload } from './gateways.js';
 
 /** Default outbound HTTP proxy port when no Sidecar egress names one. */
@@ -102,13 +102,12 @@ export function inboundPlans(w: Workload, model: MeshModel): InboundPlan[] {
   // Default: one inbound listener per port of each service that selects the workload, forwarding to the
   // application on loopback at the same port.
   const plans = new Map<number, InboundPlan>();
+  // w.services lists exactly the services whose endpoints include w, with w's own ports (see buildModel).
   for (const host of w.services) {
-    const svc = serviceByHost(model, host);
+    const svc = serviceHeadByHost(model, host);
     if (!svc) continue;
-    const ep = svc.endpoints.find((e) => e.workload === w.id);
-    if (!ep) continue;
     for (const port of svc.ports) {
-      const n = endpointPort(svc, port, ep);
+      const n = w.ports[port.name] ?? port.targetPort ?? port.number;
       if (!plans.has(n)) plans.set(n, { address: w.address, port: n, protocol: port.protocol, app: { address: '127.0.0.1', port: n }, origin: svc.origin });
     }
   }

@@ -7,6 +7,7 @@ import type { Diagnostics, Origin } from '../diag/diagnostic.js';
 import { objectRef, type ExtensionProvider, type PolicyObject, type Telemetry, type TelemetrySpec } from '../policy/types.js';
 import { labelsMatch, type MeshModel, type Workload } from './mesh-model.js';
 import { track } from './tracking.js';
+import { groupSelected } from './groups.js';
 
 export const BUILTIN_ACCESS_LOG = 'envoy';
 
@@ -72,7 +73,9 @@ export function checkTelemetry(model: MeshModel, diags: Diagnostics): void {
     };
     check('accessLogging', 'file', t.spec.accessLogging);
     check('tracing', 'opentelemetry', t.spec.tracing);
-    if (t.spec.selector && !model.workloads.some((w) => w.namespace === t.meta.namespace && labelsMatch(t.spec.selector!, w.labels))) {
+    const sel = t.spec.selector;
+    const none = sel && !model.workloads.some((w) => w.namespace === t.meta.namespace && labelsMatch(sel, w.labels));
+    if (none && !groupSelected(model.groups, t.meta.namespace, sel)) {
       diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${t.meta.namespace}`, { location: t.origin, object });
     }
   }

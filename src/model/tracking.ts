@@ -3,7 +3,8 @@
  * for one revision can be reused in the next when none of those parts changed (see ir/dependencies.ts, which
  * gives each key its value). The model's accessors call `track`; outside `recording` it does nothing.
  *
- * Keys: `mesh`; `wl:<id>` a workload; `svc:<host>` a service (or its absence); `svcs:<ns>` / `svcs:*` the services
+ * Keys: `mesh`; `wl:<id>` a workload; `svc:<host>` a service (or its absence), `svchead:<host>` the same without
+ * its endpoints; `svcs:<ns>` / `svcs:*` the services
  * of a namespace / of the mesh (wildcard egress); `vs:<host>`, `dr:<host>`; `cl:<cluster id>` a shared outbound
  * cluster; `gwvs:<ns/name>` the VirtualServices bound to a Gateway; and per workload the policies selected for it:
  * `mtls:`, `authz:`, `reqauthn:`, `rl:`, `tel:`, `gw:<id>` (the Gateways selecting it).

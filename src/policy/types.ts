@@ -74,6 +74,8 @@ export interface MeshSpec {
    * external authorizers that CUSTOM AuthorizationPolicies name.
    */
   extensionProviders: ExtensionProvider[];
+  /** Instances a WorkloadGroup may have registered at once, unless its own annotation says otherwise. */
+  maxInstancesPerGroup: number;
 }
 
 export type ExtensionProvider =
@@ -143,6 +145,7 @@ export const MESH_DEFAULTS: MeshSpec = {
   debounceQuietMs: 100,
   debounceMaxMs: 1000,
   extensionProviders: [],
+  maxInstancesPerGroup: 100,
 };
 
 export interface ServiceEntrySpec {
@@ -155,6 +158,23 @@ export interface ServiceEntrySpec {
 }
 
 export interface WorkloadEntrySpec extends EndpointSpec {}
+
+/**
+ * Istio's WorkloadGroup: what every instance that registers into the group (`chancery bootstrap --group`) runs as.
+ * Its WorkloadEntries are made when instances connect: address from the instance, the rest from here.
+ */
+export interface WorkloadGroupSpec {
+  /** spec.metadata.labels over spec.template.labels (Istio's order): the labels of every instance. */
+  labels: Record<string, string>;
+  /** spec.metadata.annotations: carried onto every instance (shown in status), with no effect on configuration. */
+  annotations: Record<string, string>;
+  ports: Record<string, number>;
+  serviceAccount?: string;
+  locality?: string;
+  weight?: number;
+  /** The `chancery.dev/max-instances` annotation; unset: the Mesh's `registration.maxInstances`. */
+  maxInstances?: number;
+}
 
 export interface SidecarPort {
   number: number;
@@ -186,7 +206,9 @@ export interface SidecarSpec {
 
 export type MeshPolicy = Base<'Mesh', MeshSpec>;
 export type ServiceEntry = Base<'ServiceEntry', ServiceEntrySpec>;
-export type WorkloadEntry = Base<'WorkloadEntry', WorkloadEntrySpec>;
+/** `registered`: made from a WorkloadGroup for an instance that connected (not a file in the repository). */
+export type WorkloadEntry = Base<'WorkloadEntry', WorkloadEntrySpec> & { registered?: { group: string } };
+export type WorkloadGroup = Base<'WorkloadGroup', WorkloadGroupSpec>;
 export type Sidecar = Base<'Sidecar', SidecarSpec>;
 
 export type PeerAuthentication = Base<'PeerAuthentication', import('./security-types.js').PeerAuthenticationSpec>;
@@ -207,7 +229,20 @@ export type DestinationRule = Base<'DestinationRule', import('./traffic-types.js
 export type RateLimitPolicy = Base<'RateLimitPolicy', import('./traffic-types.js').RateLimitPolicySpec>;
 export type Gateway = Base<'Gateway', import('./gateway-types.js').GatewaySpec>;
 
-export type PolicyObject = VirtualService | DestinationRule | Gateway | RateLimitPolicy | Telemetry | MeshPolicy | ServiceEntry | WorkloadEntry | Sidecar | PeerAuthentication | AuthorizationPolicy | RequestAuthentication;
+export type PolicyObject =
+  | VirtualService
+  | DestinationRule
+  | Gateway
+  | RateLimitPolicy
+  | Telemetry
+  | MeshPolicy
+  | ServiceEntry
+  | WorkloadEntry
+  | WorkloadGroup
+  | Sidecar
+  | PeerAuthentication
+  | AuthorizationPolicy
+  | RequestAuthentication;
 export type PolicyKind = PolicyObject['kind'];
 
 /** `Kind namespace/name`, the way diagnostics and status name an object. */

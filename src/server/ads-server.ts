@@ -12,7 +12,8 @@ import type { TypeUrl } from '../xds/type-urls.js';
 import { Admission, RefusalLog } from './admission.js';
 import { AdsStream, StreamError, type StreamEvent, type Variant } from './ads-stream.js';
 import { ProxyRegistry } from './proxy-registry.js';
-import { ADS_DEFINITION, MAX_REQUEST_BYTES, isMalformed, type DeltaRequest, type Malformed, type SotwRequest } from './wire.js';
+import { ADS_DEFINITION, MAX_REQUEST_BYTES, isMalformed } from './wire.js';
+import type { DeltaRequest, Malformed, NodeInfo, SotwRequest } from './wire.js';
 
 export interface AdsServerOptions {
   /**
@@ -31,9 +32,36 @@ export interface AdsServerOptions {
    * Checks the caller's credentials when a stream opens; resolves to the node id the caller may act as. Refusals
    * carry a code and a message that reveals nothing (the reason is logged).
    */
-  authenticate(metadata: grpc.Metadata): Promise<{ ok: true; nodeId?: string } | { ok: false; code: grpc.status; message: string; reason: string }>;
-  /** Decides whether a proxy id may be served at all (unknown workloads are refused). */
-  admit(proxyId: string): { ok: true } | { ok: false; code: grpc.status; message: string };
+  authenticate(metadata: grpc.Metadata): Promise<Authenticated | NotAuthenticated>;
+  /**
+   * Decides whether a proxy id may be served at all (unknown workloads are refused), from the first request's
+   * node, the connection's peer address and what the credentials allow (a group token: registering).
+   */
+  admit(proxyId: string, ctx: AdmitContext): { ok: true } | { ok: false; code: grpc.status; message: string };
+  /** The live stream of a node ended and no newer stream of it took over. */
+  closed?(proxyId: string): void;
+  /** Whether a proxy without a snapshot will get one soon (its registration is being compiled): kept open. */
+  awaited?(proxyId: string): boolean;
+}
+
+/** What a stream's credentials allow: one node id, any (undefined), or registering into a group (checked by admit). */
+export interface Authenticated {
+  ok: true;
+  nodeId?: string;
+  registers?: { group: string; generation: number };
+}
+
+export interface NotAuthenticated {
+  ok: false;
+  code: grpc.status;
+  message: string;
+  reason: string;
+}
+
+export interface AdmitContext {
+  node: NodeInfo;
+  peer: string;
+  registers?: { group: string; generation: number };
 }
 
 export const DEFAULT_ADS_OPTIONS: Omit<AdsServerOptions, 'admit' | 'authenticate'> = {
@@ -134,7 +162,7 @@ export class AdsServer {
     for (const l of this.live) {
       const id = l.stream.proxyId;
       if (!id || l.closed) continue;
-      if (!next.has(id)) {
+      if (!next.has(id) && !this.opts.awaited?.(id)) {
         // Its workload is gone from the configuration: no more config or certificates for it.
         this.counters.removed++;
         this.nacked.delete(id);
@@ -142,6 +170,7 @@ export class AdsServer {
         this.end(l, grpc.status.NOT_FOUND, 'this workload is no longer in the configuration');
         continue;
       }
+      if (!next.has(id)) continue;
       if (changed.has(id)) {
         l.stream.onSnapshot();
         this.updateSync(l.stream);
@@ -155,6 +184,14 @@ export class AdsServer {
     }
     for (const [from, ids] of relabelled) this.registry.onRelabel?.(ids, from);
     return [...changed];
+  }
+
+  /** Closes the live stream of a proxy (if any) with a status; it may reconnect, and admission decides again. */
+  disconnect(proxyId: string, code: grpc.status, message: string): void {
+    const l = this.byNode.get(proxyId);
+    if (!l || l.closed) return;
+    this.log.info('proxy stream closed', { proxy: proxyId, message });
+    this.end(l, code, message);
   }
 
   /** What the proxy's current stream holds (ACKed) of a type, by name; undefined when it is not connected. */
@@ -243,10 +280,11 @@ export class AdsServer {
     call.on('data', (req: SotwRequest | DeltaRequest | Malformed) => {
       chain = chain.then(async () => {
         const v = await admitted;
-        if (v && !live.closed) onRequest(req, v.nodeId);
+        if (v && !live.closed) onRequest(req, v);
       });
     });
-    const onRequest = (req: SotwRequest | DeltaRequest | Malformed, allowedNode: string | undefined): void => {
+    const onRequest = (req: SotwRequest | DeltaRequest | Malformed, auth: Authenticated): void => {
+      const allowedNode = auth.registers ? undefined : auth.nodeId;
       if (isMalformed(req)) {
         this.counters.malformed++;
         fail(grpc.status.INVALID_ARGUMENT, `malformed discovery request: ${req.malformed}`);
@@ -262,7 +300,8 @@ export class AdsServer {
             this.end(live, grpc.status.PERMISSION_DENIED, 'permission denied');
             return;
           }
-          const verdict = this.opts.admit(id);
+          const registers = auth.registers ? { registers: auth.registers } : {};
+          const verdict = this.opts.admit(id, { node: req.node, peer, ...registers });
           if (!verdict.ok) {
             fail(verdict.code, verdict.message);
             return;
@@ -286,9 +325,12 @@ export class AdsServer {
       if (!this.live.delete(live)) return;
       stream.close();
       if (stream.node) {
-        if (this.byNode.get(stream.node.id) === live) this.byNode.delete(stream.node.id);
-        this.registry.disconnected(stream.node.id, stream);
-        this.log.info('proxy disconnected', { proxy: stream.node.id, variant, peer });
+        const id = stream.node.id;
+        const last = this.byNode.get(id) === live;
+        if (last) this.byNode.delete(id);
+        this.registry.disconnected(id, stream);
+        this.log.info('proxy disconnected', { proxy: id, variant, peer });
+        if (last) this.opts.closed?.(id);
       }
     };
     call.on('end', () => {

@@ -6,6 +6,9 @@
  * Rules (xds_protocol, and shared/design/xds.md):
  * - One response in flight per stream. Types go in PUSH_ORDER (SDS, CDS, EDS, LDS, RDS); a type is sent only when
  *   the previous response was ACKed or NACKed, so clusters exist before the listeners and routes that use them.
+ *   One exception: while a CDS response waits, EDS and SDS updates go out. Envoy holds its CDS ACK until updated
+ *   clusters have warmed, and warming waits for their endpoints and secrets (xds_protocol, "Resource warming"):
+ *   a cluster that turns to mTLS when its service gains mesh endpoints needs secrets the proxy never asked for.
  * - Make before break: stale clusters, endpoints and secrets are kept while everything else converges and are
  *   removed in a second phase, once nothing new is left to send.
  * - A request whose nonce is not the latest one sent for its type is stale and ignored (Delta still applies its
@@ -17,7 +20,7 @@
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { EncodedResource } from '../snapshot/resource-cache.js';
 import { setVersion } from '../snapshot/canonical.js';
-import { PUSH_ORDER, REMOVE_LAST, isKnownType, type TypeUrl } from '../xds/type-urls.js';
+import { PUSH_ORDER, REMOVE_LAST, TYPE, isKnownType, type TypeUrl } from '../xds/type-urls.js';
 import { applyDelta, applySotw, emptySubscription, wants, type Subscription } from './subscription.js';
 import { boundNackMessage, encodeDeltaResponse, encodeSotwResponse } from './wire.js';
 import type { DeltaRequest, NodeInfo, SotwRequest } from './wire.js';
@@ -96,12 +99,18 @@ interface TypeState {
   parkedKey?: string;
   /** Delta: subscribed names we told the client do not exist. */
   reportedMissing: Set<string>;
+  /** Delta: names to send again though the client holds them (the endpoints of a cluster being updated). */
+  resend: Set<string>;
 }
+
+/** What a warming cluster waits for: sent while its CDS response waits for the ACK Envoy holds back meanwhile. */
+const WARMING: ReadonlySet<TypeUrl> = new Set([TYPE.endpoint, TYPE.secret]);
 
 export class AdsStream {
   node?: NodeInfo;
   private readonly types = new Map<TypeUrl, TypeState>();
-  private inflight?: { typeUrl: TypeUrl; nonce: string };
+  /** Responses sent and not yet ACKed or NACKed, by type (more than one only while CDS waits, see above). */
+  private readonly inflight = new Map<TypeUrl, string>();
   private nonceSeq = 0;
   private closed = false;
 
@@ -140,7 +149,8 @@ export class AdsStream {
   private state(typeUrl: TypeUrl): TypeState {
     let s = this.types.get(typeUrl);
     if (!s) {
-      s = { sub: emptySubscription(), has: new Map(), mustRespond: false, reportedMissing: new Set() };
+      const fresh = { mustRespond: false, reportedMissing: new Set<string>(), resend: new Set<string>() };
+      s = { sub: emptySubscription(), has: new Map(), ...fresh };
       this.types.set(typeUrl, s);
     }
     return s;
@@ -190,7 +200,7 @@ export class AdsStream {
   /** ACK or NACK of the latest response of a type. */
   private settle(typeUrl: TypeUrl, ts: TypeState, nackMessage: string | undefined): void {
     const p = ts.pending;
-    if (this.inflight?.nonce === ts.nonce) this.inflight = undefined;
+    if (this.inflight.get(typeUrl) === ts.nonce) this.inflight.delete(typeUrl);
     if (!p) return; // a repeated ACK of a response already settled
     ts.pending = undefined;
     const resources = [...p.changes.values()].filter((e): e is EncodedResource => e !== null);
@@ -220,20 +230,35 @@ export class AdsStream {
 
   private pump(): void {
     this.quietFor = undefined;
-    if (this.closed || this.inflight || !this.node) return;
+    if (this.closed || !this.node) return;
     const snap = this.env.snapshot(this.node.id);
     if (!snap) return;
-    const next = this.nextResponse(snap);
-    if (next) this.send(next);
-    else this.quietFor = snap.types;
+    let sent = false;
+    // More than one only after a CDS response (what its warming needs, see maySend).
+    for (let next = this.nextResponse(snap); next; next = this.nextResponse(snap)) {
+      this.send(next);
+      sent = true;
+    }
+    if (!sent && this.inflight.size === 0) this.quietFor = snap.types;
   }
 
-  /** The next response to send, in PUSH_ORDER, upserts before removals; undefined when the client is in sync. */
+  /** Whether a response of `typeUrl` may go out now: nothing in flight, or only CDS and what its warming needs. */
+  private maySend(typeUrl: TypeUrl): boolean {
+    if (this.inflight.size === 0) return true;
+    if (this.inflight.has(typeUrl) || !WARMING.has(typeUrl) || !this.inflight.has(TYPE.cluster)) return false;
+    return [...this.inflight.keys()].every((t) => t === TYPE.cluster || WARMING.has(t));
+  }
+
+  /**
+   * The next response to send, in PUSH_ORDER, upserts before removals; undefined when the client is in sync (or
+   * when what is left must wait for a response in flight). Nothing is removed while anything is in flight.
+   */
   private nextResponse(snap: Snapshot): Planned | undefined {
-    for (const phase of ['upsert', 'remove'] as const) {
+    const phases = this.inflight.size === 0 ? (['upsert', 'remove'] as const) : (['upsert'] as const);
+    for (const phase of phases) {
       for (const typeUrl of PUSH_ORDER) {
         const ts = this.types.get(typeUrl);
-        if (!ts?.sub.active) continue;
+        if (!ts?.sub.active || !this.maySend(typeUrl)) continue;
         const planned = this.variant === 'sotw' ? this.planSotw(typeUrl, ts, snap, phase) : this.planDelta(typeUrl, ts, snap, phase);
         if (planned) return planned;
       }
@@ -243,7 +268,7 @@ export class AdsStream {
 
   /** True when nothing is in flight and nothing is left to send: the client holds its current snapshot. */
   inSync(): boolean {
-    if (this.closed || this.inflight || !this.node) return false;
+    if (this.closed || this.inflight.size > 0 || !this.node) return false;
     const snap = this.env.snapshot(this.node.id);
     return snap !== undefined && this.types.size > 0 && this.quietFor === snap.types;
   }
@@ -268,7 +293,7 @@ export class AdsStream {
     const current = typeSnap?.resources ?? new Map<string, EncodedResource>();
     const upserts: EncodedResource[] = [];
     for (const [name, e] of current) {
-      if (wants(ts.sub, name) && ts.has.get(name)?.version !== e.version) upserts.push(e);
+      if (wants(ts.sub, name) && (ts.has.get(name)?.version !== e.version || ts.resend.has(name))) upserts.push(e);
     }
     const removed: string[] = [];
     if (phase === 'remove' || !REMOVE_LAST.has(typeUrl)) {
@@ -291,6 +316,8 @@ export class AdsStream {
     const { typeUrl, ts } = p;
     const nonce = this.nextNonce();
     for (const n of p.missing ?? []) ts.reportedMissing.add(n);
+    for (const e of p.resources) ts.resend.delete(e.name);
+    if (typeUrl === TYPE.cluster) this.rewarm(p.resources);
     for (const e of p.resources) ts.reportedMissing.delete(e.name);
     const bytes =
       this.variant === 'sotw'
@@ -300,9 +327,23 @@ export class AdsStream {
     ts.pending = { nonce, key: p.key, version: p.version, revision: p.revision, changes: p.changes, sotwComplete: p.sotwComplete };
     ts.mustRespond = false;
     ts.lastSentKey = p.key;
-    this.inflight = { typeUrl, nonce };
+    this.inflight.set(typeUrl, nonce);
     this.env.send(bytes);
     this.env.event({ kind: 'sent', typeUrl, nonce, version: p.version, revision: p.revision, resources: p.resources, removed: p.removed, bytes: bytes.length });
+  }
+
+  /**
+   * A cluster Envoy already has and receives again warms anew and waits for an EDS response for it, even when its
+   * endpoints did not change (Envoy asks nothing new: it is subscribed already). So its endpoints go again.
+   */
+  private rewarm(clusters: readonly EncodedResource[]): void {
+    const eds = this.types.get(TYPE.endpoint);
+    if (!eds?.sub.active) return;
+    for (const c of clusters) {
+      if (!eds.has.has(c.name)) continue;
+      if (this.variant === 'sotw') eds.mustRespond = true;
+      else eds.resend.add(c.name);
+    }
   }
 
   private nextNonce(): string {

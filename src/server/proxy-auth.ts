@@ -3,7 +3,8 @@
  * `authorization: Bearer <token>`), an HS256 JWT signed by the control plane whose subject is the node id, with an
  * issue time and an expiry at most a year later. `chancery bootstrap` embeds it; the server checks it when the
  * stream opens and again against the node id of the first request, so a proxy only ever receives its own
- * workload's configuration and secrets.
+ * workload's configuration and secrets. A group token (`chancery bootstrap --group`) names a WorkloadGroup instead
+ * and a generation (see group-generations.ts); it lets an instance register names inside that group.
  */
 import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -13,6 +14,11 @@ import { readStateFile, restoreRemedy, StateFileError, writeFileAtomic } from '.
 
 const ISSUER = 'chancery';
 const AUDIENCE = 'chancery-xds';
+/** Group tokens have an audience of their own: neither kind of token is ever accepted as the other. */
+const GROUP_AUDIENCE = 'chancery-xds-group';
+/** Private claims of a group token: the group (`namespace/name`) and the generation it was issued in. */
+const GROUP = 'grp';
+const GENERATION = 'gen';
 /** HS256 keys shorter than the hash are weak (RFC 7518 section 3.2 requires at least 256 bits). */
 const MIN_KEY_BYTES = 32;
 /** The longest a proxy token may live: `chancery bootstrap --token-ttl` refuses more, the server such tokens. */
@@ -50,16 +56,25 @@ export class ProxyTokens {
 
   /** Issues a token for `nodeId`; refuses a lifetime beyond MAX_TOKEN_TTL_SECONDS (a leaked token must expire). */
   async issue(nodeId: string, ttlSeconds: number, now = Date.now()): Promise<string> {
+    return this.sign({}, AUDIENCE, nodeId, ttlSeconds, now);
+  }
+
+  /** Issues a group token: any name inside `group` (`namespace/name`) may register with it, in `generation`. */
+  async issueGroup(group: string, generation: number, ttlSeconds: number, now = Date.now()): Promise<string> {
+    return this.sign({ [GROUP]: group, [GENERATION]: generation }, GROUP_AUDIENCE, `group:${group}`, ttlSeconds, now);
+  }
+
+  private async sign(claims: JWTPayload, audience: string, sub: string, ttlSeconds: number, now: number) {
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
       const days = MAX_TOKEN_TTL_SECONDS / 86_400;
       throw new RangeError(`token lifetime must be 1 s to ${MAX_TOKEN_TTL_SECONDS} s (${days} days)`);
     }
     // iat has whole seconds; the milliseconds tell a token issued right after a removal from one issued before it.
-    return new SignJWT({ [ISSUED_MS]: now })
+    return new SignJWT({ ...claims, [ISSUED_MS]: now })
       .setProtectedHeader({ alg: 'HS256' })
       .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setSubject(nodeId)
+      .setAudience(audience)
+      .setSubject(sub)
       .setIssuedAt(Math.floor(now / 1000))
       .setExpirationTime(Math.floor(now / 1000) + ttlSeconds)
       .sign(this.key);
@@ -76,11 +91,56 @@ export class ProxyTokens {
     now = Date.now(),
     removedAt: (nodeId: string) => number | undefined = () => undefined,
   ): Promise<{ ok: true; nodeId: string } | { ok: false; reason: string }> {
+    const v = await this.check(token, AUDIENCE, now);
+    if (!v.ok) return v;
+    const removed = removedAt(v.sub);
+    if (removed !== undefined && v.issuedMs <= removed) {
+      return { ok: false, reason: 'token issued before its workload was removed' };
+    }
+    return { ok: true, nodeId: v.sub };
+  }
+
+  /**
+   * The group a group token was issued for, or why it is not acceptable: all of verify's checks, plus a group
+   * claim that agrees with the subject and a generation equal to the group's current one (`generationOf`).
+   */
+  async verifyGroup(
+    token: string,
+    now: number,
+    generationOf: (group: string) => number,
+  ): Promise<{ ok: true; group: string; generation: number } | { ok: false; reason: string }> {
+    const v = await this.check(token, GROUP_AUDIENCE, now);
+    if (!v.ok) return v;
+    const group = v.payload[GROUP];
+    const generation = v.payload[GENERATION];
+    const named = typeof group === 'string' && v.sub === `group:${group}`;
+    if (!named) return { ok: false, reason: 'group token has no group' };
+    if (!Number.isInteger(generation)) return { ok: false, reason: 'group token has no generation' };
+    if (generation !== generationOf(group)) return { ok: false, reason: 'group token revoked' };
+    return { ok: true, group, generation: generation as number };
+  }
+
+  /** Whether a token is a group token, from its unverified payload (only to choose which checks to run). */
+  static isGroupToken(token: string): boolean {
+    try {
+      const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as JWTPayload;
+      return payload.aud === GROUP_AUDIENCE;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The checks every token gets: signature, issuer, audience, expiry, required claims, issue time, lifetime. */
+  private async check(
+    token: string,
+    audience: string,
+    now: number,
+  ): Promise<{ ok: true; sub: string; issuedMs: number; payload: JWTPayload } | { ok: false; reason: string }> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.key, {
         issuer: ISSUER,
-        audience: AUDIENCE,
+        audience,
         algorithms: ['HS256'],
         requiredClaims: ['exp', 'iat', 'sub'],
         currentDate: new Date(now),
@@ -98,12 +158,8 @@ export class ProxyTokens {
     if (typeof iat !== 'number' || typeof exp !== 'number') return { ok: false, reason: 'token times are not numbers' };
     if (iat > now / 1000 + MAX_CLOCK_SKEW_SECONDS) return { ok: false, reason: 'token issued in the future' };
     if (exp - iat > MAX_TOKEN_TTL_SECONDS) return { ok: false, reason: 'token lifetime exceeds the maximum' };
-    const removed = removedAt(sub);
     const issuedMs = typeof ms === 'number' && Math.floor(ms / 1000) === iat ? ms : iat * 1000;
-    if (removed !== undefined && issuedMs <= removed) {
-      return { ok: false, reason: 'token issued before its workload was removed' };
-    }
-    return { ok: true, nodeId: sub };
+    return { ok: true, sub, issuedMs, payload };
   }
 }
 

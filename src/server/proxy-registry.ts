@@ -126,6 +126,11 @@ export class ProxyRegistry {
     return undefined;
   }
 
+  /** Drops a disconnected proxy's record (a registered instance that left: instances come and go for good). */
+  forget(id: string): void {
+    if (this.proxies.get(id)?.status.connected === false) this.proxies.delete(id);
+  }
+
   get(id: string): ProxyStatus | undefined {
     return this.proxies.get(id)?.status;
   }

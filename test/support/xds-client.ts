@@ -29,6 +29,7 @@ export class XdsTestClient {
     readonly port: number,
     readonly variant: 'sotw' | 'delta',
     token?: string,
+    host = '127.0.0.1',
   ) {
     const metadata = new grpc.Metadata();
     if (token) metadata.set('authorization', `Bearer ${token}`);
@@ -49,7 +50,8 @@ export class XdsTestClient {
       },
       'ads',
     );
-    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as Record<string, (md: grpc.Metadata) => grpc.ClientDuplexStream<Buffer, Buffer>>;
+    type Open = (md: grpc.Metadata) => grpc.ClientDuplexStream<Buffer, Buffer>;
+    const client = new Client(`${host}:${port}`, grpc.credentials.createInsecure()) as unknown as Record<string, Open>;
     this.encode = (o: object) => Buffer.from(reqType.encode(reqType.fromObject(o)).finish());
     this.call = client[method](metadata);
     this.call.on('data', (buf: Buffer) => {

@@ -9,6 +9,7 @@ import { decodeMesh } from './mesh.js';
 import { decodeServiceEntry } from './service-entry.js';
 import { decodeSidecar } from './sidecar.js';
 import { decodeWorkloadEntry } from './workload-entry.js';
+import { decodeWorkloadGroup } from './workload-group.js';
 import { decodeAuthorizationPolicy } from './authorization-policy.js';
 import { decodePeerAuthentication } from './peer-authentication.js';
 import { decodeRequestAuthentication } from './request-authentication.js';
@@ -47,6 +48,7 @@ export const KINDS: readonly KindDecoder[] = [
   { kind: 'Mesh', group: 'chancery.dev', versions: ['v1alpha1'], namespaced: false, requiresSpec: false, decode: (s) => decodeMesh(s) },
   { kind: 'ServiceEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeServiceEntry },
   { kind: 'WorkloadEntry', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeWorkloadEntry },
+  { kind: 'WorkloadGroup', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeWorkloadGroup },
   { kind: 'Sidecar', group: 'networking.istio.io', versions: NETWORKING, namespaced: true, requiresSpec: true, decode: decodeSidecar },
   { kind: 'PeerAuthentication', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s) => decodePeerAuthentication(s) },
   { kind: 'AuthorizationPolicy', group: 'security.istio.io', versions: SECURITY, namespaced: true, requiresSpec: true, decode: (s, at, m) => decodeAuthorizationPolicy(s, m, at) },
@@ -60,7 +62,6 @@ export const KINDS: readonly KindDecoder[] = [
 
 /** Kinds users may reasonably write that Chancery does not implement yet: a clear error, never silence. */
 export const PLANNED_KINDS: Record<string, string> = {
-  'networking.istio.io/WorkloadGroup': 'auto-registration is planned',
 };
 
 export function findKind(apiVersion: string, kind: string): KindDecoder | undefined {

@@ -12,6 +12,7 @@ import {
 } from '../types.js';
 import { DNS_NAME } from './common.js';
 import { decodeExtAuthzGrpc, decodeExtAuthzHttp } from './ext-authz-provider.js';
+import { MAX_INSTANCES } from './workload-group.js';
 
 const DNS_LABEL_OR_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
@@ -61,6 +62,12 @@ export function decodeMesh(spec: MapReader | undefined): MeshSpec {
       debounce.done();
     }
     xds.done();
+  }
+  const registration = spec.map('registration');
+  if (registration) {
+    const max = registration.int('maxInstances', { min: 1, max: MAX_INSTANCES });
+    out.maxInstancesPerGroup = max ?? out.maxInstancesPerGroup;
+    registration.done();
   }
   const providers = spec.maps('extensionProviders') ?? [];
   const seen = new Set<string>();
