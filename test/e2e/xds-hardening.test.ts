@@ -212,7 +212,9 @@ describe('a removed workload, with real Envoy', { timeout: 120_000 }, () => {
     await waitFor(() => cp.current!.result.revision !== before, { timeoutMs: 10_000, what: 'the removal accepted' });
     const lost = async () => (await connectedState(gone)) === 0;
     await waitFor(lost, { timeoutMs: 5000, what: "gone-1's Envoy to lose its xDS stream" });
-    assert.equal((statusDocument(cp) as any).proxies.find((p: any) => p.id === GONE).connected, false);
+    // Status shows a removed workload's proxy as disconnected, or not at all once it is forgotten.
+    const shown = (statusDocument(cp) as any).proxies.find((p: any) => p.id === GONE);
+    assert.ok(!shown || shown.connected === false, JSON.stringify(shown));
     assert.ok(!cp.svids.status().some((c) => c.identity.endsWith('/sa/gone-1')), 'no certificate is kept for it');
     // keep-1's certificate rotates (about every 6 s); gone-1's does not, and it stays disconnected.
     const rotated = async () => (await serial(keep)) !== keepSerial;

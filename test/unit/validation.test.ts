@@ -58,7 +58,7 @@ const cases: { name: string; files: Record<string, string>; expect: string[] }[]
   },
   { name: 'unsupported Istio field', files: { 'a.yaml': SE('a', undefined, '  exportTo: ["."]\n') }, expect: ['CH0205 a.yaml:8:3'] },
   { name: 'unknown kind', files: { 'a.yaml': 'apiVersion: example.com/v1\nkind: Widget\nmetadata: { name: w }\n' }, expect: ['CH0206 a.yaml:2:7'] },
-  { name: 'planned kind', files: { 'a.yaml': 'apiVersion: networking.istio.io/v1\nkind: WorkloadGroup\nmetadata: { name: p }\n' }, expect: ['CH0207 a.yaml:2:7'] },
+  { name: 'planned kind', files: { 'a.yaml': 'apiVersion: networking.istio.io/v1\nkind: EnvoyFilter\nmetadata: { name: p }\n' }, expect: ['CH0207 a.yaml:2:7'] },
   { name: 'not a mapping', files: { 'a.yaml': '- just\n- a list\n' }, expect: ['CH0208 a.yaml:1:1'] },
   { name: 'duplicate object', files: { 'a.yaml': SE('a'), 'b.yaml': SE('a', 'other.ns.svc') }, expect: ['CH0401 b.yaml:1:1'] },
   { name: 'duplicate host', files: { 'a.yaml': SE('a'), 'b.yaml': SE('b', 'a.ns.svc') }, expect: ['CH0402 b.yaml:5:11'] },

@@ -62,6 +62,9 @@ export const KINDS: readonly KindDecoder[] = [
 
 /** Kinds users may reasonably write that Chancery does not implement yet: a clear error, never silence. */
 export const PLANNED_KINDS: Record<string, string> = {
+  'networking.istio.io/EnvoyFilter': 'raw Envoy patches are not supported (they would bypass every check)',
+  'networking.istio.io/ProxyConfig': 'per-proxy Envoy settings are not supported yet',
+  'extensions.istio.io/WasmPlugin': 'Wasm plugins are not supported yet',
 };
 
 export function findKind(apiVersion: string, kind: string): KindDecoder | undefined {
