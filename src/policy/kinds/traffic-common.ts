@@ -4,7 +4,8 @@
  */
 import type { PNode } from '../source-map.js';
 import { MapReader } from '../reader.js';
-import type { HeaderOps, StringMatch } from '../traffic-types.js';
+import type { Destination, HeaderOps, StringMatch } from '../traffic-types.js';
+import { DNS_LABEL } from './common.js';
 import { isRe2Compatible } from './re2.js';
 
 export function readStringMatch(r: MapReader | undefined): StringMatch | undefined {
@@ -55,4 +56,25 @@ export function readPercent(r: MapReader, key: string): number | undefined {
 
 export function mapsOf(node: PNode | undefined, r: MapReader, path: string): MapReader | undefined {
   return MapReader.of(node, r.ctx, path);
+}
+
+/** A route's `destination` and `weight` (HTTP and TCP routes alike); the weight is absent when not given. */
+export function readDestination(
+  d: MapReader,
+  weightRequired: boolean,
+): (Omit<Destination, 'weight'> & { weight?: number }) | undefined {
+  const dest = d.map('destination', { required: true });
+  const weight = d.int('weight', { min: 0, max: 100, required: weightRequired });
+  d.unsupported(['headers'], 'per-destination header operations are not supported yet; use the route\'s headers');
+  d.done();
+  if (!dest) return undefined;
+  const host = dest.str('host', { required: true });
+  const subset = dest.str('subset', { pattern: DNS_LABEL, patternHint: 'a DNS label' });
+  const portR = dest.map('port');
+  const port = portR?.int('number', { required: true, min: 1, max: 65535 });
+  portR?.done();
+  dest.done();
+  if (host === undefined) return undefined;
+  const w = weight !== undefined ? { weight } : {};
+  return { host, at: dest.at, ...(subset ? { subset } : {}), ...(port ? { port } : {}), ...w };
 }

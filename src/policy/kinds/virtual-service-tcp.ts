@@ -4,23 +4,10 @@
  * sidecars never see the address the application dialled, so `destinationSubnets` cannot be honoured.
  */
 import type { MapReader } from '../reader.js';
-import type { Destination, TcpMatch, TcpRoute } from '../traffic-types.js';
+import type { TcpMatch, TcpRoute } from '../traffic-types.js';
 import { DNS_LABEL } from './common.js';
+import { readDestination } from './traffic-common.js';
 
-function readDestination(d: MapReader, weightRequired: boolean): Destination | undefined {
-  const dest = d.map('destination', { required: true });
-  const weight = d.int('weight', { min: 0, max: 100, required: weightRequired });
-  d.done();
-  if (!dest) return undefined;
-  const host = dest.str('host', { required: true });
-  const subset = dest.str('subset', { pattern: DNS_LABEL, patternHint: 'a DNS label' });
-  const portR = dest.map('port');
-  const port = portR?.int('number', { required: true, min: 1, max: 65535 });
-  portR?.done();
-  dest.done();
-  if (host === undefined) return undefined;
-  return { host, at: dest.at, weight: weight ?? 100, ...(subset ? { subset } : {}), ...(port ? { port } : {}) };
-}
 
 function readMatch(m: MapReader): TcpMatch {
   const port = m.int('port', { min: 1, max: 65535 });
@@ -41,7 +28,10 @@ export function readTcpRoutes(spec: MapReader): TcpRoute[] {
   return (spec.maps('tcp') ?? []).map((r) => {
     const match = (r.maps('match') ?? []).map(readMatch);
     const list = r.maps('route', { required: true, nonEmpty: true }) ?? [];
-    const route = list.map((d) => readDestination(d, list.length > 1)).filter((d) => d !== undefined);
+    const route = list
+      .map((d) => readDestination(d, list.length > 1))
+      .filter((d) => d !== undefined)
+      .map((d) => ({ ...d, weight: d.weight ?? 100 }));
     const total = route.reduce((n, d) => n + d.weight, 0);
     if (route.length > 1 && total !== 100) r.report('CH0406', 'route', `weights add up to ${total}, not 100`);
     r.done();

@@ -3,26 +3,10 @@
  * retries, timeouts, fault injection, mirroring, rewrites, header operations, redirects and direct responses.
  */
 import type { MapReader } from '../reader.js';
-import type { Destination, GatewayName, HttpMatch, HttpRoute, VirtualServiceSpec } from '../traffic-types.js';
-import { DNS_LABEL } from './common.js';
-import { readHeaderOps, readPercent, readStringMatch } from './traffic-common.js';
+import type { GatewayName, HttpMatch, HttpRoute, VirtualServiceSpec } from '../traffic-types.js';
+import { readDestination, readHeaderOps, readPercent, readStringMatch } from './traffic-common.js';
 import { readTcpRoutes } from './virtual-service-tcp.js';
 
-function readDestination(d: MapReader, weightRequired: boolean): Omit<Destination, 'weight'> & { weight?: number } | undefined {
-  const dest = d.map('destination', { required: true });
-  const weight = d.int('weight', { min: 0, max: 100, required: weightRequired });
-  d.unsupported(['headers'], 'per-destination header operations are not supported yet; use the route\'s headers');
-  d.done();
-  if (!dest) return undefined;
-  const host = dest.str('host', { required: true });
-  const subset = dest.str('subset', { pattern: DNS_LABEL, patternHint: 'a DNS label' });
-  const portR = dest.map('port');
-  const port = portR?.int('number', { required: true, min: 1, max: 65535 });
-  portR?.done();
-  dest.done();
-  if (host === undefined) return undefined;
-  return { host, at: dest.at, ...(subset ? { subset } : {}), ...(port ? { port } : {}), ...(weight !== undefined ? { weight } : {}) };
-}
 
 function readMatch(m: MapReader): HttpMatch {
   const out: HttpMatch = { headers: [], queryParams: [], at: m.at };
