@@ -59,7 +59,8 @@ export async function measureFleet(cp: Cp, port: number, burst: number, singles:
     const id = `bench/fleet-s${j}`;
     const start = performance.now();
     instances.connect([id], [token], () => fleetAddress(burst + j));
-    const done = () => instances.stats.get(id)?.firstFullAt !== undefined && callers.since(start, callerIds).count === FLEET_CALLERS;
+    const done = () =>
+      instances.stats.get(id)?.firstFullAt !== undefined && callers.since(start, callerIds).count === FLEET_CALLERS;
     await until(done, 30_000);
     const last = Math.max(instances.stats.get(id)?.firstFullAt ?? Infinity, callers.since(start, callerIds).last);
     latencies.push(last - start);

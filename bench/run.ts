@@ -18,7 +18,9 @@ import { proxyFile, serviceFile, SIZES, writeMesh, type MeshSize } from './mesh.
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
-const sizes = (args.find((a) => a.startsWith('--sizes='))?.slice(8) ?? (quick ? 'S' : 'M,L')).split(',').map((s) => SIZES[s]);
+const sizes = (args.find((a) => a.startsWith('--sizes='))?.slice(8) ?? (quick ? 'S' : 'M,L'))
+  .split(',')
+  .map((s) => SIZES[s]);
 
 interface Figure {
   size: string;
@@ -32,7 +34,9 @@ interface Figure {
 const figures: Figure[] = [];
 const record = (f: Figure) => {
   figures.push(f);
-  console.log(`  ${f.size.padEnd(2)} ${f.name.padEnd(48)} ${fmt(f.value).padStart(10)} ${f.unit.padEnd(10)} ${f.target ? `target ${f.target}` : ''}${f.ok === undefined ? '' : f.ok ? '  ok' : '  MISSED'}${f.note ? `  (${f.note})` : ''}`);
+  console.log(
+    `  ${f.size.padEnd(2)} ${f.name.padEnd(48)} ${fmt(f.value).padStart(10)} ${f.unit.padEnd(10)} ${f.target ? `target ${f.target}` : ''}${f.ok === undefined ? '' : f.ok ? '  ok' : '  MISSED'}${f.note ? `  (${f.note})` : ''}`,
+  );
 };
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -44,7 +48,10 @@ interface Child {
 }
 
 async function startControlPlane(dir: string, state: string): Promise<Child> {
-  const child = fork(path.join(import.meta.dirname, 'cp-child.ts'), [dir, state], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(path.join(import.meta.dirname, 'cp-child.ts'), [dir, state], {
+    execArgv: ['--import', 'tsx', '--expose-gc'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const waiters = new Map<string, (m: unknown) => void>();
   let ready: Child['ready'] | undefined;
   const readyP = new Promise<void>((resolve, reject) => {
@@ -69,14 +76,20 @@ async function startControlPlane(dir: string, state: string): Promise<Child> {
 }
 
 /** Applies a change to the policy files and measures what the clients receive until things settle. */
-async function measureChange(cp: Child, envoys: SimulatedEnvoys, apply: () => void): Promise<{ ms: number; fanOutMs: number; affected: number; bytes: number; bytesPerAffected: number }> {
+async function measureChange(
+  cp: Child,
+  envoys: SimulatedEnvoys,
+  apply: () => void,
+): Promise<{ ms: number; fanOutMs: number; affected: number; bytes: number; bytesPerAffected: number }> {
   const before = envoys.snapshot();
-  const lastRevision = async () => JSON.stringify((await cp.ask<{ revisions: unknown[] }>('revisions')).revisions.at(-1));
+  const lastRevision = async () =>
+    JSON.stringify((await cp.ask<{ revisions: unknown[] }>('revisions')).revisions.at(-1));
   const revision = await lastRevision();
   const t0 = performance.now();
   apply();
   // Wait until the control plane compiled the change (debounce + compile), then until the pushes settle.
-  while ((await lastRevision()) === revision && performance.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+  while ((await lastRevision()) === revision && performance.now() - t0 < 60_000)
+    await new Promise((r) => setTimeout(r, 20));
   await envoys.settle(1000);
   let affected = 0;
   let bytes = 0;
@@ -91,11 +104,19 @@ async function measureChange(cp: Child, envoys: SimulatedEnvoys, apply: () => vo
   }
   // Fan-out: from the first response of this change to the last one, i.e. serving alone, without debounce and compile.
   const fanOutMs = affected > 0 && envoys.firstResponseAt !== undefined ? last - envoys.firstResponseAt : 0;
-  return { ms: affected > 0 ? last - t0 : 0, fanOutMs, affected, bytes, bytesPerAffected: affected ? bytes / affected : 0 };
+  return {
+    ms: affected > 0 ? last - t0 : 0,
+    fanOutMs,
+    affected,
+    bytes,
+    bytesPerAffected: affected ? bytes / affected : 0,
+  };
 }
 
 async function benchSize(size: MeshSize): Promise<void> {
-  console.log(`\n== mesh ${size.name}: ${size.services} services, ${size.services * size.endpointsPerService} endpoints, ${size.proxies} proxies (scope ${size.scope}), ${size.proxies} authorization policies`);
+  console.log(
+    `\n== mesh ${size.name}: ${size.services} services, ${size.services * size.endpointsPerService} endpoints, ${size.proxies} proxies (scope ${size.scope}), ${size.proxies} authorization policies`,
+  );
   const dir = mkdtempSync(path.join(os.tmpdir(), `chancery-bench-${size.name}-`));
   writeMesh(dir, size);
 
@@ -111,7 +132,15 @@ async function benchSize(size: MeshSize): Promise<void> {
     if (!r.ok) throw new Error(`synthetic mesh rejected: ${r.diagnostics[0]?.message}`);
   }
   const full = median(times) + median(snapTimes);
-  record({ size: size.name, name: 'full compile (read+compile+snapshots), median', value: full, unit: 'ms', target: size.name === 'M' ? '<= 300 ms' : size.name === 'L' ? '<= 2 s' : undefined, ok: size.name === 'M' ? full <= 300 : size.name === 'L' ? full <= 2000 : undefined, note: `compile ${fmt(median(times))} + snapshots ${fmt(median(snapTimes))}` });
+  record({
+    size: size.name,
+    name: 'full compile (read+compile+snapshots), median',
+    value: full,
+    unit: 'ms',
+    target: size.name === 'M' ? '<= 300 ms' : size.name === 'L' ? '<= 2 s' : undefined,
+    ok: size.name === 'M' ? full <= 300 : size.name === 'L' ? full <= 2000 : undefined,
+    note: `compile ${fmt(median(times))} + snapshots ${fmt(median(snapTimes))}`,
+  });
 
   // 1b. Incremental compile after one change (the previous result reused), in process: what a revision costs.
   const incremental = (edit: (i: number) => void): number[] => {
@@ -127,12 +156,27 @@ async function benchSize(size: MeshSize): Promise<void> {
     }
     return out.slice(2); // the first two warm the caches of the new texts
   };
-  const incPolicy = incremental((i) => writeFileSync(path.join(dir, 'proxies', 'client-3.yaml'), proxyFile(3, size, 100 + i)));
-  const incFlap = incremental((i) => writeFileSync(path.join(dir, 'services', 'svc-5.yaml'), serviceFile(5, size.endpointsPerService, i % 2 === 0)));
+  const incPolicy = incremental((i) =>
+    writeFileSync(path.join(dir, 'proxies', 'client-3.yaml'), proxyFile(3, size, 100 + i)),
+  );
+  const incFlap = incremental((i) =>
+    writeFileSync(path.join(dir, 'services', 'svc-5.yaml'), serviceFile(5, size.endpointsPerService, i % 2 === 0)),
+  );
   writeFileSync(path.join(dir, 'proxies', 'client-3.yaml'), proxyFile(3, size));
   writeFileSync(path.join(dir, 'services', 'svc-5.yaml'), serviceFile(5, size.endpointsPerService));
-  for (const [what, xs] of [['one policy edit', incPolicy], ['one endpoint flap', incFlap]] as const) {
-    record({ size: size.name, name: `incremental compile after ${what}, median`, value: median(xs), unit: 'ms', target: size.name === 'M' ? '<= 10 ms' : undefined, ok: size.name === 'M' ? median(xs) <= 10 : undefined, note: `max ${fmt(Math.max(...xs))} ms of ${xs.length}; read + compile + changed snapshots` });
+  for (const [what, xs] of [
+    ['one policy edit', incPolicy],
+    ['one endpoint flap', incFlap],
+  ] as const) {
+    record({
+      size: size.name,
+      name: `incremental compile after ${what}, median`,
+      value: median(xs),
+      unit: 'ms',
+      target: size.name === 'M' ? '<= 10 ms' : undefined,
+      ok: size.name === 'M' ? median(xs) <= 10 : undefined,
+      note: `max ${fmt(Math.max(...xs))} ms of ${xs.length}; read + compile + changed snapshots`,
+    });
   }
 
   // The control plane in its own process, with simulated Envoys.
@@ -145,14 +189,31 @@ async function benchSize(size: MeshSize): Promise<void> {
   const t0 = performance.now();
   envoys.connect(ids, tokens);
   // Cold start ends when every proxy holds all five types (or after five minutes), then pushes settle.
-  while ([...envoys.stats.values()].some((s) => s.firstFullAt === undefined) && performance.now() - t0 < 300_000) await new Promise((r) => setTimeout(r, 50));
+  while ([...envoys.stats.values()].some((s) => s.firstFullAt === undefined) && performance.now() - t0 < 300_000)
+    await new Promise((r) => setTimeout(r, 50));
   await envoys.settle(1500, 60_000);
   const waits = [...envoys.stats.values()].map((s) => (s.firstFullAt ?? Infinity) - t0);
   const all = Math.max(...waits);
-  record({ size: size.name, name: 'cold start: all proxies hold full config', value: all / 1000, unit: 's', target: size.name === 'L' ? '<= 15 s' : undefined, ok: size.name === 'L' ? all <= 15_000 : undefined, note: `median proxy ${fmt(median(waits))} ms, ${waits.filter((w) => !Number.isFinite(w)).length} incomplete` });
+  record({
+    size: size.name,
+    name: 'cold start: all proxies hold full config',
+    value: all / 1000,
+    unit: 's',
+    target: size.name === 'L' ? '<= 15 s' : undefined,
+    ok: size.name === 'L' ? all <= 15_000 : undefined,
+    note: `median proxy ${fmt(median(waits))} ms, ${waits.filter((w) => !Number.isFinite(w)).length} incomplete`,
+  });
   const rss1 = (await cp.ask<{ rss: number }>('rss')).rss;
   const perProxy = (rss1 - rss0) / size.proxies / 1024;
-  record({ size: size.name, name: 'memory per connected proxy', value: perProxy, unit: 'KB', target: '<= 100 KB', ok: perProxy <= 100, note: `base RSS ${fmt(rss0 / 1048576)} MB, with proxies ${fmt(rss1 / 1048576)} MB` });
+  record({
+    size: size.name,
+    name: 'memory per connected proxy',
+    value: perProxy,
+    unit: 'KB',
+    target: '<= 100 KB',
+    ok: perProxy <= 100,
+    note: `base RSS ${fmt(rss0 / 1048576)} MB, with proxies ${fmt(rss1 / 1048576)} MB`,
+  });
 
   // 2 and 4. Changes: one policy edit, one endpoint flap, one new service nobody routes to, a no-op.
   // Each change five times: median and the worst (of five, the nearest to a p99 a short run can give).
@@ -162,16 +223,64 @@ async function benchSize(size: MeshSize): Promise<void> {
     const ms = runs.map((r) => r.ms);
     return { first: runs[0], median: median(ms), max: Math.max(...ms) };
   };
-  const policyEdit = await repeat((i) => writeFileSync(path.join(dir, 'proxies', 'client-3.yaml'), proxyFile(3, size, 1 + i)));
-  record({ size: size.name, name: 'policy edit -> affected proxies ACKed, median', value: policyEdit.median, unit: 'ms', target: 'p50 <= 250 ms, p99 <= 1 s', ok: policyEdit.median <= 250 && policyEdit.max <= 1000, note: `max ${fmt(policyEdit.max)} ms; ${policyEdit.first.affected} proxies affected, ${fmt(policyEdit.first.bytesPerAffected)} bytes each (debounce 100 ms included)` });
-  const flaps = await repeat((i) => writeFileSync(path.join(dir, 'services', 'svc-5.yaml'), serviceFile(5, size.endpointsPerService, i % 2 === 0)));
+  const policyEdit = await repeat((i) =>
+    writeFileSync(path.join(dir, 'proxies', 'client-3.yaml'), proxyFile(3, size, 1 + i)),
+  );
+  record({
+    size: size.name,
+    name: 'policy edit -> affected proxies ACKed, median',
+    value: policyEdit.median,
+    unit: 'ms',
+    target: 'p50 <= 250 ms, p99 <= 1 s',
+    ok: policyEdit.median <= 250 && policyEdit.max <= 1000,
+    note: `max ${fmt(policyEdit.max)} ms; ${policyEdit.first.affected} proxies affected, ${fmt(policyEdit.first.bytesPerAffected)} bytes each (debounce 100 ms included)`,
+  });
+  const flaps = await repeat((i) =>
+    writeFileSync(path.join(dir, 'services', 'svc-5.yaml'), serviceFile(5, size.endpointsPerService, i % 2 === 0)),
+  );
   const flap = flaps.first;
-  record({ size: size.name, name: 'endpoint flap -> affected proxies ACKed, median', value: flaps.median, unit: 'ms', target: 'p50 <= 250 ms, p99 <= 1 s', ok: flaps.median <= 250 && flaps.max <= 1000, note: `max ${fmt(flaps.max)} ms; ${flap.affected} proxies affected` });
-  record({ size: size.name, name: 'Delta bytes per affected proxy (endpoint flap)', value: flap.bytesPerAffected, unit: 'bytes', target: '<= 2 KB', ok: flap.bytesPerAffected <= 2048 });
-  const added = await measureChange(cp, envoys, () => writeFileSync(path.join(dir, 'services', 'svc-new.yaml'), serviceFile(size.services + 1, size.endpointsPerService).replace(/svc-\d+/g, 'svc-new')));
-  record({ size: size.name, name: 'new service in nobody\'s scope: proxies that received anything', value: added.affected, unit: 'proxies', target: '0', ok: added.affected === 0 });
-  const noop = await measureChange(cp, envoys, () => writeFileSync(path.join(dir, 'services', 'svc-1.yaml'), serviceFile(1, size.endpointsPerService) + '# a comment\n'));
-  record({ size: size.name, name: 'no-op revision: bytes sent', value: noop.bytes, unit: 'bytes', target: '0', ok: noop.bytes === 0 });
+  record({
+    size: size.name,
+    name: 'endpoint flap -> affected proxies ACKed, median',
+    value: flaps.median,
+    unit: 'ms',
+    target: 'p50 <= 250 ms, p99 <= 1 s',
+    ok: flaps.median <= 250 && flaps.max <= 1000,
+    note: `max ${fmt(flaps.max)} ms; ${flap.affected} proxies affected`,
+  });
+  record({
+    size: size.name,
+    name: 'Delta bytes per affected proxy (endpoint flap)',
+    value: flap.bytesPerAffected,
+    unit: 'bytes',
+    target: '<= 2 KB',
+    ok: flap.bytesPerAffected <= 2048,
+  });
+  const added = await measureChange(cp, envoys, () =>
+    writeFileSync(
+      path.join(dir, 'services', 'svc-new.yaml'),
+      serviceFile(size.services + 1, size.endpointsPerService).replace(/svc-\d+/g, 'svc-new'),
+    ),
+  );
+  record({
+    size: size.name,
+    name: "new service in nobody's scope: proxies that received anything",
+    value: added.affected,
+    unit: 'proxies',
+    target: '0',
+    ok: added.affected === 0,
+  });
+  const noop = await measureChange(cp, envoys, () =>
+    writeFileSync(path.join(dir, 'services', 'svc-1.yaml'), serviceFile(1, size.endpointsPerService) + '# a comment\n'),
+  );
+  record({
+    size: size.name,
+    name: 'no-op revision: bytes sent',
+    value: noop.bytes,
+    unit: 'bytes',
+    target: '0',
+    ok: noop.bytes === 0,
+  });
 
   // 5. Push throughput: a change that reaches every proxy (a mesh-wide authorization policy).
   // Three times (the machine is shared and noisy); the figures are the medians.
@@ -187,31 +296,63 @@ async function benchSize(size: MeshSize): Promise<void> {
     );
   }
   const broad = broads[0];
-  record({ size: size.name, name: 'mesh-wide policy -> every proxy ACKed, median of 3', value: median(broads.map((b) => b.ms)), unit: 'ms', note: `${broad.affected} proxies, ${fmt(broad.bytesPerAffected)} bytes each (debounce and compile included)` });
+  record({
+    size: size.name,
+    name: 'mesh-wide policy -> every proxy ACKed, median of 3',
+    value: median(broads.map((b) => b.ms)),
+    unit: 'ms',
+    note: `${broad.affected} proxies, ${fmt(broad.bytesPerAffected)} bytes each (debounce and compile included)`,
+  });
   const fanOutMs = median(broads.map((b) => b.fanOutMs));
   const throughput = broad.affected / (Math.max(1, fanOutMs) / 1000);
-  record({ size: size.name, name: 'push to every proxy: responses ACKed per second', value: throughput, unit: '/s', note: `fan-out of ${broad.affected} responses in ${fmt(fanOutMs)} ms (median of 3), first response to last` });
+  record({
+    size: size.name,
+    name: 'push to every proxy: responses ACKed per second',
+    value: throughput,
+    unit: '/s',
+    note: `fan-out of ${broad.affected} responses in ${fmt(fanOutMs)} ms (median of 3), first response to last`,
+  });
 
   // 7. Steady churn: 10 endpoint changes per second for 10 s.
   await cp.ask('cpu-start');
   const churnEnd = performance.now() + (quick ? 3000 : 10_000);
   let k = 0;
   while (performance.now() < churnEnd) {
-    writeFileSync(path.join(dir, 'services', `svc-${k % size.services}.yaml`), serviceFile(k % size.services, size.endpointsPerService, k % 2 === 0));
+    writeFileSync(
+      path.join(dir, 'services', `svc-${k % size.services}.yaml`),
+      serviceFile(k % size.services, size.endpointsPerService, k % 2 === 0),
+    );
     k++;
     await new Promise((r) => setTimeout(r, 100));
   }
   await envoys.settle(1000);
   const churn = await cp.ask<{ cores: number; loopP99Ms: number }>('cpu-stop');
-  record({ size: size.name, name: 'steady churn (10 endpoint changes/s): CPU', value: churn.cores, unit: 'cores', target: '<= 0.3', ok: churn.cores <= 0.3 });
-  record({ size: size.name, name: 'steady churn: event-loop delay p99', value: churn.loopP99Ms, unit: 'ms', target: '<= 50 ms', ok: churn.loopP99Ms <= 50 });
+  record({
+    size: size.name,
+    name: 'steady churn (10 endpoint changes/s): CPU',
+    value: churn.cores,
+    unit: 'cores',
+    target: '<= 0.3',
+    ok: churn.cores <= 0.3,
+  });
+  record({
+    size: size.name,
+    name: 'steady churn: event-loop delay p99',
+    value: churn.loopP99Ms,
+    unit: 'ms',
+    target: '<= 50 ms',
+    ok: churn.loopP99Ms <= 50,
+  });
 
   envoys.close();
 
   // SotW for the same endpoint flap: full state of the changed types.
   const sotw = new SimulatedEnvoys(cp.ready.port, 'sotw');
   const sotwIds = ids.slice(0, Math.min(200, ids.length));
-  sotw.connect(sotwIds.map((x) => x), (await cp.ask<{ tokens: string[] }>('tokens', { ids: sotwIds })).tokens);
+  sotw.connect(
+    sotwIds.map((x) => x),
+    (await cp.ask<{ tokens: string[] }>('tokens', { ids: sotwIds })).tokens,
+  );
   await sotw.settle(1500);
   // After the Delta clients are gone: the server keeps one stream per node id, so they cannot run side by side.
   // svc-0 is in client-0's scope, so some of these SotW proxies are affected; flipped from what churn left.
@@ -219,7 +360,13 @@ async function benchSize(size: MeshSize): Promise<void> {
   const unflapped = readFileSync(svc0, 'utf8') === serviceFile(0, size.endpointsPerService, false);
   const flipped = serviceFile(0, size.endpointsPerService, unflapped);
   const sotwFlap = await measureChange(cp, sotw, () => writeFileSync(svc0, flipped));
-  record({ size: size.name, name: 'SotW bytes per affected proxy (endpoint flap)', value: sotwFlap.bytesPerAffected, unit: 'bytes', note: `${sotwFlap.affected} of ${sotwIds.length} SotW proxies affected; Delta/SotW ratio ${fmt(sotwFlap.bytesPerAffected / Math.max(1, flap.bytesPerAffected))}x` });
+  record({
+    size: size.name,
+    name: 'SotW bytes per affected proxy (endpoint flap)',
+    value: sotwFlap.bytesPerAffected,
+    unit: 'bytes',
+    note: `${sotwFlap.affected} of ${sotwIds.length} SotW proxies affected; Delta/SotW ratio ${fmt(sotwFlap.bytesPerAffected / Math.max(1, flap.bytesPerAffected))}x`,
+  });
   sotw.close();
 
   // 8. Fleet: instances registering into a WorkloadGroup with one group token (after the rest: they join the mesh).
@@ -254,8 +401,21 @@ async function benchSize(size: MeshSize): Promise<void> {
   const limits = [];
   for (let i = 0; i < 3; i++) limits.push(await physicalLimit(size.proxies, broad.bytesPerAffected || 2000));
   const limit = { ms: median(limits.map((l) => l.ms)), perSecond: median(limits.map((l) => l.perSecond)) };
-  record({ size: size.name, name: 'physical limit: bare grpc-js fan-out, same clients', value: limit.perSecond, unit: '/s', note: `${size.proxies} responses in ${fmt(limit.ms)} ms (median of 3)` });
-  record({ size: size.name, name: 'push throughput / physical limit', value: throughput / limit.perSecond, unit: 'ratio', target: '>= 0.8', ok: throughput / limit.perSecond >= 0.8 });
+  record({
+    size: size.name,
+    name: 'physical limit: bare grpc-js fan-out, same clients',
+    value: limit.perSecond,
+    unit: '/s',
+    note: `${size.proxies} responses in ${fmt(limit.ms)} ms (median of 3)`,
+  });
+  record({
+    size: size.name,
+    name: 'push throughput / physical limit',
+    value: throughput / limit.perSecond,
+    unit: 'ratio',
+    target: '>= 0.8',
+    ok: throughput / limit.perSecond >= 0.8,
+  });
 
   await cp.ask('stop').catch(() => undefined);
   cp.kill();
@@ -264,13 +424,23 @@ async function benchSize(size: MeshSize): Promise<void> {
 }
 
 async function certificates(): Promise<void> {
-  const ca = await Authority.open({ stateDir: mkdtempSync(path.join(os.tmpdir(), 'chancery-bench-ca-')), clock: systemClock });
+  const ca = await Authority.open({
+    stateDir: mkdtempSync(path.join(os.tmpdir(), 'chancery-bench-ca-')),
+    clock: systemClock,
+  });
   for (let i = 0; i < 200; i++) await ca.issue(`spiffe://cluster.local/ns/b/sa/warm${i}`, 3_600_000);
   const n = quick ? 1000 : 5000;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) await ca.issue(`spiffe://cluster.local/ns/b/sa/s${i}`, 86_400_000);
   const perSecond = n / ((performance.now() - t0) / 1000);
-  record({ size: '-', name: 'certificates issued per second (key + sign)', value: perSecond, unit: '/s', target: '>= 2000', ok: perSecond >= 2000 });
+  record({
+    size: '-',
+    name: 'certificates issued per second (key + sign)',
+    value: perSecond,
+    unit: '/s',
+    target: '>= 2000',
+    ok: perSecond >= 2000,
+  });
 }
 
 const started = performance.now();
@@ -281,13 +451,19 @@ for (const s of sizes) await benchSize(s);
 const out = path.join(process.cwd(), '.bench');
 mkdirSync(out, { recursive: true });
 const minutes = (performance.now() - started) / 60_000;
-writeFileSync(path.join(out, 'report.json'), JSON.stringify({ machine, quick, at: new Date().toISOString(), minutes, figures }, null, 2));
+writeFileSync(
+  path.join(out, 'report.json'),
+  JSON.stringify({ machine, quick, at: new Date().toISOString(), minutes, figures }, null, 2),
+);
 const md = [
   `Benchmarks on ${machine} (${new Date().toISOString().slice(0, 10)}, ${quick ? 'quick' : 'full'} run, ${minutes.toFixed(1)} minutes)`,
   '',
   '| mesh | figure | value | target |',
   '| --- | --- | --- | --- |',
-  ...figures.map((f) => `| ${f.size} | ${f.name} | ${fmt(f.value)} ${f.unit}${f.note ? ` (${f.note})` : ''} | ${f.target ?? ''}${f.ok === undefined ? '' : f.ok ? ' ✓' : ' ✗'} |`),
+  ...figures.map(
+    (f) =>
+      `| ${f.size} | ${f.name} | ${fmt(f.value)} ${f.unit}${f.note ? ` (${f.note})` : ''} | ${f.target ?? ''}${f.ok === undefined ? '' : f.ok ? ' ✓' : ' ✗'} |`,
+  ),
 ].join('\n');
 writeFileSync(path.join(out, 'report.md'), md + '\n');
 console.log(`\nreport: .bench/report.md, .bench/report.json (${minutes.toFixed(1)} minutes)`);

@@ -24,11 +24,22 @@ function readTree(dir: string, base = dir, out: Files = new Map()): Files {
 }
 
 let n = 0;
-const sourceOf = (files: Files): PolicySource => ({ revision: `r${++n}`, files: [...files].sort().map(([p, text]) => ({ path: p, text })) });
+const sourceOf = (files: Files): PolicySource => ({
+  revision: `r${++n}`,
+  files: [...files].sort().map(([p, text]) => ({ path: p, text })),
+});
 // Origins name the revision at which their line was read; a reused proxy may name an earlier one, for the same line.
-const noRevision = (k: string, v: unknown) => (k === 'revision' && typeof v === 'string' && /^r\d+$/.test(v) ? undefined : v);
+const noRevision = (k: string, v: unknown) =>
+  k === 'revision' && typeof v === 'string' && /^r\d+$/.test(v) ? undefined : v;
 const shape = (r: CompileResult) =>
-  [...r.proxies].map(([id, p]) => [id, JSON.stringify({ ...p.ir, revision: undefined }, noRevision), JSON.stringify([...p.resources].map(([t, rs]) => [t, rs.map((x) => [x.name, x.json, x.origins])]), noRevision)]);
+  [...r.proxies].map(([id, p]) => [
+    id,
+    JSON.stringify({ ...p.ir, revision: undefined }, noRevision),
+    JSON.stringify(
+      [...p.resources].map(([t, rs]) => [t, rs.map((x) => [x.name, x.json, x.origins])]),
+      noRevision,
+    ),
+  ]);
 
 /** Compiles `files` both ways, asserts they agree, and returns the incremental result. */
 function step(files: Files, previous: CompileResult | undefined, what: string): CompileResult {
@@ -38,7 +49,11 @@ function step(files: Files, previous: CompileResult | undefined, what: string): 
   assert.ok(full.ok, `${what}: ${JSON.stringify(full.diagnostics.filter((d) => d.severity === 'error'))}`);
   assert.equal(inc.revision, full.revision);
   const [a, b] = [shape(inc), shape(full)];
-  assert.deepEqual(a.map((x) => x[0]), b.map((x) => x[0]), `${what}: proxies`);
+  assert.deepEqual(
+    a.map((x) => x[0]),
+    b.map((x) => x[0]),
+    `${what}: proxies`,
+  );
   for (let i = 0; i < a.length; i++) {
     assert.ok(a[i][1] === b[i][1], `${what}: IR of ${a[i][0]} differs from a full compile`);
     assert.ok(a[i][2] === b[i][2], `${what}: resources of ${a[i][0]} differ from a full compile`);
@@ -61,7 +76,10 @@ test('incremental compile equals a full compile after every kind of edit, and co
     const before = r;
     apply();
     r = step(files, before, what);
-    const recompiled = [...r.proxies].filter(([id, p]) => before.proxies.get(id)?.resources !== p.resources).map(([id]) => id).sort();
+    const recompiled = [...r.proxies]
+      .filter(([id, p]) => before.proxies.get(id)?.resources !== p.resources)
+      .map(([id]) => id)
+      .sort();
     assert.deepEqual(recompiled, compiled.sort(), `${what}: recompiled proxies`);
     assert.equal(r.compiled, compiled.length);
   };
@@ -72,41 +90,148 @@ test('incremental compile equals a full compile after every kind of edit, and co
 
   expect('a comment', () => files.set('mesh.yaml', files.get('mesh.yaml') + '# nothing\n'), []);
   expect('authorization rule', () => edit(files, 'shop/authorization.yaml', '"/admin/*"', '"/internal/*"'), backends);
-  expect('new policy selecting the frontend', () =>
-    files.set('shop/frontend-authz.yaml', 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: fe, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  rules: [{ to: [{ operation: { methods: [GET] } }] }]\n'), ['shop/frontend-1']);
+  expect(
+    'new policy selecting the frontend',
+    () =>
+      files.set(
+        'shop/frontend-authz.yaml',
+        'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: fe, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  rules: [{ to: [{ operation: { methods: [GET] } }] }]\n',
+      ),
+    ['shop/frontend-1'],
+  );
   // The backends reach backend.shop.svc through their ./* egress, so its routes are theirs too.
-  expect('route weights', () => edit(files, 'shop/traffic.yaml', /weight: 90([\s\S]*)weight: 10/, 'weight: 80$1weight: 20'), all);
-  expect('destination rule', () => edit(files, 'shop/traffic.yaml', 'consecutive5xxErrors: 5', 'consecutive5xxErrors: 7'), [...all, gateway]);
-  expect('a route bound only to the gateway', () => edit(files, 'shop/ingress.yaml', 'timeout: 5s', 'timeout: 6s'), [gateway]);
-  expect('a gateway server\'s credential', () => edit(files, 'istio-system/gateway.yaml', 'credentialName: shop-example', 'credentialName: shop-example-2'), [gateway]);
-  expect('the gateway\'s own authorization', () => edit(files, 'istio-system/gateway.yaml', '"203.0.113.0/24"', '"198.51.100.0/24"'), [gateway]);
-  const payments = 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: payments, namespace: shop }\nspec:\n  hosts: [payments.shop.svc]\n  ports: [{ number: 80, name: http, protocol: HTTP }]\n  endpoints: [{ address: 10.0.0.1 }]\n';
+  expect(
+    'route weights',
+    () => edit(files, 'shop/traffic.yaml', /weight: 90([\s\S]*)weight: 10/, 'weight: 80$1weight: 20'),
+    all,
+  );
+  expect(
+    'destination rule',
+    () => edit(files, 'shop/traffic.yaml', 'consecutive5xxErrors: 5', 'consecutive5xxErrors: 7'),
+    [...all, gateway],
+  );
+  expect('a route bound only to the gateway', () => edit(files, 'shop/ingress.yaml', 'timeout: 5s', 'timeout: 6s'), [
+    gateway,
+  ]);
+  expect(
+    "a gateway server's credential",
+    () => edit(files, 'istio-system/gateway.yaml', 'credentialName: shop-example', 'credentialName: shop-example-2'),
+    [gateway],
+  );
+  expect(
+    "the gateway's own authorization",
+    () => edit(files, 'istio-system/gateway.yaml', '"203.0.113.0/24"', '"198.51.100.0/24"'),
+    [gateway],
+  );
+  const payments =
+    'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: payments, namespace: shop }\nspec:\n  hosts: [payments.shop.svc]\n  ports: [{ number: 80, name: http, protocol: HTTP }]\n  endpoints: [{ address: 10.0.0.1 }]\n';
   expect('a new service joins the wildcard scopes only', () => files.set('shop/payments.yaml', payments), backends);
   expect('endpoint change', () => files.set('shop/payments.yaml', payments.replace('10.0.0.1', '10.0.0.2')), backends);
-  expect('egress host added', () => edit(files, 'shop/sidecars.yaml', '"./backend.shop.svc"', '"./backend.shop.svc", "./payments.shop.svc"'), ['shop/frontend-1']);
-  const pa = 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: b, namespace: shop }\nspec:\n  selector: { matchLabels: { app: backend } }\n  mtls: { mode: PERMISSIVE }\n';
+  expect(
+    'egress host added',
+    () => edit(files, 'shop/sidecars.yaml', '"./backend.shop.svc"', '"./backend.shop.svc", "./payments.shop.svc"'),
+    ['shop/frontend-1'],
+  );
+  const pa =
+    'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: b, namespace: shop }\nspec:\n  selector: { matchLabels: { app: backend } }\n  mtls: { mode: PERMISSIVE }\n';
   // PERMISSIVE changes what the backends accept; their clients still originate mTLS, so nothing else changes.
   expect('peer authentication PERMISSIVE', () => files.set('shop/pa.yaml', pa), backends);
   // mTLS off on one backend port: its inbound and every client's cluster to it change (no TLS origination).
-  expect('peer authentication', () =>
-    files.set('shop/pa.yaml', pa.replace('PERMISSIVE', 'DISABLE')), [...all, gateway]);
+  expect('peer authentication', () => files.set('shop/pa.yaml', pa.replace('PERMISSIVE', 'DISABLE')), [
+    ...all,
+    gateway,
+  ]);
   expect('rate limit', () => edit(files, 'shop/traffic.yaml', 'requests: 50', 'requests: 60'), backends);
-  expect('service account of an endpoint', () => { edit(files, 'shop/workloads.yaml', 'serviceAccount: backend\n---', 'serviceAccount: backend-one\n---'); files.delete('shop/pa.yaml'); }, [...all, gateway]);
-  expect('telemetry', () =>
-    files.set('shop/telemetry.yaml', 'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: quiet, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  accessLogging: [{ disabled: true }]\n'), ['shop/frontend-1']);
-  expect('request authentication', () =>
-    files.set('shop/jwt.yaml', 'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: { name: jwt, namespace: shop }\nspec:\n  selector: { matchLabels: { app: backend } }\n  jwtRules: [{ issuer: "https://issuer.example", jwksUri: "https://issuer.example/jwks" }]\n'), backends);
-  expect('service removed with the egress host naming it', () => { files.delete('shop/payments.yaml'); edit(files, 'shop/sidecars.yaml', ', "./payments.shop.svc"', ''); }, all);
+  expect(
+    'service account of an endpoint',
+    () => {
+      edit(files, 'shop/workloads.yaml', 'serviceAccount: backend\n---', 'serviceAccount: backend-one\n---');
+      files.delete('shop/pa.yaml');
+    },
+    [...all, gateway],
+  );
+  expect(
+    'telemetry',
+    () =>
+      files.set(
+        'shop/telemetry.yaml',
+        'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: quiet, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  accessLogging: [{ disabled: true }]\n',
+      ),
+    ['shop/frontend-1'],
+  );
+  expect(
+    'request authentication',
+    () =>
+      files.set(
+        'shop/jwt.yaml',
+        'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: { name: jwt, namespace: shop }\nspec:\n  selector: { matchLabels: { app: backend } }\n  jwtRules: [{ issuer: "https://issuer.example", jwksUri: "https://issuer.example/jwks" }]\n',
+      ),
+    backends,
+  );
+  expect(
+    'service removed with the egress host naming it',
+    () => {
+      files.delete('shop/payments.yaml');
+      edit(files, 'shop/sidecars.yaml', ', "./payments.shop.svc"', '');
+    },
+    all,
+  );
   // A workload without a Sidecar reaches every service of the mesh.
-  expect('a workload without a Sidecar', () =>
-    files.set('ops/tools.yaml', 'apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: { name: tools-1, namespace: ops, labels: { app: tools } }\nspec: { address: 127.0.0.31 }\n'), ['ops/tools-1']);
-  expect('a service in another namespace', () =>
-    files.set('ops/metrics.yaml', 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: metrics, namespace: ops }\nspec:\n  hosts: [metrics.ops.svc]\n  ports: [{ number: 80, name: http, protocol: HTTP }]\n  endpoints: [{ address: 10.0.1.1 }]\n'), ['ops/tools-1']);
-  expect('destination ports', () => edit(files, 'shop/traffic.yaml', /subset: (v\d) \}/g, 'subset: $1, port: { number: 80 } }'), [...all, 'ops/tools-1']);
-  expect('a new port of a service named by host', () => edit(files, 'shop/services.yaml', /(backend\.shop\.svc\][\s\S]*targetPort: 8080 \})/, '$1\n    - { number: 8081, name: http-alt, protocol: HTTP }'), [...all, 'ops/tools-1', gateway]);
+  expect(
+    'a workload without a Sidecar',
+    () =>
+      files.set(
+        'ops/tools.yaml',
+        'apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: { name: tools-1, namespace: ops, labels: { app: tools } }\nspec: { address: 127.0.0.31 }\n',
+      ),
+    ['ops/tools-1'],
+  );
+  expect(
+    'a service in another namespace',
+    () =>
+      files.set(
+        'ops/metrics.yaml',
+        'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: metrics, namespace: ops }\nspec:\n  hosts: [metrics.ops.svc]\n  ports: [{ number: 80, name: http, protocol: HTTP }]\n  endpoints: [{ address: 10.0.1.1 }]\n',
+      ),
+    ['ops/tools-1'],
+  );
+  expect(
+    'destination ports',
+    () => edit(files, 'shop/traffic.yaml', /subset: (v\d) \}/g, 'subset: $1, port: { number: 80 } }'),
+    [...all, 'ops/tools-1'],
+  );
+  expect(
+    'a new port of a service named by host',
+    () =>
+      edit(
+        files,
+        'shop/services.yaml',
+        /(backend\.shop\.svc\][\s\S]*targetPort: 8080 \})/,
+        '$1\n    - { number: 8081, name: http-alt, protocol: HTTP }',
+      ),
+    [...all, 'ops/tools-1', gateway],
+  );
   all.push('ops/tools-1', gateway);
   expect('mesh settings', () => edit(files, 'mesh.yaml', 'default: DENY', 'default: ALLOW'), all);
-  expect('workload removed', () => { edit(files, 'shop/workloads.yaml', /---\napiVersion: networking.istio.io\/v1\nkind: WorkloadEntry\nmetadata:\n  name: backend-2[\s\S]*$/, ''); edit(files, 'shop/sidecars.yaml', /---\napiVersion: networking.istio.io\/v1\nkind: Sidecar\nmetadata:\n  name: backend-v2[\s\S]*$/, ''); edit(files, 'shop/traffic.yaml', /weight: 80([\s\S]*)weight: 20/, 'weight: 100$1weight: 0'); }, ['shop/frontend-1', 'shop/backend-1', 'ops/tools-1', gateway]);
+  expect(
+    'workload removed',
+    () => {
+      edit(
+        files,
+        'shop/workloads.yaml',
+        /---\napiVersion: networking.istio.io\/v1\nkind: WorkloadEntry\nmetadata:\n  name: backend-2[\s\S]*$/,
+        '',
+      );
+      edit(
+        files,
+        'shop/sidecars.yaml',
+        /---\napiVersion: networking.istio.io\/v1\nkind: Sidecar\nmetadata:\n  name: backend-v2[\s\S]*$/,
+        '',
+      );
+      edit(files, 'shop/traffic.yaml', /weight: 80([\s\S]*)weight: 20/, 'weight: 100$1weight: 0');
+    },
+    ['shop/frontend-1', 'shop/backend-1', 'ops/tools-1', gateway],
+  );
 });
 
 test('at benchmark scale an endpoint flap or a policy edit recompiles only the proxies that see it', () => {
@@ -115,7 +240,10 @@ test('at benchmark scale an endpoint flap or a policy edit recompiles only the p
   for (let i = 0; i < size.services; i++) files.set(`services/svc-${i}.yaml`, serviceFile(i, size.endpointsPerService));
   for (let p = 0; p < size.proxies; p++) files.set(`proxies/client-${p}.yaml`, proxyFile(p, size));
   let r = step(files, undefined, 'initial');
-  const seeing = (host: string) => [...r.proxies.values()].filter((p) => p.ir.clusters.some((c) => c.key.direction === 'outbound' && c.key.host === host)).length;
+  const seeing = (host: string) =>
+    [...r.proxies.values()].filter((p) =>
+      p.ir.clusters.some((c) => c.key.direction === 'outbound' && c.key.host === host),
+    ).length;
   const flapped = seeing('svc-5.bench.svc');
   assert.ok(flapped > 0 && flapped < 50);
   files.set('services/svc-5.yaml', serviceFile(5, size.endpointsPerService, true));

@@ -162,9 +162,18 @@ export class ControlPlane {
     };
     this.ads.registry.onConnect = (id) => this.history.append({ kind: 'connected', proxy: id });
     this.ads.observers.push((proxy, e) => {
-      if (e.kind === 'nack' && !e.repeat) this.history.append({ kind: 'nack', proxy, type: SHORT_NAME[e.typeUrl], message: e.message ?? '', ...(e.revision ? { revision: e.revision } : {}) });
+      if (e.kind === 'nack' && !e.repeat)
+        this.history.append({
+          kind: 'nack',
+          proxy,
+          type: SHORT_NAME[e.typeUrl],
+          message: e.message ?? '',
+          ...(e.revision ? { revision: e.revision } : {}),
+        });
     });
-    this.telemetry = new Telemetry(settings.otlpTracesEndpoint ? { otlpTracesEndpoint: settings.otlpTracesEndpoint } : {});
+    this.telemetry = new Telemetry(
+      settings.otlpTracesEndpoint ? { otlpTracesEndpoint: settings.otlpTracesEndpoint } : {},
+    );
     const revision = () => this.current?.result.revision;
     this.converging = new ConvergenceTracker(this.ads.registry, revision, this.telemetry, log);
     this.instrument();
@@ -197,7 +206,9 @@ export class ControlPlane {
         else t.nacks.add(1, { type, proxy });
       }
     });
-    t.observe('chancery_connected_proxies', 'proxies with an open xDS stream', () => [{ value: this.ads.registry.all().filter((p) => p.connected).length }]);
+    t.observe('chancery_connected_proxies', 'proxies with an open xDS stream', () => [
+      { value: this.ads.registry.all().filter((p) => p.connected).length },
+    ]);
     t.observe('chancery_proxies_in_sync', 'connected proxies holding the current revision completely', () => {
       const rev = this.current?.result.revision;
       return [{ value: this.ads.registry.all().filter((p) => p.connected && p.revision === rev).length }];
@@ -212,7 +223,9 @@ export class ControlPlane {
       { value: this.ads.counters.malformed, attributes: { reason: 'malformed' } },
       { value: this.ads.counters.unauthenticated, attributes: { reason: 'unauthenticated' } },
     ]);
-    t.observe('chancery_xds_stale_requests_total', 'requests ignored because their nonce was stale', () => [{ value: this.ads.counters.staleRequests }]);
+    t.observe('chancery_xds_stale_requests_total', 'requests ignored because their nonce was stale', () => [
+      { value: this.ads.counters.staleRequests },
+    ]);
   }
 
   async start(): Promise<void> {
@@ -246,7 +259,10 @@ export class ControlPlane {
     this.log.info('xds listening (TLS)', { address: this.settings.xdsAddress, port: this.xdsPort });
     if (this.settings.xdsPlaintextAddress) {
       this.xdsPlaintextPort = await this.ads.listen(this.settings.xdsPlaintextAddress);
-      this.log.warn('plaintext xds enabled', { address: this.settings.xdsPlaintextAddress, port: this.xdsPlaintextPort });
+      this.log.warn('plaintext xds enabled', {
+        address: this.settings.xdsPlaintextAddress,
+        port: this.xdsPlaintextPort,
+      });
     }
     if (this.settings.watch && this.git) {
       const timer = setInterval(() => void this.reload().catch(() => undefined), this.settings.git!.pollMs);
@@ -255,7 +271,12 @@ export class ControlPlane {
       const mesh = this.current?.result.model?.mesh ?? MESH_DEFAULTS;
       const quiet = this.settings.debounceQuietMs ?? mesh.debounceQuietMs;
       const max = this.settings.debounceMaxMs ?? mesh.debounceMaxMs;
-      this.stopWatching = watchDirectory(this.settings.configDir, () => void this.reload().catch(() => undefined), quiet, max);
+      this.stopWatching = watchDirectory(
+        this.settings.configDir,
+        () => void this.reload().catch(() => undefined),
+        quiet,
+        max,
+      );
     }
   }
 
@@ -286,7 +307,11 @@ export class ControlPlane {
     return this.enqueue(() =>
       this.telemetry.span('chancery.revision', async (span) => {
         const r = await this.compileAndPublish(undefined, force);
-        span.setAttributes({ 'chancery.revision': r.revision, 'chancery.status': r.status, 'chancery.proxies': r.proxies });
+        span.setAttributes({
+          'chancery.revision': r.revision,
+          'chancery.status': r.status,
+          'chancery.proxies': r.proxies,
+        });
         return r;
       }),
     );
@@ -305,7 +330,10 @@ export class ControlPlane {
     try {
       src = at ?? (await this.readLatest());
     } catch (err) {
-      this.log.error('cannot read the policy source; proxies keep the last good configuration', { source: this.sourceName(), error: (err as Error).message });
+      this.log.error('cannot read the policy source; proxies keep the last good configuration', {
+        source: this.sourceName(),
+        error: (err as Error).message,
+      });
       throw err;
     }
     const last = this.revisions[this.revisions.length - 1];
@@ -333,14 +361,24 @@ export class ControlPlane {
       kind: 'revision',
       revision: record.revision,
       status: record.status,
-      errors: diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`),
+      errors: diagnostics
+        .filter((d) => d.severity === 'error')
+        .map(
+          (d) =>
+            `${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`,
+        ),
     });
     this.telemetry.compileTime.record(compileMs / 1000, { status: record.status });
     if (!base || !result.model) {
       this.log.warn('revision rejected; proxies keep the last good configuration', {
         revision: result.revision,
         kept: this.current?.result.revision,
-        errors: diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`),
+        errors: diagnostics
+          .filter((d) => d.severity === 'error')
+          .map(
+            (d) =>
+              `${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`,
+          ),
       });
       return record;
     }
@@ -350,7 +388,12 @@ export class ControlPlane {
     this.converging.check();
     for (const observe of this.onAccepted) observe(result);
     const counts = { proxies: base.size, compiled: result.compiled, changed: changed.length };
-    this.log.info('revision accepted', { revision: result.revision, ...counts, compileMs, encodes: result.cache.encodes });
+    this.log.info('revision accepted', {
+      revision: result.revision,
+      ...counts,
+      compileMs,
+      encodes: result.cache.encodes,
+    });
     return record;
   }
 
@@ -382,7 +425,9 @@ export class ControlPlane {
     const removed = this.removals.update(committed, this.clock.now());
     if (removed.length > 0) this.log.info('workloads removed; their tokens are refused', { workloads: removed });
     this.current = { result, base, snapshots: previous?.snapshots ?? new Map(), source, registered, committed };
-    const changed = this.publishWithSecrets([...base].filter(([id, snap]) => previous?.base.get(id)?.types !== snap.types).map(([id]) => id));
+    const changed = this.publishWithSecrets(
+      [...base].filter(([id, snap]) => previous?.base.get(id)?.types !== snap.types).map(([id]) => id),
+    );
     const generationOf = (g: string) => this.groupGenerations.generation(g);
     const evicted = this.registrations.reconcile(model.groups, (id) => committed.has(id), generationOf);
     if (evicted.length > 0) this.log.info('registered workloads evicted', { workloads: evicted });
@@ -588,9 +633,10 @@ export class ControlPlane {
     });
   }
 
-  private async authenticate(md: grpc.Metadata): Promise<Authenticated | Refused & { reason: string }> {
+  private async authenticate(md: grpc.Metadata): Promise<Authenticated | (Refused & { reason: string })> {
     const token = bearerToken(md.get('authorization'));
-    if (!token) return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: 'no bearer token' };
+    if (!token)
+      return { ok: false, code: grpc.status.UNAUTHENTICATED, message: 'unauthenticated', reason: 'no bearer token' };
     const now = this.clock.now();
     if (ProxyTokens.isGroupToken(token)) {
       const g = await this.tokens.verifyGroup(token, now, (group) => this.groupGenerations.generation(group));
@@ -609,7 +655,11 @@ export class ControlPlane {
     if (this.registrations.get(id)) return denied;
     if (!this.current) return { ok: true }; // nothing accepted yet: hold the stream until a revision is
     if (this.current.snapshots.has(id)) return { ok: true };
-    return { ok: false, code: grpc.status.NOT_FOUND, message: `no workload "${id}" in revision ${this.current.result.revision}` };
+    return {
+      ok: false,
+      code: grpc.status.NOT_FOUND,
+      message: `no workload "${id}" in revision ${this.current.result.revision}`,
+    };
   }
 
   /** A stream with a group token: registers its node id into the group (its snapshot follows the next compile). */

@@ -18,7 +18,10 @@ export function runRotateXdsCa(argv: string[]): Promise<number> {
   return command(HELP, argv, async () => {
     const { values, positionals } = parse(
       argv,
-      { admin: { type: 'string', default: DEFAULT_ADMIN }, 'state-dir': { type: 'string', default: DEFAULT_STATE_DIR } },
+      {
+        admin: { type: 'string', default: DEFAULT_ADMIN },
+        'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
+      },
       true,
     );
     const step = positionals[0];

@@ -65,7 +65,10 @@ function resolveCaller(model: MeshModel, from: string): Workload {
   const svc = model.services.find((s) => s.namespace === ns && s.name === name);
   const ep = svc?.endpoints.find((e) => e.workload);
   const w2 = ep ? workloadById(model, ep.workload) : undefined;
-  if (!w2) throw new ExplainError(`no workload or service "${from}" (known workloads: ${model.workloads.map((x) => x.id).join(', ')})`);
+  if (!w2)
+    throw new ExplainError(
+      `no workload or service "${from}" (known workloads: ${model.workloads.map((x) => x.id).join(', ')})`,
+    );
   return w2;
 }
 
@@ -90,21 +93,33 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
   if (isGatewayWorkload(model, caller)) return explainFromGateway(model, caller, q, now);
   const colon = q.to.lastIndexOf(':');
   const host = colon > 0 ? q.to.slice(0, colon) : q.to;
-  if (colon > 0 && !/^\d+$/.test(q.to.slice(colon + 1))) throw new ExplainError(`--to "${q.to}": the port must be a number`);
+  if (colon > 0 && !/^\d+$/.test(q.to.slice(colon + 1)))
+    throw new ExplainError(`--to "${q.to}": the port must be a number`);
   const svc = serviceByHost(model, host);
   if (!svc) throw new ExplainError(`no ServiceEntry declares host ${host}`);
   const httpPorts = svc.ports.filter((p) => isHttpProtocol(p.protocol));
   const mainPort = (httpPorts.find((p) => p.number === 80) ?? httpPorts[0])?.number;
-  const port = colon > 0 ? Number(q.to.slice(colon + 1)) : mainPort ?? svc.ports[0].number;
+  const port = colon > 0 ? Number(q.to.slice(colon + 1)) : (mainPort ?? svc.ports[0].number);
   const method = (q.method ?? 'GET').toUpperCase();
   // Sidecars drop headers whose names hold an underscore (see xds/resources/listener.ts).
-  const given = Object.fromEntries(Object.entries(q.headers ?? {}).filter(([k]) => !k.includes('_')).map(([k, v]) => [k.toLowerCase(), v]));
+  const given = Object.fromEntries(
+    Object.entries(q.headers ?? {})
+      .filter(([k]) => !k.includes('_'))
+      .map(([k, v]) => [k.toLowerCase(), v]),
+  );
   const authority = normalizeAuthority(given.host ?? q.to);
   delete given.host;
-  const base: Explanation = { from: { workload: caller.id, identity: caller.identity }, to: { host, port }, verdict: 'DENY', routed: false, destinations: [] };
+  const base: Explanation = {
+    from: { workload: caller.id, identity: caller.identity },
+    to: { host, port },
+    verdict: 'DENY',
+    routed: false,
+    destinations: [],
+  };
   // The caller's connection manager normalises the path before routing (Mesh pathNormalization).
   const normalized = normalizePath(q.path ?? '/', model.mesh.pathNormalization);
-  if (!normalized.ok) return { ...base, status: 400, note: `the caller's sidecar refuses the request: ${normalized.reason}` };
+  if (!normalized.ok)
+    return { ...base, status: 400, note: `the caller's sidecar refuses the request: ${normalized.reason}` };
   const req: HttpRequest = { path: normalized.path, headers: { ...given, ':method': method, ':authority': authority } };
 
   const sp = svc.ports.find((p) => p.number === port);
@@ -113,13 +128,17 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
   // 1. The caller's sidecar: an egress listener whose route table has a virtual host for this authority.
   const callerIR = proxyOf(model, caller.id);
   const hit = callerIR.routeTables
-    .map((t) => ({ t, vh: t.virtualHosts.find((v) => v.domains.some((d) => d.toLowerCase() === authority.toLowerCase())) }))
+    .map((t) => ({
+      t,
+      vh: t.virtualHosts.find((v) => v.domains.some((d) => d.toLowerCase() === authority.toLowerCase())),
+    }))
     .find((x) => x.vh);
   if (!hit) {
     const sp = svc.ports.find((p) => p.number === port);
-    const why = sp && !isHttpProtocol(sp.protocol)
-      ? `port ${port} of ${host} is ${sp.protocol}: the sidecar's HTTP egress listener has no route for it (404)`
-      : `${authority} is not in ${caller.id}'s Sidecar egress scope: its sidecar has no virtual host for it and answers 404`;
+    const why =
+      sp && !isHttpProtocol(sp.protocol)
+        ? `port ${port} of ${host} is ${sp.protocol}: the sidecar's HTTP egress listener has no route for it (404)`
+        : `${authority} is not in ${caller.id}'s Sidecar egress scope: its sidecar has no virtual host for it and answers 404`;
     return { ...base, status: 404, note: why };
   }
   const tableId = routeTableId(hit.t.key);
@@ -128,7 +147,14 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
   const egressListener = callerIR.listeners.find(servesTable);
   const egress = egressListener ? `${egressListener.address}:${egressListener.port}` : `port ${hit.t.key.port}`;
   const route = hit.vh!.routes.find((r) => routeMatches(r, req));
-  if (!route) return { ...base, routed: false, egress, status: 404, note: 'no route of the VirtualService matches this request: the caller\'s sidecar answers 404' };
+  if (!route)
+    return {
+      ...base,
+      routed: false,
+      egress,
+      status: 404,
+      note: "no route of the VirtualService matches this request: the caller's sidecar answers 404",
+    };
   const routeInfo = { name: route.name, at: where(route.origins[0]), kind: route.action.kind };
   const routed = { ...base, routed: true, egress, route: routeInfo };
   const extra = { ...(q.jwtClaims ? { jwtClaims: q.jwtClaims } : {}), ...(q.extAuthz ? { extAuthz: q.extAuthz } : {}) };
@@ -142,9 +168,14 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
  */
 function explainTcp(model: MeshModel, caller: Workload, host: string, port: number, base: Explanation): Explanation {
   const callerIR = proxyOf(model, caller.id);
-  const listener = callerIR.listeners.find((l) => l.direction === 'outbound' && l.tcp?.service?.host === host && l.tcp.service.port === port);
+  const listener = callerIR.listeners.find(
+    (l) => l.direction === 'outbound' && l.tcp?.service?.host === host && l.tcp.service.port === port,
+  );
   if (!listener) {
-    return { ...base, note: `${caller.id} has no TCP egress listener for ${host}:${port}: declare one in its Sidecar egress (port with protocol TCP)` };
+    return {
+      ...base,
+      note: `${caller.id} has no TCP egress listener for ${host}:${port}: declare one in its Sidecar egress (port with protocol TCP)`,
+    };
   }
   const egress = `${listener.address}:${listener.port}`;
   const tcp = listener.tcp!;
@@ -156,14 +187,23 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
     const cluster = callerCluster(model, caller, t.cluster);
     const svc = serviceByHost(model, t.cluster.host)!;
     const sp = svc.ports.find((p) => p.number === (t.cluster as { port: number }).port)!;
-    const subset = t.cluster.subset ? subsetOf(model, svc.host, t.cluster.subset)?.labels ?? {} : {};
+    const subset = t.cluster.subset ? (subsetOf(model, svc.host, t.cluster.subset)?.labels ?? {}) : {};
     const eps = svc.endpoints.filter((e) => labelsMatch(subset, e.labels));
-    for (const ep of eps) destinations.push(tcpDestination(model, caller, cluster, svc, sp, ep, (100 * t.weight) / total / eps.length));
+    for (const ep of eps)
+      destinations.push(tcpDestination(model, caller, cluster, svc, sp, ep, (100 * t.weight) / total / eps.length));
   }
   const route = tcp.route ? { route: { name: tcp.route, kind: 'tcp' } } : {};
   const allowed = destinations.filter((d) => d.decision === 'ALLOW').length;
   const verdict = allowed === destinations.length && allowed > 0 ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';
-  return { ...base, verdict, routed: true, egress, ...route, destinations, note: 'TCP: no HTTP status; a denied connection is closed' };
+  return {
+    ...base,
+    verdict,
+    routed: true,
+    egress,
+    ...route,
+    destinations,
+    note: 'TCP: no HTTP status; a denied connection is closed',
+  };
 }
 
 /** One endpoint of a TCP destination: the connection and the callee's L4 authorization. */
@@ -183,11 +223,35 @@ function tcpDestination(
   if (!w) {
     const reason = 'the endpoint has no sidecar: nothing enforces policy there';
     const workload = `${ep.address}:${epPort} (no sidecar)`;
-    return { workload, share, mtls: 'DISABLE', transport: 'plaintext', identityPresented: false, request: seen, status: 0, decision: 'ALLOW', stage: 'authorization', reason, matched: [] };
+    return {
+      workload,
+      share,
+      mtls: 'DISABLE',
+      transport: 'plaintext',
+      identityPresented: false,
+      request: seen,
+      status: 0,
+      decision: 'ALLOW',
+      stage: 'authorization',
+      reason,
+      matched: [],
+    };
   }
   const conn = connection(model, cluster, w, epPort);
   if (conn.transport === 'refused') {
-    return { workload: w.id, share, mtls: conn.mtls, transport: 'refused', identityPresented: false, request: seen, status: 0, decision: 'DENY', stage: 'connection', reason: conn.reason, matched: [] };
+    return {
+      workload: w.id,
+      share,
+      mtls: conn.mtls,
+      transport: 'refused',
+      identityPresented: false,
+      request: seen,
+      status: 0,
+      decision: 'DENY',
+      stage: 'connection',
+      reason: conn.reason,
+      matched: [],
+    };
   }
   const sec = conn.inbound.security!;
   const facts: RequestFacts = {
@@ -238,13 +302,23 @@ export function formatExplanation(e: Explanation, all: boolean): string {
   const by = g ? 'the gateway' : 'the egress listener on';
   const notRouted = e.egress && !g ? `no (egress listener ${e.egress})` : 'no';
   out.push(`  routed: ${e.routed ? `yes, by ${by} ${g ? g.listener : e.egress}` : notRouted}`);
-  if (e.route) out.push(`  route: ${e.route.name} (${e.route.kind})${e.route.at && e.route.at !== '<mesh>' ? ` at ${e.route.at}` : ''}`);
+  if (e.route)
+    out.push(
+      `  route: ${e.route.name} (${e.route.kind})${e.route.at && e.route.at !== '<mesh>' ? ` at ${e.route.at}` : ''}`,
+    );
   if (e.note) out.push(`  ${e.note}`);
   for (const d of e.destinations) {
-    const conn = d.transport === 'mTLS' ? 'sent over mTLS' : d.transport === 'plaintext' ? 'sent in plaintext, no caller identity' : 'no connection';
+    const conn =
+      d.transport === 'mTLS'
+        ? 'sent over mTLS'
+        : d.transport === 'plaintext'
+          ? 'sent in plaintext, no caller identity'
+          : 'no connection';
     const how = `${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}`;
     out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
-    out.push(`    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`);
+    out.push(
+      `    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`,
+    );
     if (d.extAuthz) {
       const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';
       out.push(`    asks ${d.extAuthz.provider} first (${d.extAuthz.rule} at ${d.extAuthz.at}${assumed})`);
@@ -255,7 +329,9 @@ export function formatExplanation(e: Explanation, all: boolean): string {
     if (d.decidedBy) out.push(`    decided by ${d.decidedBy.name} at ${d.decidedBy.at}`);
     if (all) for (const m of d.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
     for (const [action, r] of Object.entries(d.dryRun ?? {})) {
-      out.push(`    dry-run ${action.toUpperCase()} policies would say ${r.result}${r.policy ? ` (${r.policy})` : ''}; not enforced`);
+      out.push(
+        `    dry-run ${action.toUpperCase()} policies would say ${r.result}${r.policy ? ` (${r.policy})` : ''}; not enforced`,
+      );
     }
   }
   return out.join('\n');

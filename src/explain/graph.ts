@@ -78,7 +78,9 @@ function maybeHolds<L>(t: Tree<L>, leaf: (l: L) => Maybe): Maybe {
 function couldMatch(rule: AuthzRuleIR, facts: RequestFacts): { principal: Maybe; permission: Maybe } {
   const one = { ...rule, permission: { op: 'any' } as const };
   return couldMatchWith(rule, facts.port, (l) =>
-    l.kind === 'header' || l.kind === 'claim' ? 'maybe' : ruleMatches({ ...one, principal: { op: 'leaf', leaf: l } }, facts),
+    l.kind === 'header' || l.kind === 'claim'
+      ? 'maybe'
+      : ruleMatches({ ...one, principal: { op: 'leaf', leaf: l } }, facts),
   );
 }
 
@@ -88,7 +90,9 @@ function couldMatchWith(
   principalLeaf: (l: PrincipalLeaf) => Maybe,
 ): { principal: Maybe; permission: Maybe } {
   const principal = maybeHolds(rule.principal, principalLeaf);
-  const permission = maybeHolds(rule.permission, (l): Maybe => (l.kind === 'destinationPort' ? l.port === port : 'maybe'));
+  const permission = maybeHolds(rule.permission, (l): Maybe =>
+    l.kind === 'destinationPort' ? l.port === port : 'maybe',
+  );
   return { principal, permission };
 }
 
@@ -114,7 +118,9 @@ function ingressEdges(model: MeshModel): Edge[] {
         if (deny.some(({ m }) => m.principal === true && m.permission === true)) continue;
         type Judged = { m: { principal: Maybe; permission: Maybe } };
         const possible = ({ m }: Judged) => m.principal !== false && m.permission !== false;
-        const allow = enforced('ALLOW').map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) })).filter(possible);
+        const allow = enforced('ALLOW')
+          .map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) }))
+          .filter(possible);
         const byDefault = sec.policies.every((p) => p.action !== 'ALLOW' || p.dryRun) && sec.defaultAction === 'ALLOW';
         if (allow.length === 0 && !byDefault) continue;
         const except = [...new Set(deny.filter(possible).flatMap(({ r }) => carvedOut(r)))].sort();
@@ -214,7 +220,11 @@ export function buildGraph(model: MeshModel): Graph {
           // The caller's cluster towards this endpoint (a VirtualService may route through subsets): whether the
           // connection is made at all, and whether it carries the caller's identity (explain.ts's connection()).
           const cluster = proxyOf(model, caller.id).clusters.find(
-            (c) => c.key.direction === 'outbound' && c.key.host === svc.host && c.key.port === sp.number && (!c.key.subset || labelsMatch(subsetOf(model, svc.host, c.key.subset)?.labels ?? {}, ep.labels)),
+            (c) =>
+              c.key.direction === 'outbound' &&
+              c.key.host === svc.host &&
+              c.key.port === sp.number &&
+              (!c.key.subset || labelsMatch(subsetOf(model, svc.host, c.key.subset)?.labels ?? {}, ep.labels)),
           );
           if (!cluster) continue;
           const conn = connection(model, cluster, callee, port);
@@ -247,15 +257,27 @@ export function buildGraph(model: MeshModel): Graph {
             if (sec.defaultAction === 'DENY') continue;
             const via = ['mesh default ALLOW'];
             const all = ['*'];
-            edges.push({ from: caller.id, to: callee.id, service: svc.host, port, mtls: sec.mtls, methods: all, paths: all, except,
-              via, conditional: false, flags: [...flags, 'allowed by the mesh default'] });
+            edges.push({
+              from: caller.id,
+              to: callee.id,
+              service: svc.host,
+              port,
+              mtls: sec.mtls,
+              methods: all,
+              paths: all,
+              except,
+              via,
+              conditional: false,
+              flags: [...flags, 'allowed by the mesh default'],
+            });
             continue;
           }
           const onPort = allowPolicies
             .flatMap((p) => p.rules.map((r) => ({ p, r, m: couldMatch(r, facts) })))
             .filter(({ m }) => m.principal !== false && m.permission !== false);
           if (onPort.length === 0) continue;
-          for (const { r } of onPort) if (r.principal.op === 'any') flags.push(`over-broad: ${r.name} has no "from" (any caller)`);
+          for (const { r } of onPort)
+            if (r.principal.op === 'any') flags.push(`over-broad: ${r.name} has no "from" (any caller)`);
           edges.push({
             from: caller.id,
             to: callee.id,
@@ -285,12 +307,14 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
   if (format === 'json') return JSON.stringify(g, null, 2);
   // A registered workload is shown as `id [registered]`.
   const name = (w: string) => (g.registered[w] ? `${w} [registered]` : w);
-  const label = (e: Edge) => `${e.port} ${e.methods.join(',')} ${e.paths.join(',')}${e.except.length ? ` except ${e.except.join(',')}` : ''}${e.mtls === 'STRICT' ? '' : ` [${e.mtls}]`}${e.conditional ? ' (conditional)' : ''}`;
+  const label = (e: Edge) =>
+    `${e.port} ${e.methods.join(',')} ${e.paths.join(',')}${e.except.length ? ` except ${e.except.join(',')}` : ''}${e.mtls === 'STRICT' ? '' : ` [${e.mtls}]`}${e.conditional ? ' (conditional)' : ''}`;
   if (format === 'dot') {
     const lines = ['digraph mesh {', '  rankdir=LR;', '  node [shape=box, style=rounded];'];
     const attrs = (w: string) => (g.registered[w] ? ` [label="${name(w)}", style="rounded,dashed"]` : '');
     for (const w of g.workloads) lines.push(`  "${w}"${attrs(w)};`);
-    for (const e of g.edges) lines.push(`  "${e.from}" -> "${e.to}" [label="${label(e)}"${e.flags.length > 0 ? ', color=red' : ''}];`);
+    for (const e of g.edges)
+      lines.push(`  "${e.from}" -> "${e.to}" [label="${label(e)}"${e.flags.length > 0 ? ', color=red' : ''}];`);
     lines.push('}');
     return lines.join('\n');
   }
@@ -308,5 +332,12 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
     rows.push([name(e.from), name(e.to), ...what, flags]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -7,7 +7,15 @@
 import { formatOrigin, type Origin } from '../diag/diagnostic.js';
 import { clusterId } from '../ir/clusters.js';
 import { compileProxy } from '../ir/compile.js';
-import type { ClusterIR, ClusterKey, InboundSecurityIR, ListenerIR, ProxyIR, RouteIR, StringMatchIR } from '../ir/types.js';
+import type {
+  ClusterIR,
+  ClusterKey,
+  InboundSecurityIR,
+  ListenerIR,
+  ProxyIR,
+  RouteIR,
+  StringMatchIR,
+} from '../ir/types.js';
 import { memoPerModel, serviceByHost, workloadById } from '../model/index.js';
 import { endpointPort, labelsMatch, type MeshModel, type Workload } from '../model/mesh-model.js';
 import { subsetOf } from '../model/routing.js';
@@ -91,12 +99,15 @@ export interface GatewayHop extends Decision {
 }
 
 /** file:line:column, with the commit for Git sources (a directory's content hash says nothing to a reader). */
-export const where = (o: Origin | undefined): string => formatOrigin(o?.revision?.startsWith('dir:') ? { ...o, revision: undefined } : o);
+export const where = (o: Origin | undefined): string =>
+  formatOrigin(o?.revision?.startsWith('dir:') ? { ...o, revision: undefined } : o);
 
 export class ExplainError extends Error {}
 
 /** One compiled proxy per workload and model (the explain form of the dashboard asks repeatedly). */
-export const proxyOf = memoPerModel((model: MeshModel, id: string): ProxyIR => compileProxy(model, workloadById(model, id)!));
+export const proxyOf = memoPerModel((model: MeshModel, id: string): ProxyIR =>
+  compileProxy(model, workloadById(model, id)!),
+);
 
 /** Envoy's StringMatcher (route matches are case-sensitive; RE2 regexes match the whole value). */
 export function stringMatch(m: StringMatchIR, v: string | undefined): boolean {
@@ -119,7 +130,12 @@ export const pathOnly = (p: string) => p.split('?')[0];
  * peer, unless Mesh numTrustedProxies trusts that many X-Forwarded-For entries from the right. The caller's own
  * proxy appended its client (`appended`: a sidecar's application on loopback; a gateway's client; '' for none).
  */
-export function remoteAddress(xff: string | undefined, peer: string, trustedHops: number, appended = '127.0.0.1'): string {
+export function remoteAddress(
+  xff: string | undefined,
+  peer: string,
+  trustedHops: number,
+  appended = '127.0.0.1',
+): string {
   if (trustedHops === 0) return peer;
   const list = [...(xff ?? '').split(','), appended].map((x) => x.trim()).filter(Boolean);
   return list[list.length - trustedHops] ?? peer;
@@ -133,9 +149,16 @@ export function routeMatches(r: RouteIR, req: HttpRequest): boolean {
     if ('prefix' in m.path && !req.path.startsWith(m.path.prefix)) return false;
     if ('regex' in m.path && !stringMatch(m.path, pathOnly(req.path))) return false;
   }
-  for (const h of m.headers) if (h.match ? !stringMatch(h.match, req.headers[h.name.toLowerCase()]) : req.headers[h.name.toLowerCase()] === undefined) return false;
+  for (const h of m.headers)
+    if (
+      h.match
+        ? !stringMatch(h.match, req.headers[h.name.toLowerCase()])
+        : req.headers[h.name.toLowerCase()] === undefined
+    )
+      return false;
   const query = new URLSearchParams(req.path.includes('?') ? req.path.slice(req.path.indexOf('?') + 1) : '');
-  for (const q of m.query) if (q.match ? !stringMatch(q.match, query.get(q.name) ?? undefined) : !query.has(q.name)) return false;
+  for (const q of m.query)
+    if (q.match ? !stringMatch(q.match, query.get(q.name) ?? undefined) : !query.has(q.name)) return false;
   return true;
 }
 
@@ -156,34 +179,54 @@ export function rewritten(r: RouteIR, req: HttpRequest): HttpRequest {
     // Envoy's header parser removes first, then adds.
     for (const name of r.headers.request.remove) delete headers[name.toLowerCase()];
     for (const [k, v] of Object.entries(r.headers.request.set)) headers[k.toLowerCase()] = v;
-    for (const [k, v] of Object.entries(r.headers.request.add)) headers[k.toLowerCase()] = headers[k.toLowerCase()] !== undefined ? `${headers[k.toLowerCase()]},${v}` : v;
+    for (const [k, v] of Object.entries(r.headers.request.add))
+      headers[k.toLowerCase()] = headers[k.toLowerCase()] !== undefined ? `${headers[k.toLowerCase()]},${v}` : v;
   }
   return { path, headers };
 }
 
-export type JwtOutcome = { ok: true; claimHeaders: Record<string, string>; forward: boolean } | { ok: false; status: number; reason: string };
+export type JwtOutcome =
+  { ok: true; claimHeaders: Record<string, string>; forward: boolean } | { ok: false; status: number; reason: string };
 
 /** Envoy's jwt_authn: 401 for a token it cannot verify, 403 for a verified token with a wrong audience. */
 export function jwtCheck(sec: InboundSecurityIR, claims: Record<string, unknown>, now: number): JwtOutcome {
   const iss = claims.iss;
   const providers = sec.jwt.filter((p) => p.rule.issuer === iss);
-  if (providers.length === 0) return { ok: false, status: 401, reason: `no RequestAuthentication of the callee accepts issuer "${String(iss)}": jwt_authn rejects the token (401)` };
+  if (providers.length === 0)
+    return {
+      ok: false,
+      status: 401,
+      reason: `no RequestAuthentication of the callee accepts issuer "${String(iss)}": jwt_authn rejects the token (401)`,
+    };
   const aud = [claims.aud].flat().filter((x) => typeof x === 'string');
   const p = providers.find((x) => x.rule.audiences.length === 0 || x.rule.audiences.some((a) => aud.includes(a)));
-  if (!p) return { ok: false, status: 403, reason: `the token's audience ${JSON.stringify(claims.aud ?? null)} is not one ${providers[0].name} accepts (${providers[0].rule.audiences.join(', ')}): jwt_authn answers 403` };
-  if (typeof claims.exp === 'number' && claims.exp * 1000 <= now) return { ok: false, status: 401, reason: 'the token has expired (401)' };
-  if (typeof claims.nbf === 'number' && claims.nbf * 1000 > now) return { ok: false, status: 401, reason: 'the token is not valid yet (401)' };
+  if (!p)
+    return {
+      ok: false,
+      status: 403,
+      reason: `the token's audience ${JSON.stringify(claims.aud ?? null)} is not one ${providers[0].name} accepts (${providers[0].rule.audiences.join(', ')}): jwt_authn answers 403`,
+    };
+  if (typeof claims.exp === 'number' && claims.exp * 1000 <= now)
+    return { ok: false, status: 401, reason: 'the token has expired (401)' };
+  if (typeof claims.nbf === 'number' && claims.nbf * 1000 > now)
+    return { ok: false, status: 401, reason: 'the token is not valid yet (401)' };
   const claimHeaders: Record<string, string> = {};
   for (const c of p.rule.outputClaimToHeaders) {
     const v = claims[c.claim];
-    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') claimHeaders[c.header.toLowerCase()] = String(v);
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')
+      claimHeaders[c.header.toLowerCase()] = String(v);
   }
   return { ok: true, claimHeaders, forward: p.rule.forwardOriginalToken };
 }
 
 export type Connection =
   | { transport: 'refused'; mtls: DestinationVerdict['mtls']; reason: string }
-  | { transport: 'mTLS' | 'plaintext'; mtls: DestinationVerdict['mtls']; inbound: ListenerIR; tls?: { sans: string[] } };
+  | {
+      transport: 'mTLS' | 'plaintext';
+      mtls: DestinationVerdict['mtls'];
+      inbound: ListenerIR;
+      tls?: { sans: string[] };
+    };
 
 /**
  * Whether the caller's sidecar, sending through `cluster`, reaches workload `w`'s inbound listener on `port`, and
@@ -191,13 +234,35 @@ export type Connection =
  * refuses plaintext, a DISABLE one cannot answer TLS, and the server's SPIFFE id must be one the cluster accepts.
  */
 export function connection(model: MeshModel, cluster: ClusterIR | undefined, w: Workload, port: number): Connection {
-  const inbound = proxyOf(model, w.id).listeners.find((l) => l.direction === 'inbound' && l.port === port && l.security);
-  if (!inbound) return { transport: 'refused', mtls: 'DISABLE', reason: `${w.id}'s sidecar has no inbound listener on port ${port}: the connection is refused (503)` };
+  const inbound = proxyOf(model, w.id).listeners.find(
+    (l) => l.direction === 'inbound' && l.port === port && l.security,
+  );
+  if (!inbound)
+    return {
+      transport: 'refused',
+      mtls: 'DISABLE',
+      reason: `${w.id}'s sidecar has no inbound listener on port ${port}: the connection is refused (503)`,
+    };
   const mtls = inbound.security!.mtls;
   const tls = cluster?.tls;
-  if (tls && mtls === 'DISABLE') return { transport: 'refused', mtls, reason: `the caller originates mTLS but ${w.id} has mTLS DISABLE on port ${port}: the connection fails (503)` };
-  if (!tls && mtls === 'STRICT') return { transport: 'refused', mtls, reason: `the caller sends plaintext (DestinationRule tls DISABLE or no mesh endpoints) but ${w.id} is STRICT on port ${port}: the connection is refused (503)` };
-  if (tls && !tls.sans.includes(w.identity)) return { transport: 'refused', mtls, reason: `${w.id} runs as ${w.identity}, which the caller's cluster does not accept (${tls.sans.join(', ')}): 503` };
+  if (tls && mtls === 'DISABLE')
+    return {
+      transport: 'refused',
+      mtls,
+      reason: `the caller originates mTLS but ${w.id} has mTLS DISABLE on port ${port}: the connection fails (503)`,
+    };
+  if (!tls && mtls === 'STRICT')
+    return {
+      transport: 'refused',
+      mtls,
+      reason: `the caller sends plaintext (DestinationRule tls DISABLE or no mesh endpoints) but ${w.id} is STRICT on port ${port}: the connection is refused (503)`,
+    };
+  if (tls && !tls.sans.includes(w.identity))
+    return {
+      transport: 'refused',
+      mtls,
+      reason: `${w.id} runs as ${w.identity}, which the caller's cluster does not accept (${tls.sans.join(', ')}): 503`,
+    };
   return { transport: tls ? 'mTLS' : 'plaintext', mtls, inbound, ...(tls ? { tls } : {}) };
 }
 
@@ -225,7 +290,8 @@ export function decideAt(
   const { jwtClaims, now, who } = o;
   // jwt_authn drops incoming headers named in any provider's claim_to_headers (they cannot be forged), with or
   // without a token; a verified token then sets its own.
-  if (http) for (const p of sec.jwt) for (const c of p.rule.outputClaimToHeaders) delete facts.headers[c.header.toLowerCase()];
+  if (http)
+    for (const p of sec.jwt) for (const c of p.rule.outputClaimToHeaders) delete facts.headers[c.header.toLowerCase()];
   let jwtNote = '';
   if (jwtClaims && http) {
     if (sec.jwt.length === 0) {
@@ -298,16 +364,36 @@ export interface FollowOptions {
  * destination's workloads and what their sidecars decide. `appended` is the address the caller's proxy adds to
  * X-Forwarded-For (a sidecar: its application on loopback; a gateway: its client).
  */
-export function followRoute(model: MeshModel, caller: Workload, route: RouteIR, req: HttpRequest, o: FollowOptions): Explanation {
+export function followRoute(
+  model: MeshModel,
+  caller: Workload,
+  route: RouteIR,
+  req: HttpRequest,
+  o: FollowOptions,
+): Explanation {
   const { routed, method, now } = o;
-  if (route.action.kind === 'redirect') return { ...routed, verdict: 'ALLOW', status: route.action.code, note: `${o.proxy} answers with a redirect` };
-  if (route.action.kind === 'direct') return { ...routed, verdict: 'ALLOW', status: route.action.status, note: `${o.proxy} answers directly` };
+  if (route.action.kind === 'redirect')
+    return { ...routed, verdict: 'ALLOW', status: route.action.code, note: `${o.proxy} answers with a redirect` };
+  if (route.action.kind === 'direct')
+    return { ...routed, verdict: 'ALLOW', status: route.action.status, note: `${o.proxy} answers directly` };
   const abort = route.fault?.abort;
-  if (abort && abort.percent >= 100) return { ...routed, verdict: 'DENY', status: abort.status, note: `fault injection: ${o.proxy} aborts every request with ${abort.status}` };
+  if (abort && abort.percent >= 100)
+    return {
+      ...routed,
+      verdict: 'DENY',
+      status: abort.status,
+      note: `fault injection: ${o.proxy} aborts every request with ${abort.status}`,
+    };
   const rewrittenReq = rewritten(route, req);
   // The callee's connection manager normalises again (a rewrite may have produced `//`).
   const atCallee = normalizePath(rewrittenReq.path, model.mesh.pathNormalization);
-  if (!atCallee.ok) return { ...routed, verdict: 'DENY', status: 400, note: `the callee's sidecar refuses the request: ${atCallee.reason}` };
+  if (!atCallee.ok)
+    return {
+      ...routed,
+      verdict: 'DENY',
+      status: 400,
+      note: `the callee's sidecar refuses the request: ${atCallee.reason}`,
+    };
   const upstream = { ...rewrittenReq, path: atCallee.path };
 
   // 2. and 3. Each weighted destination: the workloads behind its cluster, and what their sidecars decide.
@@ -318,10 +404,23 @@ export function followRoute(model: MeshModel, caller: Workload, route: RouteIR, 
     const cluster = callerCluster(model, caller, c.cluster);
     const dsvc = serviceByHost(model, c.cluster.host)!;
     const sp = dsvc.ports.find((p) => p.number === c.cluster.port);
-    const labels = 'subset' in c.cluster && c.cluster.subset ? subsetOf(model, dsvc.host, c.cluster.subset)?.labels ?? {} : {};
+    const labels =
+      'subset' in c.cluster && c.cluster.subset ? (subsetOf(model, dsvc.host, c.cluster.subset)?.labels ?? {}) : {};
     const eps = dsvc.endpoints.filter((e) => labelsMatch(labels, e.labels));
     if (eps.length === 0) {
-      destinations.push({ workload: `${clusterId(c.cluster)} (no endpoints)`, share: (100 * c.weight) / total, mtls: 'DISABLE', transport: 'refused', identityPresented: false, request: { method, authority: upstream.headers[':authority'], path: upstream.path, sourceIp: '' }, status: 503, decision: 'DENY', stage: 'connection', reason: 'the destination has no endpoints: no healthy upstream (503)', matched: [] });
+      destinations.push({
+        workload: `${clusterId(c.cluster)} (no endpoints)`,
+        share: (100 * c.weight) / total,
+        mtls: 'DISABLE',
+        transport: 'refused',
+        identityPresented: false,
+        request: { method, authority: upstream.headers[':authority'], path: upstream.path, sourceIp: '' },
+        status: 503,
+        decision: 'DENY',
+        stage: 'connection',
+        reason: 'the destination has no endpoints: no healthy upstream (503)',
+        matched: [],
+      });
       continue;
     }
     const share = (100 * c.weight) / total / eps.length;
@@ -332,7 +431,19 @@ export function followRoute(model: MeshModel, caller: Workload, route: RouteIR, 
       const seen = { method, authority: upstream.headers[':authority'], path: upstream.path, sourceIp };
       const w = workloadById(model, ep.workload);
       if (!w) {
-        destinations.push({ workload: `${ep.address}:${epPort} (no sidecar)`, share, mtls: 'DISABLE', transport: cluster?.tls ? 'refused' : 'plaintext', identityPresented: false, request: seen, status: 200, decision: 'ALLOW', stage: 'authorization', reason: 'the endpoint has no sidecar: nothing enforces policy there', matched: [] });
+        destinations.push({
+          workload: `${ep.address}:${epPort} (no sidecar)`,
+          share,
+          mtls: 'DISABLE',
+          transport: cluster?.tls ? 'refused' : 'plaintext',
+          identityPresented: false,
+          request: seen,
+          status: 200,
+          decision: 'ALLOW',
+          stage: 'authorization',
+          reason: 'the endpoint has no sidecar: nothing enforces policy there',
+          matched: [],
+        });
         continue;
       }
       const verdict = (v: Omit<DestinationVerdict, 'workload' | 'share' | 'request'>): void => {
@@ -340,7 +451,16 @@ export function followRoute(model: MeshModel, caller: Workload, route: RouteIR, 
       };
       const conn = connection(model, cluster, w, epPort);
       if (conn.transport === 'refused') {
-        verdict({ mtls: conn.mtls, transport: 'refused', identityPresented: false, status: 503, decision: 'DENY', stage: 'connection', reason: conn.reason, matched: [] });
+        verdict({
+          mtls: conn.mtls,
+          transport: 'refused',
+          identityPresented: false,
+          status: 503,
+          decision: 'DENY',
+          stage: 'connection',
+          reason: conn.reason,
+          matched: [],
+        });
         continue;
       }
       const { inbound, tls } = conn;
@@ -358,7 +478,10 @@ export function followRoute(model: MeshModel, caller: Workload, route: RouteIR, 
         path: pathOnly(upstream.path),
         headers,
       };
-      const asked = { ...(o.jwtClaims ? { jwtClaims: o.jwtClaims } : {}), ...(o.extAuthz ? { extAuthz: o.extAuthz } : {}) };
+      const asked = {
+        ...(o.jwtClaims ? { jwtClaims: o.jwtClaims } : {}),
+        ...(o.extAuthz ? { extAuthz: o.extAuthz } : {}),
+      };
       const d = decideAt(sec, facts, inbound.http !== undefined, { ...asked, now, who: 'the callee' });
       verdict({ mtls: sec.mtls, transport, identityPresented: !!tls, ...d });
     }
@@ -368,7 +491,9 @@ export function followRoute(model: MeshModel, caller: Workload, route: RouteIR, 
   const verdict =
     n > 0 && allowed === n ? 'ALLOW' : n > 0 && depends === n ? 'DEPENDS' : allowed + depends === 0 ? 'DENY' : 'MIXED';
   const statuses = [...new Set(destinations.map((d) => d.status))];
-  const note = abort ? `fault injection: ${abort.percent}% of requests are aborted with ${abort.status} by ${o.proxy}` : undefined;
+  const note = abort
+    ? `fault injection: ${abort.percent}% of requests are aborted with ${abort.status} by ${o.proxy}`
+    : undefined;
   const status = statuses.length === 1 && statuses[0] !== undefined ? { status: statuses[0] } : {};
   return { ...routed, verdict, destinations, ...status, ...(note ? { note } : {}) };
 }

@@ -25,7 +25,13 @@ function pad(n: number): string {
 }
 
 /** Adds the cluster for `svc:port[/subset]` to the proxy's set (once). */
-export function ensureOutboundCluster(clusters: Map<string, ClusterIR>, model: MeshModel, svc: Service, port: number, subset?: string): ClusterKey {
+export function ensureOutboundCluster(
+  clusters: Map<string, ClusterIR>,
+  model: MeshModel,
+  svc: Service,
+  port: number,
+  subset?: string,
+): ClusterKey {
   const key: ClusterKey = { direction: 'outbound', host: svc.host, port, ...(subset ? { subset } : {}) };
   const id = clusterId(key);
   // The same object for every proxy that reaches this destination: built once per model, translated and
@@ -56,7 +62,7 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   track('mesh');
   const key: ClusterKey = { direction: 'outbound', host: svc.host, port, ...(subset ? { subset } : {}) };
   const sp = svc.ports.find((p) => p.number === port)!;
-  const labels = subset ? subsetOf(model, svc.host, subset)?.labels ?? {} : {};
+  const labels = subset ? (subsetOf(model, svc.host, subset)?.labels ?? {}) : {};
   const dns = svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN';
   const endpoints = svc.endpoints.filter((ep) => labelsMatch(labels, ep.labels));
   const { tls: tlsMode, ...policy } = trafficPolicyFor(model, svc.host, port, subset) ?? {};
@@ -82,7 +88,11 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   if (typeof tlsMode === 'object') {
     cluster.originate = origination(tlsMode, svc.host);
   } else if (tlsMode === 'ISTIO_MUTUAL') {
-    const sans = [...new Set(svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`))].sort();
+    const sans = [
+      ...new Set(
+        svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`),
+      ),
+    ].sort();
     cluster.tls = auto ?? { sans };
   } else if (tlsMode !== 'DISABLE' && auto) {
     cluster.tls = auto;
@@ -99,7 +109,12 @@ function origination(t: TlsOrigination, host: string): NonNullable<ClusterIR['or
   const sni = t.sni ?? host;
   const verify = t.insecureSkipVerify
     ? {}
-    : { verify: { caFile: t.caCertificates ?? SYSTEM_CA_BUNDLE, sans: t.subjectAltNames.length > 0 ? t.subjectAltNames : [sni] } };
+    : {
+        verify: {
+          caFile: t.caCertificates ?? SYSTEM_CA_BUNDLE,
+          sans: t.subjectAltNames.length > 0 ? t.subjectAltNames : [sni],
+        },
+      };
   const client = t.mode === 'MUTUAL' ? { client: { certFile: t.clientCertificate!, keyFile: t.privateKey! } } : {};
   return { sni, ...verify, ...client };
 }

@@ -31,9 +31,18 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
   addExtAuthzClusters(model, listeners, clusters);
   addJwksClusters(listeners, clusters);
   return {
-    node: { id: w.id, namespace: w.namespace, name: w.name, address: w.address, serviceAccount: w.serviceAccount, identity: w.identity },
+    node: {
+      id: w.id,
+      namespace: w.namespace,
+      name: w.name,
+      address: w.address,
+      serviceAccount: w.serviceAccount,
+      identity: w.identity,
+    },
     revision: model.revision,
-    listeners: listeners.sort((a, b) => cmpStr(`${a.direction}|${a.address}|${pad(a.port)}`, `${b.direction}|${b.address}|${pad(b.port)}`)),
+    listeners: listeners.sort((a, b) =>
+      cmpStr(`${a.direction}|${a.address}|${pad(a.port)}`, `${b.direction}|${b.address}|${pad(b.port)}`),
+    ),
     routeTables: routeTables.sort((a, b) => cmpStr(routeTableId(a.key), routeTableId(b.key))),
     clusters: [...clusters.entries()].sort(([a], [b]) => cmpStr(a, b)).map(([, c]) => c),
   };
@@ -74,7 +83,13 @@ function compileSidecar(model: MeshModel, w: Workload): ProxyParts {
       // TCP egress: one listener, one destination (checked in the model; a bad one was rejected there).
       const target = tcpEgressTarget(p);
       if ('error' in target) continue;
-      listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'TCP', ...tcpRoute(model, w, target, clusters, p.origin) });
+      listeners.push({
+        direction: 'outbound',
+        address: p.bind,
+        port: p.port,
+        protocol: 'TCP',
+        ...tcpRoute(model, w, target, clusters, p.origin),
+      });
       continue;
     }
     const virtualHosts: VirtualHostIR[] = [];
@@ -85,13 +100,24 @@ function compileSidecar(model: MeshModel, w: Workload): ProxyParts {
       const main = httpPorts.find((sp) => sp.number === 80) ?? httpPorts[0];
       for (const sp of httpPorts) {
         const domains = sp === main ? [svc.host, `${svc.host}:${sp.number}`] : [`${svc.host}:${sp.number}`];
-        virtualHosts.push({ name: sp === main ? svc.host : `${svc.host}:${sp.number}`, domains, routes: serviceRoutes(model, w, svc, sp.number, clusters) });
+        virtualHosts.push({
+          name: sp === main ? svc.host : `${svc.host}:${sp.number}`,
+          domains,
+          routes: serviceRoutes(model, w, svc, sp.number, clusters),
+        });
       }
     }
     const key: RouteTableKey = { kind: 'outbound', port: p.port };
     routeTables.push({ key, virtualHosts });
     const http = { rds: key, requests: requestHandling(model) };
-    listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'HTTP', http, origins: [p.origin] });
+    listeners.push({
+      direction: 'outbound',
+      address: p.bind,
+      port: p.port,
+      protocol: 'HTTP',
+      http,
+      origins: [p.origin],
+    });
   }
 
   return { listeners, clusters, routeTables };
@@ -137,20 +163,31 @@ function addJwksClusters(listeners: ListenerIR[], clusters: Map<string, ClusterI
  * Where a TCP egress listener sends a connection: the first VirtualService tcp route of the target host that
  * selects this caller and port (weighted destinations), else the target service itself.
  */
-function tcpRoute(model: MeshModel, w: Workload, target: { svc: Service; port: number }, clusters: Map<string, ClusterIR>, origin: Origin): Pick<ListenerIR, 'tcp' | 'origins'> {
+function tcpRoute(
+  model: MeshModel,
+  w: Workload,
+  target: { svc: Service; port: number },
+  clusters: Map<string, ClusterIR>,
+  origin: Origin,
+): Pick<ListenerIR, 'tcp' | 'origins'> {
   const vs = virtualServiceFor(model, target.svc.host);
   const i = vs?.spec.tcp.findIndex((r) => tcpRouteMatches(r, target.port, w)) ?? -1;
   const service = { host: target.svc.host, port: target.port };
   if (!vs || i < 0) {
-    return { tcp: { cluster: ensureOutboundCluster(clusters, model, target.svc, target.port), service }, origins: [origin] };
+    return {
+      tcp: { cluster: ensureOutboundCluster(clusters, model, target.svc, target.port), service },
+      origins: [origin],
+    };
   }
   const r = vs.spec.tcp[i];
   // Envoy wants weights of at least 1: a 0 destination is left out.
-  const weighted = r.route.filter((d) => d.weight > 0).map((d) => {
-    const svc = serviceByHost(model, d.host)!;
-    const port = d.port ?? (svc.ports.length === 1 ? svc.ports[0].number : target.port);
-    return { cluster: ensureOutboundCluster(clusters, model, svc, port, d.subset), weight: d.weight };
-  });
+  const weighted = r.route
+    .filter((d) => d.weight > 0)
+    .map((d) => {
+      const svc = serviceByHost(model, d.host)!;
+      const port = d.port ?? (svc.ports.length === 1 ? svc.ports[0].number : target.port);
+      return { cluster: ensureOutboundCluster(clusters, model, svc, port, d.subset), weight: d.weight };
+    });
   const route = `${vs.namespace}/${vs.name}/tcp[${i}]`;
   const tcp = { cluster: weighted[0].cluster, ...(weighted.length > 1 ? { weighted } : {}), service, route };
   return { tcp, origins: [origin, r.at] };

@@ -4,8 +4,24 @@
  * destination, subset and port must exist, and a route after a catch-all can never match.
  */
 import type { Diagnostics } from '../diag/diagnostic.js';
-import type { Destination, DestinationRuleSpec, HttpMatch, HttpRoute, RateLimitPolicySpec, Subset, TrafficPolicy, VirtualServiceSpec } from '../policy/traffic-types.js';
-import { isHttpProtocol, objectRef, type DestinationRule, type PolicyObject, type RateLimitPolicy, type VirtualService } from '../policy/types.js';
+import type {
+  Destination,
+  DestinationRuleSpec,
+  HttpMatch,
+  HttpRoute,
+  RateLimitPolicySpec,
+  Subset,
+  TrafficPolicy,
+  VirtualServiceSpec,
+} from '../policy/traffic-types.js';
+import {
+  isHttpProtocol,
+  objectRef,
+  type DestinationRule,
+  type PolicyObject,
+  type RateLimitPolicy,
+  type VirtualService,
+} from '../policy/types.js';
 import { labelsMatch, type MeshModel, type Service, type Workload } from './mesh-model.js';
 import { scoped, type Scoped } from './security.js';
 import { serviceByHost } from './index.js';
@@ -28,11 +44,15 @@ export function collectRouting(objects: readonly PolicyObject[], diags: Diagnost
     for (const h of vs.spec.hosts) {
       const prev = virtualServices.get(h.value);
       if (prev) {
-        diags.report('CH0408', `host ${h.value} already has a VirtualService (${objectRef('VirtualService', prev)}); put all its routes in one`, {
-          location: h.at,
-          object: objectRef('VirtualService', vs.meta),
-          related: [{ message: 'the other VirtualService', location: prev.origin }],
-        });
+        diags.report(
+          'CH0408',
+          `host ${h.value} already has a VirtualService (${objectRef('VirtualService', prev)}); put all its routes in one`,
+          {
+            location: h.at,
+            object: objectRef('VirtualService', vs.meta),
+            related: [{ message: 'the other VirtualService', location: prev.origin }],
+          },
+        );
         continue;
       }
       virtualServices.set(h.value, scoped(vs));
@@ -42,11 +62,15 @@ export function collectRouting(objects: readonly PolicyObject[], diags: Diagnost
   for (const dr of objects.filter((o): o is DestinationRule => o.kind === 'DestinationRule')) {
     const prev = destinationRules.get(dr.spec.host.value);
     if (prev) {
-      diags.report('CH0408', `host ${dr.spec.host.value} already has a DestinationRule (${objectRef('DestinationRule', prev)})`, {
-        location: dr.spec.host.at,
-        object: objectRef('DestinationRule', dr.meta),
-        related: [{ message: 'the other DestinationRule', location: prev.origin }],
-      });
+      diags.report(
+        'CH0408',
+        `host ${dr.spec.host.value} already has a DestinationRule (${objectRef('DestinationRule', prev)})`,
+        {
+          location: dr.spec.host.at,
+          object: objectRef('DestinationRule', dr.meta),
+          related: [{ message: 'the other DestinationRule', location: prev.origin }],
+        },
+      );
       continue;
     }
     destinationRules.set(dr.spec.host.value, scoped(dr));
@@ -58,7 +82,14 @@ export function collectRouting(objects: readonly PolicyObject[], diags: Diagnost
 /** A route whose matches catch every request (no match, or only `uri: prefix /`). */
 export function catchesAll(route: HttpRoute): boolean {
   const all = (m: HttpMatch) =>
-    (!m.uri || ('prefix' in m.uri && m.uri.prefix === '/')) && !m.method && !m.authority && m.headers.length === 0 && m.queryParams.length === 0 && m.port === undefined && !m.sourceLabels && !m.gateways;
+    (!m.uri || ('prefix' in m.uri && m.uri.prefix === '/')) &&
+    !m.method &&
+    !m.authority &&
+    m.headers.length === 0 &&
+    m.queryParams.length === 0 &&
+    m.port === undefined &&
+    !m.sourceLabels &&
+    !m.gateways;
   return route.match.length === 0 || route.match.some(all);
 }
 
@@ -77,7 +108,12 @@ export function subsetOf(model: MeshModel, host: string, name: string): Subset |
 }
 
 /** The traffic policy for a destination: subset over port-level over the rule's own, field by field. */
-export function trafficPolicyFor(model: MeshModel, host: string, port: number, subset?: string): Omit<TrafficPolicy, 'portLevel'> | undefined {
+export function trafficPolicyFor(
+  model: MeshModel,
+  host: string,
+  port: number,
+  subset?: string,
+): Omit<TrafficPolicy, 'portLevel'> | undefined {
   const dr = destinationRuleFor(model, host)?.spec;
   if (!dr) return undefined;
   const layers = [dr.trafficPolicy, dr.trafficPolicy?.portLevel.find((p) => p.port === port)?.policy];
@@ -96,14 +132,19 @@ export function trafficPolicyFor(model: MeshModel, host: string, port: number, s
 
 export function rateLimitsFor(model: MeshModel, w: Workload): Scoped<RateLimitPolicySpec>[] {
   track(`rl:${w.id}`);
-  return model.routing.rateLimits.filter((p) => p.namespace === w.namespace && (!p.spec.selector || labelsMatch(p.spec.selector, w.labels)));
+  return model.routing.rateLimits.filter(
+    (p) => p.namespace === w.namespace && (!p.spec.selector || labelsMatch(p.spec.selector, w.labels)),
+  );
 }
 
 /** A route's destination must be a declared host, port and subset. */
 function checkDestination(model: MeshModel, d: Destination, object: string, diags: Diagnostics): void {
   const svc = serviceByHost(model, d.host);
   if (!svc) {
-    diags.report('CH0301', `destination host ${d.host} is not declared by any ServiceEntry`, { location: d.at, object });
+    diags.report('CH0301', `destination host ${d.host} is not declared by any ServiceEntry`, {
+      location: d.at,
+      object,
+    });
     return;
   }
   if (d.port !== undefined && !svc.ports.some((p) => p.number === d.port)) {
@@ -140,7 +181,11 @@ export function checkRouting(model: MeshModel, diags: Diagnostics): void {
     }
     for (const s of dr.spec.subsets) {
       if (!svc.endpoints.some((e) => labelsMatch(s.labels, e.labels))) {
-        diags.report('CH0303', `subset "${s.name}" selects no endpoint of ${host}`, { location: s.at, object, severity: 'warning' });
+        diags.report('CH0303', `subset "${s.name}" selects no endpoint of ${host}`, {
+          location: s.at,
+          object,
+          severity: 'warning',
+        });
       }
     }
   }
@@ -149,10 +194,17 @@ export function checkRouting(model: MeshModel, diags: Diagnostics): void {
     const sel = p.spec.selector;
     const none = sel && !model.workloads.some((w) => w.namespace === p.namespace && labelsMatch(sel, w.labels));
     if (none && !groupSelected(model.groups, p.namespace, sel)) {
-      diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${p.namespace}`, { location: p.origin, object });
+      diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${p.namespace}`, {
+        location: p.origin,
+        object,
+      });
     }
     const unmatched = p.spec.limits.filter((l) => !l.match);
-    if (unmatched.length > 1) diags.report('CH0204', 'only one limit may omit match (it applies to all other requests)', { location: unmatched[1].at, object });
+    if (unmatched.length > 1)
+      diags.report('CH0204', 'only one limit may omit match (it applies to all other requests)', {
+        location: unmatched[1].at,
+        object,
+      });
   }
 }
 
@@ -166,7 +218,12 @@ function checkRoutes(
   const bound = new Set(vs.spec.gateways.map((g) => gatewayRef(g.value, vs.namespace)));
   let caughtAt: string | undefined;
   vs.spec.http.forEach((r, i) => {
-    if (caughtAt) diags.report('CH0407', `spec.http[${i}] can never match: ${caughtAt} catches every request`, { location: r.at, object, path: `spec.http[${i}]` });
+    if (caughtAt)
+      diags.report('CH0407', `spec.http[${i}] can never match: ${caughtAt} catches every request`, {
+        location: r.at,
+        object,
+        path: `spec.http[${i}]`,
+      });
     else if (catchesAll(r)) caughtAt = `spec.http[${i}]`;
     for (const m of r.match) {
       for (const g of m.gateways ?? []) {
@@ -177,7 +234,8 @@ function checkRoutes(
         diags.report('CH0407', message, { location: g.at, object });
       }
     }
-    for (const d of [...r.route, ...(r.mirror ? [{ ...r.mirror, weight: 0 }] : [])]) checkDestination(model, d, object, diags);
+    for (const d of [...r.route, ...(r.mirror ? [{ ...r.mirror, weight: 0 }] : [])])
+      checkDestination(model, d, object, diags);
   });
   for (const r of vs.spec.tcp) {
     for (const d of r.route) {
@@ -185,7 +243,10 @@ function checkRoutes(
       const svc = service(d.host);
       const sp = svc?.ports.find((p) => p.number === d.port) ?? (svc?.ports.length === 1 ? svc.ports[0] : undefined);
       if (sp && isHttpProtocol(sp.protocol)) {
-        diags.report('CH0304', `${d.host} port ${sp.number} is ${sp.protocol}, not TCP: use an http route`, { location: d.at, object });
+        diags.report('CH0304', `${d.host} port ${sp.number} is ${sp.protocol}, not TCP: use an http route`, {
+          location: d.at,
+          object,
+        });
       }
     }
   }

@@ -40,7 +40,11 @@ export interface OutboundPlan {
   origin: Origin;
 }
 
-export function hostPatternMatches(p: { namespace: string; host: string }, svc: Service, sidecarNamespace: string): boolean {
+export function hostPatternMatches(
+  p: { namespace: string; host: string },
+  svc: Service,
+  sidecarNamespace: string,
+): boolean {
   const ns = p.namespace === '.' ? sidecarNamespace : p.namespace;
   if (ns === '~') return false;
   if (ns !== '*' && ns !== svc.namespace) return false;
@@ -108,7 +112,14 @@ export function inboundPlans(w: Workload, model: MeshModel): InboundPlan[] {
     if (!svc) continue;
     for (const port of svc.ports) {
       const n = w.ports[port.name] ?? port.targetPort ?? port.number;
-      if (!plans.has(n)) plans.set(n, { address: w.address, port: n, protocol: port.protocol, app: { address: '127.0.0.1', port: n }, origin: svc.origin });
+      if (!plans.has(n))
+        plans.set(n, {
+          address: w.address,
+          port: n,
+          protocol: port.protocol,
+          app: { address: '127.0.0.1', port: n },
+          origin: svc.origin,
+        });
     }
   }
   return [...plans.values()].sort((a, b) => a.port - b.port);
@@ -121,7 +132,10 @@ export function inboundPlans(w: Workload, model: MeshModel): InboundPlan[] {
 export function tcpEgressTarget(plan: OutboundPlan): { svc: Service; port: number } | { error: string } {
   const tcp = plan.services.filter((s) => s.ports.some((sp) => !isHttpProtocol(sp.protocol)));
   if (tcp.length !== 1) {
-    const which = tcp.length === 0 ? 'no service with a TCP port' : `${tcp.length} services with TCP ports (${tcp.map((s) => s.host).join(', ')})`;
+    const which =
+      tcp.length === 0
+        ? 'no service with a TCP port'
+        : `${tcp.length} services with TCP ports (${tcp.map((s) => s.host).join(', ')})`;
     return { error: `a TCP egress listener forwards to one service; its hosts name ${which}` };
   }
   const svc = tcp[0];
@@ -133,16 +147,32 @@ export function tcpEgressTarget(plan: OutboundPlan): { svc: Service; port: numbe
 
 export function outboundPlans(w: Workload, model: MeshModel): OutboundPlan[] {
   const ns = sidecarNamespace(w);
-  return outboundListeners(w).map(({ egress, ...l }) => ({ ...l, services: egress ? egressScope(egress, model, ns) : servicesInScope(w, model) }));
+  return outboundListeners(w).map(({ egress, ...l }) => ({
+    ...l,
+    services: egress ? egressScope(egress, model, ns) : servicesInScope(w, model),
+  }));
 }
 
 /** The egress listeners of a workload, without resolving which services each reaches. */
 function outboundListeners(w: Workload): (Omit<OutboundPlan, 'services'> & { egress?: SidecarEgress })[] {
   const withPort = (w.sidecar?.spec.egress ?? []).filter((e) => e.port);
   if (withPort.length > 0) {
-    return withPort.map((e) => ({ bind: e.bind ?? defaultOutboundBind(w), port: e.port!.number, protocol: e.port!.protocol, origin: e.at, egress: e }));
+    return withPort.map((e) => ({
+      bind: e.bind ?? defaultOutboundBind(w),
+      port: e.port!.number,
+      protocol: e.port!.protocol,
+      origin: e.at,
+      egress: e,
+    }));
   }
-  return [{ bind: defaultOutboundBind(w), port: DEFAULT_OUTBOUND_PORT, protocol: 'HTTP', origin: w.sidecar?.origin ?? w.origin }];
+  return [
+    {
+      bind: defaultOutboundBind(w),
+      port: DEFAULT_OUTBOUND_PORT,
+      protocol: 'HTTP',
+      origin: w.sidecar?.origin ?? w.origin,
+    },
+  ];
 }
 
 /** Egress hosts that name a specific service must resolve; namespaces must exist. */
@@ -150,9 +180,20 @@ export function checkSidecarHosts(sc: Sidecar, model: MeshModel, diags: Diagnost
   const object = objectRef('Sidecar', sc.meta);
   sc.spec.egress.forEach((e, ei) => {
     if (e.port && !isHttpProtocol(e.port.protocol)) {
-      const plan = { bind: '', port: e.port.number, protocol: e.port.protocol, origin: e.at, services: egressScope(e, model, sc.meta.namespace) };
+      const plan = {
+        bind: '',
+        port: e.port.number,
+        protocol: e.port.protocol,
+        origin: e.at,
+        services: egressScope(e, model, sc.meta.namespace),
+      };
       const target = tcpEgressTarget(plan);
-      if ('error' in target) diags.report('CH0403', `spec.egress[${ei}]: ${target.error}`, { location: e.at, path: `spec.egress[${ei}]`, object });
+      if ('error' in target)
+        diags.report('CH0403', `spec.egress[${ei}]: ${target.error}`, {
+          location: e.at,
+          path: `spec.egress[${ei}]`,
+          object,
+        });
     }
     e.hosts.forEach((h, hi) => {
       const path = `spec.egress[${ei}].hosts[${hi}]`;
@@ -168,7 +209,11 @@ export function checkSidecarHosts(sc: Sidecar, model: MeshModel, diags: Diagnost
       }
       const specific = h.host !== '*' && !h.host.startsWith('*.');
       if (specific && matching(model, h, sc.meta.namespace).length === 0) {
-        diags.report('CH0301', `${path}: no ServiceEntry declares host ${h.host} in namespace ${ns}`, { location: h.at, path, object });
+        diags.report('CH0301', `${path}: no ServiceEntry declares host ${h.host} in namespace ${ns}`, {
+          location: h.at,
+          path,
+          object,
+        });
       }
     });
   });
@@ -193,7 +238,10 @@ export function checkListenerConflicts(model: MeshModel, diags: Diagnostics): vo
         ];
     for (const c of claims) {
       if (own.has(c.key)) {
-        diags.report('CH0404', `workload ${w.id} has two listeners on ${c.key}`, { location: c.origin, object: `WorkloadEntry ${w.id}` });
+        diags.report('CH0404', `workload ${w.id} has two listeners on ${c.key}`, {
+          location: c.origin,
+          object: `WorkloadEntry ${w.id}`,
+        });
         continue;
       }
       own.add(c.key);
@@ -226,7 +274,12 @@ export function adviseSidecars(model: MeshModel, diags: Diagnostics): void {
   if (unscoped.length === 0) return;
   diags.report(
     'CH0501',
-    `${unscoped.length} workload(s) (${unscoped.slice(0, 3).map((w) => w.id).join(', ')}${unscoped.length > 3 ? ', ...' : ''}) receive all ${model.services.length} services; add a Sidecar with egress hosts to scope them`,
+    `${unscoped.length} workload(s) (${unscoped
+      .slice(0, 3)
+      .map((w) => w.id)
+      .join(
+        ', ',
+      )}${unscoped.length > 3 ? ', ...' : ''}) receive all ${model.services.length} services; add a Sidecar with egress hosts to scope them`,
     { location: unscoped[0].origin },
   );
 }

@@ -4,7 +4,13 @@
  * provider named exists.
  */
 import type { Diagnostics, Origin } from '../diag/diagnostic.js';
-import { objectRef, type ExtensionProvider, type PolicyObject, type Telemetry, type TelemetrySpec } from '../policy/types.js';
+import {
+  objectRef,
+  type ExtensionProvider,
+  type PolicyObject,
+  type Telemetry,
+  type TelemetrySpec,
+} from '../policy/types.js';
 import { labelsMatch, type MeshModel, type Workload } from './mesh-model.js';
 import { track } from './tracking.js';
 import { groupSelected } from './groups.js';
@@ -22,7 +28,9 @@ export function collectTelemetry(objects: readonly PolicyObject[]): Telemetry[] 
 }
 
 function byPrecedence(list: readonly Telemetry[], w: Workload, root: string): Telemetry[] {
-  const sel = list.filter((t) => t.spec.selector && t.meta.namespace === w.namespace && labelsMatch(t.spec.selector, w.labels));
+  const sel = list.filter(
+    (t) => t.spec.selector && t.meta.namespace === w.namespace && labelsMatch(t.spec.selector, w.labels),
+  );
   const ns = list.filter((t) => !t.spec.selector && t.meta.namespace === w.namespace);
   const mesh = list.filter((t) => !t.spec.selector && t.meta.namespace === root && w.namespace !== root);
   return [...sel, ...ns, ...mesh];
@@ -38,7 +46,11 @@ export function telemetryFor(model: MeshModel, w: Workload): WorkloadTelemetry {
     const a = logs.spec.accessLogging!;
     out.origins.push(a.at);
     const p = a.providers.map((n) => providers.get(n)).find((x) => x?.kind === 'file');
-    out.accessLog = a.disabled ? { kind: 'off' } : p?.kind === 'file' ? { kind: 'file', path: p.path } : { kind: 'stdout' };
+    out.accessLog = a.disabled
+      ? { kind: 'off' }
+      : p?.kind === 'file'
+        ? { kind: 'file', path: p.path }
+        : { kind: 'stdout' };
   }
   const tr = ordered.find((t) => t.spec.tracing);
   if (tr && !tr.spec.tracing!.disabled) {
@@ -63,12 +75,25 @@ export function checkTelemetry(model: MeshModel, diags: Diagnostics): void {
   const providers = new Map<string, ExtensionProvider>(model.mesh.extensionProviders.map((p) => [p.name, p]));
   for (const t of model.telemetry) {
     const object = objectRef('Telemetry', t.meta);
-    const check = (section: 'accessLogging' | 'tracing', want: ExtensionProvider['kind'], spec: TelemetrySpec[typeof section]) => {
+    const check = (
+      section: 'accessLogging' | 'tracing',
+      want: ExtensionProvider['kind'],
+      spec: TelemetrySpec[typeof section],
+    ) => {
       for (const name of spec?.providers ?? []) {
         if (section === 'accessLogging' && name === BUILTIN_ACCESS_LOG) continue;
         const p = providers.get(name);
-        if (!p) diags.report('CH0305', `${section}: no Mesh extensionProvider named "${name}"`, { location: spec!.at, object, path: `spec.${section}` });
-        else if (p.kind !== want) diags.report('CH0305', `${section}: provider "${name}" is ${KIND_NAMES[p.kind]}, not usable here`, { location: spec!.at, object });
+        if (!p)
+          diags.report('CH0305', `${section}: no Mesh extensionProvider named "${name}"`, {
+            location: spec!.at,
+            object,
+            path: `spec.${section}`,
+          });
+        else if (p.kind !== want)
+          diags.report('CH0305', `${section}: provider "${name}" is ${KIND_NAMES[p.kind]}, not usable here`, {
+            location: spec!.at,
+            object,
+          });
       }
     };
     check('accessLogging', 'file', t.spec.accessLogging);
@@ -76,7 +101,10 @@ export function checkTelemetry(model: MeshModel, diags: Diagnostics): void {
     const sel = t.spec.selector;
     const none = sel && !model.workloads.some((w) => w.namespace === t.meta.namespace && labelsMatch(sel, w.labels));
     if (none && !groupSelected(model.groups, t.meta.namespace, sel)) {
-      diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${t.meta.namespace}`, { location: t.origin, object });
+      diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${t.meta.namespace}`, {
+        location: t.origin,
+        object,
+      });
     }
   }
 }

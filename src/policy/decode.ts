@@ -34,7 +34,9 @@ export function decodeDocuments(docs: readonly ParsedDocument[]): Result<PolicyO
 
 function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject | undefined {
   if (!doc.root || doc.root.kind !== 'map') {
-    diags.report('CH0208', `document ${doc.index + 1} is not a mapping with apiVersion, kind, metadata and spec`, { location: doc.at });
+    diags.report('CH0208', `document ${doc.index + 1} is not a mapping with apiVersion, kind, metadata and spec`, {
+      location: doc.at,
+    });
     return undefined;
   }
   const envelopeCtx = { diags, object: `document ${doc.index + 1}` };
@@ -47,16 +49,24 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
     const group = apiVersion.slice(0, apiVersion.lastIndexOf('/'));
     const planned = PLANNED_KINDS[`${group}/${kind}`];
     if (planned) {
-      diags.report('CH0207', `${kind} (${apiVersion}) is not supported yet: ${planned}`, { location: r.loc('kind'), path: 'kind' });
+      diags.report('CH0207', `${kind} (${apiVersion}) is not supported yet: ${planned}`, {
+        location: r.loc('kind'),
+        path: 'kind',
+      });
     } else {
       const known = KINDS.filter((k) => k.kind === kind);
-      const hint = known.length > 0 ? ` (use apiVersion ${known.map((k) => `${k.group}/${k.versions[0]}`).join(' or ')})` : '';
+      const hint =
+        known.length > 0 ? ` (use apiVersion ${known.map((k) => `${k.group}/${k.versions[0]}`).join(' or ')})` : '';
       diags.report('CH0206', `unknown kind ${kind} in ${apiVersion}${hint}`, { location: r.loc('kind'), path: 'kind' });
     }
     return undefined;
   }
   const meta = r.map('metadata', { required: true });
-  const name = meta?.str('name', { required: true, pattern: /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, patternHint: 'a DNS-1123 name' });
+  const name = meta?.str('name', {
+    required: true,
+    pattern: /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+    patternHint: 'a DNS-1123 name',
+  });
   const nsRaw = meta?.str('namespace', { pattern: DNS_LABEL, patternHint: 'a DNS label' });
   const labels = meta?.strMap('labels') ?? {};
   const annotations = meta?.strMap('annotations') ?? {};
@@ -84,7 +94,11 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
     annotations,
     annotationsAt,
     report: (code: 'CH0204', key: string, message: string) =>
-      diags.report(code, `metadata.annotations["${key}"]: ${message}`, { location: annotationsAt, path: `metadata.annotations.${key}`, object }),
+      diags.report(code, `metadata.annotations["${key}"]: ${message}`, {
+        location: annotationsAt,
+        path: `metadata.annotations.${key}`,
+        object,
+      }),
   };
   const value = decoder.decode(spec, at, decodeMeta);
   const specFailed = diags.items.slice(before).some((d) => d.severity === 'error');
@@ -93,14 +107,22 @@ function decodeDocument(doc: ParsedDocument, diags: Diagnostics): PolicyObject |
     diags.report('CH0204', 'spec: could not be read', { location: spec?.at ?? doc.at, path: 'spec', object });
   }
   if (value === undefined || specFailed) return undefined;
-  return { kind: decoder.kind, apiVersion, meta: { name, namespace, labels }, origin: doc.at, at, spec: value } as PolicyObject;
+  return {
+    kind: decoder.kind,
+    apiVersion,
+    meta: { name, namespace, labels },
+    origin: doc.at,
+    at,
+    spec: value,
+  } as PolicyObject;
 }
 
 const sortKeys = new WeakMap<PolicyObject, string>();
 
 function sortKey(o: PolicyObject): string {
   let k = sortKeys.get(o);
-  if (k === undefined) sortKeys.set(o, (k = `${o.kind}\0${o.meta.namespace}\0${o.meta.name}\0${o.origin.file}\0${o.origin.line}`));
+  if (k === undefined)
+    sortKeys.set(o, (k = `${o.kind}\0${o.meta.namespace}\0${o.meta.name}\0${o.origin.file}\0${o.origin.line}`));
   return k;
 }
 

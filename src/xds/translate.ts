@@ -34,9 +34,15 @@ export function translateProxy(ir: ProxyIR): ResourceSet {
   const tables = new Map(ir.routeTables.map((t) => [routeTableName(t.key), t]));
   const routesOf = (k: RouteTableKey) => tables.get(routeTableName(k))?.virtualHosts.flatMap((v) => v.routes) ?? [];
   const ctx = { routesOf };
-  for (const l of ir.listeners) add(TYPE.listener, listenerName(l.direction, l.address, l.port), buildListener(l, ctx), l.origins);
+  for (const l of ir.listeners)
+    add(TYPE.listener, listenerName(l.direction, l.address, l.port), buildListener(l, ctx), l.origins);
   for (const t of ir.routeTables) {
-    add(TYPE.route, routeTableName(t.key), buildRouteConfiguration(t), t.virtualHosts.flatMap((v) => v.routes.flatMap((r) => r.origins)));
+    add(
+      TYPE.route,
+      routeTableName(t.key),
+      buildRouteConfiguration(t),
+      t.virtualHosts.flatMap((v) => v.routes.flatMap((r) => r.origins)),
+    );
   }
   for (const list of set.values()) list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return set;
@@ -51,7 +57,12 @@ function translatedCluster(c: ClusterIR): { cluster: XdsResource; endpoints?: Xd
     const name = clusterName(c.key);
     t = { cluster: { typeUrl: TYPE.cluster, name, json: buildCluster(c), origins: dedupeOrigins(c.origins) } };
     if (c.discovery === 'eds') {
-      t.endpoints = { typeUrl: TYPE.endpoint, name, json: buildLoadAssignment(name, c.endpoints), origins: dedupeOrigins(c.endpoints.map((e) => e.origin)) };
+      t.endpoints = {
+        typeUrl: TYPE.endpoint,
+        name,
+        json: buildLoadAssignment(name, c.endpoints),
+        origins: dedupeOrigins(c.endpoints.map((e) => e.origin)),
+      };
     }
     translated.set(c, t);
   }
@@ -61,5 +72,7 @@ function translatedCluster(c: ClusterIR): { cluster: XdsResource; endpoints?: Xd
 function dedupeOrigins(origins: Origin[]): Origin[] {
   const seen = new Map<string, Origin>();
   for (const o of origins) seen.set(`${o.file}:${o.line}:${o.column}`, o);
-  return [...seen.values()].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column));
+  return [...seen.values()].sort((a, b) =>
+    a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column,
+  );
 }

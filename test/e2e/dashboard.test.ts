@@ -30,10 +30,21 @@ describe('dashboard in a headless browser', { timeout: 120_000 }, () => {
     cp = await startPlane({ configDir: policy.dir, stateDir: mkdtempSync(path.join(os.tmpdir(), 'chancery-dash-')) });
     server = await startStatusServer(cp, '127.0.0.1', 0);
     url = `http://127.0.0.1:${(server.address() as { port: number }).port}/dashboard`;
-    envoy = await startSidecar(cp, 'shop/frontend-1', { extraArgs: ['--prometheus-port', '0', '--admin-address', '127.0.0.11:15111'] });
+    envoy = await startSidecar(cp, 'shop/frontend-1', {
+      extraArgs: ['--prometheus-port', '0', '--admin-address', '127.0.0.11:15111'],
+    });
     browser = await chromium.launch({
       executablePath: process.env.CHROMIUM_BIN ?? '/usr/bin/chromium',
-      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless=new',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   });
@@ -51,8 +62,16 @@ describe('dashboard in a headless browser', { timeout: 120_000 }, () => {
     await page.waitForSelector('#graph g.node');
     assert.equal(await page.title(), 'Chancery');
     const nodes = await page.$$eval('#graph g.node', (els) => els.map((e) => e.getAttribute('data-id')));
-    assert.deepEqual(nodes.sort(), ['istio-system/ingress-1', 'outside', 'shop/backend-1', 'shop/backend-2', 'shop/frontend-1']);
-    const edges = await page.$$eval('#graph g.edge', (els) => els.map((e) => `${e.getAttribute('data-from')}->${e.getAttribute('data-to')}`));
+    assert.deepEqual(nodes.sort(), [
+      'istio-system/ingress-1',
+      'outside',
+      'shop/backend-1',
+      'shop/backend-2',
+      'shop/frontend-1',
+    ]);
+    const edges = await page.$$eval('#graph g.edge', (els) =>
+      els.map((e) => `${e.getAttribute('data-from')}->${e.getAttribute('data-to')}`),
+    );
     assert.deepEqual(edges.sort(), [
       'istio-system/ingress-1->shop/backend-1',
       'istio-system/ingress-1->shop/backend-2',
@@ -66,7 +85,10 @@ describe('dashboard in a headless browser', { timeout: 120_000 }, () => {
   });
 
   test('a rejected revision appears with its diagnostics', async () => {
-    policy.write('broken.yaml', 'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: x, namespace: shop }\nspec:\n  hosts: [x.shop.svc]\n  portz: []\n');
+    policy.write(
+      'broken.yaml',
+      'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: x, namespace: shop }\nspec:\n  hosts: [x.shop.svc]\n  portz: []\n',
+    );
     await page.waitForSelector('#revisions tr.rev-rejected', { timeout: 15_000 });
     const text = (await page.textContent('#revisions tr.rev-rejected')) ?? '';
     assert.match(text, /rejected/);

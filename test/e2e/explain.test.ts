@@ -23,7 +23,15 @@ import { request, waitFor } from '../support/http.js';
 import { PolicyDir } from '../support/mesh-fixture.js';
 import { startPlane, startSidecar } from '../support/mesh-harness.js';
 
-const IP = { api: '127.0.6.1', files: '127.0.6.2', legacy: '127.0.6.3', web: '127.0.6.11', bot: '127.0.6.12', ops: '127.0.6.13', lonely: '127.0.6.14' };
+const IP = {
+  api: '127.0.6.1',
+  files: '127.0.6.2',
+  legacy: '127.0.6.3',
+  web: '127.0.6.11',
+  bot: '127.0.6.12',
+  ops: '127.0.6.13',
+  lonely: '127.0.6.14',
+};
 const APP = { api: 19601, files: 19602, legacy: 19603 };
 const ISSUER = 'https://issuer.test';
 const ISSUER2 = 'https://partner.test';
@@ -218,7 +226,13 @@ describe('explain predicts what real Envoy sidecars do', { timeout: 240_000 }, (
     const jwk = { ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
     const jwks = JSON.stringify({ keys: [jwk] });
     const sign = (iss: string, sub: string, claims: Record<string, unknown> = {}) =>
-      new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(iss).setSubject(sub).setIssuedAt().setExpirationTime('30m').sign(keys.privateKey);
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer(iss)
+        .setSubject(sub)
+        .setIssuedAt()
+        .setExpirationTime('30m')
+        .sign(keys.privateKey);
     tokens.set('alice', await sign(ISSUER, 'alice'));
     tokens.set('bob', await sign(ISSUER, 'bob', { groups: ['staff'] }));
     tokens.set('carol', await sign(ISSUER, 'carol', { groups: ['staff', 'admins'] }));
@@ -255,7 +269,10 @@ spec:
 `,
       ].join('---\n'),
     );
-    policy.write('peer.yaml', [peer('api', 'STRICT'), peer('files', 'PERMISSIVE'), peer('legacy', 'DISABLE')].join('---\n'));
+    policy.write(
+      'peer.yaml',
+      [peer('api', 'STRICT'), peer('files', 'PERMISSIVE'), peer('legacy', 'DISABLE')].join('---\n'),
+    );
     policy.write('authz-api.yaml', API_AUTHZ);
     policy.write('authz-files.yaml', FILES_AUTHZ);
     policy.write('authz-legacy.yaml', LEGACY_AUTHZ);
@@ -282,9 +299,20 @@ spec:
     model = compiled.model!;
 
     cp = await startPlane({ configDir: policy.dir, stateDir });
-    for (const name of ['api', 'files', 'legacy'] as const) apps.push(await startApp({ name, host: '127.0.0.1', port: APP[name] }));
-    const ids = ['shop/api-1', 'shop/files-1', 'shop/legacy-1', 'shop/web-1', 'shop/bot-1', 'ops/ops-1', 'shop/lonely-1'];
-    await Promise.all(ids.map(async (id) => envoys.set(id, await startSidecar(cp, id, { extraArgs: ['--prometheus-port', '0'] }))));
+    for (const name of ['api', 'files', 'legacy'] as const)
+      apps.push(await startApp({ name, host: '127.0.0.1', port: APP[name] }));
+    const ids = [
+      'shop/api-1',
+      'shop/files-1',
+      'shop/legacy-1',
+      'shop/web-1',
+      'shop/bot-1',
+      'ops/ops-1',
+      'shop/lonely-1',
+    ];
+    await Promise.all(
+      ids.map(async (id) => envoys.set(id, await startSidecar(cp, id, { extraArgs: ['--prometheus-port', '0'] }))),
+    );
   });
 
   after(async () => {
@@ -296,7 +324,10 @@ spec:
 
   test('every request of the matrix: same status, same deciding rule, same caller identity at the callee', async () => {
     // The mesh is up when web reaches api.
-    await waitFor(async () => (await send('web', { to: 'api', path: '/health' }, 0)).status === 200, { timeoutMs: 15_000, what: 'web -> api /health to succeed' });
+    await waitFor(async () => (await send('web', { to: 'api', path: '/health' }, 0)).status === 200, {
+      timeoutMs: 15_000,
+      what: 'web -> api /health to succeed',
+    });
 
     const rows: string[] = [];
     const statuses = new Set<number>();
@@ -317,23 +348,49 @@ spec:
           // The callee's access log names the rule that denied it; explain must name the same one (or none), or
           // say that JWT authentication (a wrong audience) refused it before authorization.
           const callee = envoys.get(`shop/${c.to}-1`)!;
-          const line = await waitFor(() => accessLog(callee).find((l) => typeof l.path === 'string' && l.path.includes(`n=${n}&`)), { timeoutMs: 5000, what: `the access log line of request ${n}` });
+          const line = await waitFor(
+            () => accessLog(callee).find((l) => typeof l.path === 'string' && l.path.includes(`n=${n}&`)),
+            { timeoutMs: 5000, what: `the access log line of request ${n}` },
+          );
           if (d?.stage === 'authentication') assert.match(line.response_code_details, /^jwt_authn_access_denied/, row);
-          else assert.equal(line.response_code_details, `rbac_access_denied_matched_policy[${d?.decidedBy?.name ?? 'none'}]`, `${row}\n${formatExplanation(e, true)}`);
+          else
+            assert.equal(
+              line.response_code_details,
+              `rbac_access_denied_matched_policy[${d?.decidedBy?.name ?? 'none'}]`,
+              `${row}\n${formatExplanation(e, true)}`,
+            );
         }
         if (reply.status === 200 && d) {
           const xfcc = reply.json().headers['x-forwarded-client-cert'] as string | undefined;
-          assert.equal(xfcc?.includes(`URI=spiffe://cluster.local/ns/${caller === 'ops' ? 'ops' : 'shop'}/sa/${caller === 'ops' ? 'admin' : caller}`) ?? false, d.identityPresented, `${row}: caller identity at the callee\n${formatExplanation(e, true)}`);
-          assert.equal(reply.json().path.split('?')[0], d.request.path.split('?')[0], `${row}: path as the callee sees it`);
+          assert.equal(
+            xfcc?.includes(
+              `URI=spiffe://cluster.local/ns/${caller === 'ops' ? 'ops' : 'shop'}/sa/${caller === 'ops' ? 'admin' : caller}`,
+            ) ?? false,
+            d.identityPresented,
+            `${row}: caller identity at the callee\n${formatExplanation(e, true)}`,
+          );
+          assert.equal(
+            reply.json().path.split('?')[0],
+            d.request.path.split('?')[0],
+            `${row}: path as the callee sees it`,
+          );
         }
       }
     }
-    const byStatus = [...statuses].sort().map((st) => `${rows.filter((r) => r.includes(`envoy ${st},`)).length}x ${st}`).join(', ');
+    const byStatus = [...statuses]
+      .sort()
+      .map((st) => `${rows.filter((r) => r.includes(`envoy ${st},`)).length}x ${st}`)
+      .join(', ');
     console.log(`# explain agreed with Envoy on all ${rows.length} requests (${byStatus})`);
     // The matrix exercises every kind of outcome and every rule that can decide, so agreement means something.
     assert.deepEqual([...statuses].sort(), [200, 401, 403, 404, 410]);
     const rules = (p: string, k: number) => Array.from({ length: k }, (_, i) => `shop/${p}/rules[${i}]`);
-    for (const r of [...rules('api-allow', 7), ...rules('api-deny', 3), ...rules('files-allow', 1), ...rules('legacy-allow', 5).filter((_, i) => i !== 0 && i !== 3)]) {
+    for (const r of [
+      ...rules('api-allow', 7),
+      ...rules('api-deny', 3),
+      ...rules('files-allow', 1),
+      ...rules('legacy-allow', 5).filter((_, i) => i !== 0 && i !== 3),
+    ]) {
       assert.ok(decidedBy.has(r), `no request of the matrix was decided by ${r}`);
     }
     assert.ok(!decidedBy.has('shop/legacy-allow/rules[3]'), 'a forged X-Forwarded-For must not satisfy remote.ip');
@@ -347,16 +404,28 @@ spec:
     assert.match(strict.route!.name, /^shop\/api\/http\[0\] v2$/);
     assert.equal(strict.route!.at, 'traffic.yaml:7:7');
     const d = strict.destinations[0];
-    assert.deepEqual([d.mtls, d.transport, d.identityPresented, d.request.path], ['STRICT', 'mTLS', true, '/products/7?n=0']);
+    assert.deepEqual(
+      [d.mtls, d.transport, d.identityPresented, d.request.path],
+      ['STRICT', 'mTLS', true, '/products/7?n=0'],
+    );
     assert.deepEqual(d.decidedBy, { name: 'shop/api-allow/rules[0]', at: 'authz-api.yaml:7:7' });
-    assert.deepEqual(d.matched.map((m) => `${m.action} ${m.name}`), ['AUDIT shop/api-audit/rules[0]', 'ALLOW shop/api-allow/rules[0]']);
+    assert.deepEqual(
+      d.matched.map((m) => `${m.action} ${m.name}`),
+      ['AUDIT shop/api-audit/rules[0]', 'ALLOW shop/api-allow/rules[0]'],
+    );
 
     const plain = predict('web', { to: 'legacy', path: '/data' }).destinations[0];
-    assert.deepEqual([plain.mtls, plain.transport, plain.identityPresented, plain.status], ['DISABLE', 'plaintext', false, 403]);
+    assert.deepEqual(
+      [plain.mtls, plain.transport, plain.identityPresented, plain.status],
+      ['DISABLE', 'plaintext', false, 403],
+    );
     assert.equal(plain.decidedBy, undefined);
 
     const permissive = predict('bot', { to: 'files', path: '/f' }).destinations[0];
-    assert.deepEqual([permissive.mtls, permissive.transport, permissive.identityPresented], ['PERMISSIVE', 'mTLS', true]);
+    assert.deepEqual(
+      [permissive.mtls, permissive.transport, permissive.identityPresented],
+      ['PERMISSIVE', 'mTLS', true],
+    );
 
     const scoped = predict('lonely', { to: 'api', path: '/public' });
     assert.deepEqual([scoped.routed, scoped.status, scoped.destinations.length], [false, 404, 0]);
@@ -368,7 +437,13 @@ spec:
     const headers: Record<string, string> = { host: `${c.to}.shop.svc`, ...c.headers };
     if (c.token) headers.authorization = `Bearer ${tokens.get(c.token)}`;
     const sep = c.path.includes('?') ? '&' : '?';
-    return request({ host: IP[caller], port: 15001, method: c.method ?? 'GET', path: `http://${c.to}.shop.svc${c.path}${sep}n=${n}&`, headers });
+    return request({
+      host: IP[caller],
+      port: 15001,
+      method: c.method ?? 'GET',
+      path: `http://${c.to}.shop.svc${c.path}${sep}n=${n}&`,
+      headers,
+    });
   }
 
   function predict(caller: Caller, c: Case): Explanation {

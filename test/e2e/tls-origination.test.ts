@@ -35,7 +35,10 @@ describe('TLS origination to external services through real Envoy', { timeout: 1
     const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: certs, stdio: 'pipe' });
     const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
     ssl(['req', '-x509', ...ec, '-days', '2', '-subj', '/CN=test ca', '-keyout', 'ca.key', '-out', 'ca.pem']);
-    for (const [name, san] of [['server', 'DNS:ext.example'], ['client', 'URI:spiffe://client.test/app']]) {
+    for (const [name, san] of [
+      ['server', 'DNS:ext.example'],
+      ['client', 'URI:spiffe://client.test/app'],
+    ]) {
       ssl(['req', ...ec, '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`]);
       writeFileSync(path.join(certs, `${name}.ext`), `subjectAltName=${san}\n`);
       const sign = ['-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`];
@@ -44,12 +47,25 @@ describe('TLS origination to external services through real Envoy', { timeout: 1
     const file = (n: string) => readFileSync(path.join(certs, n));
     for (const mode of ['simple', 'mutual'] as const) {
       const server = https.createServer(
-        { cert: file('server.pem'), key: file('server.key'), ca: file('ca.pem'), requestCert: mode === 'mutual', rejectUnauthorized: mode === 'mutual' },
+        {
+          cert: file('server.pem'),
+          key: file('server.key'),
+          ca: file('ca.pem'),
+          requestCert: mode === 'mutual',
+          rejectUnauthorized: mode === 'mutual',
+        },
         (req, res) => {
           const sock = req.socket as TLSSocket;
           const peer = sock.getPeerCertificate();
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ mode, sni: sock.servername, client: peer?.subjectaltname ?? null, host: req.headers.host }));
+          res.end(
+            JSON.stringify({
+              mode,
+              sni: sock.servername,
+              client: peer?.subjectaltname ?? null,
+              host: req.headers.host,
+            }),
+          );
         },
       );
       await new Promise<void>((r) => server.listen(0, IP.server, () => r()));
@@ -134,7 +150,10 @@ ${external('ext', 'ext.example', port.simple, `{ mode: SIMPLE, caCertificates: $
   test('SIMPLE: the sidecar opens TLS, verified against the CA and the SNI (the service host by default)', async () => {
     const r = await call('ext.example');
     assert.equal(r.status, 200, r.body);
-    assert.deepEqual({ mode: r.json().mode, sni: r.json().sni, client: r.json().client }, { mode: 'simple', sni: 'ext.example', client: null });
+    assert.deepEqual(
+      { mode: r.json().mode, sni: r.json().sni, client: r.json().client },
+      { mode: 'simple', sni: 'ext.example', client: null },
+    );
   });
 
   test('MUTUAL: the sidecar presents the client certificate from the files', async () => {
@@ -144,7 +163,7 @@ ${external('ext', 'ext.example', port.simple, `{ mode: SIMPLE, caCertificates: $
     assert.equal((await call('nomutual.example')).status, 503, 'without a client certificate the server refuses');
   });
 
-  test('HTTPS passthrough: the application\'s own TLS goes through a TLS egress listener untouched', async () => {
+  test("HTTPS passthrough: the application's own TLS goes through a TLS egress listener untouched", async () => {
     const ca = readFileSync(path.join(certs, 'ca.pem'));
     const body = await new Promise<string>((resolve, reject) => {
       const req = https.request(
@@ -159,7 +178,7 @@ ${external('ext', 'ext.example', port.simple, `{ mode: SIMPLE, caCertificates: $
       req.setTimeout(5000, () => req.destroy(new Error('timed out')));
       req.end();
     });
-    assert.equal(JSON.parse(body).sni, 'ext.example', 'the server saw the application\'s SNI');
+    assert.equal(JSON.parse(body).sni, 'ext.example', "the server saw the application's SNI");
   });
 
   test('a certificate that does not name the SNI is refused, unless insecureSkipVerify', async () => {
@@ -169,4 +188,3 @@ ${external('ext', 'ext.example', port.simple, `{ mode: SIMPLE, caCertificates: $
     assert.equal(r.json().sni, 'skip.example');
   });
 });
-

@@ -58,10 +58,15 @@ spec:
   ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8080 }]
   workloadSelector: { labels: { app: api } }
 ---
-${workload('api-1', 'api', IP.api, `  ingress:
+${workload(
+  'api-1',
+  'api',
+  IP.api,
+  `  ingress:
     - port: { number: 8080, protocol: HTTP, name: http }
       defaultEndpoint: ${IP.app}:${appPort}
-`)}---
+`,
+)}---
 ${workload('web-1', 'web', IP.web, callerSidecar(IP.web))}---
 ${workload('bot-1', 'bot', IP.bot, callerSidecar(IP.bot))}---
 apiVersion: security.istio.io/v1
@@ -150,7 +155,12 @@ describe('the trust chain outlives rotation and restarts (real Envoy)', { timeou
     return e;
   };
 
-  const connected = () => cp!.ads.registry.all().filter((p) => p.connected).map((p) => p.id).sort();
+  const connected = () =>
+    cp!.ads.registry
+      .all()
+      .filter((p) => p.connected)
+      .map((p) => p.id)
+      .sort();
   const allConnected = (what: string) =>
     waitFor(() => connected().length === 3, { timeoutMs: 30_000, what: `all three Envoys to reconnect (${what})` });
 
@@ -253,7 +263,10 @@ describe('the trust chain outlives rotation and restarts (real Envoy)', { timeou
     let err: Error | undefined;
     try {
       const refused = new ControlPlane({ ...cpSettings(), watch: false }, silentLogger);
-      err = await refused.start().then(() => undefined, (e: Error) => e);
+      err = await refused.start().then(
+        () => undefined,
+        (e: Error) => e,
+      );
       await refused.stop();
       assert.equal((await call('web', '/ok')).status, 200, 'the Envoys keep their configuration meanwhile');
     } finally {
@@ -361,7 +374,8 @@ spec:
     // Through the documented command, against the running control plane's admin API.
     const admin = await startStatusServer(cp!, IP.plane, 0);
     const url = `http://${IP.plane}:${(admin.address() as AddressInfo).port}`;
-    const rotate = (step: string) => quietly(() => runRotateXdsCa([step, '--admin', url, '--state-dir', cp!.settings.stateDir]));
+    const rotate = (step: string) =>
+      quietly(() => runRotateXdsCa([step, '--admin', url, '--state-dir', cp!.settings.stateDir]));
     try {
       assert.equal(await rotate('finish'), 1, 'finish before begin is refused');
       assert.equal(await rotate('begin'), 0);

@@ -98,12 +98,22 @@ describe('admission after authentication, with real Envoy', { timeout: 120_000 }
     const refused = (c: FloodCounts) => Object.values(c.ended).reduce((a, b) => a + b, 0);
     let during: FloodCounts;
     try {
-      await waitFor(async () => refused(await f.counts()) >= 300, { timeoutMs: 10_000, what: 'the flood to be under way' });
+      await waitFor(async () => refused(await f.counts()) >= 300, {
+        timeoutMs: 10_000,
+        what: 'the flood to be under way',
+      });
       envoys.push(...(await Promise.all(bootstraps.map(([id, config]) => startEnvoy({ name: id, config })))));
       await Promise.all(envoys.map((e) => e.waitReady(60_000)));
       const attempts = await Promise.all(envoys.map(xdsAttempts));
-      assert.deepEqual(attempts, envoys.map(() => 1), 'ADS streams each Envoy opened: one, its first was admitted');
-      assert.deepEqual(await Promise.all(envoys.map(connectedState)), envoys.map(() => 1));
+      assert.deepEqual(
+        attempts,
+        envoys.map(() => 1),
+        'ADS streams each Envoy opened: one, its first was admitted',
+      );
+      assert.deepEqual(
+        await Promise.all(envoys.map(connectedState)),
+        envoys.map(() => 1),
+      );
     } finally {
       during = await f.stop();
     }
@@ -236,7 +246,10 @@ describe('a removed workload, with real Envoy', { timeout: 120_000 }, () => {
     const tried = () => cp.ads.counters.unauthenticated > refusedBefore;
     await waitFor(tried, { timeoutMs: 10_000, what: 'the old token to be tried' });
     assert.equal(await connectedState(old), 0, 'the old token is refused');
-    assert.ok(lines.some((l) => /token issued before its workload was removed/.test(l)), 'logged with the reason');
+    assert.ok(
+      lines.some((l) => /token issued before its workload was removed/.test(l)),
+      'logged with the reason',
+    );
     await old.stop();
     envoys.delete('old');
     const fresh = await startSidecar(cp, GONE);
@@ -302,7 +315,10 @@ describe('token claims and NACK bounds, with the test xDS client', () => {
     ];
     const got = [];
     for (const [what, token] of cases) got.push([what, await outcome(token)]);
-    assert.deepEqual(got, cases.map(([what, , want]) => [what, want]));
+    assert.deepEqual(
+      got,
+      cases.map(([what, , want]) => [what, want]),
+    );
     await assert.rejects(cp.tokens.issue('hx/tok-1', 2 * 365 * 86_400), /lifetime/);
   });
 

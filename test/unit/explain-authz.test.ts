@@ -11,8 +11,15 @@ import type { InboundSecurityIR } from '../../src/ir/types.js';
 import type { AuthzRule } from '../../src/policy/security-types.js';
 
 const at = { file: 'p.yaml', line: 1, column: 1 };
-const rule = (r: Partial<{ from: AuthzRule['from']; to: AuthzRule['to']; when: AuthzRule['when'] }>): AuthzRule => ({ from: r.from ?? [], to: r.to ?? [], when: r.when ?? [], at }) as AuthzRule;
-const op = (o: { paths?: string[]; ports?: string[] }) => ({ hosts: {}, ports: o.ports ? { values: o.ports } : {}, methods: {}, paths: o.paths ? { values: o.paths } : {} }) as AuthzRule['to'][number];
+const rule = (r: Partial<{ from: AuthzRule['from']; to: AuthzRule['to']; when: AuthzRule['when'] }>): AuthzRule =>
+  ({ from: r.from ?? [], to: r.to ?? [], when: r.when ?? [], at }) as AuthzRule;
+const op = (o: { paths?: string[]; ports?: string[] }) =>
+  ({
+    hosts: {},
+    ports: o.ports ? { values: o.ports } : {},
+    methods: {},
+    paths: o.paths ? { values: o.paths } : {},
+  }) as AuthzRule['to'][number];
 type P = { name: string; action: 'ALLOW' | 'DENY' | 'AUDIT'; rules: AuthzRule[] };
 /** Lowered as ir/inbound-security.ts does, for an HTTP listener or (l4) a TCP one. */
 const sec = (policies: P[], defaultAction: 'DENY' | 'ALLOW' = 'DENY', l4 = false): InboundSecurityIR => ({
@@ -25,12 +32,28 @@ const sec = (policies: P[], defaultAction: 'DENY' | 'ALLOW' = 'DENY', l4 = false
     action: p.action,
     dryRun: false,
     origin: at,
-    rules: p.rules.flatMap((r, i) => lowerRule(r, `${p.name}/rules[${i}]`, { trustDomains: ['cluster.local'], namespace: 'ns', l4, action: p.action }) ?? []),
+    rules: p.rules.flatMap(
+      (r, i) =>
+        lowerRule(r, `${p.name}/rules[${i}]`, {
+          trustDomains: ['cluster.local'],
+          namespace: 'ns',
+          l4,
+          action: p.action,
+        }) ?? [],
+    ),
   })),
   jwt: [],
 });
 const stringMatches = (pattern: string, v: string, ic = false) => stringMatcherMatches(istioString(pattern, ic), v);
-const facts: RequestFacts = { principal: 'spiffe://cluster.local/ns/a/sa/b', sourceIp: '10.0.0.1', host: 'h', port: 5432, method: 'GET', path: '/x', headers: {} };
+const facts: RequestFacts = {
+  principal: 'spiffe://cluster.local/ns/a/sa/b',
+  sourceIp: '10.0.0.1',
+  host: 'h',
+  port: 5432,
+  method: 'GET',
+  path: '/x',
+  headers: {},
+};
 
 test('Istio string forms', () => {
   assert.ok(stringMatches('*', 'x'));
@@ -47,7 +70,11 @@ test('TCP: an ALLOW rule that needs HTTP attributes never matches; a port-only r
   const l4 = evaluate(sec(paths, 'DENY', true), facts);
   assert.equal(l4.allowed, false, 'on TCP it is dropped, leaving an ALLOW policy with no rule');
   assert.deepEqual(l4.matched, []);
-  const ports = sec([{ name: 'ns/p', action: 'ALLOW', rules: [rule({ to: [op({ ports: ['5432'] })] })] }], 'DENY', true);
+  const ports = sec(
+    [{ name: 'ns/p', action: 'ALLOW', rules: [rule({ to: [op({ ports: ['5432'] })] })] }],
+    'DENY',
+    true,
+  );
   assert.equal(evaluate(ports, facts).decidedBy?.name, 'ns/p/rules[0]');
 });
 
@@ -59,7 +86,13 @@ test('TCP: a DENY rule applies with its HTTP parts ignored (denies more, never l
 
 test('JWT claims: a list claim matches any element (presenter too, as in Istio)', () => {
   const claims = (key: string, values: string[]) => rule({ when: [{ key, values, at }] });
-  const s = sec([{ name: 'ns/j', action: 'ALLOW', rules: [claims('request.auth.claims[groups]', ['admins']), claims('request.auth.presenter', ['cli'])] }]);
+  const s = sec([
+    {
+      name: 'ns/j',
+      action: 'ALLOW',
+      rules: [claims('request.auth.claims[groups]', ['admins']), claims('request.auth.presenter', ['cli'])],
+    },
+  ]);
   const jwt = (j: Record<string, unknown>) => ({ ...facts, jwt: { iss: 'i', ...j } });
   assert.equal(evaluate(s, jwt({ groups: ['staff', 'admins'] })).decidedBy?.name, 'ns/j/rules[0]');
   assert.equal(evaluate(s, jwt({ groups: 'admins' })).decidedBy?.name, 'ns/j/rules[0]');
@@ -73,6 +106,9 @@ test('the mesh default decides only when no ALLOW policy applies; AUDIT never de
   assert.equal(d.allowed, false);
   assert.equal(d.decidedBy, undefined);
   assert.match(d.reason, /mesh default DENY/);
-  assert.deepEqual(d.matched.map((m) => m.name), ['ns/a/rules[0]']);
+  assert.deepEqual(
+    d.matched.map((m) => m.name),
+    ['ns/a/rules[0]'],
+  );
   assert.equal(evaluate(sec([], 'ALLOW'), facts).allowed, true);
 });

@@ -3,14 +3,28 @@
  * connection pool / circuit breaking, outlier detection, client TLS mode), also per port.
  */
 import type { MapReader } from '../reader.js';
-import type { ConnectionPool, DestinationRuleSpec, LoadBalancer, OutlierDetection, Subset, TlsOrigination, TrafficPolicy } from '../traffic-types.js';
+import type {
+  ConnectionPool,
+  DestinationRuleSpec,
+  LoadBalancer,
+  OutlierDetection,
+  Subset,
+  TlsOrigination,
+  TrafficPolicy,
+} from '../traffic-types.js';
 import { DNS_LABEL } from './common.js';
 
 function readLoadBalancer(r: MapReader | undefined): LoadBalancer | undefined {
   if (!r) return undefined;
   const out: LoadBalancer = {};
   const simple = r.str('simple', { oneOf: ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'LEAST_CONN', 'UNSPECIFIED'] });
-  if (simple) out.simple = simple === 'LEAST_CONN' ? 'LEAST_REQUEST' : simple === 'UNSPECIFIED' ? 'ROUND_ROBIN' : (simple as LoadBalancer['simple']);
+  if (simple)
+    out.simple =
+      simple === 'LEAST_CONN'
+        ? 'LEAST_REQUEST'
+        : simple === 'UNSPECIFIED'
+          ? 'ROUND_ROBIN'
+          : (simple as LoadBalancer['simple']);
   const ch = r.map('consistentHash');
   if (ch) {
     out.consistentHash = {};
@@ -76,7 +90,12 @@ function readOutlier(r: MapReader | undefined): OutlierDetection | undefined {
   set('intervalMs', r.duration('interval', { minMs: 1 }));
   set('baseEjectionTimeMs', r.duration('baseEjectionTime', { minMs: 1 }));
   set('maxEjectionPercent', r.int('maxEjectionPercent', { min: 0, max: 100 }));
-  r.unsupported(['splitExternalLocalOriginErrors', 'consecutiveLocalOriginFailures', 'minHealthPercent', 'consecutiveErrors']);
+  r.unsupported([
+    'splitExternalLocalOriginErrors',
+    'consecutiveLocalOriginFailures',
+    'minHealthPercent',
+    'consecutiveErrors',
+  ]);
   r.done();
   return out;
 }
@@ -97,10 +116,16 @@ export function readTrafficPolicy(r: MapReader | undefined, allowPortLevel = tru
       const o = readOrigination(tls, mode);
       if (o) out.tls = o;
     } else if (mode) {
-      tls.unsupported(['sni', 'subjectAltNames', 'clientCertificate', 'privateKey', 'caCertificates'], `only applies to SIMPLE and MUTUAL`);
+      tls.unsupported(
+        ['sni', 'subjectAltNames', 'clientCertificate', 'privateKey', 'caCertificates'],
+        `only applies to SIMPLE and MUTUAL`,
+      );
       out.tls = mode as 'ISTIO_MUTUAL' | 'DISABLE';
     }
-    tls.unsupported(['credentialName'], 'needs credentials served by the control plane, which is not supported yet; use file paths');
+    tls.unsupported(
+      ['credentialName'],
+      'needs credentials served by the control plane, which is not supported yet; use file paths',
+    );
     tls.unsupported(['caCrl'], 'is not supported yet');
     tls.done();
   }
@@ -130,7 +155,11 @@ function readOrigination(tls: MapReader, mode: 'SIMPLE' | 'MUTUAL'): TlsOriginat
   const subjectAltNames = (tls.strList('subjectAltNames') ?? []).map((x) => x.value);
   const insecureSkipVerify = tls.bool('insecureSkipVerify') ?? false;
   if (mode === 'MUTUAL' && (!clientCertificate || !privateKey)) {
-    tls.report('CH0203', clientCertificate ? 'privateKey' : 'clientCertificate', 'MUTUAL needs clientCertificate and privateKey');
+    tls.report(
+      'CH0203',
+      clientCertificate ? 'privateKey' : 'clientCertificate',
+      'MUTUAL needs clientCertificate and privateKey',
+    );
     return undefined;
   }
   if (mode === 'SIMPLE' && (clientCertificate || privateKey)) {

@@ -28,7 +28,9 @@ export function decodeMesh(spec: MapReader | undefined): MeshSpec {
   out.trustDomainAliases = [...new Set(aliases.map((a) => a.value))].filter((a) => a !== out.trustDomain);
   const pn = spec.map('pathNormalization');
   if (pn) {
-    out.pathNormalization = (pn.str('normalization', { oneOf: PATH_NORMALIZATIONS }) as PathNormalization | undefined) ?? out.pathNormalization;
+    out.pathNormalization =
+      (pn.str('normalization', { oneOf: PATH_NORMALIZATIONS }) as PathNormalization | undefined) ??
+      out.pathNormalization;
     pn.done();
   }
   const topology = spec.map('gatewayTopology');
@@ -39,12 +41,14 @@ export function decodeMesh(spec: MapReader | undefined): MeshSpec {
   }
   const mtls = spec.map('mtls');
   if (mtls) {
-    out.mtlsMode = (mtls.str('mode', { oneOf: ['STRICT', 'PERMISSIVE', 'DISABLE'] }) as MtlsMode | undefined) ?? out.mtlsMode;
+    out.mtlsMode =
+      (mtls.str('mode', { oneOf: ['STRICT', 'PERMISSIVE', 'DISABLE'] }) as MtlsMode | undefined) ?? out.mtlsMode;
     mtls.done();
   }
   const authz = spec.map('authorization');
   if (authz) {
-    out.authorizationDefault = (authz.str('default', { oneOf: ['DENY', 'ALLOW'] }) as 'DENY' | 'ALLOW' | undefined) ?? out.authorizationDefault;
+    out.authorizationDefault =
+      (authz.str('default', { oneOf: ['DENY', 'ALLOW'] }) as 'DENY' | 'ALLOW' | undefined) ?? out.authorizationDefault;
     authz.done();
   }
   const certs = spec.map('certificates');
@@ -72,7 +76,11 @@ export function decodeMesh(spec: MapReader | undefined): MeshSpec {
   const providers = spec.maps('extensionProviders') ?? [];
   const seen = new Set<string>();
   for (const p of providers) {
-    const name = p.str('name', { required: true, pattern: DNS_LABEL_OR_NAME, patternHint: 'a name (letters, digits, -, .)' });
+    const name = p.str('name', {
+      required: true,
+      pattern: DNS_LABEL_OR_NAME,
+      patternHint: 'a name (letters, digits, -, .)',
+    });
     if (name !== undefined && seen.has(name)) p.report('CH0204', 'name', `"${name}" is already the name of a provider`);
     if (name !== undefined) seen.add(name);
     const provider = decodeProvider(p, name);

@@ -39,7 +39,10 @@ export function decodeRequestAuthentication(spec: MapReader | undefined): Reques
       return { header, claim };
     });
     const fromCookies = (r.strList('fromCookies') ?? []).map((c) => c.value);
-    const outputPayloadToHeader = r.str('outputPayloadToHeader', { pattern: /^[A-Za-z0-9-]+$/, patternHint: 'a header name' });
+    const outputPayloadToHeader = r.str('outputPayloadToHeader', {
+      pattern: /^[A-Za-z0-9-]+$/,
+      patternHint: 'a header name',
+    });
     const timeoutMs = r.duration('timeout', { minMs: 1, maxMs: 600_000 });
     if (timeoutMs !== undefined && jwksUri === undefined) r.report('CH0204', 'timeout', 'only applies to jwksUri');
     r.done();

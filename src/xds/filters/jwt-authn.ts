@@ -11,13 +11,16 @@ import { durationOf } from '../resources/common.js';
 import type { HttpFilterPlugin } from './index.js';
 import { JWT_PAYLOAD_KEY } from './rbac.js';
 
-
 function provider(p: JwtProviderIR): object {
   const r = p.rule;
   const jwks = r.jwksUri
     ? {
         remote_jwks: {
-          http_uri: { uri: r.jwksUri, cluster: jwksClusterName(parseJwksUri(r.jwksUri)), timeout: durationOf(r.timeoutMs ?? 5000) },
+          http_uri: {
+            uri: r.jwksUri,
+            cluster: jwksClusterName(parseJwksUri(r.jwksUri)),
+            timeout: durationOf(r.timeoutMs ?? 5000),
+          },
           cache_duration: '300s',
         },
       }
@@ -26,12 +29,21 @@ function provider(p: JwtProviderIR): object {
     issuer: r.issuer,
     ...(r.audiences.length > 0 ? { audiences: r.audiences } : {}),
     ...jwks,
-    ...(r.fromHeaders.length > 0 ? { from_headers: r.fromHeaders.map((h) => ({ name: h.name, ...(h.prefix !== undefined ? { value_prefix: h.prefix } : {}) })) } : {}),
+    ...(r.fromHeaders.length > 0
+      ? {
+          from_headers: r.fromHeaders.map((h) => ({
+            name: h.name,
+            ...(h.prefix !== undefined ? { value_prefix: h.prefix } : {}),
+          })),
+        }
+      : {}),
     ...(r.fromParams.length > 0 ? { from_params: r.fromParams } : {}),
     ...(r.fromCookies.length > 0 ? { from_cookies: r.fromCookies } : {}),
     ...(r.outputPayloadToHeader !== undefined ? { forward_payload_header: r.outputPayloadToHeader } : {}),
     forward: r.forwardOriginalToken,
-    ...(r.outputClaimToHeaders.length > 0 ? { claim_to_headers: r.outputClaimToHeaders.map((c) => ({ header_name: c.header, claim_name: c.claim })) } : {}),
+    ...(r.outputClaimToHeaders.length > 0
+      ? { claim_to_headers: r.outputClaimToHeaders.map((c) => ({ header_name: c.header, claim_name: c.claim })) }
+      : {}),
     payload_in_metadata: JWT_PAYLOAD_KEY,
   };
 }
@@ -49,7 +61,9 @@ export const jwtAuthnFilter: HttpFilterPlugin = {
         rules: [
           {
             match: { prefix: '/' },
-            requires: { requires_any: { requirements: [...jwt.map((p) => ({ provider_name: p.name })), { allow_missing: {} }] } },
+            requires: {
+              requires_any: { requirements: [...jwt.map((p) => ({ provider_name: p.name })), { allow_missing: {} }] },
+            },
           },
         ],
       },

@@ -25,7 +25,8 @@ function requestHandling(r: RequestHandlingIR): Record<string, unknown> {
   return {
     normalize_path: level >= PATH_NORMALIZATIONS.indexOf('BASE'),
     merge_slashes: level >= PATH_NORMALIZATIONS.indexOf('MERGE_SLASHES'),
-    path_with_escaped_slashes_action: level >= PATH_NORMALIZATIONS.indexOf('DECODE_AND_MERGE_SLASHES') ? 'UNESCAPE_AND_FORWARD' : 'KEEP_UNCHANGED',
+    path_with_escaped_slashes_action:
+      level >= PATH_NORMALIZATIONS.indexOf('DECODE_AND_MERGE_SLASHES') ? 'UNESCAPE_AND_FORWARD' : 'KEEP_UNCHANGED',
     strip_trailing_host_dot: true,
     use_remote_address: true,
     xff_num_trusted_hops: r.numTrustedProxies,
@@ -56,8 +57,10 @@ export function httpConnectionManager(l: ListenerIR, tls: boolean, ctx: FilterCo
   if (l.http!.rds !== undefined) {
     hcm.rds = { route_config_name: routeTableName(l.http!.rds), config_source: ADS_SOURCE };
   } else {
-    hcm.route_config = { name: statPrefix(l.direction, l.port), virtual_hosts: (l.http!.inline ?? []).map(buildVirtualHost) };
+    hcm.route_config = {
+      name: statPrefix(l.direction, l.port),
+      virtual_hosts: (l.http!.inline ?? []).map(buildVirtualHost),
+    };
   }
   return { name: 'envoy.filters.network.http_connection_manager', typed_config: hcm };
 }
-

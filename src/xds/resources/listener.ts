@@ -45,11 +45,18 @@ export function buildListener(l: ListenerIR, ctx: FilterContext): object {
     traffic_direction: l.direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
   };
   if (!sec || sec.mtls === 'DISABLE') return { ...base, filter_chains: [{ filters: filters(l, false, ctx) }] };
-  const tlsChain = { filter_chain_match: { transport_protocol: 'tls' }, filters: filters(l, true, ctx), transport_socket: downstreamMtls([sec.trustDomain, ...sec.trustDomainAliases], !!l.http) };
+  const tlsChain = {
+    filter_chain_match: { transport_protocol: 'tls' },
+    filters: filters(l, true, ctx),
+    transport_socket: downstreamMtls([sec.trustDomain, ...sec.trustDomainAliases], !!l.http),
+  };
   if (sec.mtls === 'STRICT') return { ...base, listener_filters: [TLS_INSPECTOR], filter_chains: [tlsChain] };
   return {
     ...base,
     listener_filters: [TLS_INSPECTOR],
-    filter_chains: [tlsChain, { filter_chain_match: { transport_protocol: 'raw_buffer' }, filters: filters(l, false, ctx) }],
+    filter_chains: [
+      tlsChain,
+      { filter_chain_match: { transport_protocol: 'raw_buffer' }, filters: filters(l, false, ctx) },
+    ],
   };
 }

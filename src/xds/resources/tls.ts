@@ -104,7 +104,12 @@ export function upstreamTlsToPublicServer(sni: string): object {
     typed_config: {
       '@type': anyType('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'),
       sni,
-      common_tls_context: { validation_context: { trusted_ca: { filename: SYSTEM_CA_BUNDLE }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: sni } }] } },
+      common_tls_context: {
+        validation_context: {
+          trusted_ca: { filename: SYSTEM_CA_BUNDLE },
+          match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: sni } }],
+        },
+      },
     },
   };
 }
@@ -113,12 +118,18 @@ export { SYSTEM_CA_BUNDLE };
 
 /** TLS origination with the user's own files (DestinationRule SIMPLE / MUTUAL). */
 export function upstreamOriginatedTls(o: NonNullable<ClusterIR['originate']>): object {
-  const names = (o.verify?.sans ?? []).flatMap((n) => ['DNS', 'URI'].map((t) => ({ san_type: t, matcher: { exact: n } })));
+  const names = (o.verify?.sans ?? []).flatMap((n) =>
+    ['DNS', 'URI'].map((t) => ({ san_type: t, matcher: { exact: n } })),
+  );
   const validation = o.verify
     ? { validation_context: { trusted_ca: { filename: o.verify.caFile }, match_typed_subject_alt_names: names } }
     : {};
   const client = o.client
-    ? { tls_certificates: [{ certificate_chain: { filename: o.client.certFile }, private_key: { filename: o.client.keyFile } }] }
+    ? {
+        tls_certificates: [
+          { certificate_chain: { filename: o.client.certFile }, private_key: { filename: o.client.keyFile } },
+        ],
+      }
     : {};
   return {
     name: 'envoy.transport_sockets.tls',
