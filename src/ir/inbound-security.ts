@@ -2,13 +2,14 @@
  * Stage: ir. The security of a workload's inbound listener (mTLS mode, authorization policies, JWT providers) and
  * the client-side mTLS of its outbound clusters, from the MeshModel. Envoy-free.
  */
-import { applicable, mtlsModeFor } from '../model/security.js';
+import { applicable, mtlsModeFor, type Scoped } from '../model/security.js';
+import type { AuthorizationPolicySpec } from '../policy/security-types.js';
 import { workloadById } from '../model/index.js';
 import { track } from '../model/tracking.js';
 import type { MeshModel, Service, Workload } from '../model/mesh-model.js';
 import { endpointPort } from '../model/mesh-model.js';
 import { lowerRule } from './authz.js';
-import type { ExtAuthzIR, InboundSecurityIR } from './types.js';
+import type { AuthzPolicyIR, ExtAuthzIR, InboundSecurityIR } from './types.js';
 import { customProviderFor, extAuthzService } from '../model/ext-authz.js';
 
 export function inboundSecurity(model: MeshModel, w: Workload, port: number, l4: boolean): InboundSecurityIR {
@@ -32,23 +33,37 @@ function policiesFor(model: MeshModel, w: Workload, l4: boolean): Omit<InboundSe
     trustDomain: model.mesh.trustDomain,
     trustDomainAliases: model.mesh.trustDomainAliases,
     defaultAction: model.mesh.authorizationDefault,
-    policies: applicable(model.security.authorizationPolicies, w, root).map((p) => {
-      const name = `${p.namespace}/${p.name}`;
-      const ctx = { trustDomains, namespace: p.namespace, l4, action: p.spec.action };
-      return {
-        name,
-        action: p.spec.action,
-        dryRun: p.spec.dryRun,
-        ...(p.spec.provider !== undefined ? { provider: p.spec.provider } : {}),
-        rules: p.spec.rules.flatMap((r, i) => lowerRule(r, `${name}/rules[${i}]`, ctx) ?? []),
-        origin: p.origin,
-      };
-    }),
+    policies: applicable(model.security.authorizationPolicies, w, root).map((p) => loweredPolicy(p, trustDomains, l4)),
     ...extAuthzOf(model, w, l4),
     jwt: applicable(model.security.requestAuthentications, w, root).flatMap((p) =>
       p.spec.jwtRules.map((rule, i) => ({ name: `${p.namespace}/${p.name}/jwtRules[${i}]`, rule })),
     ),
   };
+}
+
+/** Lowered policies by policy object (the same while its text is), then by trust domains and listener kind. */
+const lowered = new WeakMap<Scoped<AuthorizationPolicySpec>, Map<string, AuthzPolicyIR>>();
+
+/** A policy lowered once (ir/authz.ts) and shared by every listener of every proxy it applies to. */
+function loweredPolicy(p: Scoped<AuthorizationPolicySpec>, trustDomains: string[], l4: boolean): AuthzPolicyIR {
+  let byContext = lowered.get(p);
+  if (!byContext) lowered.set(p, (byContext = new Map()));
+  const key = `${l4}|${trustDomains.join(',')}`;
+  let ir = byContext.get(key);
+  if (!ir) {
+    const name = `${p.namespace}/${p.name}`;
+    const ctx = { trustDomains, namespace: p.namespace, l4, action: p.spec.action };
+    ir = {
+      name,
+      action: p.spec.action,
+      dryRun: p.spec.dryRun,
+      ...(p.spec.provider !== undefined ? { provider: p.spec.provider } : {}),
+      rules: p.spec.rules.flatMap((r, i) => lowerRule(r, `${name}/rules[${i}]`, ctx) ?? []),
+      origin: p.origin,
+    };
+    byContext.set(key, ir);
+  }
+  return ir;
 }
 
 /**
