@@ -5,28 +5,19 @@
  * hops), its route table's virtual host for the Host (port ignored, as on gateways) and route; then from the route
  * on as from any proxy (steps.ts): the mesh service's sidecars over mTLS, with the gateway's identity.
  */
-import type { ExtAuthzAnswer } from './authz.js';
 import { routeTableId } from '../ir/routes.js';
 import type { GatewayChainIR, ListenerIR, VirtualHostIR } from '../ir/types.js';
 import type { MeshModel, Workload } from '../model/mesh-model.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
 import type { RequestFacts } from './authz.js';
 import { decideAt, ExplainError, followRoute, pathOnly, proxyOf, remoteAddress, routeMatches, where } from './steps.js';
-import type { Explanation, GatewayHop, HttpRequest } from './steps.js';
+import type { ExplainRequest, Explanation, GatewayHop, HttpRequest } from './steps.js';
 
 /** The outside client's address when the question does not say (TEST-NET-1: some address on the Internet). */
 export const DEFAULT_CLIENT_IP = '192.0.2.1';
 
 /** What an outside request says: the authority (and gateway port) it is sent to, and the rest of explain's inputs. */
-export interface GatewayQuestion {
-  to: string;
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  jwtClaims?: Record<string, unknown>;
-  extAuthz?: ExtAuthzAnswer;
-  sourceIp?: string;
-}
+export type GatewayQuestion = Omit<ExplainRequest, 'from'>;
 
 /** The item of the longest name: Envoy prefers the most specific wildcard. */
 const longest = <T>(xs: { x: T; n: number }[]): T | undefined => xs.sort((a, b) => b.n - a.n)[0]?.x;

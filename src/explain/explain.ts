@@ -22,7 +22,7 @@ import { subsetOf } from '../model/routing.js';
 import { isLoopback } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
-import { evaluate, type ExtAuthzAnswer, type RequestFacts } from './authz.js';
+import { evaluate, type RequestFacts } from './authz.js';
 import { explainFromGateway } from './explain-gateway.js';
 import { isGatewayWorkload } from '../model/gateways.js';
 import {
@@ -34,29 +34,14 @@ import {
   routeMatches,
   where,
   type DestinationVerdict,
+  type ExplainRequest,
   type Explanation,
   type HttpRequest,
 } from './steps.js';
 
 export { connection, ExplainError, proxyOf, remoteAddress } from './steps.js';
-export type { DestinationVerdict, Explanation, ExtAuthzStep, Transport } from './steps.js';
+export type { DestinationVerdict, Explanation, ExplainRequest, ExtAuthzStep, Transport } from './steps.js';
 
-export interface ExplainRequest {
-  /** `namespace/workload` or `namespace/service-name` (then the service's first workload). */
-  from: string;
-  /** `host` or `host:port` (also the request's authority, unless a `host` header says otherwise). */
-  to: string;
-  method?: string;
-  /** Path, optionally with a query string. */
-  path?: string;
-  headers?: Record<string, string>;
-  /** Claims of a JWT the caller presents (assumed correctly signed by the issuer's key). */
-  jwtClaims?: Record<string, unknown>;
-  /** What external authorizers (CUSTOM policies) answer; unknown when absent. */
-  extAuthz?: ExtAuthzAnswer;
-  /** From a gateway: the outside client's address (default 192.0.2.1). */
-  sourceIp?: string;
-}
 
 function resolveCaller(model: MeshModel, from: string): Workload {
   const w = workloadById(model, from);
@@ -174,7 +159,9 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
   if (!listener) {
     return {
       ...base,
-      note: `${caller.id} has no TCP egress listener for ${host}:${port}: declare one in its Sidecar egress (port with protocol TCP)`,
+      note:
+        `${caller.id} has no TCP egress listener for ${host}:${port}: ` +
+        'declare one in its Sidecar egress (port with protocol TCP)',
     };
   }
   const egress = `${listener.address}:${listener.port}`;
@@ -330,7 +317,8 @@ export function formatExplanation(e: Explanation, all: boolean): string {
     if (all) for (const m of d.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
     for (const [action, r] of Object.entries(d.dryRun ?? {})) {
       out.push(
-        `    dry-run ${action.toUpperCase()} policies would say ${r.result}${r.policy ? ` (${r.policy})` : ''}; not enforced`,
+        `    dry-run ${action.toUpperCase()} policies would say ${r.result}` +
+          `${r.policy ? ` (${r.policy})` : ''}; not enforced`,
       );
     }
   }

@@ -21,8 +21,24 @@ import { endpointPort, labelsMatch, type MeshModel, type Workload } from '../mod
 import { subsetOf } from '../model/routing.js';
 import { isLoopback } from '../model/sidecars.js';
 import { normalizePath } from '../ir/request-normalization.js';
-import { re2FullMatch } from '../util/re2.js';
-import { evaluate, type AuthzDecision, type DryRunResult, type ExtAuthzAnswer, type RequestFacts } from './authz.js';
+import { evaluate, stringMatcherMatches, type AuthzDecision, type DryRunResult, type ExtAuthzAnswer, type RequestFacts } from './authz.js';
+
+export interface ExplainRequest {
+  /** `namespace/workload` or `namespace/service-name` (then the service's first workload). */
+  from: string;
+  /** `host` or `host:port` (also the request's authority, unless a `host` header says otherwise). */
+  to: string;
+  method?: string;
+  /** Path, optionally with a query string. */
+  path?: string;
+  headers?: Record<string, string>;
+  /** Claims of a JWT the caller presents (assumed correctly signed by the issuer's key). */
+  jwtClaims?: Record<string, unknown>;
+  /** What external authorizers (CUSTOM policies) answer; unknown when absent. */
+  extAuthz?: ExtAuthzAnswer;
+  /** From a gateway: the outside client's address (default 192.0.2.1). */
+  sourceIp?: string;
+}
 
 export type Transport = 'mTLS' | 'plaintext' | 'refused';
 
@@ -109,13 +125,8 @@ export const proxyOf = memoPerModel((model: MeshModel, id: string): ProxyIR =>
   compileProxy(model, workloadById(model, id)!),
 );
 
-/** Envoy's StringMatcher (route matches are case-sensitive; RE2 regexes match the whole value). */
-export function stringMatch(m: StringMatchIR, v: string | undefined): boolean {
-  if (v === undefined) return false;
-  if ('exact' in m) return v === m.exact;
-  if ('prefix' in m) return v.startsWith(m.prefix);
-  return re2FullMatch(m.regex, v);
-}
+/** Envoy's StringMatcher for route matches (case-sensitive), evaluated as authorization's matchers are. */
+const stringMatch = (m: StringMatchIR, v: string | undefined): boolean => stringMatcherMatches(m, v);
 
 export interface HttpRequest {
   /** `:path` with the query string. */

@@ -68,7 +68,9 @@ export function decodeServiceEntry(
     spec.report(
       'CH0203',
       'resolution',
-      'is needed here: without it Istio passes connections through to the address the application dialled (NONE), which explicit-mode sidecars cannot do; set resolution: DNS for a host Envoy should resolve, or give endpoints or a workloadSelector',
+      'is needed here: without it Istio passes connections through to the address the application dialled (NONE), ' +
+        'which explicit-mode sidecars cannot do; set resolution: DNS for a host Envoy should resolve, ' +
+        'or give endpoints or a workloadSelector',
     );
   }
   if (spec.has('workloadSelector')) at['spec.workloadSelector'] = spec.loc('workloadSelector');
