@@ -10,7 +10,13 @@ import { checkGatewayCredentials, type CredentialLookup } from './model/gateways
 import { ResourceCache, ResourceEncodeError } from './snapshot/resource-cache.js';
 import { buildSnapshot, type Snapshot } from './snapshot/snapshot.js';
 import { compileProxy } from './ir/compile.js';
-import { affectedProxies, dependencyValues, updatedIndex, type Dependencies, type DependencyIndex } from './ir/dependencies.js';
+import {
+  affectedProxies,
+  dependencyValues,
+  updatedIndex,
+  type Dependencies,
+  type DependencyIndex,
+} from './ir/dependencies.js';
 import type { ProxyIR } from './ir/types.js';
 import { buildModelSteps } from './model/build.js';
 import type { RegisteredInstance } from './model/groups.js';
@@ -133,7 +139,7 @@ function* compileSteps(
       yield;
       const prev = previous?.proxies.get(w.id);
       if (prev && !affected!.has(w.id)) {
-        proxies.set(w.id, prev.ir.revision === m.revision ? prev : { ...prev, ir: { ...prev.ir, revision: m.revision } });
+        proxies.set(w.id, prev);
         continue;
       }
       const { value: ir, keys } = recording(() => compileProxy(m, w));
@@ -224,6 +230,8 @@ function atRevision(d: Diagnostic, revision: string): Diagnostic {
   return {
     ...d,
     ...(d.location ? { location: restamp(d.location) } : {}),
-    ...(d.related ? { related: d.related.map((r) => ({ ...r, ...(r.location ? { location: restamp(r.location) } : {}) })) } : {}),
+    ...(d.related
+      ? { related: d.related.map((r) => ({ ...r, ...(r.location ? { location: restamp(r.location) } : {}) })) }
+      : {}),
   } as Diagnostic;
 }

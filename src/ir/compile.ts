@@ -39,7 +39,6 @@ export function compileProxy(model: MeshModel, w: Workload): ProxyIR {
       serviceAccount: w.serviceAccount,
       identity: w.identity,
     },
-    revision: model.revision,
     listeners: listeners.sort((a, b) =>
       cmpStr(`${a.direction}|${a.address}|${pad(a.port)}`, `${b.direction}|${b.address}|${pad(b.port)}`),
     ),

@@ -222,7 +222,6 @@ export interface ProxyIR {
     serviceAccount: string;
     identity: string;
   };
-  revision: string;
   listeners: ListenerIR[];
   routeTables: RouteTableIR[];
   clusters: ClusterIR[];

@@ -154,6 +154,7 @@ export function* buildModelSteps(
     model.telemetry = sameList(model.telemetry, previous.telemetry);
     model.routing.rateLimits = sameList(model.routing.rateLimits, previous.routing.rateLimits);
     model.gateways.list = sameList(model.gateways.list, previous.gateways.list);
+    model.services = sameList(model.services, previous.services);
     if (same(model.mesh, previous.mesh, 6)) model.mesh = previous.mesh;
   }
   yield;

@@ -3,7 +3,7 @@
  * the Sidecar that applies to it, or from the defaults when none does. Also the checks on those: egress hosts that
  * name nothing, and two listeners on one address and port.
  */
-import type { Diagnostics, Origin } from '../diag/diagnostic.js';
+import { Diagnostics, type Diagnostic, type Origin } from '../diag/diagnostic.js';
 import { isHttpProtocol, objectRef, type Protocol, type Sidecar, type SidecarEgress } from '../policy/types.js';
 import { serviceByHost, serviceHeadByHost, servicesInNamespace } from './index.js';
 import { track } from './tracking.js';
@@ -177,6 +177,20 @@ function outboundListeners(w: Workload): (Omit<OutboundPlan, 'services'> & { egr
 
 /** Egress hosts that name a specific service must resolve; namespaces must exist. */
 export function checkSidecarHosts(sc: Sidecar, model: MeshModel, diags: Diagnostics): void {
+  // What it reports depends on the Sidecar, the services and the namespaces alone; unchanged ones (the same
+  // objects, see buildModel) give the same reports, so a revision checks only the Sidecars it changed.
+  const namespaces = model.namespaces.join();
+  const seen = hostChecks.get(sc);
+  if (seen && seen.services === model.services && seen.namespaces === namespaces) return diags.addAll(seen.reports);
+  const own = new Diagnostics();
+  checkHosts(sc, model, own);
+  hostChecks.set(sc, { services: model.services, namespaces, reports: own.items });
+  diags.addAll(own.items);
+}
+
+const hostChecks = new WeakMap<Sidecar, { services: readonly Service[]; namespaces: string; reports: Diagnostic[] }>();
+
+function checkHosts(sc: Sidecar, model: MeshModel, diags: Diagnostics): void {
   const object = objectRef('Sidecar', sc.meta);
   sc.spec.egress.forEach((e, ei) => {
     if (e.port && !isHttpProtocol(e.port.protocol)) {
