@@ -46,7 +46,9 @@ export function runExplain(argv: string[]): Promise<number> {
     for (const h of values.header ?? []) {
       const i = h.indexOf('=');
       if (i <= 0) throw new UsageError(`--header "${h}" must be name=value`);
-      headers[h.slice(0, i)] = h.slice(i + 1);
+      // A header given twice is one sent twice: authorization and the application see its first value.
+      const name = h.slice(0, i).toLowerCase();
+      headers[name] ??= h.slice(i + 1);
     }
     let jwtClaims: Record<string, unknown> | undefined;
     if (values['jwt-claims']) {

@@ -353,3 +353,23 @@ export function lowerRule(rule: AuthzRule, name: string, ctx: LoweringContext): 
     throw err;
   }
 }
+
+/**
+ * The request headers (not pseudo-headers) the rules look at. Envoy's RBAC matches a header sent more than once
+ * when any one of its values matches, while the application may read another; so before authorization decides,
+ * each of these is cut to its first value, and what is decided on is what the application receives.
+ */
+export function inspectedHeaders(rules: readonly AuthzRuleIR[]): string[] {
+  const names = new Set<string>();
+  const visit = (t: Tree<PrincipalLeaf | PermissionLeaf>): void => {
+    if (t.op === 'leaf') {
+      if (t.leaf.kind === 'header' && !t.leaf.header.name.startsWith(':')) names.add(t.leaf.header.name);
+    } else if (t.op === 'not') visit(t.of);
+    else if (t.op !== 'any') t.of.forEach(visit);
+  };
+  for (const r of rules) {
+    visit(r.principal);
+    visit(r.permission);
+  }
+  return [...names].sort();
+}

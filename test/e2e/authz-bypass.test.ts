@@ -86,18 +86,31 @@ spec:
       to: [{ operation: { hosts: ["pub.ns.svc"], paths: ["/public/*"] } }]
     - from: [{ source: { remoteIpBlocks: ["10.1.2.0/24"] } }]
       to: [{ operation: { paths: ["/rip/*"] } }]
+    - from: [{ source: { principals: ["cluster.local/ns/ns/sa/caller"] } }]
+      to: [{ operation: { paths: ["/nv/*"] } }]
+      when: [{ key: "request.headers[x-role]", notValues: ["banned"] }]
+    - from: [{ source: { principals: ["cluster.local/ns/ns/sa/caller"] } }]
+      to: [{ operation: { paths: ["/team/*"] } }]
+      when: [{ key: "request.headers[x-team]", values: ["blue"] }]
 `;
 
 interface Case {
   to: 'api' | 'pub';
   path: string;
   authority?: string;
-  headers?: Record<string, string>;
+  /** A list: the header sent once per value. */
+  headers?: Record<string, string | string[]>;
   /** What the policy means: may the application be reached? */
   allowed: boolean;
   /** A request header the application must not receive. */
   unseen?: string;
+  /** A request header and the one value the application must receive for it. */
+  appSees?: [string, string];
 }
+
+/** Headers as explain takes them: one sent more than once is asked about with its first value (see README). */
+const firstValues = (hs: Case['headers'] = {}) =>
+  Object.fromEntries(Object.entries(hs).map(([k, v]) => [k, [v].flat()[0]]));
 
 const api = (path: string, allowed: boolean, o: Partial<Case> = {}): Case => ({ to: 'api', path, allowed, ...o });
 const pub = (path: string, allowed: boolean, o: Partial<Case> = {}): Case => ({ to: 'pub', path, allowed, ...o });
@@ -129,6 +142,11 @@ const CASES: Case[] = [
   // A DENY on a header: the underscore spelling, which many servers read as the same header, is dropped.
   api('/h', false, { headers: { 'x-user': 'admin' } }),
   api('/h', true, { headers: { x_user: 'admin' }, unseen: 'x_user' }),
+  // A header a policy inspects is sent twice: authorization and the application see one value, the first, so what
+  // was decided on is what the application reads.
+  api('/h', false, { headers: { 'x-user': ['admin', 'admin'] } }),
+  api('/h', false, { headers: { 'x-user': ['admin', 'guest'] } }),
+  api('/h', true, { headers: { 'x-user': ['guest', 'admin'] }, appSees: ['x-user', 'guest'] }),
   // What stays allowed (a rule that cannot tell these apart would be useless), and what the app then sees.
   api('/ok', true),
   api('/ok/./x', true),
@@ -146,6 +164,16 @@ const CASES: Case[] = [
   pub('/public/./../secret', false),
   pub('/secret', false),
   pub('/rip/x', false, { headers: { 'x-forwarded-for': '10.1.2.3' } }),
+  // An ALLOW unless a header holds a value, and an ALLOW if it holds one: sent twice, the first value decides, and
+  // it is the only one the application receives.
+  pub('/nv/x', true, { headers: { 'x-role': 'staff' } }),
+  pub('/nv/x', false, { headers: { 'x-role': 'banned' } }),
+  pub('/nv/x', true, { headers: { 'x-role': ['staff', 'banned'] }, appSees: ['x-role', 'staff'] }),
+  pub('/nv/x', false, { headers: { 'x-role': ['banned', 'staff'] } }),
+  pub('/team/x', true, { headers: { 'x-team': 'blue' } }),
+  pub('/team/x', true, { headers: { 'x-team': ['blue', 'red'] }, appSees: ['x-team', 'blue'] }),
+  pub('/team/x', false, { headers: { 'x-team': ['red', 'blue'] } }),
+  pub('/team/x', false, { headers: { 'x-team': 'red,blue' } }),
 ];
 
 describe('authorization bypass matrix through real Envoy', { timeout: 240_000 }, () => {
@@ -198,7 +226,7 @@ describe('authorization bypass matrix through real Envoy', { timeout: 240_000 },
         from: 'ns/caller-1',
         to: `${c.to}.ns.svc`,
         path: c.path,
-        headers: { ...(c.headers ?? {}), host: c.authority ?? `${c.to}.ns.svc` },
+        headers: { ...firstValues(c.headers), host: c.authority ?? `${c.to}.ns.svc` },
       });
       const seenByApp = e.destinations[0]?.request.path;
       for (const r of routes) {
@@ -226,6 +254,9 @@ describe('authorization bypass matrix through real Envoy', { timeout: 240_000 },
           failures.push(
             `${label}: Envoy ${reply.status}, explain ${e.status} (${e.note ?? e.destinations[0]?.reason})`,
           );
+        const got = c.appSees && app.requests[0]?.headers[c.appSees[0]];
+        if (reached && c.appSees && got !== c.appSees[1])
+          failures.push(`${label}: the app got ${c.appSees[0]}: ${got}`);
         if (reached && c.unseen && app.requests[0].headers[c.unseen] !== undefined)
           failures.push(`${label}: the app got ${c.unseen}`);
         if (reached && seenByApp !== undefined && app.requests[0].path !== seenByApp) {

@@ -23,14 +23,15 @@ export interface RawRequest {
   path: string;
   authority: string;
   method?: string;
-  headers?: Record<string, string>;
+  /** A list sends the header once per value (separate header lines, or HTTP/2 header fields). */
+  headers?: Record<string, string | string[]>;
   timeoutMs?: number;
 }
 
 /** HTTP/1.1, origin form: `GET <path> HTTP/1.1` with the given Host. */
 export function rawHttp1(t: RawTarget, r: RawRequest): Promise<RawReply> {
   const lines = [`${r.method ?? 'GET'} ${r.path} HTTP/1.1`, `Host: ${r.authority}`, 'Connection: close'];
-  for (const [k, v] of Object.entries(r.headers ?? {})) lines.push(`${k}: ${v}`);
+  for (const [k, vs] of Object.entries(r.headers ?? {})) for (const v of [vs].flat()) lines.push(`${k}: ${v}`);
   const wire = `${lines.join('\r\n')}\r\n\r\n`;
   return new Promise((resolve, reject) => {
     const sock = t.tls

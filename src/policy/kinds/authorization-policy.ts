@@ -43,6 +43,19 @@ export function isConditionKey(key: string): boolean {
   return PLAIN_KEYS.has(key);
 }
 
+/** RFC 9110 token characters, without `%` (Envoy's header formatter reads it as a command). */
+const HEADER_NAME = /^[!#$&'*+\-.^`|~0-9A-Za-z_]+$/;
+
+/** Why a `request.headers[name]` key can never see a value, or undefined. */
+function headerKeyProblem(key: string): string | undefined {
+  const name = /^request\.headers\[(.+)\]$/.exec(key)?.[1];
+  if (name === undefined) return undefined;
+  if (!HEADER_NAME.test(name)) return `"${name}" is not a valid HTTP header name`;
+  if (name.includes('_'))
+    return `"${name}": sidecars drop request headers whose names hold "_" (README), so this condition never sees one`;
+  return undefined;
+}
+
 /** `istio.io/dry-run`: the policy is evaluated and logged (Envoy shadow rules) but decides nothing. */
 export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
 
@@ -166,6 +179,9 @@ function readCondition(w: MapReader): AuthzCondition | undefined {
     w.report('CH0205', 'key', `"${key}" (Envoy metadata conditions) is not supported by Chancery`);
   } else if (key !== undefined && !isConditionKey(key)) {
     w.report('CH0204', 'key', `"${key}" is not a supported condition key (${CONDITION_KEYS.join(', ')})`);
+  } else if (key !== undefined) {
+    const problem = headerKeyProblem(key);
+    if (problem) w.report('CH0204', 'key', problem);
   }
   if (!values && !notValues) w.report('CH0203', 'values', 'a condition needs values or notValues');
   const check = key !== undefined ? conditionCheck(key) : undefined;

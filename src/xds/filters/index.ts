@@ -1,8 +1,8 @@
 /**
  * Stage: xds. HTTP filters as plug-ins with ONE ordered table. A filter contributes to a listener's
  * http_connection_manager when it has something to say for that listener; the table decides the order, so that
- * authentication runs before authorization (CUSTOM, then DENY / AUDIT / ALLOW, as Istio evaluates them), authorization
- * before rate limiting, and the router always last.
+ * the headers authorization inspects are cut to one value first, authentication runs before authorization (CUSTOM,
+ * then DENY / AUDIT / ALLOW, as Istio evaluates them), authorization before rate limiting, and the router last.
  */
 import type { ListenerIR, RouteIR, RouteTableKey } from '../../ir/types.js';
 import { extAuthzFilter } from './ext-authz.js';
@@ -11,6 +11,7 @@ import { localRateLimitFilter } from './local-ratelimit.js';
 import { jwtAuthnFilter } from './jwt-authn.js';
 import { rbacFilter } from './rbac.js';
 import { routerFilter } from './router.js';
+import { singleValueHeadersFilter } from './single-value-headers.js';
 
 /** What a filter may look at besides its listener: the routes of the proxy's RDS route tables. */
 export interface FilterContext {
@@ -26,6 +27,7 @@ export interface HttpFilterPlugin {
 
 /** The order of this table is the order of the filters in every http_connection_manager. */
 export const HTTP_FILTERS: readonly HttpFilterPlugin[] = [
+  singleValueHeadersFilter,
   jwtAuthnFilter,
   extAuthzFilter,
   rbacFilter,

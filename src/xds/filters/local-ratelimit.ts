@@ -19,7 +19,12 @@ export function rateLimitPerRoute(l: RateLimitIR, routeName: string): object {
     filter_enforced: ALWAYS,
     status: { code: l.status },
     ...(Object.keys(l.responseHeaders).length > 0
-      ? { response_headers_to_add: Object.entries(l.responseHeaders).map(([key, value]) => ({ header: { key, value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })) }
+      ? {
+          response_headers_to_add: Object.entries(l.responseHeaders).map(([key, value]) => ({
+            header: { key, value },
+            append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+          })),
+        }
       : {}),
   };
 }
@@ -29,6 +34,9 @@ export const localRateLimitFilter: HttpFilterPlugin = {
   build(l: ListenerIR) {
     const limited = (l.http?.inline ?? []).some((v) => v.routes.some((r) => r.rateLimit));
     if (!limited) return undefined;
-    return { name: LOCAL_RATELIMIT_FILTER, typed_config: { '@type': LOCAL_RATE_LIMIT, stat_prefix: 'http_local_rate_limiter' } };
+    return {
+      name: LOCAL_RATELIMIT_FILTER,
+      typed_config: { '@type': LOCAL_RATE_LIMIT, stat_prefix: 'http_local_rate_limiter' },
+    };
   },
 };
