@@ -108,7 +108,9 @@ function ingressEdges(model: MeshModel): Edge[] {
     for (const l of ir.listeners.filter((x) => x.gateway)) {
       const sec = l.security!;
       for (const chain of l.gateway!.chains) {
-        const hosts = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(chain.rds))?.virtualHosts ?? [];
+        if (!chain.rds) continue; // an L4 chain (tcp or tls route): no HTTP edge to judge here
+        const rds = chain.rds;
+        const hosts = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(rds))?.virtualHosts ?? [];
         const served = hosts.filter((v) => !v.routes.every((r) => r.action.kind === 'redirect' && r.action.https));
         if (served.length === 0) continue; // nothing served, or every request redirected to https
         const certificate = chain.tls !== undefined && chain.tls.mode !== 'SIMPLE';

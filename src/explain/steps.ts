@@ -21,7 +21,14 @@ import { endpointPort, labelsMatch, type MeshModel, type Workload } from '../mod
 import { subsetOf } from '../model/routing.js';
 import { isLoopback } from '../model/sidecars.js';
 import { normalizePath } from '../ir/request-normalization.js';
-import { evaluate, stringMatcherMatches, type AuthzDecision, type DryRunResult, type ExtAuthzAnswer, type RequestFacts } from './authz.js';
+import {
+  evaluate,
+  stringMatcherMatches,
+  type AuthzDecision,
+  type DryRunResult,
+  type ExtAuthzAnswer,
+  type RequestFacts,
+} from './authz.js';
 
 export interface ExplainRequest {
   /** `namespace/workload` or `namespace/service-name` (then the service's first workload). */
@@ -109,7 +116,7 @@ export interface GatewayHop extends Decision {
   listener: string;
   /** `namespace/gateway/servers[i]` whose filter chain takes the request. */
   server: string;
-  tls: 'plaintext' | 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
+  tls: 'plaintext' | 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL' | 'ISTIO_MUTUAL';
   /** The request as the gateway's filters see it (normalised; remote.ip from X-Forwarded-For and trusted hops). */
   request: { method: string; authority: string; path: string; sourceIp: string; remoteIp: string };
 }

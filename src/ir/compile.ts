@@ -16,7 +16,8 @@ import { telemetryFor } from '../model/telemetry.js';
 import { track } from '../model/tracking.js';
 import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, RouteTableKey } from './types.js';
 import type { TelemetryIR, VirtualHostIR } from './types.js';
-import { isGatewayWorkload } from '../model/gateways.js';
+import { isGatewayWorkload, matchApplies, MESH_GATEWAY } from '../model/gateways.js';
+import type { GatewayName } from '../policy/traffic-types.js';
 import { compileGateway, type ProxyParts } from './gateway.js';
 import { requestHandling } from './request-normalization.js';
 import { routeTableId } from './routes.js';
@@ -171,7 +172,8 @@ function tcpRoute(
   origin: Origin,
 ): Pick<ListenerIR, 'tcp' | 'origins'> {
   const vs = virtualServiceFor(model, target.svc.host);
-  const i = vs?.spec.tcp.findIndex((r) => tcpRouteMatches(r, target.port, w)) ?? -1;
+  const here = (m: { gateways?: GatewayName[] }) => matchApplies(m, vs!.namespace, MESH_GATEWAY);
+  const i = vs?.spec.tcp.findIndex((r) => tcpRouteMatches(r, target.port, w, here)) ?? -1;
   const service = { host: target.svc.host, port: target.port };
   if (!vs || i < 0) {
     return {

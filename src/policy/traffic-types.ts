@@ -59,6 +59,24 @@ export interface TcpMatch {
   port?: number;
   sourceLabels?: Record<string, string>;
   sourceNamespace?: string;
+  /** Restricts this match to these gateways (`mesh`: the sidecars), overriding the VirtualService's list. */
+  gateways?: GatewayName[];
+  at: Origin;
+}
+
+/** Istio's TLSMatchAttributes: the SNI of the client's TLS, and where the match applies. */
+export interface TlsMatch {
+  sniHosts: { value: string; at: Origin }[];
+  port?: number;
+  gateways?: GatewayName[];
+  at: Origin;
+}
+
+/** Istio's TLSRoute: TLS routed by SNI without terminating it (passthrough), to weighted destinations. */
+export interface TlsRoute {
+  /** Any of them. */
+  match: TlsMatch[];
+  route: Destination[];
   at: Origin;
 }
 
@@ -75,6 +93,7 @@ export interface VirtualServiceSpec {
   gateways: GatewayName[];
   http: HttpRoute[];
   tcp: TcpRoute[];
+  tls: TlsRoute[];
 }
 
 export interface LoadBalancer {

@@ -8,32 +8,21 @@ import type { ListenerIR } from '../../ir/types.js';
 import type { FilterContext } from '../filters/index.js';
 import { networkExtAuthzFilters } from '../filters/ext-authz.js';
 import { networkRbacFilters } from '../filters/rbac.js';
-import { clusterName, listenerName, statPrefix } from '../names.js';
-import { anyType } from '../type-urls.js';
+import { listenerName, statPrefix } from '../names.js';
 import { socketAddress } from './common.js';
 import { buildGatewayListener } from './gateway-listener.js';
 import { httpConnectionManager } from './http-connection-manager.js';
+import { tcpProxyFilter } from './tcp-proxy.js';
 import { downstreamMtls, TLS_INSPECTOR } from './tls.js';
-
-function tcpProxy(l: ListenerIR): object {
-  const tcp = l.tcp!;
-  const upstream = tcp.weighted
-    ? { weighted_clusters: { clusters: tcp.weighted.map((c) => ({ name: clusterName(c.cluster), weight: c.weight })) } }
-    : { cluster: clusterName(tcp.cluster) };
-  return {
-    name: 'envoy.filters.network.tcp_proxy',
-    typed_config: {
-      '@type': anyType('envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy'),
-      stat_prefix: statPrefix(l.direction, l.port),
-      ...upstream,
-    },
-  };
-}
 
 function filters(l: ListenerIR, tls: boolean, ctx: FilterContext): object[] {
   // TCP: CUSTOM (network ext_authz) first, then DENY / ALLOW, as on HTTP listeners.
   if (l.http) return [httpConnectionManager(l, tls, ctx)];
-  return [...networkExtAuthzFilters(l), ...networkRbacFilters(l), tcpProxy(l)];
+  return [
+    ...networkExtAuthzFilters(l),
+    ...networkRbacFilters(l),
+    tcpProxyFilter(l.tcp!, statPrefix(l.direction, l.port)),
+  ];
 }
 
 export function buildListener(l: ListenerIR, ctx: FilterContext): object {
