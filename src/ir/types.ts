@@ -28,8 +28,11 @@ export interface EndpointIR {
 
 export interface ClusterIR {
   key: ClusterKey;
-  /** Originate mTLS with the workload's SVID, accepting only these SPIFFE ids (the destination's identities). */
-  tls?: { sans: string[] };
+  /**
+   * Originate mTLS with the workload's SVID, accepting only these SPIFFE ids (the destination's identities); the
+   * SNI is the service host unless the DestinationRule names one.
+   */
+  tls?: { sans: string[]; sni?: string };
   /** TLS with certificates of the user's own (DestinationRule SIMPLE / MUTUAL), files on the proxy's host. */
   originate?: {
     sni: string;

@@ -145,8 +145,14 @@ export interface TlsOrigination {
   insecureSkipVerify: boolean;
 }
 
+/** ISTIO_MUTUAL with an `sni` of its own (e.g. the external host, for an egress gateway's SNI-chosen server). */
+export interface MeshMutualTls {
+  mode: 'ISTIO_MUTUAL';
+  sni: string;
+}
+
 /** DestinationRule `trafficPolicy.tls`: the mesh's own mTLS, none, or TLS with certificates of your own. */
-export type ClientTls = 'ISTIO_MUTUAL' | 'DISABLE' | TlsOrigination;
+export type ClientTls = 'ISTIO_MUTUAL' | 'DISABLE' | MeshMutualTls | TlsOrigination;
 
 export interface DestinationRuleSpec {
   host: { value: string; at: Origin };
