@@ -81,7 +81,13 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
     const note =
       `${chain.servers.join(', ')} ${kind} by ${chain.tcp.route}: L4 gateway servers are not explained ` +
       '(explain covers HTTP requests); see render --proxy for its tcp_proxy';
-    return { ...base, routed: true, note };
+    return { ...base, verdict: 'DEPENDS', routed: true, note };
+  }
+  if (chain.tls?.mode === 'ISTIO_MUTUAL') {
+    const note =
+      `${chain.servers.join(', ')} takes only mesh mTLS (ISTIO_MUTUAL): a client outside the mesh cannot ` +
+      'complete the handshake; mesh workloads reach it through their sidecars (explain --from <workload>)';
+    return { ...base, note };
   }
   const method = (q.method ?? 'GET').toUpperCase();
   // Gateways drop headers whose names hold an underscore, as sidecars do (xds/resources/http-connection-manager.ts).

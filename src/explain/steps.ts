@@ -4,6 +4,7 @@
  * weighted destination: whether the connection is made (mTLS), JWT verification and authorization at the callee's
  * sidecar. explain.ts starts requests at a sidecar, explain-gateway.ts at a gateway.
  */
+import { isGatewayWorkload } from '../model/gateways.js';
 import { formatOrigin, type Origin } from '../diag/diagnostic.js';
 import { clusterId } from '../ir/clusters.js';
 import { compileProxy } from '../ir/compile.js';
@@ -467,6 +468,21 @@ export function followRoute(
       const verdict = (v: Omit<DestinationVerdict, 'workload' | 'share' | 'request'>): void => {
         destinations.push({ workload: w.id, share, request: seen, ...v });
       };
+      if (isGatewayWorkload(model, w)) {
+        // An egress (or any) gateway: its server and its own policies decide, then its routes; not followed here.
+        verdict({
+          mtls: 'DISABLE',
+          transport: cluster?.tls ? 'mTLS' : 'plaintext',
+          identityPresented: !!cluster?.tls,
+          decision: 'DEPENDS',
+          stage: 'authorization',
+          reason:
+            `${w.id} is a gateway: its server on port ${epPort} and its own policies decide, then its routes; ` +
+            `explain does not follow requests through a gateway yet (render --proxy ${w.id} shows them)`,
+          matched: [],
+        });
+        continue;
+      }
       const conn = connection(model, cluster, w, epPort);
       if (conn.transport === 'refused') {
         verdict({

@@ -14,6 +14,9 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import type { ControlPlane } from '../../src/app/control-plane.js';
+import { compileSource } from '../../src/compiler.js';
+import { explain } from '../../src/explain/explain.js';
+import { readDirectory } from '../../src/source/directory.js';
 import type { EnvoyProcess } from '../support/envoy.js';
 import { request, waitFor } from '../support/http.js';
 import { startPlane, startSidecar } from '../support/mesh-harness.js';
@@ -243,5 +246,19 @@ describe('egress gateway with TLS origination (Istio task) through real Envoy', 
       await assert.rejects(handshake, `a client ${client ? 'of a foreign CA' : 'without a certificate'} is refused`);
     }
     assert.equal(seen.length, before);
+  });
+
+  test('explain: the sidecar routes to the egress gateway over mTLS, and says the gateway decides from there', () => {
+    const src = readDirectory(policy.dir);
+    const model = compileSource(src.value, src.diagnostics).model!;
+    const e = explain(model, { from: 'default/sleep-1', to: 'edition.cnn.com', path: '/politics' });
+    assert.equal(e.route?.name, 'default/direct-cnn-through-egress-gateway/http[0]');
+    assert.deepEqual(
+      e.destinations.map((d) => `${d.workload} ${d.transport} ${d.decision}`),
+      ['istio-system/egressgateway-1 mTLS DEPENDS'],
+    );
+    assert.match(e.destinations[0].reason, /is a gateway/);
+    const outside = explain(model, { from: 'istio-system/egressgateway-1', to: 'edition.cnn.com:80' });
+    assert.match(outside.note ?? '', /ISTIO_MUTUAL/);
   });
 });
