@@ -109,6 +109,7 @@ function ingressEdges(model: MeshModel): Edge[] {
       const sec = l.security!;
       for (const chain of l.gateway!.chains) {
         if (!chain.rds) continue; // an L4 chain (tcp or tls route): no HTTP edge to judge here
+        if (chain.tls?.mode === 'ISTIO_MUTUAL') continue; // only mesh workloads complete its handshake
         const rds = chain.rds;
         const hosts = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(rds))?.virtualHosts ?? [];
         const served = hosts.filter((v) => !v.routes.every((r) => r.action.kind === 'redirect' && r.action.https));

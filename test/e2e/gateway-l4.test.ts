@@ -30,6 +30,7 @@ const IP = {
   nginxApp: '127.0.51.5',
   v1App: '127.0.51.6',
   v2App: '127.0.51.7',
+  denied: '127.0.51.8',
 };
 const NS = 'istio-io-tcp-traffic-shifting';
 const TCP_ECHO = `tcp-echo.${NS}.svc.cluster.local`;
@@ -208,6 +209,15 @@ spec:
   selector: { matchLabels: { run: my-nginx } }
   rules: [{ from: [{ source: { principals: [cluster.local/ns/istio-system/sa/ingressgateway] } }] }]
 ---
+# The gateway's own L4 authorization: connections from one client address are closed.
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ingress-deny-address, namespace: istio-system }
+spec:
+  selector: { matchLabels: { istio: ingressgateway } }
+  action: DENY
+  rules: [{ from: [{ source: { ipBlocks: [${IP.denied}/32] } }] }]
+---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: tcp-echo, namespace: ${NS} }
@@ -239,13 +249,14 @@ spec:
 function exchange(
   port: number,
   data: string,
-  o: { servername?: string; ca?: string; host?: string } = {},
+  o: { servername?: string; ca?: string; host?: string; localAddress?: string } = {},
 ): Promise<{ got: string; serial?: string; error?: string }> {
   return new Promise((resolve) => {
     const host = o.host ?? IP.gateway;
+    const from = o.localAddress ? { localAddress: o.localAddress } : {};
     const s = o.servername
-      ? tls.connect({ host, port, servername: o.servername, ca: o.ca })
-      : net.connect({ host, port });
+      ? tls.connect({ host, port, servername: o.servername, ca: o.ca, ...from })
+      : net.connect({ host, port, ...from });
     let got = '';
     let serial: string | undefined;
     let error: string | undefined;
@@ -344,6 +355,20 @@ describe('gateway L4 (TLS passthrough, TCP, TLS-terminated TCP) through real Env
     assert.equal(r.got, '');
     assert.ok(r.error !== undefined || r.serial === undefined, JSON.stringify(r));
     assert.equal(nginxPeers.length, before, 'nothing reached nginx');
+  });
+
+  test("the gateway's L4 DENY by client address closes passthrough and TCP connections", async () => {
+    const before = nginxPeers.length;
+    const pass = await exchange(443, 'GET /', {
+      servername: 'nginx.example.com',
+      ca: ca.certPem,
+      localAddress: IP.denied,
+    });
+    assert.equal(pass.got, '');
+    assert.equal(pass.serial, undefined, 'no TLS with nginx: the gateway closed the connection first');
+    assert.equal(nginxPeers.length, before, 'nothing reached nginx');
+    assert.equal((await exchange(31400, 'hello', { localAddress: IP.denied })).got, '');
+    assert.match((await exchange(31400, 'hello')).got, /^(one|two) hello$/, 'another address still gets through');
   });
 
   test("TCP traffic shifting as Istio's task: all to v1, then 80/20 with no restart", async () => {
