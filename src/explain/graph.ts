@@ -211,7 +211,7 @@ export function buildGraph(model: MeshModel): Graph {
     // HTTP ports through the HTTP egress listeners; a TCP port only through a TCP egress listener naming it.
     const tcp = proxyOf(model, caller.id)
       .listeners.filter((l) => l.direction === 'outbound' && l.tcp)
-      .flatMap((l) => l.tcp!.weighted?.map((c) => c.cluster) ?? [l.tcp!.cluster]);
+      .flatMap((l) => (l.tcp!.sni ?? [l.tcp!]).flatMap((t) => t.weighted?.map((c) => c.cluster) ?? [t.cluster]));
     const reachable = (svc: Service, port: number) =>
       tcp.some((k) => k.direction === 'outbound' && k.host === svc.host && k.port === port);
     for (const svc of servicesInScope(caller, model)) {

@@ -19,6 +19,7 @@ import type { TelemetryIR, VirtualHostIR } from './types.js';
 import { isGatewayWorkload, matchApplies, MESH_GATEWAY } from '../model/gateways.js';
 import type { GatewayName } from '../policy/traffic-types.js';
 import { compileGateway, type ProxyParts } from './gateway.js';
+import { forwardTo, sidecarTlsChains } from './l4-routes.js';
 import { requestHandling } from './request-normalization.js';
 import { routeTableId } from './routes.js';
 
@@ -84,13 +85,15 @@ function compileSidecar(model: MeshModel, w: Workload): ProxyParts {
       // TCP egress: one listener, one destination (checked in the model; a bad one was rejected there).
       const target = tcpEgressTarget(p);
       if ('error' in target) continue;
-      listeners.push({
-        direction: 'outbound',
-        address: p.bind,
-        port: p.port,
-        protocol: 'TCP',
-        ...tcpRoute(model, w, target, clusters, p.origin),
-      });
+      const routed = tcpRoute(model, w, target, clusters, p.origin);
+      // A TLS port whose host has tls routes that hold here: chosen by SNI instead (l4-routes.ts).
+      const tls = p.protocol === 'TLS' || p.protocol === 'HTTPS';
+      const sni = tls ? sidecarTlsChains(model, w, target, clusters) : { chains: [], origins: [] };
+      if (sni.chains.length > 0) {
+        routed.tcp = { cluster: sni.chains[0].cluster, service: routed.tcp!.service!, sni: sni.chains };
+        routed.origins = [p.origin, ...sni.origins];
+      }
+      listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'TCP', ...routed });
       continue;
     }
     const virtualHosts: VirtualHostIR[] = [];
@@ -182,16 +185,9 @@ function tcpRoute(
     };
   }
   const r = vs.spec.tcp[i];
-  // Envoy wants weights of at least 1: a 0 destination is left out.
-  const weighted = r.route
-    .filter((d) => d.weight > 0)
-    .map((d) => {
-      const svc = serviceByHost(model, d.host)!;
-      const port = d.port ?? (svc.ports.length === 1 ? svc.ports[0].number : target.port);
-      return { cluster: ensureOutboundCluster(clusters, model, svc, port, d.subset), weight: d.weight };
-    });
+  const forward = forwardTo(model, r.route, clusters, () => target.port);
   const route = `${vs.namespace}/${vs.name}/tcp[${i}]`;
-  const tcp = { cluster: weighted[0].cluster, ...(weighted.length > 1 ? { weighted } : {}), service, route };
+  const tcp = { ...forward, service, route };
   return { tcp, origins: [origin, r.at] };
 }
 

@@ -18,8 +18,7 @@ import {
 } from '../model/gateways.js';
 import type { ServerTls, TlsVersion } from '../policy/gateway-types.js';
 import { l4Chains, type L4ChainPlan } from '../model/gateway-l4.js';
-import { serviceByHost } from '../model/index.js';
-import { ensureOutboundCluster } from './clusters.js';
+import { forwardTo } from './l4-routes.js';
 import { gatewaySecurity } from './inbound-security.js';
 import { requestHandling } from './request-normalization.js';
 import { virtualServiceRoutes } from './routes.js';
@@ -74,16 +73,10 @@ function serverTls(t: ServerTls): ServerTlsIR {
   };
 }
 
-/** An L4 server's chain: a tcp_proxy to its route's destinations (weight 0 left out: Envoy wants at least 1). */
+/** An L4 server's chain: a tcp_proxy to its route's destinations. */
 function l4Chain(model: MeshModel, c: L4ChainPlan, clusters: Map<string, ClusterIR>): GatewayChainIR {
-  const weighted = c.destinations
-    .filter((d) => d.weight > 0)
-    .map((d) => {
-      const svc = serviceByHost(model, d.host)!;
-      const port = d.port ?? svc.ports[0].number;
-      return { cluster: ensureOutboundCluster(clusters, model, svc, port, d.subset), weight: d.weight };
-    });
-  const tcp = { cluster: weighted[0].cluster, ...(weighted.length > 1 ? { weighted } : {}), route: c.route };
+  const forward = forwardTo(model, c.destinations, clusters, (svc) => svc.ports[0].number);
+  const tcp = { ...forward, route: c.route };
   const tls = c.server.server.tls;
   return { servers: [serverName(c.server)], serverNames: c.serverNames, ...(tls ? { tls: serverTls(tls) } : {}), tcp };
 }

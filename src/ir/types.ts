@@ -140,6 +140,11 @@ export interface TcpForwardIR {
   route: string;
 }
 
+/** A TLS filter chain chosen by SNI (server_names), forwarding to a tls route's destinations. */
+export interface SniForwardIR extends TcpForwardIR {
+  serverNames: string[];
+}
+
 /**
  * One filter chain of a gateway listener: an HTTP server that terminates TLS (chosen by SNI), every plaintext HTTP
  * server of the port, or an L4 server's chain (TCP, TLS terminated then forwarded, or passed through by SNI).
@@ -175,6 +180,11 @@ export interface ListenerIR {
     /** Outbound: the service and port this listener stands for, and the VirtualService tcp route that applied. */
     service?: { host: string; port: number };
     route?: string;
+    /**
+     * Outbound TLS listeners whose host has tls routes: a chain per SNI set (Istio's sidecar TLS filter chains),
+     * in place of `cluster`; a name no chain lists gets no chain (the connection is closed).
+     */
+    sni?: SniForwardIR[];
   };
   /** Inbound and gateway listeners: peer authentication, JWT and authorization. */
   security?: InboundSecurityIR;

@@ -6,6 +6,8 @@
 import type { Diagnostics, Origin } from '../diag/diagnostic.js';
 import type {
   GatewayName,
+  TcpMatch,
+  TlsMatch,
   Destination,
   DestinationRuleSpec,
   HttpMatch,
@@ -240,7 +242,7 @@ function checkRoutes(
       for (const d of r.route) checkL4Destination(model, d, kind, object, diags);
     }
   }
-  for (const m of vs.spec.tcp.flatMap((r) => r.match)) {
+  for (const m of [...vs.spec.tcp, ...vs.spec.tls].flatMap((r): (TcpMatch | TlsMatch)[] => r.match)) {
     // Istio ignores who the caller is on gateways (l4SingleMatch); an ignored line of policy is an error here.
     const atGateway = [...(m.gateways ? m.gateways.map((g) => gatewayRef(g.value, vs.namespace)) : bound)].some(
       (g) => g !== MESH_GATEWAY,

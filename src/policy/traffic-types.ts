@@ -68,6 +68,9 @@ export interface TcpMatch {
 export interface TlsMatch {
   sniHosts: { value: string; at: Origin }[];
   port?: number;
+  /** The calling workload's labels and namespace (sidecars only; rejected where the match applies at a gateway). */
+  sourceLabels?: Record<string, string>;
+  sourceNamespace?: string;
   gateways?: GatewayName[];
   at: Origin;
 }

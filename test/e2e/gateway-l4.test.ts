@@ -31,6 +31,7 @@ const IP = {
   v1App: '127.0.51.6',
   v2App: '127.0.51.7',
   denied: '127.0.51.8',
+  client: '127.0.51.9',
 };
 const NS = 'istio-io-tcp-traffic-shifting';
 const TCP_ECHO = `tcp-echo.${NS}.svc.cluster.local`;
@@ -207,7 +208,33 @@ kind: AuthorizationPolicy
 metadata: { name: nginx-from-gateway }
 spec:
   selector: { matchLabels: { run: my-nginx } }
-  rules: [{ from: [{ source: { principals: [cluster.local/ns/istio-system/sa/ingressgateway] } }] }]
+  rules:
+    - from: [{ source: { principals: [cluster.local/ns/istio-system/sa/ingressgateway, cluster.local/ns/default/sa/client] } }]
+---
+# A mesh client reaching nginx's TLS through its sidecar's TLS egress port, routed by SNI (a tls route at mesh).
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: client-1, labels: { app: client } }
+spec: { address: ${IP.client}, serviceAccount: client }
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: client }
+spec:
+  workloadSelector: { labels: { app: client } }
+  egress:
+    - port: { number: 15443, protocol: TLS, name: tls }
+      bind: ${IP.client}
+      hosts: [./my-nginx]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: my-nginx }
+spec:
+  hosts: [my-nginx]
+  tls:
+    - match: [{ port: 443, sniHosts: [my-nginx] }]
+      route: [{ destination: { host: my-nginx, port: { number: 443 } } }]
 ---
 # The gateway's own L4 authorization: connections from one client address are closed.
 apiVersion: security.istio.io/v1
@@ -249,13 +276,13 @@ spec:
 function exchange(
   port: number,
   data: string,
-  o: { servername?: string; ca?: string; host?: string; localAddress?: string } = {},
+  o: { servername?: string; ca?: string; host?: string; localAddress?: string; insecure?: boolean } = {},
 ): Promise<{ got: string; serial?: string; error?: string }> {
   return new Promise((resolve) => {
     const host = o.host ?? IP.gateway;
     const from = o.localAddress ? { localAddress: o.localAddress } : {};
     const s = o.servername
-      ? tls.connect({ host, port, servername: o.servername, ca: o.ca, ...from })
+      ? tls.connect({ host, port, servername: o.servername, ca: o.ca, rejectUnauthorized: !o.insecure, ...from })
       : net.connect({ host, port, ...from });
     let got = '';
     let serial: string | undefined;
@@ -322,7 +349,7 @@ describe('gateway L4 (TLS passthrough, TCP, TLS-terminated TCP) through real Env
     cp = await startPlane({ configDir: policy.dir, stateDir, credentialsDir });
     assert.equal(cp.current?.result.ok, true, JSON.stringify(cp.revisions.at(-1)?.diagnostics));
     envoys.push(await startSidecar(cp, 'istio-system/ingressgateway-1'));
-    for (const id of ['default/my-nginx-1', `${NS}/tcp-echo-v1`, `${NS}/tcp-echo-v2`]) {
+    for (const id of ['default/my-nginx-1', 'default/client-1', `${NS}/tcp-echo-v1`, `${NS}/tcp-echo-v2`]) {
       envoys.push(await startSidecar(cp, id));
     }
     const through = async () => (await exchange(31400, 'ready')).got === 'one ready';
@@ -355,6 +382,19 @@ describe('gateway L4 (TLS passthrough, TCP, TLS-terminated TCP) through real Env
     assert.equal(r.got, '');
     assert.ok(r.error !== undefined || r.serial === undefined, JSON.stringify(r));
     assert.equal(nginxPeers.length, before, 'nothing reached nginx');
+  });
+
+  test("a sidecar's TLS egress port routes by SNI with a tls route; another name is closed", async () => {
+    // The client names the service (my-nginx); nginx's certificate is for nginx.example.com, so no name check here.
+    const via = { host: IP.client, insecure: true };
+    const r = await exchange(15443, 'GET /', { servername: 'my-nginx', ...via });
+    assert.equal(r.serial, nginxCert.serial, "nginx's own TLS, end to end through both sidecars");
+    assert.equal(r.got, 'nginx got GET /');
+    const before = nginxPeers.length;
+    const other = await exchange(15443, 'GET /', { servername: 'nginx.example.com', ...via });
+    assert.equal(other.got, '');
+    assert.equal(other.serial, undefined, 'no chain for a name the tls route does not list');
+    assert.equal(nginxPeers.length, before);
   });
 
   test("the gateway's L4 DENY by client address closes passthrough and TCP connections", async () => {

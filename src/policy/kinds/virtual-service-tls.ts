@@ -1,11 +1,11 @@
 /**
  * Stage: decode. VirtualService `tls:` routes (Istio's TLSRoute): TLS connections routed by the SNI of the client's
- * handshake, without terminating them, to weighted destinations. They take effect on gateways' PASSTHROUGH servers;
- * at sidecars (`mesh`) they are refused for now: a Sidecar egress port with protocol TLS forwards to its one host.
+ * handshake, without terminating them, to weighted destinations. They take effect on gateways' PASSTHROUGH servers
+ * and, at the sidecars (`mesh`), on a Sidecar egress port with protocol TLS or HTTPS for the VirtualService's host.
  */
 import type { MapReader } from '../reader.js';
-import type { GatewayName, TlsMatch, TlsRoute } from '../traffic-types.js';
-import { DNS_NAME, hostSubsetOf } from './common.js';
+import type { TlsMatch, TlsRoute } from '../traffic-types.js';
+import { DNS_LABEL, DNS_NAME, hostSubsetOf } from './common.js';
 import { readGateways, readL4Destinations } from './traffic-common.js';
 
 type Hosts = { value: string }[];
@@ -27,28 +27,27 @@ function readSniHosts(m: MapReader, hosts: Hosts): TlsMatch['sniHosts'] {
   });
 }
 
-function readMatch(m: MapReader, hosts: Hosts, vsGateways: GatewayName[]): TlsMatch {
+function readMatch(m: MapReader, hosts: Hosts): TlsMatch {
   const sniHosts = readSniHosts(m, hosts);
   const port = m.int('port', { min: 1, max: 65535 });
+  const sourceLabels = m.strMap('sourceLabels');
+  const sourceNamespace = m.str('sourceNamespace', { pattern: DNS_LABEL, patternHint: 'a namespace' });
   const gateways = m.has('gateways') ? readGateways(m) : undefined;
-  const callers = 'is not supported for tls routes (Istio ignores it on gateways); remove it';
-  m.unsupported(['sourceLabels', 'sourceNamespace'], callers);
   m.unsupported(['destinationSubnets'], 'cannot be honoured: explicit-mode sidecars do not see the dialled address');
-  // Where the match applies: its own gateways, else the VirtualService's (Istio's rule).
-  if ((gateways ?? vsGateways).some((g) => g.value === 'mesh')) {
-    const why = 'tls routes at sidecars (gateway mesh) are not supported yet';
-    const instead =
-      'bind the VirtualService to a gateway with a PASSTHROUGH server, or give the sidecar a Sidecar ' +
-      'egress port with protocol TLS (it forwards to its one host)';
-    m.report('CH0205', gateways ? 'gateways' : undefined, `${why}; ${instead}`);
-  }
   m.done();
-  return { sniHosts, at: m.at, ...(port ? { port } : {}), ...(gateways ? { gateways } : {}) };
+  return {
+    sniHosts,
+    at: m.at,
+    ...(port ? { port } : {}),
+    ...(sourceLabels ? { sourceLabels } : {}),
+    ...(sourceNamespace ? { sourceNamespace } : {}),
+    ...(gateways ? { gateways } : {}),
+  };
 }
 
-export function readTlsRoutes(spec: MapReader, hosts: Hosts, gateways: GatewayName[]): TlsRoute[] {
+export function readTlsRoutes(spec: MapReader, hosts: Hosts): TlsRoute[] {
   return (spec.maps('tls') ?? []).map((r) => {
-    const match = (r.maps('match', { required: true, nonEmpty: true }) ?? []).map((m) => readMatch(m, hosts, gateways));
+    const match = (r.maps('match', { required: true, nonEmpty: true }) ?? []).map((m) => readMatch(m, hosts));
     const route = readL4Destinations(r);
     r.done();
     return { match, route, at: r.at };

@@ -157,7 +157,7 @@ export function decodeVirtualService(spec: MapReader | undefined): VirtualServic
   const gateways = listed.length > 0 ? listed : [{ value: 'mesh', at: spec.loc('gateways') }];
   const http = (spec.maps('http') ?? []).map(readRoute).filter((r) => r !== undefined);
   const tcp = readTcpRoutes(spec);
-  const tls = readTlsRoutes(spec, hosts, gateways);
+  const tls = readTlsRoutes(spec, hosts);
   spec.unsupported(['exportTo'], 'is not supported yet');
   spec.done();
   return { hosts, gateways, http, tcp, tls };

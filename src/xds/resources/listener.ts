@@ -1,6 +1,6 @@
 /**
  * Stage: xds. ListenerIR -> envoy.config.listener.v3.Listener with an http_connection_manager (HTTP) or a
- * tcp_proxy (TCP) network filter. Inbound listeners get filter chains by mTLS mode: STRICT one TLS chain,
+ * tcp_proxy (TCP) network filter; an outbound TLS listener with tls routes gets a chain per SNI set. Inbound listeners get filter chains by mTLS mode: STRICT one TLS chain,
  * PERMISSIVE a TLS and a plaintext chain told apart by the TLS inspector, DISABLE one plaintext chain. Gateway
  * listeners are built by gateway-listener.ts.
  */
@@ -33,6 +33,15 @@ export function buildListener(l: ListenerIR, ctx: FilterContext): object {
     address: socketAddress(l.address, l.port),
     traffic_direction: l.direction === 'inbound' ? 'INBOUND' : 'OUTBOUND',
   };
+  if (l.tcp?.sni) {
+    // A TLS egress listener routed by SNI (tls routes): the inspector reads it, each chain forwards its names.
+    const chains = l.tcp.sni.map((c) => ({
+      name: c.route,
+      filter_chain_match: { server_names: c.serverNames },
+      filters: [tcpProxyFilter(c, statPrefix(l.direction, l.port))],
+    }));
+    return { ...base, listener_filters: [TLS_INSPECTOR], filter_chains: chains };
+  }
   if (!sec || sec.mtls === 'DISABLE') return { ...base, filter_chains: [{ filters: filters(l, false, ctx) }] };
   const tlsChain = {
     filter_chain_match: { transport_protocol: 'tls' },
