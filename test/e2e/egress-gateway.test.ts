@@ -206,7 +206,7 @@ describe('egress gateway with TLS origination (Istio task) through real Envoy', 
     rmSync(caFile, { force: true });
   });
 
-  test('plain HTTP from the app -> sidecar -> egress gateway (mTLS) -> TLS originated to the external host', async () => {
+  test('plain HTTP from the app -> sidecar -> egress gateway (mTLS) -> TLS originated to the host', async () => {
     const before = seen.length;
     const r = await curl('sleep');
     assert.equal(r.status, 200, r.body);

@@ -209,7 +209,8 @@ metadata: { name: nginx-from-gateway }
 spec:
   selector: { matchLabels: { run: my-nginx } }
   rules:
-    - from: [{ source: { principals: [cluster.local/ns/istio-system/sa/ingressgateway, cluster.local/ns/default/sa/client] } }]
+    - from:
+        - source: { principals: [cluster.local/ns/istio-system/sa/ingressgateway, cluster.local/ns/default/sa/client] }
 ---
 # A mesh client reaching nginx's TLS through its sidecar's TLS egress port, routed by SNI (a tls route at mesh).
 apiVersion: networking.istio.io/v1

@@ -1,8 +1,8 @@
 /**
  * Stage: xds. ListenerIR -> envoy.config.listener.v3.Listener with an http_connection_manager (HTTP) or a
- * tcp_proxy (TCP) network filter; an outbound TLS listener with tls routes gets a chain per SNI set. Inbound listeners get filter chains by mTLS mode: STRICT one TLS chain,
- * PERMISSIVE a TLS and a plaintext chain told apart by the TLS inspector, DISABLE one plaintext chain. Gateway
- * listeners are built by gateway-listener.ts.
+ * tcp_proxy (TCP) network filter; an outbound TLS listener with tls routes gets a chain per SNI set. Inbound
+ * listeners get filter chains by mTLS mode: STRICT one TLS chain, PERMISSIVE a TLS and a plaintext chain told apart
+ * by the TLS inspector, DISABLE one plaintext chain. Gateway listeners are built by gateway-listener.ts.
  */
 import type { ListenerIR } from '../../ir/types.js';
 import type { FilterContext } from '../filters/index.js';
