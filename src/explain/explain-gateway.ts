@@ -81,7 +81,8 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
     const note =
       `${chain.servers.join(', ')} ${kind} by ${chain.tcp.route}: L4 gateway servers are not explained ` +
       '(explain covers HTTP requests); see render --proxy for its tcp_proxy';
-    return { ...base, verdict: 'DEPENDS', routed: true, note };
+    const route = { name: chain.tcp.route, kind: chain.serverNames.length > 0 && !chain.tls ? 'tls' : 'tcp' };
+    return { ...base, verdict: 'DEPENDS', routed: true, egress: `${listener.address}:${port}`, route, note };
   }
   if (chain.tls?.mode === 'ISTIO_MUTUAL') {
     const note =

@@ -502,3 +502,27 @@ spec:
     );
   });
 });
+
+describe('DestinationRule ISTIO_MUTUAL with sni (the egress gateway subset)', () => {
+  const dr = (tls: string) => `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: web, namespace: shop }
+spec:
+  host: web.shop.svc
+  trafficPolicy:
+    tls: ${tls}
+`;
+  test('ISTIO_MUTUAL takes sni: the mesh mTLS to the service, with that SNI', () => {
+    const r = compile({ 'w.yaml': WORKLOADS, 'd.yaml': dr('{ mode: ISTIO_MUTUAL, sni: edition.cnn.com }') });
+    assert.deepEqual(r.diagnostics, []);
+    const c = r.proxies.get('shop/web-1')!.ir.clusters.find((x) => x.key.direction === 'outbound')!;
+    assert.deepEqual(c.tls, { sans: ['spiffe://cluster.local/ns/shop/sa/default'], sni: 'edition.cnn.com' });
+  });
+  test('DISABLE takes no sni; ISTIO_MUTUAL takes no certificates', () => {
+    assert.deepEqual(diagnose({ 'w.yaml': WORKLOADS, 'd.yaml': dr('{ mode: DISABLE, sni: a.example }') }), [
+      'CH0205 d.yaml:7',
+    ]);
+    const files = { 'w.yaml': WORKLOADS, 'd.yaml': dr('{ mode: ISTIO_MUTUAL, caCertificates: /etc/ca.pem }') };
+    assert.deepEqual(diagnose(files), ['CH0205 d.yaml:7']);
+  });
+});
