@@ -119,12 +119,15 @@ function listenerOf(model: MeshModel, w: Workload, plan: GatewayListenerPlan, pa
   }
   const l4 = plan.servers.flatMap((s) => l4Chains(model, s)).map((c) => l4Chain(model, c, parts.clusters));
   chains.push(...l4);
-  const protocol = plan.servers[0].server.port.protocol;
+  // The listener's protocol is its HTTP servers' (HTTPS: HTTP over TLS), else TCP or TLS (passthrough HTTPS too).
+  const http = tables[0]?.[0].server.port.protocol;
+  const bytes = plan.tls ? 'TLS' : 'TCP';
+  const protocol = http === undefined ? bytes : http === 'HTTPS' ? 'HTTP' : http;
   return {
     direction: 'gateway',
     address: plan.address,
     port: plan.port,
-    protocol: protocol === 'HTTPS' ? 'HTTP' : protocol,
+    protocol,
     ...(tables.length > 0 ? { http: { requests: requestHandling(model) } } : {}),
     gateway: { chains, ...(l4.length > 0 ? { l4Security: gatewaySecurity(model, w, true) } : {}) },
     security: gatewaySecurity(model, w),
