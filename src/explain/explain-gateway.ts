@@ -35,7 +35,8 @@ export function virtualHostFor(vhs: readonly VirtualHostIR[], host: string): Vir
 /** The filter chain Envoy picks for an SNI: an exact server name, then the longest wildcard, then the catch-all. */
 function chainFor(l: ListenerIR, sni: string): GatewayChainIR | undefined {
   const chains = l.gateway!.chains;
-  if (!chains.some((c) => c.tls)) return chains[0];
+  // Plaintext: one chain; TLS (terminated or passed through): chosen by SNI.
+  if (!chains.some((c) => c.tls || c.serverNames.length > 0)) return chains[0];
   const named = chains.find((c) => c.serverNames.includes(sni));
   if (named) return named;
   const covers = (n: string) => n.startsWith('*.') && sni.endsWith(n.slice(1));
@@ -59,7 +60,10 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
   const host = (colon > 0 ? q.to.slice(0, colon) : q.to).toLowerCase();
   const ir = proxyOf(model, gw.id);
   const asked = colon > 0 ? Number(q.to.slice(colon + 1)) : undefined;
-  const listener = listenerFor(ir.listeners.filter((l) => l.gateway), asked);
+  const listener = listenerFor(
+    ir.listeners.filter((l) => l.gateway),
+    asked,
+  );
   const port = listener?.port ?? asked ?? 0;
   const from = { workload: gw.id, identity: gw.identity };
   const base: Explanation = { from, to: { host, port }, verdict: 'DENY', routed: false, destinations: [] };
@@ -67,6 +71,24 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
   const chain = chainFor(listener, host);
   if (!chain) {
     return { ...base, note: `no server of ${gw.id} on port ${port} answers the name ${host}: the TLS handshake fails` };
+  }
+  if (chain.tcp) {
+    const kind = chain.tls
+      ? 'terminates TLS and forwards the bytes'
+      : chain.serverNames.length > 0
+        ? 'passes TLS through by SNI (PASSTHROUGH)'
+        : 'forwards TCP';
+    const note =
+      `${chain.servers.join(', ')} ${kind} by ${chain.tcp.route}: L4 gateway servers are not explained ` +
+      '(explain covers HTTP requests); see render --proxy for its tcp_proxy';
+    const route = { name: chain.tcp.route, kind: chain.serverNames.length > 0 && !chain.tls ? 'tls' : 'tcp' };
+    return { ...base, verdict: 'DEPENDS', routed: true, egress: `${listener.address}:${port}`, route, note };
+  }
+  if (chain.tls?.mode === 'ISTIO_MUTUAL') {
+    const note =
+      `${chain.servers.join(', ')} takes only mesh mTLS (ISTIO_MUTUAL): a client outside the mesh cannot ` +
+      'complete the handshake; mesh workloads reach it through their sidecars (explain --from <workload>)';
+    return { ...base, note };
   }
   const method = (q.method ?? 'GET').toUpperCase();
   // Gateways drop headers whose names hold an underscore, as sidecars do (xds/resources/http-connection-manager.ts).
@@ -104,7 +126,8 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
     return { ...atGateway, status: decision.status, note: `the gateway answers ${decision.status}` };
   }
   // Routing: the chain's route table, the virtual host for the Host, the first matching route.
-  const table = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(chain.rds));
+  const rds = chain.rds!;
+  const table = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(rds));
   const vh = table ? virtualHostFor(table.virtualHosts, authority.replace(/:\d+$/, '')) : undefined;
   if (!vh) {
     const note = `no VirtualService bound to the gateway serves ${authority} on ${hop.server}: 404`;

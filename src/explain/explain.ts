@@ -42,7 +42,6 @@ import {
 export { connection, ExplainError, proxyOf, remoteAddress } from './steps.js';
 export type { DestinationVerdict, Explanation, ExplainRequest, ExtAuthzStep, Transport } from './steps.js';
 
-
 function resolveCaller(model: MeshModel, from: string): Workload {
   const w = workloadById(model, from);
   if (w) return w;
@@ -166,6 +165,12 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
   }
   const egress = `${listener.address}:${listener.port}`;
   const tcp = listener.tcp!;
+  if (tcp.sni) {
+    const chains = tcp.sni.map((c) => `${c.serverNames.join(', ')} -> ${c.route}`).join('; ');
+    const note =
+      `TLS routed by the SNI the client sends (${chains}; any other name: closed); ` + 'explain does not choose by SNI';
+    return { ...base, verdict: 'DEPENDS', routed: true, egress, note };
+  }
   const destinations: DestinationVerdict[] = [];
   const targets = tcp.weighted ?? [{ cluster: tcp.cluster, weight: 100 }];
   const total = targets.reduce((n, t) => n + t.weight, 0);

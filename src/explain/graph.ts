@@ -108,7 +108,10 @@ function ingressEdges(model: MeshModel): Edge[] {
     for (const l of ir.listeners.filter((x) => x.gateway)) {
       const sec = l.security!;
       for (const chain of l.gateway!.chains) {
-        const hosts = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(chain.rds))?.virtualHosts ?? [];
+        if (!chain.rds) continue; // an L4 chain (tcp or tls route): no HTTP edge to judge here
+        if (chain.tls?.mode === 'ISTIO_MUTUAL') continue; // only mesh workloads complete its handshake
+        const rds = chain.rds;
+        const hosts = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(rds))?.virtualHosts ?? [];
         const served = hosts.filter((v) => !v.routes.every((r) => r.action.kind === 'redirect' && r.action.https));
         if (served.length === 0) continue; // nothing served, or every request redirected to https
         const certificate = chain.tls !== undefined && chain.tls.mode !== 'SIMPLE';
@@ -208,7 +211,7 @@ export function buildGraph(model: MeshModel): Graph {
     // HTTP ports through the HTTP egress listeners; a TCP port only through a TCP egress listener naming it.
     const tcp = proxyOf(model, caller.id)
       .listeners.filter((l) => l.direction === 'outbound' && l.tcp)
-      .flatMap((l) => l.tcp!.weighted?.map((c) => c.cluster) ?? [l.tcp!.cluster]);
+      .flatMap((l) => (l.tcp!.sni ?? [l.tcp!]).flatMap((t) => t.weighted?.map((c) => c.cluster) ?? [t.cluster]));
     const reachable = (svc: Service, port: number) =>
       tcp.some((k) => k.direction === 'outbound' && k.host === svc.host && k.port === port);
     for (const svc of servicesInScope(caller, model)) {

@@ -4,6 +4,7 @@
  * weighted destination: whether the connection is made (mTLS), JWT verification and authorization at the callee's
  * sidecar. explain.ts starts requests at a sidecar, explain-gateway.ts at a gateway.
  */
+import { isGatewayWorkload } from '../model/gateways.js';
 import { formatOrigin, type Origin } from '../diag/diagnostic.js';
 import { clusterId } from '../ir/clusters.js';
 import { compileProxy } from '../ir/compile.js';
@@ -21,7 +22,14 @@ import { endpointPort, labelsMatch, type MeshModel, type Workload } from '../mod
 import { subsetOf } from '../model/routing.js';
 import { isLoopback } from '../model/sidecars.js';
 import { normalizePath } from '../ir/request-normalization.js';
-import { evaluate, stringMatcherMatches, type AuthzDecision, type DryRunResult, type ExtAuthzAnswer, type RequestFacts } from './authz.js';
+import {
+  evaluate,
+  stringMatcherMatches,
+  type AuthzDecision,
+  type DryRunResult,
+  type ExtAuthzAnswer,
+  type RequestFacts,
+} from './authz.js';
 
 export interface ExplainRequest {
   /** `namespace/workload` or `namespace/service-name` (then the service's first workload). */
@@ -109,7 +117,7 @@ export interface GatewayHop extends Decision {
   listener: string;
   /** `namespace/gateway/servers[i]` whose filter chain takes the request. */
   server: string;
-  tls: 'plaintext' | 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
+  tls: 'plaintext' | 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL' | 'ISTIO_MUTUAL';
   /** The request as the gateway's filters see it (normalised; remote.ip from X-Forwarded-For and trusted hops). */
   request: { method: string; authority: string; path: string; sourceIp: string; remoteIp: string };
 }
@@ -460,6 +468,21 @@ export function followRoute(
       const verdict = (v: Omit<DestinationVerdict, 'workload' | 'share' | 'request'>): void => {
         destinations.push({ workload: w.id, share, request: seen, ...v });
       };
+      if (isGatewayWorkload(model, w)) {
+        // An egress (or any) gateway: its server and its own policies decide, then its routes; not followed here.
+        verdict({
+          mtls: 'DISABLE',
+          transport: cluster?.tls ? 'mTLS' : 'plaintext',
+          identityPresented: !!cluster?.tls,
+          decision: 'DEPENDS',
+          stage: 'authorization',
+          reason:
+            `${w.id} is a gateway: its server on port ${epPort} and its own policies decide, then its routes; ` +
+            `explain does not follow requests through a gateway yet (render --proxy ${w.id} shows them)`,
+          matched: [],
+        });
+        continue;
+      }
       const conn = connection(model, cluster, w, epPort);
       if (conn.transport === 'refused') {
         verdict({

@@ -85,19 +85,23 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   };
   if (Object.keys(policy).length > 0) cluster.policy = policy;
   const auto = upstreamTls(model, svc, port);
-  if (typeof tlsMode === 'object') {
+  if (typeof tlsMode === 'object' && tlsMode.mode !== 'ISTIO_MUTUAL') {
     cluster.originate = origination(tlsMode, svc.host);
+  } else if (typeof tlsMode === 'object') {
+    cluster.tls = { ...meshMtls(model, svc, auto), sni: tlsMode.sni };
   } else if (tlsMode === 'ISTIO_MUTUAL') {
-    const sans = [
-      ...new Set(
-        svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`),
-      ),
-    ].sort();
-    cluster.tls = auto ?? { sans };
+    cluster.tls = meshMtls(model, svc, auto);
   } else if (tlsMode !== 'DISABLE' && auto) {
     cluster.tls = auto;
   }
   return cluster;
+}
+
+/** DestinationRule ISTIO_MUTUAL: the mesh's mTLS, verifying the service's identities (automatic or declared). */
+function meshMtls(model: MeshModel, svc: Service, auto: { sans: string[] } | undefined): { sans: string[] } {
+  if (auto) return auto;
+  const ids = svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`);
+  return { sans: [...new Set(ids)].sort() };
 }
 
 /**

@@ -16,8 +16,10 @@ import { telemetryFor } from '../model/telemetry.js';
 import { track } from '../model/tracking.js';
 import type { ClusterIR, ClusterKey, ListenerIR, ProxyIR, RouteTableIR, RouteTableKey } from './types.js';
 import type { TelemetryIR, VirtualHostIR } from './types.js';
-import { isGatewayWorkload } from '../model/gateways.js';
+import { isGatewayWorkload, matchApplies, MESH_GATEWAY } from '../model/gateways.js';
+import type { GatewayName } from '../policy/traffic-types.js';
 import { compileGateway, type ProxyParts } from './gateway.js';
+import { forwardTo, sidecarTlsChains } from './l4-routes.js';
 import { requestHandling } from './request-normalization.js';
 import { routeTableId } from './routes.js';
 
@@ -82,13 +84,15 @@ function compileSidecar(model: MeshModel, w: Workload): ProxyParts {
       // TCP egress: one listener, one destination (checked in the model; a bad one was rejected there).
       const target = tcpEgressTarget(p);
       if ('error' in target) continue;
-      listeners.push({
-        direction: 'outbound',
-        address: p.bind,
-        port: p.port,
-        protocol: 'TCP',
-        ...tcpRoute(model, w, target, clusters, p.origin),
-      });
+      const routed = tcpRoute(model, w, target, clusters, p.origin);
+      // A TLS port whose host has tls routes that hold here: chosen by SNI instead (l4-routes.ts).
+      const tls = p.protocol === 'TLS' || p.protocol === 'HTTPS';
+      const sni = tls ? sidecarTlsChains(model, w, target, clusters) : { chains: [], origins: [] };
+      if (sni.chains.length > 0) {
+        routed.tcp = { cluster: sni.chains[0].cluster, service: routed.tcp!.service!, sni: sni.chains };
+        routed.origins = [p.origin, ...sni.origins];
+      }
+      listeners.push({ direction: 'outbound', address: p.bind, port: p.port, protocol: 'TCP', ...routed });
       continue;
     }
     const virtualHosts: VirtualHostIR[] = [];
@@ -170,7 +174,8 @@ function tcpRoute(
   origin: Origin,
 ): Pick<ListenerIR, 'tcp' | 'origins'> {
   const vs = virtualServiceFor(model, target.svc.host);
-  const i = vs?.spec.tcp.findIndex((r) => tcpRouteMatches(r, target.port, w)) ?? -1;
+  const here = (m: { gateways?: GatewayName[] }) => matchApplies(m, vs!.namespace, MESH_GATEWAY);
+  const i = vs?.spec.tcp.findIndex((r) => tcpRouteMatches(r, target.port, w, here)) ?? -1;
   const service = { host: target.svc.host, port: target.port };
   if (!vs || i < 0) {
     return {
@@ -179,16 +184,9 @@ function tcpRoute(
     };
   }
   const r = vs.spec.tcp[i];
-  // Envoy wants weights of at least 1: a 0 destination is left out.
-  const weighted = r.route
-    .filter((d) => d.weight > 0)
-    .map((d) => {
-      const svc = serviceByHost(model, d.host)!;
-      const port = d.port ?? (svc.ports.length === 1 ? svc.ports[0].number : target.port);
-      return { cluster: ensureOutboundCluster(clusters, model, svc, port, d.subset), weight: d.weight };
-    });
+  const forward = forwardTo(model, r.route, clusters, () => target.port);
   const route = `${vs.namespace}/${vs.name}/tcp[${i}]`;
-  const tcp = { cluster: weighted[0].cluster, ...(weighted.length > 1 ? { weighted } : {}), service, route };
+  const tcp = { ...forward, service, route };
   return { tcp, origins: [origin, r.at] };
 }
 

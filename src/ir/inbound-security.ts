@@ -18,10 +18,11 @@ export function inboundSecurity(model: MeshModel, w: Workload, port: number, l4:
 
 /**
  * A gateway's own authorization and JWT checks (AuthorizationPolicy and RequestAuthentication selecting the gateway
- * workload, as in Istio). PeerAuthentication does not apply: a gateway's downstream TLS is its servers'.
+ * workload, as in Istio), lowered for HTTP or (`l4`) for TCP chains. PeerAuthentication does not apply: a
+ * gateway's downstream TLS is its servers'.
  */
-export function gatewaySecurity(model: MeshModel, w: Workload): InboundSecurityIR {
-  return { mtls: 'DISABLE', ...policiesFor(model, w, false) };
+export function gatewaySecurity(model: MeshModel, w: Workload, l4 = false): InboundSecurityIR {
+  return { mtls: 'DISABLE', ...policiesFor(model, w, l4) };
 }
 
 function policiesFor(model: MeshModel, w: Workload, l4: boolean): Omit<InboundSecurityIR, 'mtls'> {

@@ -28,8 +28,11 @@ export interface EndpointIR {
 
 export interface ClusterIR {
   key: ClusterKey;
-  /** Originate mTLS with the workload's SVID, accepting only these SPIFFE ids (the destination's identities). */
-  tls?: { sans: string[] };
+  /**
+   * Originate mTLS with the workload's SVID, accepting only these SPIFFE ids (the destination's identities); the
+   * SNI is the service host unless the DestinationRule names one.
+   */
+  tls?: { sans: string[]; sni?: string };
   /** TLS with certificates of the user's own (DestinationRule SIMPLE / MUTUAL), files on the proxy's host. */
   originate?: {
     sni: string;
@@ -113,11 +116,14 @@ export interface RouteTableIR {
   virtualHosts: VirtualHostIR[];
 }
 
-/** TLS a gateway server terminates, with a credential served over SDS (Envoy DownstreamTlsContext). */
+/**
+ * TLS a gateway server terminates (Envoy DownstreamTlsContext): with a credential served over SDS, or (ISTIO_MUTUAL)
+ * with the gateway's own SVID, requiring a client certificate of the mesh's trust domains.
+ */
 export interface ServerTlsIR {
-  mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
+  mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL' | 'ISTIO_MUTUAL';
   /** The credential's name (a directory under --credentials-dir); xds/names.ts names its SDS secrets. */
-  credential: string;
+  credential?: string;
   minProtocolVersion?: string;
   maxProtocolVersion?: string;
   cipherSuites: string[];
@@ -126,14 +132,33 @@ export interface ServerTlsIR {
   verifyCertificateHash: string[];
 }
 
-/** One filter chain of a gateway listener: a TLS server (chosen by SNI) or every plaintext server of the port. */
+/** Where an L4 chain sends its bytes: a tcp or tls route's (weighted) destinations. */
+export interface TcpForwardIR {
+  cluster: ClusterKey;
+  weighted?: WeightedCluster[];
+  /** `<namespace>/<VirtualService>/tcp[i]` or `.../tls[i]`. */
+  route: string;
+}
+
+/** A TLS filter chain chosen by SNI (server_names), forwarding to a tls route's destinations. */
+export interface SniForwardIR extends TcpForwardIR {
+  serverNames: string[];
+}
+
+/**
+ * One filter chain of a gateway listener: an HTTP server that terminates TLS (chosen by SNI), every plaintext HTTP
+ * server of the port, or an L4 server's chain (TCP, TLS terminated then forwarded, or passed through by SNI).
+ */
 export interface GatewayChainIR {
   /** `namespace/gateway/servers[i]` of each server the chain serves. */
   servers: string[];
   /** SNI names the chain answers (TLS); empty: every name. */
   serverNames: string[];
   tls?: ServerTlsIR;
-  rds: RouteTableKey;
+  /** HTTP chains: the route table. */
+  rds?: RouteTableKey;
+  /** L4 chains: a tcp_proxy to these clusters. */
+  tcp?: TcpForwardIR;
 }
 
 export interface ListenerIR {
@@ -143,8 +168,11 @@ export interface ListenerIR {
   protocol: Protocol;
   /** HTTP listeners: inline virtual hosts (inbound) or an RDS route table (outbound). */
   http?: { inline?: VirtualHostIR[]; rds?: RouteTableKey; requests: RequestHandlingIR };
-  /** Gateway listeners: their filter chains (each an HTTP connection manager with `http.requests`). */
-  gateway?: { chains: GatewayChainIR[] };
+  /**
+   * Gateway listeners: their filter chains (an HTTP connection manager with `http.requests`, or a tcp_proxy), and
+   * the gateway's authorization lowered for L4 chains (present when it has some).
+   */
+  gateway?: { chains: GatewayChainIR[]; l4Security?: InboundSecurityIR };
   /** TCP listeners: the upstream, or weighted upstreams (VirtualService tcp route; `cluster` is the first). */
   tcp?: {
     cluster: ClusterKey;
@@ -152,6 +180,11 @@ export interface ListenerIR {
     /** Outbound: the service and port this listener stands for, and the VirtualService tcp route that applied. */
     service?: { host: string; port: number };
     route?: string;
+    /**
+     * Outbound TLS listeners whose host has tls routes: a chain per SNI set (Istio's sidecar TLS filter chains),
+     * in place of `cluster`; a name no chain lists gets no chain (the connection is closed).
+     */
+    sni?: SniForwardIR[];
   };
   /** Inbound and gateway listeners: peer authentication, JWT and authorization. */
   security?: InboundSecurityIR;

@@ -24,6 +24,7 @@ import { checkTelemetry, collectTelemetry } from './telemetry.js';
 import { checkRouting, collectRouting } from './routing.js';
 import { adviseSidecars } from './sidecars.js';
 import { checkGateways, collectGateways } from './gateways.js';
+import { checkL4Gateways } from './gateway-l4.js';
 
 /**
  * Builds the model of a revision. With the previous revision's model, services and workloads that came out the same
@@ -170,6 +171,7 @@ export function* buildModelSteps(
   checkTelemetry(model, diags);
   checkRouting(model, diags);
   checkGateways(model, diags);
+  checkL4Gateways(model, diags);
   adviseSidecars(model, diags);
   return { value: model, diagnostics: diags.items };
 }
@@ -228,11 +230,15 @@ function attachSidecars(
     if (sc.spec.workloadSelector) continue;
     const prev = nsDefaults.get(sc.meta.namespace);
     if (prev) {
-      diags.report('CH0403', `namespace ${sc.meta.namespace} already has a Sidecar without workloadSelector (${objectRef('Sidecar', prev.meta)})`, {
-        location: sc.origin,
-        object: objectRef('Sidecar', sc.meta),
-        related: [{ message: 'the other one', location: prev.origin }],
-      });
+      diags.report(
+        'CH0403',
+        `namespace ${sc.meta.namespace} already has a Sidecar without workloadSelector (${objectRef('Sidecar', prev.meta)})`,
+        {
+          location: sc.origin,
+          object: objectRef('Sidecar', sc.meta),
+          related: [{ message: 'the other one', location: prev.origin }],
+        },
+      );
       continue;
     }
     nsDefaults.set(sc.meta.namespace, sc);
@@ -250,11 +256,15 @@ function attachSidecars(
     }
     for (const w of selected) {
       if (w.sidecar) {
-        diags.report('CH0403', `workload ${w.id} is selected by two Sidecars: ${w.sidecar.ref} and ${objectRef('Sidecar', sc.meta)}`, {
-          location: sc.at['spec.workloadSelector'] ?? sc.origin,
-          object: objectRef('Sidecar', sc.meta),
-          related: [{ message: 'the other Sidecar', location: w.sidecar.origin }],
-        });
+        diags.report(
+          'CH0403',
+          `workload ${w.id} is selected by two Sidecars: ${w.sidecar.ref} and ${objectRef('Sidecar', sc.meta)}`,
+          {
+            location: sc.at['spec.workloadSelector'] ?? sc.origin,
+            object: objectRef('Sidecar', sc.meta),
+            related: [{ message: 'the other Sidecar', location: w.sidecar.origin }],
+          },
+        );
         continue;
       }
       w.sidecar = { ref: objectRef('Sidecar', sc.meta), spec: sc.spec, origin: sc.origin };
@@ -294,7 +304,8 @@ function serviceOf(se: ServiceEntry, host: string, selected: readonly Workload[]
   };
 }
 
-const byAddress = (a: ServiceEndpoint, b: ServiceEndpoint) => cmp(`${a.address}|${a.workload ?? ''}`, `${b.address}|${b.workload ?? ''}`);
+const byAddress = (a: ServiceEndpoint, b: ServiceEndpoint) =>
+  cmp(`${a.address}|${a.workload ?? ''}`, `${b.address}|${b.workload ?? ''}`);
 
 /** A service with inline endpoints depends on its ServiceEntry alone: built once per decoded entry and host. */
 const inlineServices = new WeakMap<ServiceEntry, Map<string, Service>>();
@@ -304,7 +315,11 @@ function inlineService(se: ServiceEntry, host: string): Service {
   if (!byHost) inlineServices.set(se, (byHost = new Map()));
   let svc = byHost.get(host);
   if (!svc) {
-    const endpoints = se.spec.endpoints.map((e) => ({ ...e, serviceAccount: e.serviceAccount ?? 'default', origin: se.origin }));
+    const endpoints = se.spec.endpoints.map((e) => ({
+      ...e,
+      serviceAccount: e.serviceAccount ?? 'default',
+      origin: se.origin,
+    }));
     svc = { ...serviceOf(se, host, []), endpoints: endpoints.sort(byAddress) };
     byHost.set(host, svc);
   }

@@ -13,9 +13,11 @@ import type { Diagnostics, Origin } from '../diag/diagnostic.js';
 import type { GatewayServer, GatewaySpec } from '../policy/gateway-types.js';
 import type { GatewayName, VirtualServiceSpec } from '../policy/traffic-types.js';
 import { objectRef, type Gateway, type PolicyObject, type VirtualService } from '../policy/types.js';
+import { hostSubsetOf } from '../policy/kinds/common.js';
 import { labelsMatch, type MeshModel, type Workload } from './mesh-model.js';
 import { scoped, type Scoped } from './security.js';
 import { track } from './tracking.js';
+import { l4RoutedBy } from './gateway-l4.js';
 
 /** The reserved gateway name of "every sidecar". */
 export const MESH_GATEWAY = 'mesh';
@@ -26,6 +28,8 @@ export interface GatewayModel {
   /** VirtualServices bound to each gateway (`namespace/name`), sorted by namespace and name. */
   bound: Map<string, Scoped<VirtualServiceSpec>[]>;
 }
+
+export { hostSubsetOf };
 
 /** `mesh`, or the `namespace/name` a VirtualService in `namespace` means. */
 export function gatewayRef(name: string, namespace: string): string {
@@ -51,7 +55,8 @@ export function collectGateways(objects: readonly PolicyObject[], diags: Diagnos
   const known = new Set(list.map(refOf));
   const bound = new Map<string, Scoped<VirtualServiceSpec>[]>();
   for (const vs of objects.filter((o): o is VirtualService => o.kind === 'VirtualService')) {
-    const names = [...vs.spec.gateways, ...vs.spec.http.flatMap((r) => r.match.flatMap((m) => m.gateways ?? []))];
+    const routes = [...vs.spec.http, ...vs.spec.tcp, ...vs.spec.tls];
+    const names = [...vs.spec.gateways, ...routes.flatMap((r) => r.match.flatMap((m) => m.gateways ?? []))];
     for (const g of names) {
       const ref = gatewayRef(g.value, vs.meta.namespace);
       if (ref !== MESH_GATEWAY && !known.has(ref)) {
@@ -113,7 +118,7 @@ export function serverName(s: ServerRef): string {
 export interface GatewayListenerPlan {
   address: string;
   port: number;
-  /** All servers on one address:port terminate TLS, or none does (checked). */
+  /** All servers on one address:port speak TLS (terminated or passed through), or none does (checked). */
   tls: boolean;
   servers: ServerRef[];
 }
@@ -125,7 +130,7 @@ export function gatewayListeners(model: MeshModel, w: Workload): GatewayListener
     gateway.spec.servers.forEach((server, index) => {
       const address = server.bind ?? w.address;
       const key = `${address}:${server.port.number}`;
-      const plan = plans.get(key) ?? { address, port: server.port.number, tls: server.tls !== undefined, servers: [] };
+      const plan = plans.get(key) ?? { address, port: server.port.number, tls: speaksTls(server), servers: [] };
       plan.servers.push({ gateway, index, server });
       plans.set(key, plan);
     });
@@ -133,11 +138,19 @@ export function gatewayListeners(model: MeshModel, w: Workload): GatewayListener
   return [...plans.values()].sort((a, b) => a.port - b.port || (a.address < b.address ? -1 : 1));
 }
 
-/** Whether host `a` is covered by `b` (Istio's host.Name SubsetOf: `*.x` covers `y.x`, `*` covers all). */
-export function hostSubsetOf(a: string, b: string): boolean {
-  if (b === '*') return true;
-  if (a.startsWith('*')) return b.startsWith('*') && a.length >= b.length && a.slice(1).endsWith(b.slice(1));
-  return b.startsWith('*') ? a.endsWith(b.slice(1)) : a === b;
+/** Whether a server's clients speak TLS to it: it terminates it, or passes it through. */
+export function speaksTls(server: GatewayServer): boolean {
+  return server.tls !== undefined || server.passthrough === true;
+}
+
+/** TCP and TLS servers, and PASSTHROUGH ones, carry bytes (tcp and tls routes), not HTTP requests (http routes). */
+export function isL4Server(server: GatewayServer): boolean {
+  return server.port.protocol === 'TCP' || server.port.protocol === 'TLS' || server.passthrough === true;
+}
+
+/** The server's hosts a VirtualService's namespace may use (Istio's `namespace/host`; `*` any namespace). */
+export function admittedHosts(server: GatewayServer, vsNamespace: string): string[] {
+  return server.hosts.filter((h) => h.namespace === '*' || h.namespace === vsNamespace).map((h) => h.host);
 }
 
 /** The names both sets share: of each overlapping pair, the more specific (Istio's host.Names Intersection). */
@@ -169,7 +182,8 @@ export interface GatewayHostPlan {
  * port, and leaves the port out only where that is 443 and the plaintext port 80 (Envoy drops `:80` itself).
  */
 function httpsPortFor(s: ServerRef, host: string): number | undefined {
-  const tls = s.gateway.spec.servers.find((x) => x.tls && x.hosts.some((h) => hostSubsetOf(host, h.host)));
+  const serves = (x: GatewayServer) => x.tls && !isL4Server(x) && x.hosts.some((h) => hostSubsetOf(host, h.host));
+  const tls = s.gateway.spec.servers.find(serves);
   if (!tls) return undefined;
   return tls.port.number === 443 && s.server.port.number === 80 ? undefined : tls.port.number;
 }
@@ -184,8 +198,10 @@ export function serverHosts(model: MeshModel, s: ServerRef): GatewayHostPlan[] {
     });
   }
   const out: GatewayHostPlan[] = [];
+  if (isL4Server(server)) return out; // its VirtualServices' tcp or tls routes (gateway-l4.ts)
   for (const vs of boundVirtualServices(model, refOf(s.gateway))) {
-    const admitted = server.hosts.filter((h) => h.namespace === '*' || h.namespace === vs.namespace).map((h) => h.host);
+    if (vs.spec.http.length === 0) continue; // only tcp or tls routes: nothing for an HTTP server
+    const admitted = admittedHosts(server, vs.namespace);
     const hosts = vs.spec.hosts.map((h) => h.value.toLowerCase());
     for (const domain of intersectHosts(admitted, hosts)) {
       const at = vs.spec.hosts.find((h) => h.value.toLowerCase() === domain)?.at ?? vs.origin;
@@ -195,9 +211,14 @@ export function serverHosts(model: MeshModel, s: ServerRef): GatewayHostPlan[] {
   return out;
 }
 
-/** The route tables of a listener: one for all plaintext servers of a port, one per TLS server (its own SNI). */
+/**
+ * The route tables of a listener's HTTP servers: one for all plaintext servers of a port, one per TLS server (its
+ * own SNI). L4 servers have none (gateway-l4.ts plans their filter chains).
+ */
 export function routeTablesOf(plan: GatewayListenerPlan): ServerRef[][] {
-  return plan.tls ? plan.servers.map((s) => [s]) : [plan.servers];
+  const http = plan.servers.filter((s) => !isL4Server(s.server));
+  if (http.length === 0) return [];
+  return plan.tls ? http.map((s) => [s]) : [http];
 }
 
 /** SNI names a TLS server answers: none (every name) when one of its hosts is `*`. */
@@ -223,15 +244,16 @@ export function checkGateways(model: MeshModel, diags: Diagnostics): void {
 
 function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan, diags: Diagnostics): void {
   const where = `${plan.address}:${plan.port} of ${w.id}`;
-  const mixed = plan.servers.find((s) => (s.server.tls !== undefined) !== plan.tls);
+  const mixed = plan.servers.find((s) => speaksTls(s.server) !== plan.tls);
   if (mixed) {
-    const message = `${serverName(mixed)} and ${serverName(plan.servers[0])} share ${where}; only one terminates TLS`;
+    const message = `${serverName(mixed)} and ${serverName(plan.servers[0])} share ${where}; only one speaks TLS`;
     diags.report('CH0404', message, { location: mixed.server.at, object: objectRef('Gateway', mixed.gateway) });
     return;
   }
   if (plan.tls) {
     const sni = new Map<string, ServerRef>();
-    for (const s of plan.servers) {
+    // PASSTHROUGH servers' names are their tls routes' SNI hosts, checked with them (gateway-l4.ts).
+    for (const s of plan.servers.filter((x) => !x.server.passthrough)) {
       for (const name of sniNames(s.server).concat(sniNames(s.server).length === 0 ? ['*'] : [])) {
         const prev = sni.get(name);
         if (prev) {
@@ -252,8 +274,9 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
       if (prev && (prev.vs !== h.vs || prev.server.gateway !== h.server.gateway)) {
         const whose = (x: GatewayHostPlan) =>
           x.vs ? objectRef('VirtualService', x.vs) : `${serverName(x.server)} (httpsRedirect)`;
-        const message = `host ${h.domain} on ${where} is routed by ${whose(h)} and by ${whose(prev)}; `
-          + 'put its routes in one VirtualService';
+        const message =
+          `host ${h.domain} on ${where} is routed by ${whose(h)} and by ${whose(prev)}; ` +
+          'put its routes in one VirtualService';
         const object = h.vs ? objectRef('VirtualService', h.vs) : objectRef('Gateway', h.server.gateway);
         const related = [{ message: 'the other', location: prev.at }];
         diags.report('CH0408', message, { location: h.at, object, related });
@@ -268,9 +291,9 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
  * the server has no credentials directory at all, a warning (the server's TLS stays closed) rather than a reason
  * to serve nothing to the whole mesh.
  */
-export type CredentialLookup = (name: string) =>
-  | { ok: true; hasCa: boolean; warnings: string[] }
-  | { ok: false; problem: string; unavailable?: true };
+export type CredentialLookup = (
+  name: string,
+) => { ok: true; hasCa: boolean; warnings: string[] } | { ok: false; problem: string; unavailable?: true };
 
 /**
  * Every credential a Gateway that selects a workload names must be readable and valid, with a CA when the server
@@ -280,7 +303,7 @@ export function checkGatewayCredentials(model: MeshModel, lookup: CredentialLook
   for (const g of model.gateways.list) {
     if (!model.workloads.some((w) => labelsMatch(g.spec.selector, w.labels))) continue; // nothing would serve it
     g.spec.servers.forEach((s, i) => {
-      if (!s.tls) return;
+      if (!s.tls || s.tls.mode === 'ISTIO_MUTUAL') return;
       const state = lookup(s.tls.credentialName);
       const name = s.tls.credentialName;
       const path = `spec.servers[${i}].tls.credentialName`;
@@ -304,13 +327,16 @@ function checkUnservedVirtualServices(model: MeshModel, diags: Diagnostics): voi
   for (const [ref, list] of model.gateways.bound) {
     const gateway = model.gateways.list.find((g) => refOf(g) === ref)!;
     for (const vs of list) {
-      const serves = (server: GatewayServer, index: number) =>
-        serverHosts(model, { gateway, index, server }).some((h) => h.vs === vs);
+      const serves = (server: GatewayServer, index: number) => {
+        const s = { gateway, index, server };
+        return serverHosts(model, s).some((h) => h.vs === vs) || l4RoutedBy(model, s).includes(vs);
+      };
       const served = gateway.spec.servers.some(serves);
       if (served) continue;
       const at = vs.spec.gateways.find((g) => gatewayRef(g.value, vs.namespace) === ref)?.at ?? vs.origin;
-      const message = `no server of Gateway ${ref} serves any of this VirtualService's hosts for namespace `
-        + `${vs.namespace}: it routes nothing there`;
+      const message =
+        `no server of Gateway ${ref} serves any of this VirtualService's hosts for namespace ` +
+        `${vs.namespace}: it routes nothing there`;
       diags.report('CH0407', message, { location: at, object: objectRef('VirtualService', vs) });
     }
   }

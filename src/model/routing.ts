@@ -3,8 +3,11 @@
  * one VirtualService and one DestinationRule per host (they are not merged: two for one host is an error), every
  * destination, subset and port must exist, and a route after a catch-all can never match.
  */
-import type { Diagnostics } from '../diag/diagnostic.js';
+import type { Diagnostics, Origin } from '../diag/diagnostic.js';
 import type {
+  GatewayName,
+  TcpMatch,
+  TlsMatch,
   Destination,
   DestinationRuleSpec,
   HttpMatch,
@@ -225,29 +228,57 @@ function checkRoutes(
         path: `spec.http[${i}]`,
       });
     else if (catchesAll(r)) caughtAt = `spec.http[${i}]`;
-    for (const m of r.match) {
-      for (const g of m.gateways ?? []) {
-        const ref = gatewayRef(g.value, vs.namespace);
-        if (bound.has(ref)) continue;
-        // Istio applies a VirtualService only where its own gateways are; a match elsewhere is never consulted.
-        const message = `gateways: ${ref} is not in this VirtualService's spec.gateways: the match never applies there`;
-        diags.report('CH0407', message, { location: g.at, object });
-      }
-    }
+    for (const m of r.match) checkMatchGateways(m.gateways ?? [], bound, vs, diags);
     for (const d of [...r.route, ...(r.mirror ? [{ ...r.mirror, weight: 0 }] : [])])
       checkDestination(model, d, object, diags);
   });
-  for (const r of vs.spec.tcp) {
-    for (const d of r.route) {
-      checkDestination(model, d, object, diags);
-      const svc = service(d.host);
-      const sp = svc?.ports.find((p) => p.number === d.port) ?? (svc?.ports.length === 1 ? svc.ports[0] : undefined);
-      if (sp && isHttpProtocol(sp.protocol)) {
-        diags.report('CH0304', `${d.host} port ${sp.number} is ${sp.protocol}, not TCP: use an http route`, {
-          location: d.at,
-          object,
-        });
-      }
+  const l4: [string, { match: { gateways?: GatewayName[]; at: Origin }[]; route: Destination[] }[]][] = [
+    ['tcp', vs.spec.tcp],
+    ['tls', vs.spec.tls],
+  ];
+  for (const [kind, routes] of l4) {
+    for (const r of routes) {
+      for (const m of r.match) checkMatchGateways(m.gateways ?? [], bound, vs, diags);
+      for (const d of r.route) checkL4Destination(model, d, kind, object, diags);
     }
+  }
+  for (const m of [...vs.spec.tcp, ...vs.spec.tls].flatMap((r): (TcpMatch | TlsMatch)[] => r.match)) {
+    // Istio ignores who the caller is on gateways (l4SingleMatch); an ignored line of policy is an error here.
+    const atGateway = [...(m.gateways ? m.gateways.map((g) => gatewayRef(g.value, vs.namespace)) : bound)].some(
+      (g) => g !== MESH_GATEWAY,
+    );
+    if (atGateway && (m.sourceLabels || m.sourceNamespace)) {
+      const message =
+        'sourceLabels and sourceNamespace select callers at sidecars; gateways ignore them (Istio ' +
+        'too): restrict this match to the sidecars with gateways: [mesh], or remove them';
+      diags.report('CH0205', message, { location: m.at, object });
+    }
+  }
+}
+
+/** Istio applies a VirtualService only where its own gateways are; a match elsewhere is never consulted. */
+function checkMatchGateways(
+  gateways: GatewayName[],
+  bound: Set<string>,
+  vs: Scoped<VirtualServiceSpec>,
+  diags: Diagnostics,
+): void {
+  for (const g of gateways) {
+    const ref = gatewayRef(g.value, vs.namespace);
+    if (bound.has(ref)) continue;
+    const message = `gateways: ${ref} is not in this VirtualService's spec.gateways: the match never applies there`;
+    diags.report('CH0407', message, { location: g.at, object: objectRef('VirtualService', vs) });
+  }
+}
+
+/** A tcp or tls route's destination: a declared host and port, and not one that speaks HTTP. */
+function checkL4Destination(model: MeshModel, d: Destination, kind: string, object: string, diags: Diagnostics) {
+  checkDestination(model, d, object, diags);
+  const svc = serviceByHost(model, d.host);
+  const sp = svc?.ports.find((p) => p.number === d.port) ?? (svc?.ports.length === 1 ? svc.ports[0] : undefined);
+  if (sp && isHttpProtocol(sp.protocol)) {
+    const want = kind === 'tls' ? 'TLS or HTTPS' : 'TCP';
+    const message = `${d.host} port ${sp.number} is ${sp.protocol}, not ${want}: use an http route`;
+    diags.report('CH0304', message, { location: d.at, object });
   }
 }

@@ -5,8 +5,11 @@
  */
 import type { Origin } from '../diag/diagnostic.js';
 
-/** Protocols a gateway server terminates: HTTPS is HTTP over the server's TLS. */
-export const GATEWAY_PROTOCOLS = ['HTTP', 'HTTPS', 'HTTP2', 'GRPC'] as const;
+/**
+ * Protocols of gateway servers: HTTPS is HTTP over the server's TLS (or, PASSTHROUGH, TLS routed by SNI); TCP is
+ * opaque bytes routed by tcp routes; TLS is passed through by SNI (tls routes) or terminated then routed as TCP.
+ */
+export const GATEWAY_PROTOCOLS = ['HTTP', 'HTTPS', 'HTTP2', 'GRPC', 'TCP', 'TLS'] as const;
 export type GatewayProtocol = (typeof GATEWAY_PROTOCOLS)[number];
 
 /** Istio's TLS protocol versions (ServerTLSSettings.TLSProtocol). */
@@ -20,8 +23,20 @@ export interface GatewayHost {
   at: Origin;
 }
 
+/** TLS a server terminates: with a credential from outside Git, or (ISTIO_MUTUAL) the mesh's own mTLS. */
+export type ServerTls = CredentialTls | MeshTls;
+
+/** ISTIO_MUTUAL: the gateway's own SVID, and a client certificate of the mesh (its trust domains) is required. */
+export interface MeshTls {
+  mode: 'ISTIO_MUTUAL';
+  minProtocolVersion?: TlsVersion;
+  maxProtocolVersion?: TlsVersion;
+  cipherSuites: string[];
+  at: Origin;
+}
+
 /** TLS a server terminates with a credential from outside Git. */
-export interface ServerTls {
+export interface CredentialTls {
   /** SIMPLE: server certificate only; MUTUAL: a client certificate is required; OPTIONAL_MUTUAL: verified if sent. */
   mode: 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL';
   /** `<credentials-dir>/<credentialName>/{tls.crt,tls.key[,ca.crt]}`. */
@@ -43,8 +58,10 @@ export interface ServerTls {
 export interface GatewayServer {
   port: { number: number; name: string; protocol: GatewayProtocol };
   hosts: GatewayHost[];
-  /** HTTPS servers; absent for plaintext ones. */
+  /** Servers that terminate TLS; absent for plaintext and passthrough ones. */
   tls?: ServerTls;
+  /** TLS PASSTHROUGH (HTTPS or TLS servers): the client's TLS is routed by SNI with tls routes, never terminated. */
+  passthrough?: true;
   /** Plaintext HTTP servers: answer every request with a 301 to https (Envoy require_tls ALL). */
   httpsRedirect: boolean;
   /** Listen on this address instead of the gateway workload's. */

@@ -59,6 +59,27 @@ export interface TcpMatch {
   port?: number;
   sourceLabels?: Record<string, string>;
   sourceNamespace?: string;
+  /** Restricts this match to these gateways (`mesh`: the sidecars), overriding the VirtualService's list. */
+  gateways?: GatewayName[];
+  at: Origin;
+}
+
+/** Istio's TLSMatchAttributes: the SNI of the client's TLS, and where the match applies. */
+export interface TlsMatch {
+  sniHosts: { value: string; at: Origin }[];
+  port?: number;
+  /** The calling workload's labels and namespace (sidecars only; rejected where the match applies at a gateway). */
+  sourceLabels?: Record<string, string>;
+  sourceNamespace?: string;
+  gateways?: GatewayName[];
+  at: Origin;
+}
+
+/** Istio's TLSRoute: TLS routed by SNI without terminating it (passthrough), to weighted destinations. */
+export interface TlsRoute {
+  /** Any of them. */
+  match: TlsMatch[];
+  route: Destination[];
   at: Origin;
 }
 
@@ -75,6 +96,7 @@ export interface VirtualServiceSpec {
   gateways: GatewayName[];
   http: HttpRoute[];
   tcp: TcpRoute[];
+  tls: TlsRoute[];
 }
 
 export interface LoadBalancer {
@@ -126,8 +148,14 @@ export interface TlsOrigination {
   insecureSkipVerify: boolean;
 }
 
+/** ISTIO_MUTUAL with an `sni` of its own (e.g. the external host, for an egress gateway's SNI-chosen server). */
+export interface MeshMutualTls {
+  mode: 'ISTIO_MUTUAL';
+  sni: string;
+}
+
 /** DestinationRule `trafficPolicy.tls`: the mesh's own mTLS, none, or TLS with certificates of your own. */
-export type ClientTls = 'ISTIO_MUTUAL' | 'DISABLE' | TlsOrigination;
+export type ClientTls = 'ISTIO_MUTUAL' | 'DISABLE' | MeshMutualTls | TlsOrigination;
 
 export interface DestinationRuleSpec {
   host: { value: string; at: Origin };

@@ -77,16 +77,31 @@ ${spec}`;
 const ROUTE = '  http:\n    - route: [{ destination: { host: web.shop.svc } }]\n';
 
 /** The workloads and a Gateway with these servers, and more files. */
-const withGateway = (servers: string, more: Record<string, string> = {}) =>
-  ({ 'w.yaml': WORKLOADS, 'g.yaml': GW(servers), ...more });
+const withGateway = (servers: string, more: Record<string, string> = {}) => ({
+  'w.yaml': WORKLOADS,
+  'g.yaml': GW(servers),
+  ...more,
+});
 
 /** [what, the Gateway's servers, expected diagnostics]. */
 const fields: [string, string, string[]][] = [
   ['HTTP server', srv(HTTP80), []],
-  ['HTTP2 and GRPC servers', srv('number: 80, name: h, protocol: HTTP2') + srv('number: 81, name: g, protocol: grpc'),
-    []],
-  ['port.protocol TCP: not yet', srv('number: 80, name: tcp, protocol: TCP'), ['CH0205 g.yaml:7']],
-  ['port.protocol TLS: not yet', srv('number: 80, name: tls, protocol: TLS'), ['CH0205 g.yaml:7']],
+  [
+    'HTTP2 and GRPC servers',
+    srv('number: 80, name: h, protocol: HTTP2') + srv('number: 81, name: g, protocol: grpc'),
+    [],
+  ],
+  [
+    'port.protocol TCP: routed by tcp routes (none here: a warning)',
+    srv('number: 80, name: tcp, protocol: TCP'),
+    ['CH0407 g.yaml:7 warning'],
+  ],
+  ['port.protocol TLS needs tls', srv('number: 80, name: tls, protocol: TLS'), ['CH0203 g.yaml:7']],
+  [
+    'a TCP server has no tls',
+    srv('number: 80, name: tcp, protocol: TCP', '["*"]', 'tls: { httpsRedirect: true }'),
+    ['CH0204 g.yaml:9'],
+  ],
   ['port.protocol GRPC-WEB: not yet', srv('number: 80, name: w, protocol: GRPC-WEB'), ['CH0205 g.yaml:7']],
   ['port.protocol unknown', srv('number: 80, name: x, protocol: SMTP'), ['CH0204 g.yaml:7']],
   ['port.name is required', srv('number: 80, protocol: HTTP'), ['CH0203 g.yaml:7']],
@@ -110,15 +125,31 @@ const fields: [string, string, string[]][] = [
   ['tls.mode SIMPLE with credentialName', HTTPS(...SIMPLE), []],
   [
     'tls.mode MUTUAL with SANs, SPKI and hash',
-    HTTPS('mode: MUTUAL', 'credentialName: c', 'subjectAltNames: [a.x]', 'verifyCertificateSpki: ["bXk="]',
-      'verifyCertificateHash: ["DF:6F"]'),
+    HTTPS(
+      'mode: MUTUAL',
+      'credentialName: c',
+      'subjectAltNames: [a.x]',
+      'verifyCertificateSpki: ["bXk="]',
+      'verifyCertificateHash: ["DF:6F"]',
+    ),
     [],
   ],
   ['tls.mode OPTIONAL_MUTUAL', HTTPS('mode: OPTIONAL_MUTUAL', 'credentialName: c'), []],
-  ['tls.mode unset is PASSTHROUGH: not yet', HTTPS('credentialName: c'), ['CH0205 g.yaml:10']],
-  ['tls.mode PASSTHROUGH: not yet', HTTPS('mode: PASSTHROUGH'), ['CH0205 g.yaml:10']],
-  ['tls.mode AUTO_PASSTHROUGH: not yet', HTTPS('mode: AUTO_PASSTHROUGH'), ['CH0205 g.yaml:10']],
-  ['tls.mode ISTIO_MUTUAL: not yet', HTTPS('mode: ISTIO_MUTUAL'), ['CH0205 g.yaml:10']],
+  ['tls.mode unset is PASSTHROUGH, which takes no certificate', HTTPS('credentialName: c'), ['CH0204 g.yaml:10']],
+  ['tls.mode PASSTHROUGH (no tls route: a warning)', HTTPS('mode: PASSTHROUGH'), ['CH0407 g.yaml:7 warning']],
+  ['tls.mode AUTO_PASSTHROUGH: rejected', HTTPS('mode: AUTO_PASSTHROUGH'), ['CH0205 g.yaml:10']],
+  ['tls.mode ISTIO_MUTUAL', HTTPS('mode: ISTIO_MUTUAL', 'minProtocolVersion: TLSV1_3'), []],
+  ['ISTIO_MUTUAL takes no credential', HTTPS('mode: ISTIO_MUTUAL', 'credentialName: c'), ['CH0204 g.yaml:11']],
+  [
+    'ISTIO_MUTUAL client checks: use an AuthorizationPolicy',
+    HTTPS('mode: ISTIO_MUTUAL', 'subjectAltNames: [a]'),
+    ['CH0205 g.yaml:11'],
+  ],
+  [
+    'TLS server terminating (tcp routes)',
+    srv('number: 443, name: tls, protocol: TLS', '["a.x"]', 'tls:', '  mode: SIMPLE', '  credentialName: c'),
+    ['CH0407 g.yaml:7 warning'],
+  ],
   ['tls.credentialName is required', HTTPS('mode: SIMPLE'), ['CH0203 g.yaml:10']],
   ['tls.credentialName is a directory name', HTTPS('mode: SIMPLE', 'credentialName: ../etc'), ['CH0204 g.yaml:11']],
   [
@@ -131,11 +162,17 @@ const fields: [string, string, string[]][] = [
     HTTPS(...SIMPLE, 'credentialNames: [a]', 'tlsCertificates: []', 'caCrl: /x'),
     ['CH0205 g.yaml:12', 'CH0205 g.yaml:13', 'CH0205 g.yaml:14'],
   ],
-  ['tls min and max protocol versions', HTTPS(...SIMPLE, 'minProtocolVersion: TLSV1_2',
-    'maxProtocolVersion: TLSV1_3'), []],
+  [
+    'tls min and max protocol versions',
+    HTTPS(...SIMPLE, 'minProtocolVersion: TLSV1_2', 'maxProtocolVersion: TLSV1_3'),
+    [],
+  ],
   ['tls protocol version unknown', HTTPS(...SIMPLE, 'minProtocolVersion: SSLV3'), ['CH0204 g.yaml:12']],
-  ['tls max below min', HTTPS(...SIMPLE, 'minProtocolVersion: TLSV1_3', 'maxProtocolVersion: TLSV1_2'),
-    ['CH0204 g.yaml:13']],
+  [
+    'tls max below min',
+    HTTPS(...SIMPLE, 'minProtocolVersion: TLSV1_3', 'maxProtocolVersion: TLSV1_2'),
+    ['CH0204 g.yaml:13'],
+  ],
   ['tls.cipherSuites', HTTPS(...SIMPLE, 'cipherSuites: [ECDHE-ECDSA-AES256-GCM-SHA384]'), []],
   [
     'tls.cipherSuites unknown or repeated',
@@ -155,8 +192,8 @@ describe('Gateway fields', () => {
     assert.deepEqual(diagnose({ 'w.yaml': WORKLOADS, 'g.yaml': gw }), ['CH0203 g.yaml:5']);
   });
   test('servers is required', () => {
-    const gw = 'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: { name: g }\n'
-      + 'spec:\n  selector: { a: b }\n';
+    const gw =
+      'apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: { name: g }\n' + 'spec:\n  selector: { a: b }\n';
     assert.deepEqual(diagnose({ 'g.yaml': gw }), ['CH0203 g.yaml:5']);
   });
   test('a selector that matches nothing, in any namespace, is a warning', () => {
@@ -183,17 +220,19 @@ describe('VirtualService gateways and the checks across Gateways', () => {
     const bad = VS(`  hosts: [shop.example.com]\n  gateways: [a.b.c]\n${ROUTE}`);
     assert.deepEqual(diagnose(withGateway(PLAIN, { 'v.yaml': bad })), ['CH0204 v.yaml:6']);
   });
-  test('match gateways: outside the VirtualService\'s own is a warning; unknown is an error', () => {
-    const http = '  http:\n    - match: [{ uri: { prefix: /a }, gateways: [edge/gw] }, { gateways: [edge/other] }]\n'
-      + '      route: [{ destination: { host: web.shop.svc } }]\n';
+  test("match gateways: outside the VirtualService's own is a warning; unknown is an error", () => {
+    const http =
+      '  http:\n    - match: [{ uri: { prefix: /a }, gateways: [edge/gw] }, { gateways: [edge/other] }]\n' +
+      '      route: [{ destination: { host: web.shop.svc } }]\n';
     const vs = VS(`  hosts: [web.shop.svc]\n${http}`);
     const expected = ['CH0307 v.yaml:7', 'CH0407 v.yaml:7 warning', 'CH0407 v.yaml:7 warning'];
     assert.deepEqual(diagnose(withGateway(PLAIN, { 'v.yaml': vs })).sort(), expected.sort());
   });
   test('a match with gateways is no catch-all: the route after it can still match elsewhere', () => {
-    const http = '  http:\n    - match: [{ gateways: [edge/gw] }]\n'
-      + '      route: [{ destination: { host: web.shop.svc } }]\n'
-      + '    - route: [{ destination: { host: web.shop.svc } }]\n';
+    const http =
+      '  http:\n    - match: [{ gateways: [edge/gw] }]\n' +
+      '      route: [{ destination: { host: web.shop.svc } }]\n' +
+      '    - route: [{ destination: { host: web.shop.svc } }]\n';
     const vs = VS(`  hosts: [web.shop.svc, shop.example.com]\n  gateways: [mesh, edge/gw]\n${http}`);
     assert.deepEqual(diagnose(withGateway(PLAIN, { 'v.yaml': vs })), []);
   });
@@ -224,8 +263,14 @@ describe('VirtualService gateways and the checks across Gateways', () => {
     const web = r.proxies.get('shop/web-1')!.ir;
     assert.ok(!JSON.stringify(web).includes('shop.example.com'));
     const gw = r.proxies.get('edge/gw-1')!.ir;
-    assert.deepEqual(gw.listeners.map((l) => `${l.direction}|${l.address}:${l.port}`), ['gateway|127.0.35.100:80']);
-    assert.deepEqual(gw.routeTables[0].virtualHosts.map((v) => v.domains), [['shop.example.com']]);
+    assert.deepEqual(
+      gw.listeners.map((l) => `${l.direction}|${l.address}:${l.port}`),
+      ['gateway|127.0.35.100:80'],
+    );
+    assert.deepEqual(
+      gw.routeTables[0].virtualHosts.map((v) => v.domains),
+      [['shop.example.com']],
+    );
     assert.deepEqual(credentialsOf(gw), []);
   });
 });
@@ -304,5 +349,180 @@ describe("Istio's host matching and Envoy's choice of virtual host", () => {
     assert.equal(virtualHostFor(all, 'Y.A.example.com')?.name, '*.a.example.com');
     assert.equal(virtualHostFor(all, 'b.example.com')?.name, '*.example.com');
     assert.equal(virtualHostFor(all, 'example.com')?.name, '*');
+  });
+});
+
+/** A TLS service behind the gateway (for tls and tcp routes). */
+const SECURE = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: secure, namespace: shop }
+spec:
+  hosts: [secure.shop.svc]
+  ports: [{ number: 443, name: tls, protocol: TLS }]
+  workloadSelector: { labels: { app: web } }
+`;
+const PASS = srv('number: 443, name: tls, protocol: TLS', '["*"]', 'tls: { mode: PASSTHROUGH }');
+const TCP = srv('number: 31400, name: tcp, protocol: TCP');
+/** A VirtualService bound to edge/gw with these tls (or tcp) routes, from line 7 on. */
+const L4VS = (routes: string, hosts = '[a.example.com, "*.b.example.com"]') =>
+  VS(`  hosts: ${hosts}\n  gateways: [edge/gw]\n${routes}`);
+const TLS_ROUTE = (match: string, dest = 'secure.shop.svc') =>
+  `  tls:\n    - match: [${match}]\n      route: [{ destination: { host: ${dest} } }]\n`;
+
+describe('VirtualService tls and tcp routes on gateways', () => {
+  // A route refused at decode routes nothing: the server's "nothing routes it" warning comes with its error.
+  const l4: [string, string, string, string[]][] = [
+    ['a tls route by SNI to a PASSTHROUGH server', PASS, TLS_ROUTE('{ sniHosts: [a.example.com], port: 443 }'), []],
+    ['sniHosts is required', PASS, TLS_ROUTE('{ port: 443 }'), ['CH0203 v.yaml:8', 'CH0407 g.yaml:7 warning']],
+    [
+      'an SNI host the VirtualService hosts do not cover',
+      PASS,
+      TLS_ROUTE('{ sniHosts: [c.example.com] }'),
+      ['CH0204 v.yaml:8', 'CH0407 g.yaml:7 warning'],
+    ],
+    ['a wildcard SNI host inside a wildcard host', PASS, TLS_ROUTE('{ sniHosts: ["*.x.b.example.com"] }'), []],
+    [
+      'tls match sourceLabels on a gateway: rejected (Istio ignores them there)',
+      PASS,
+      TLS_ROUTE('{ sniHosts: [a.example.com], sourceLabels: { a: b } }'),
+      ['CH0205 v.yaml:8'],
+    ],
+    [
+      'tls match destinationSubnets: rejected',
+      PASS,
+      TLS_ROUTE('{ sniHosts: [a.example.com], destinationSubnets: [10.0.0.0/8] }'),
+      ['CH0205 v.yaml:8', 'CH0407 g.yaml:7 warning'],
+    ],
+    [
+      'tls route to an HTTP port',
+      PASS,
+      TLS_ROUTE('{ sniHosts: [a.example.com] }', 'web.shop.svc'),
+      ['CH0304 v.yaml:9'],
+    ],
+    [
+      "a tls route whose port is not the server's: nothing routes it",
+      PASS,
+      TLS_ROUTE('{ sniHosts: [a.example.com], port: 8443 }'),
+      ['CH0407 g.yaml:7 warning', 'CH0407 v.yaml:6 warning'],
+    ],
+    [
+      'two tls routes for one SNI name on one listener',
+      PASS,
+      TLS_ROUTE('{ sniHosts: [a.example.com] }') +
+        '    - match: [{ sniHosts: [a.example.com] }]\n' +
+        '      route: [{ destination: { host: secure.shop.svc } }]\n',
+      ['CH0404 v.yaml:10'],
+    ],
+    [
+      'a tcp route with gateways and port on a TCP server',
+      TCP,
+      '  tcp:\n    - match: [{ port: 31400, gateways: [edge/gw] }]\n' +
+        '      route: [{ destination: { host: secure.shop.svc } }]\n',
+      [],
+    ],
+    [
+      'tcp sourceLabels on a gateway: rejected (Istio ignores them there)',
+      TCP,
+      '  tcp:\n    - match: [{ port: 31400, sourceLabels: { a: b } }]\n' +
+        '      route: [{ destination: { host: secure.shop.svc } }]\n',
+      ['CH0205 v.yaml:8'],
+    ],
+    [
+      'a TCP server sharing a plaintext port',
+      TCP + srv('number: 31400, name: http, protocol: HTTP'),
+      '  tcp:\n    - route: [{ destination: { host: secure.shop.svc } }]\n',
+      ['CH0404 g.yaml:7'],
+    ],
+  ];
+  for (const [what, servers, routes, expect] of l4) {
+    test(what, () => {
+      const files = withGateway(servers, { 's.yaml': SECURE, 'v.yaml': L4VS(routes) });
+      assert.deepEqual(diagnose(files).sort(), expect.sort());
+    });
+  }
+  test('tls routes at a sidecar: its TLS egress port gets a chain per SNI set, for the matches that hold', () => {
+    const sidecar = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: web, namespace: shop }
+spec:
+  workloadSelector: { labels: { app: web } }
+  egress:
+    - port: { number: 15443, protocol: TLS, name: tls }
+      hosts: [./secure.shop.svc]
+`;
+    const routes =
+      TLS_ROUTE('{ sniHosts: [secure.shop.svc] }') +
+      '    - match: [{ sniHosts: [secure.shop.svc, x.secure.shop.svc], sourceLabels: { app: web } }]\n' +
+      '      route: [{ destination: { host: secure.shop.svc } }]\n' +
+      '    - match: [{ sniHosts: [y.secure.shop.svc], sourceLabels: { app: other } }]\n' +
+      '      route: [{ destination: { host: secure.shop.svc } }]\n';
+    const files = { 'w.yaml': WORKLOADS, 's.yaml': SECURE, 'sc.yaml': sidecar };
+    const uncovered = compile({ ...files, 'v.yaml': VS('  hosts: [secure.shop.svc]\n' + routes) });
+    const codes = uncovered.diagnostics.map((d) => `${d.code} ${d.location?.file}:${d.location?.line}`);
+    assert.deepEqual(codes, ['CH0204 v.yaml:9', 'CH0204 v.yaml:11'], 'sniHosts the hosts do not cover');
+    const ok = compile({ ...files, 'v.yaml': VS('  hosts: [secure.shop.svc]\n' + routes.replace(/[xy]\./g, '')) });
+    assert.deepEqual(ok.diagnostics, []);
+    const l = ok.proxies.get('shop/web-1')!.ir.listeners.find((x) => x.port === 15443)!;
+    // The second match's names are all taken by the first: it can never be reached (Istio's rule); the third's
+    // sourceLabels do not select web.
+    assert.deepEqual(
+      l.tcp?.sni?.map((c) => `${c.serverNames} ${c.route}`),
+      ['secure.shop.svc shop/web/tls[0]'],
+    );
+    const toHttp = compile({
+      ...files,
+      'v.yaml': VS('  hosts: [secure.shop.svc]\n' + TLS_ROUTE('{ sniHosts: [secure.shop.svc] }', 'web.shop.svc')),
+    });
+    assert.deepEqual(
+      toHttp.diagnostics.map((d) => d.code),
+      ['CH0304'],
+      'a tls route to an HTTP port',
+    );
+    const noRoutes = compile(files)
+      .proxies.get('shop/web-1')!
+      .ir.listeners.find((x) => x.port === 15443)!;
+    assert.equal(noRoutes.tcp?.sni, undefined, 'without tls routes the listener forwards to its one host');
+  });
+  test('a PASSTHROUGH listener: tls_inspector, a chain per SNI set, tcp_proxy, no transport socket', () => {
+    const routes =
+      TLS_ROUTE('{ sniHosts: [a.example.com] }') +
+      '    - match: [{ sniHosts: ["*.b.example.com"] }]\n      route: [{ destination: { host: secure.shop.svc } }]\n';
+    const r = compile(withGateway(PASS, { 's.yaml': SECURE, 'v.yaml': L4VS(routes) }));
+    assert.deepEqual(r.diagnostics, []);
+    const gw = r.proxies.get('edge/gw-1')!.ir;
+    const chains = gw.listeners[0].gateway!.chains;
+    assert.deepEqual(
+      chains.map((c) => `${c.serverNames} ${c.tcp?.route} ${c.tls ? 'tls' : '-'}`),
+      ['a.example.com shop/web/tls[0] -', '*.b.example.com shop/web/tls[1] -'],
+    );
+    assert.deepEqual(gw.routeTables, [], 'no HTTP route table for an L4 server');
+    assert.deepEqual(
+      gw.clusters.map((c) => `${c.key.direction} ${c.tls ? 'mTLS' : 'plain'}`),
+      ['outbound mTLS'],
+    );
+  });
+});
+
+describe('DestinationRule ISTIO_MUTUAL with sni (the egress gateway subset)', () => {
+  const dr = (tls: string) => `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: web, namespace: shop }
+spec:
+  host: web.shop.svc
+  trafficPolicy:
+    tls: ${tls}
+`;
+  test('ISTIO_MUTUAL takes sni: the mesh mTLS to the service, with that SNI', () => {
+    const r = compile({ 'w.yaml': WORKLOADS, 'd.yaml': dr('{ mode: ISTIO_MUTUAL, sni: edition.cnn.com }') });
+    assert.deepEqual(r.diagnostics, []);
+    const c = r.proxies.get('shop/web-1')!.ir.clusters.find((x) => x.key.direction === 'outbound')!;
+    assert.deepEqual(c.tls, { sans: ['spiffe://cluster.local/ns/shop/sa/default'], sni: 'edition.cnn.com' });
+  });
+  test('DISABLE takes no sni; ISTIO_MUTUAL takes no certificates', () => {
+    assert.deepEqual(diagnose({ 'w.yaml': WORKLOADS, 'd.yaml': dr('{ mode: DISABLE, sni: a.example }') }), [
+      'CH0205 d.yaml:7',
+    ]);
+    const files = { 'w.yaml': WORKLOADS, 'd.yaml': dr('{ mode: ISTIO_MUTUAL, caCertificates: /etc/ca.pem }') };
+    assert.deepEqual(diagnose(files), ['CH0205 d.yaml:7']);
   });
 });

@@ -7,6 +7,14 @@ import { PROTOCOLS, type Protocol, type ServicePort, type SidecarPort } from '..
 
 export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const DNS_NAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Whether host `a` is covered by `b` (Istio's host.Name SubsetOf: `*.x` covers `y.x`, `*` covers all). */
+export function hostSubsetOf(a: string, b: string): boolean {
+  if (b === '*') return true;
+  if (a.startsWith('*')) return b.startsWith('*') && a.length >= b.length && a.slice(1).endsWith(b.slice(1));
+  return b.startsWith('*') ? a.endsWith(b.slice(1)) : a === b;
+}
+
 /**
  * Protocol names accepted as Istio does (case-insensitive), mapped onto the ones Chancery handles; Istio treats
  * MONGO, MYSQL and REDIS as TCP unless their (off by default) protocol filters are enabled.
@@ -37,7 +45,11 @@ export function readProtocol(r: MapReader, key: string, required: boolean): Prot
 export function readServicePort(r: MapReader): ServicePort | undefined {
   const number = r.int('number', { required: true, min: 1, max: 65535 });
   const protocol = readProtocol(r, 'protocol', false) ?? 'TCP';
-  const name = r.str('name', { required: true, pattern: DNS_LABEL, patternHint: 'a DNS label (lower-case letters, digits, -)' });
+  const name = r.str('name', {
+    required: true,
+    pattern: DNS_LABEL,
+    patternHint: 'a DNS label (lower-case letters, digits, -)',
+  });
   const targetPort = r.int('targetPort', { min: 1, max: 65535 });
   r.done();
   if (number === undefined || name === undefined) return undefined;
@@ -55,7 +67,11 @@ export function readSidecarPort(r: MapReader): SidecarPort | undefined {
 }
 
 /** `workloadSelector: {labels: {...}}` or `selector: {matchLabels: {...}}`. */
-export function readLabelSelector(r: MapReader, key: string, labelsKey: 'labels' | 'matchLabels'): Record<string, string> | undefined {
+export function readLabelSelector(
+  r: MapReader,
+  key: string,
+  labelsKey: 'labels' | 'matchLabels',
+): Record<string, string> | undefined {
   const sel = r.map(key);
   if (!sel) return undefined;
   const labels = sel.strMap(labelsKey) ?? {};
@@ -74,7 +90,11 @@ export function readIpAddress(r: MapReader, key: string, required: boolean): str
 }
 
 /** Parses `127.0.0.1:8080` (IPv4 only for now). */
-export function readHostPort(r: MapReader, key: string, required: boolean): { address: string; port: number } | undefined {
+export function readHostPort(
+  r: MapReader,
+  key: string,
+  required: boolean,
+): { address: string; port: number } | undefined {
   const s = r.str(key, { required });
   if (s === undefined) return undefined;
   const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(s);

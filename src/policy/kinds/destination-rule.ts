@@ -116,11 +116,21 @@ export function readTrafficPolicy(r: MapReader | undefined, allowPortLevel = tru
       const o = readOrigination(tls, mode);
       if (o) out.tls = o;
     } else if (mode) {
+      // ISTIO_MUTUAL may name the SNI to send (Istio's egress gateway task: the external host's).
+      const sni = mode === 'ISTIO_MUTUAL' ? tls.str('sni') : undefined;
       tls.unsupported(
-        ['sni', 'subjectAltNames', 'clientCertificate', 'privateKey', 'caCertificates'],
-        `only applies to SIMPLE and MUTUAL`,
+        [
+          ...(mode === 'DISABLE' ? ['sni'] : []),
+          'subjectAltNames',
+          'clientCertificate',
+          'privateKey',
+          'caCertificates',
+        ],
+        mode === 'DISABLE'
+          ? 'only applies to SIMPLE and MUTUAL'
+          : 'only applies to SIMPLE and MUTUAL (and sni to ISTIO_MUTUAL)',
       );
-      out.tls = mode as 'ISTIO_MUTUAL' | 'DISABLE';
+      out.tls = sni !== undefined ? { mode: 'ISTIO_MUTUAL', sni } : (mode as 'ISTIO_MUTUAL' | 'DISABLE');
     }
     tls.unsupported(
       ['credentialName'],

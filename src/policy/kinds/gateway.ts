@@ -1,7 +1,8 @@
 /**
  * Stage: decode. `networking.istio.io` Gateway: HTTP and HTTPS servers of standalone gateway Envoys. Istio's
  * validation rules (pkg/config/validation ValidateGateway), stricter where Istio would ignore a field with a warning:
- * here every field either takes effect or is an error. TLS passthrough and TCP servers are rejected for now.
+ * here every field either takes effect or is an error. HTTP(S) servers route with http routes; TCP servers, and TLS
+ * servers that terminate, with tcp routes; PASSTHROUGH servers by SNI with tls routes.
  */
 import type { Origin } from '../../diag/diagnostic.js';
 import {
@@ -11,6 +12,8 @@ import {
   type GatewayProtocol,
   type GatewayServer,
   type GatewaySpec,
+  type CredentialTls,
+  type MeshTls,
   type ServerTls,
   type TlsVersion,
 } from '../gateway-types.js';
@@ -19,18 +22,27 @@ import { DNS_LABEL, DNS_NAME, readIpAddress } from './common.js';
 
 /** Cipher suites Istio accepts in `tls.cipherSuites` (pkg/config/security ValidCipherSuites), BoringSSL names. */
 export const CIPHER_SUITES: ReadonlySet<string> = new Set([
-  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
-  'ECDHE-ECDSA-AES128-SHA', 'ECDHE-RSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA', 'ECDHE-RSA-AES256-SHA',
-  'AES128-GCM-SHA256', 'AES256-GCM-SHA384', 'AES128-SHA', 'AES256-SHA', 'DES-CBC3-SHA',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'ECDHE-ECDSA-AES128-SHA',
+  'ECDHE-RSA-AES128-SHA',
+  'ECDHE-ECDSA-AES256-SHA',
+  'ECDHE-RSA-AES256-SHA',
+  'AES128-GCM-SHA256',
+  'AES256-GCM-SHA384',
+  'AES128-SHA',
+  'AES256-SHA',
+  'DES-CBC3-SHA',
 ]);
 
 /** A credential is a directory name under --credentials-dir: no separators, no dot segments. */
 export const CREDENTIAL_NAME = /^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/;
 
 const NOT_YET: Record<string, string> = {
-  TCP: 'TCP gateway servers (tcp routes) are not supported yet',
-  TLS: 'TLS gateway servers (tls routes, passthrough) are not supported yet',
   'GRPC-WEB': 'GRPC-WEB is not supported yet; use GRPC or HTTP2',
 };
 
@@ -96,10 +108,14 @@ function readCiphers(r: MapReader): string[] {
   return [...seen];
 }
 
-/** The TLS a terminating server uses; reports what it cannot honour. */
-function readServerTls(r: MapReader, mode: ServerTls['mode']): ServerTls | undefined {
-  const patternHint = 'a directory name (lower-case letters, digits, -, _, .)';
-  const credentialName = r.str('credentialName', { required: true, pattern: CREDENTIAL_NAME, patternHint });
+interface TlsParams {
+  minProtocolVersion?: TlsVersion;
+  maxProtocolVersion?: TlsVersion;
+  cipherSuites: string[];
+}
+
+/** Protocol versions and cipher suites, which every terminating mode takes. */
+function readParams(r: MapReader): TlsParams {
   const minProtocolVersion = readVersion(r, 'minProtocolVersion');
   const maxProtocolVersion = readVersion(r, 'maxProtocolVersion');
   const order = (v?: TlsVersion) => (v === undefined || v === 'TLS_AUTO' ? undefined : TLS_VERSIONS.indexOf(v));
@@ -107,7 +123,18 @@ function readServerTls(r: MapReader, mode: ServerTls['mode']): ServerTls | undef
   if (lo !== undefined && hi !== undefined && lo > hi) {
     r.report('CH0204', 'maxProtocolVersion', `is below minProtocolVersion ${minProtocolVersion}`);
   }
-  const cipherSuites = readCiphers(r);
+  return {
+    ...(minProtocolVersion ? { minProtocolVersion } : {}),
+    ...(maxProtocolVersion ? { maxProtocolVersion } : {}),
+    cipherSuites: readCiphers(r),
+  };
+}
+
+/** The TLS a terminating server uses; reports what it cannot honour. */
+function readServerTls(r: MapReader, mode: CredentialTls['mode']): CredentialTls | undefined {
+  const patternHint = 'a directory name (lower-case letters, digits, -, _, .)';
+  const credentialName = r.str('credentialName', { required: true, pattern: CREDENTIAL_NAME, patternHint });
+  const params = readParams(r);
   const subjectAltNames = values(r, 'subjectAltNames');
   const verifyCertificateSpki = values(r, 'verifyCertificateSpki');
   const verifyCertificateHash = values(r, 'verifyCertificateHash');
@@ -122,9 +149,7 @@ function readServerTls(r: MapReader, mode: ServerTls['mode']): ServerTls | undef
   return {
     mode,
     credentialName,
-    ...(minProtocolVersion ? { minProtocolVersion } : {}),
-    ...(maxProtocolVersion ? { maxProtocolVersion } : {}),
-    cipherSuites,
+    ...params,
     subjectAltNames,
     verifyCertificateSpki,
     verifyCertificateHash,
@@ -133,39 +158,73 @@ function readServerTls(r: MapReader, mode: ServerTls['mode']): ServerTls | undef
   };
 }
 
+/** ISTIO_MUTUAL: the gateway's own SVID; certificates of any other source contradict it (Istio rejects them too). */
+function readMeshTls(r: MapReader): MeshTls {
+  const params = readParams(r);
+  const own = ['credentialName', 'credentialNames', 'serverCertificate', 'privateKey', 'caCertificates'];
+  for (const k of [...own, 'tlsCertificates', 'caCrl'].filter((x) => r.has(x))) {
+    r.raw(k);
+    r.report('CH0204', k, "ISTIO_MUTUAL terminates with the gateway's own mesh certificate and the mesh's CA");
+  }
+  const authz = 'is not supported on ISTIO_MUTUAL servers; allow callers with an AuthorizationPolicy (principals)';
+  r.unsupported(['subjectAltNames', 'verifyCertificateSpki', 'verifyCertificateHash'], authz);
+  return { mode: 'ISTIO_MUTUAL', ...params, at: r.at };
+}
+
 const MODES = ['SIMPLE', 'MUTUAL', 'OPTIONAL_MUTUAL', 'PASSTHROUGH', 'AUTO_PASSTHROUGH', 'ISTIO_MUTUAL'];
 
-/** `tls` of a server: termination for HTTPS, only `httpsRedirect` for plaintext HTTP (Istio's rule). */
-function readTls(r: MapReader | undefined, protocol?: GatewayProtocol): { tls?: ServerTls; httpsRedirect: boolean } {
-  if (!r) return { httpsRedirect: false };
-  const httpsRedirect = r.bool('httpsRedirect') ?? false;
-  if (protocol !== 'HTTPS') {
-    for (const k of r.keys().filter((x) => x !== 'httpsRedirect')) {
-      r.raw(k);
-      r.report('CH0204', k, `a plaintext ${protocol ?? 'HTTP'} server's tls may only set httpsRedirect`);
-    }
-    r.done();
-    return { httpsRedirect };
+interface ReadTls {
+  tls?: ServerTls;
+  passthrough?: true;
+  httpsRedirect: boolean;
+}
+
+/** `tls` of a plaintext server: HTTP may only set httpsRedirect (Istio's rule), TCP nothing. */
+function readPlaintextTls(r: MapReader, protocol?: GatewayProtocol): ReadTls {
+  const http = protocol !== 'TCP';
+  const httpsRedirect = http ? (r.bool('httpsRedirect') ?? false) : false;
+  for (const k of r.keys().filter((x) => !http || x !== 'httpsRedirect')) {
+    r.raw(k);
+    const why = http
+      ? `a plaintext ${protocol ?? 'HTTP'} server's tls may only set httpsRedirect`
+      : 'a TCP server has no TLS; use protocol TLS to terminate or pass TLS through';
+    r.report('CH0204', k, why);
   }
-  if (httpsRedirect) {
-    r.report('CH0204', 'httpsRedirect', 'redirects plaintext requests to https; an HTTPS server receives none');
-  }
-  const mode = r.str('mode', { oneOf: MODES });
-  let tls: ServerTls | undefined;
-  if (!r.has('mode')) {
-    const unset = 'mode is not set, which in Istio means PASSTHROUGH (not supported yet)';
-    r.report('CH0205', undefined, `${unset}; set mode: SIMPLE or MUTUAL to terminate TLS`);
-  } else if (mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL') {
-    tls = readServerTls(r, mode);
-  } else if (mode) {
-    const why = mode === 'ISTIO_MUTUAL'
-      ? 'mesh mTLS on a gateway server is not supported yet'
-      : 'TLS passthrough is not supported yet';
-    r.report('CH0205', 'mode', `${mode}: ${why}; use SIMPLE or MUTUAL with a credentialName`);
-  }
-  if (!tls) for (const k of r.keys()) r.raw(k); // the mode was refused: its other fields mean nothing yet
   r.done();
-  return { ...(tls ? { tls } : {}), httpsRedirect: false };
+  return { httpsRedirect };
+}
+
+/**
+ * `tls` of a server: termination (SIMPLE, MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL) or PASSTHROUGH for HTTPS and TLS
+ * servers, where a `tls` without mode is PASSTHROUGH (Istio's default); only `httpsRedirect` for plaintext HTTP.
+ */
+function readTls(r: MapReader | undefined, protocol?: GatewayProtocol): ReadTls {
+  if (!r) return { httpsRedirect: false };
+  if (protocol !== 'HTTPS' && protocol !== 'TLS') return readPlaintextTls(r, protocol);
+  if (r.bool('httpsRedirect')) {
+    r.report('CH0204', 'httpsRedirect', `redirects plaintext requests to https; a ${protocol} server receives none`);
+  }
+  const mode = r.str('mode', { oneOf: MODES }) ?? (r.has('mode') ? undefined : 'PASSTHROUGH');
+  let out: ReadTls = { httpsRedirect: false };
+  if (mode === 'PASSTHROUGH') {
+    // Istio ignores certificates here with a warning; an ignored line of policy is an error here.
+    for (const k of r.keys().filter((x) => x !== 'mode' && x !== 'httpsRedirect')) {
+      r.raw(k);
+      r.report('CH0204', k, 'PASSTHROUGH does not terminate TLS (tls routes forward it by SNI); remove it');
+    }
+    out = { passthrough: true, httpsRedirect: false };
+  } else if (mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL') {
+    const tls = readServerTls(r, mode);
+    if (tls) out = { tls, httpsRedirect: false };
+  } else if (mode === 'ISTIO_MUTUAL') {
+    out = { tls: readMeshTls(r), httpsRedirect: false };
+  } else if (mode === 'AUTO_PASSTHROUGH') {
+    const why = 'AUTO_PASSTHROUGH (SNI-DNAT to any mesh cluster, for multi-network meshes) is not supported';
+    r.report('CH0205', 'mode', `${why}; use PASSTHROUGH with VirtualService tls routes`);
+  }
+  if (!out.tls && !out.passthrough) for (const k of r.keys()) r.raw(k); // refused: its other fields mean nothing
+  r.done();
+  return out;
 }
 
 function readServer(r: MapReader, gatewayNamespace: string): GatewayServer | undefined {
@@ -173,16 +232,23 @@ function readServer(r: MapReader, gatewayNamespace: string): GatewayServer | und
   const port = portR ? readPort(portR) : undefined;
   const hosts = readHosts(r, gatewayNamespace);
   const tlsR = r.map('tls');
-  const { tls, httpsRedirect } = readTls(tlsR, port?.protocol);
-  if (port?.protocol === 'HTTPS' && !tlsR) {
-    r.report('CH0203', 'tls', 'an HTTPS server needs tls (mode SIMPLE or MUTUAL with a credentialName)');
+  const { tls, passthrough, httpsRedirect } = readTls(tlsR, port?.protocol);
+  const secure = port?.protocol === 'HTTPS' || port?.protocol === 'TLS';
+  if (secure && !tlsR) {
+    const modes = 'mode SIMPLE or MUTUAL with a credentialName, ISTIO_MUTUAL, or PASSTHROUGH';
+    r.report('CH0203', 'tls', `an ${port.protocol} server needs tls (${modes})`);
   }
   const bind = readIpAddress(r, 'bind', false);
   const name = r.str('name');
   r.unsupported(['defaultEndpoint']);
   r.done();
-  if (!port || hosts.length === 0 || (port.protocol === 'HTTPS' && !tls)) return undefined;
-  const optional = { ...(tls ? { tls } : {}), ...(bind ? { bind } : {}), ...(name ? { name } : {}) };
+  if (!port || hosts.length === 0 || (secure && !tls && !passthrough)) return undefined;
+  const optional = {
+    ...(tls ? { tls } : {}),
+    ...(passthrough ? { passthrough } : {}),
+    ...(bind ? { bind } : {}),
+    ...(name ? { name } : {}),
+  };
   return { port, hosts, httpsRedirect, at: r.at, ...optional };
 }
 

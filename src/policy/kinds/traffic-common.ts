@@ -4,7 +4,7 @@
  */
 import type { PNode } from '../source-map.js';
 import { MapReader } from '../reader.js';
-import type { Destination, HeaderOps, StringMatch } from '../traffic-types.js';
+import type { Destination, GatewayName, HeaderOps, StringMatch } from '../traffic-types.js';
 import { DNS_LABEL } from './common.js';
 import { isRe2Compatible } from './re2.js';
 
@@ -38,7 +38,11 @@ export function readHeaderOps(r: MapReader | undefined): { request: HeaderOps; r
   for (const side of ['request', 'response'] as const) {
     const s = r.map(side);
     if (!s) continue;
-    out[side] = { set: s.strMap('set') ?? {}, add: s.strMap('add') ?? {}, remove: (s.strList('remove') ?? []).map((x) => x.value) };
+    out[side] = {
+      set: s.strMap('set') ?? {},
+      add: s.strMap('add') ?? {},
+      remove: (s.strList('remove') ?? []).map((x) => x.value),
+    };
     s.done();
   }
   r.done();
@@ -65,7 +69,7 @@ export function readDestination(
 ): (Omit<Destination, 'weight'> & { weight?: number }) | undefined {
   const dest = d.map('destination', { required: true });
   const weight = d.int('weight', { min: 0, max: 100, required: weightRequired });
-  d.unsupported(['headers'], 'per-destination header operations are not supported yet; use the route\'s headers');
+  d.unsupported(['headers'], "per-destination header operations are not supported yet; use the route's headers");
   d.done();
   if (!dest) return undefined;
   const host = dest.str('host', { required: true });
@@ -77,4 +81,31 @@ export function readDestination(
   if (host === undefined) return undefined;
   const w = weight !== undefined ? { weight } : {};
   return { host, at: dest.at, ...(subset ? { subset } : {}), ...(port ? { port } : {}), ...w };
+}
+
+/** `namespace/name` or `name` of a Gateway (DNS labels, as Istio requires of Gateway names). */
+const GATEWAY_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** `mesh`, `namespace/name` or `name`; resolved against the Gateways in the model. */
+export function readGateways(r: MapReader): GatewayName[] {
+  const list = r.strList('gateways') ?? [];
+  return list.filter((g, i) => {
+    if (g.value === 'mesh' || GATEWAY_NAME.test(g.value)) return true;
+    const path = `${r.sub('gateways')}[${i}]`;
+    const message = `${path}: "${g.value}" is not mesh, namespace/name or name`;
+    r.ctx.diags.report('CH0204', message, { location: g.at, path, object: r.ctx.object });
+    return false;
+  });
+}
+
+/** The weighted destinations of a tcp or tls route: required, weights adding up to 100 when there are several. */
+export function readL4Destinations(r: MapReader): Destination[] {
+  const list = r.maps('route', { required: true, nonEmpty: true }) ?? [];
+  const route = list
+    .map((d) => readDestination(d, list.length > 1))
+    .filter((d) => d !== undefined)
+    .map((d) => ({ ...d, weight: d.weight ?? 100 }));
+  const total = route.reduce((n, d) => n + d.weight, 0);
+  if (route.length > 1 && total !== 100) r.report('CH0406', 'route', `weights add up to ${total}, not 100`);
+  return route;
 }

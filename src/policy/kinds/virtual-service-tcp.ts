@@ -6,18 +6,18 @@
 import type { MapReader } from '../reader.js';
 import type { TcpMatch, TcpRoute } from '../traffic-types.js';
 import { DNS_LABEL } from './common.js';
-import { readDestination } from './traffic-common.js';
-
+import { readGateways, readL4Destinations } from './traffic-common.js';
 
 function readMatch(m: MapReader): TcpMatch {
   const port = m.int('port', { min: 1, max: 65535 });
   const sourceLabels = m.strMap('sourceLabels');
   const sourceNamespace = m.str('sourceNamespace', { pattern: DNS_LABEL, patternHint: 'a namespace' });
   m.unsupported(['destinationSubnets'], 'cannot be honoured: explicit-mode sidecars do not see the dialled address');
-  m.unsupported(['gateways'], 'is not supported for tcp routes yet');
+  const gateways = m.has('gateways') ? readGateways(m) : undefined;
   m.done();
   return {
     at: m.at,
+    ...(gateways ? { gateways } : {}),
     ...(port ? { port } : {}),
     ...(sourceLabels ? { sourceLabels } : {}),
     ...(sourceNamespace ? { sourceNamespace } : {}),
@@ -27,27 +27,26 @@ function readMatch(m: MapReader): TcpMatch {
 export function readTcpRoutes(spec: MapReader): TcpRoute[] {
   return (spec.maps('tcp') ?? []).map((r) => {
     const match = (r.maps('match') ?? []).map(readMatch);
-    const list = r.maps('route', { required: true, nonEmpty: true }) ?? [];
-    const route = list
-      .map((d) => readDestination(d, list.length > 1))
-      .filter((d) => d !== undefined)
-      .map((d) => ({ ...d, weight: d.weight ?? 100 }));
-    const total = route.reduce((n, d) => n + d.weight, 0);
-    if (route.length > 1 && total !== 100) r.report('CH0406', 'route', `weights add up to ${total}, not 100`);
+    const route = readL4Destinations(r);
     r.done();
     return { match, route, at: r.at };
   });
 }
 
-/** Whether a caller (its labels and namespace) connecting to `port` is selected by a route's matches. */
+/**
+ * Whether a caller (its labels and namespace) connecting to `port` is selected by a route's matches; `here` says
+ * whether a match's `gateways` let it apply where the route is built (model/gateways.ts matchApplies).
+ */
 export function tcpRouteMatches(
   r: TcpRoute,
   port: number,
   caller: { labels: Record<string, string>; namespace: string },
+  here: (m: TcpMatch) => boolean,
 ): boolean {
   if (r.match.length === 0) return true;
   return r.match.some(
     (m) =>
+      here(m) &&
       (m.port === undefined || m.port === port) &&
       (m.sourceNamespace === undefined || m.sourceNamespace === caller.namespace) &&
       Object.entries(m.sourceLabels ?? {}).every(([k, v]) => caller.labels[k] === v),

@@ -1,12 +1,13 @@
 /**
  * Stage: decode. `networking.istio.io` VirtualService, HTTP routes: matches, weighted destinations (subsets),
- * retries, timeouts, fault injection, mirroring, rewrites, header operations, redirects and direct responses.
+ * retries, timeouts, fault injection, mirroring, rewrites, header operations, redirects and direct responses; tcp
+ * and tls routes are read by virtual-service-tcp.ts and virtual-service-tls.ts.
  */
 import type { MapReader } from '../reader.js';
-import type { GatewayName, HttpMatch, HttpRoute, VirtualServiceSpec } from '../traffic-types.js';
-import { readDestination, readHeaderOps, readPercent, readStringMatch } from './traffic-common.js';
+import type { HttpMatch, HttpRoute, VirtualServiceSpec } from '../traffic-types.js';
+import { readDestination, readGateways, readHeaderOps, readPercent, readStringMatch } from './traffic-common.js';
 import { readTcpRoutes } from './virtual-service-tcp.js';
-
+import { readTlsRoutes } from './virtual-service-tls.js';
 
 function readMatch(m: MapReader): HttpMatch {
   const out: HttpMatch = { headers: [], queryParams: [], at: m.at };
@@ -16,7 +17,10 @@ function readMatch(m: MapReader): HttpMatch {
   if (method) out.method = method;
   const authority = readStringMatch(m.map('authority'));
   if (authority) out.authority = authority;
-  for (const [key, list] of [['headers', out.headers], ['queryParams', out.queryParams]] as const) {
+  for (const [key, list] of [
+    ['headers', out.headers],
+    ['queryParams', out.queryParams],
+  ] as const) {
     const h = m.map(key);
     for (const name of h?.keys() ?? []) {
       const sm = h!.map(name);
@@ -46,13 +50,18 @@ function readRoute(r: MapReader): HttpRoute | undefined {
   const many = dests.length > 1;
   const parsed = dests.map((d) => readDestination(d, false));
   const given = parsed.filter((d) => d?.weight !== undefined);
-  if (many && given.length > 0 && given.length < parsed.length) r.report('CH0204', 'route', 'give every destination a weight, or none');
+  if (many && given.length > 0 && given.length < parsed.length)
+    r.report('CH0204', 'route', 'give every destination a weight, or none');
   const total = given.reduce((n, d) => n + (d!.weight ?? 0), 0);
   if (given.length > 0 && total !== 100) {
     r.report('CH0406', 'route', `weights add up to ${total}, not 100`);
   }
   parsed.forEach((d, i) => {
-    if (d) out.route.push({ ...d, weight: d.weight ?? (many ? Math.floor(100 / parsed.length) + (i < 100 % parsed.length ? 1 : 0) : 100) });
+    if (d)
+      out.route.push({
+        ...d,
+        weight: d.weight ?? (many ? Math.floor(100 / parsed.length) + (i < 100 % parsed.length ? 1 : 0) : 100),
+      });
   });
   const redirect = r.map('redirect');
   if (redirect) {
@@ -89,10 +98,17 @@ function readRoute(r: MapReader): HttpRoute | undefined {
   if (retries) {
     const attempts = retries.int('attempts', { required: true, min: 0, max: 100 }) ?? 0;
     const perTry = retries.duration('perTryTimeout', { minMs: 1 });
-    const retryOn = retries.str('retryOn', { pattern: /^[a-z0-9-]+(,[a-z0-9-]+)*$/, patternHint: 'a comma-separated list of Envoy retry conditions (e.g. 5xx,connect-failure)' });
+    const retryOn = retries.str('retryOn', {
+      pattern: /^[a-z0-9-]+(,[a-z0-9-]+)*$/,
+      patternHint: 'a comma-separated list of Envoy retry conditions (e.g. 5xx,connect-failure)',
+    });
     retries.unsupported(['retryRemoteLocalities', 'backoff']);
     retries.done();
-    out.retries = { attempts, ...(perTry !== undefined ? { perTryTimeoutMs: perTry } : {}), ...(retryOn ? { retryOn } : {}) };
+    out.retries = {
+      attempts,
+      ...(perTry !== undefined ? { perTryTimeoutMs: perTry } : {}),
+      ...(retryOn ? { retryOn } : {}),
+    };
   }
   const fault = r.map('fault');
   if (fault) {
@@ -133,21 +149,6 @@ function readRoute(r: MapReader): HttpRoute | undefined {
   return out;
 }
 
-/** `namespace/name` or `name` of a Gateway (DNS labels, as Istio requires of Gateway names). */
-const GATEWAY_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-/** `mesh`, `namespace/name` or `name`; resolved against the Gateways in the model. */
-function readGateways(r: MapReader): GatewayName[] {
-  const list = r.strList('gateways') ?? [];
-  return list.filter((g, i) => {
-    if (g.value === 'mesh' || GATEWAY_NAME.test(g.value)) return true;
-    const path = `${r.sub('gateways')}[${i}]`;
-    const message = `${path}: "${g.value}" is not mesh, namespace/name or name`;
-    r.ctx.diags.report('CH0204', message, { location: g.at, path, object: r.ctx.object });
-    return false;
-  });
-}
-
 export function decodeVirtualService(spec: MapReader | undefined): VirtualServiceSpec | undefined {
   if (!spec) return undefined;
   const hosts = spec.strList('hosts', { required: true, nonEmpty: true }) ?? [];
@@ -156,7 +157,8 @@ export function decodeVirtualService(spec: MapReader | undefined): VirtualServic
   const gateways = listed.length > 0 ? listed : [{ value: 'mesh', at: spec.loc('gateways') }];
   const http = (spec.maps('http') ?? []).map(readRoute).filter((r) => r !== undefined);
   const tcp = readTcpRoutes(spec);
-  spec.unsupported(['tls', 'exportTo'], 'is not supported yet');
+  const tls = readTlsRoutes(spec, hosts);
+  spec.unsupported(['exportTo'], 'is not supported yet');
   spec.done();
-  return { hosts, gateways, http, tcp };
+  return { hosts, gateways, http, tcp, tls };
 }

@@ -89,7 +89,10 @@ export function buildCluster(c: ClusterIR): object {
   const cb = policy?.connectionPool ? circuitBreakers(policy.connectionPool) : undefined;
   if (cb) base.circuit_breakers = cb;
   if (policy?.outlierDetection) base.outlier_detection = outlier(policy.outlierDetection);
-  if (c.tls) base.transport_socket = upstreamMtls(c.tls.sans, c.key.direction === 'outbound' ? c.key.host : name);
+  if (c.tls) {
+    const sni = c.tls.sni ?? (c.key.direction === 'outbound' ? c.key.host : name);
+    base.transport_socket = upstreamMtls(c.tls.sans, sni);
+  }
   if (c.originate) base.transport_socket = upstreamOriginatedTls(c.originate);
   if (c.key.direction === 'jwks' && c.key.tls) base.transport_socket = upstreamTlsToPublicServer(c.key.host);
   return base;

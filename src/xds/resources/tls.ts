@@ -58,8 +58,35 @@ const SAN_TYPES = ['DNS', 'URI', 'EMAIL', 'IP_ADDRESS'];
 /**
  * A gateway server's TLS: its credential's certificate over SDS; for MUTUAL (and OPTIONAL_MUTUAL, where a client
  * certificate is verified if sent) the credential's CA verifies clients, optionally narrowed by SAN, SPKI or hash.
+ * ISTIO_MUTUAL: the gateway's own SVID, and a client certificate of the mesh's trust domains is required (Istio's
+ * gateway does the same with its workload certificate). ALPN h2/http1.1 only for HTTP chains.
  */
-export function downstreamServerTls(t: ServerTlsIR): object {
+export function downstreamServerTls(t: ServerTlsIR, http: boolean, trustDomains: readonly string[]): object {
+  const params = {
+    ...(t.minProtocolVersion ? { tls_minimum_protocol_version: t.minProtocolVersion } : {}),
+    ...(t.maxProtocolVersion ? { tls_maximum_protocol_version: t.maxProtocolVersion } : {}),
+    ...(t.cipherSuites.length > 0 ? { cipher_suites: t.cipherSuites } : {}),
+  };
+  const alpn = http ? { alpn_protocols: ['h2', 'http/1.1'] } : {};
+  const context = (common: object, requireClient: boolean) => ({
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': anyType('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext'),
+      require_client_certificate: requireClient,
+      common_tls_context: { tls_params: params, ...common, ...alpn },
+    },
+  });
+  if (t.credential === undefined) {
+    const sans = trustDomains.map((td) => ({ san_type: 'URI', matcher: { prefix: `spiffe://${td}/` } }));
+    const validation = {
+      default_validation_context: { match_typed_subject_alt_names: sans },
+      validation_context_sds_secret_config: sds(SECRET_TRUST_BUNDLE),
+    };
+    return context(
+      { tls_certificate_sds_secret_configs: [sds(SECRET_WORKLOAD)], combined_validation_context: validation },
+      true,
+    );
+  }
   const verifies = t.mode !== 'SIMPLE';
   const sans = t.subjectAltNames.flatMap((n) => SAN_TYPES.map((san_type) => ({ san_type, matcher: { exact: n } })));
   const checks = {
@@ -67,29 +94,15 @@ export function downstreamServerTls(t: ServerTlsIR): object {
     ...(t.verifyCertificateSpki.length > 0 ? { verify_certificate_spki: t.verifyCertificateSpki } : {}),
     ...(t.verifyCertificateHash.length > 0 ? { verify_certificate_hash: t.verifyCertificateHash } : {}),
   };
-  const params = {
-    ...(t.minProtocolVersion ? { tls_minimum_protocol_version: t.minProtocolVersion } : {}),
-    ...(t.maxProtocolVersion ? { tls_maximum_protocol_version: t.maxProtocolVersion } : {}),
-    ...(t.cipherSuites.length > 0 ? { cipher_suites: t.cipherSuites } : {}),
-  };
   const validation = {
     default_validation_context: checks,
     validation_context_sds_secret_config: sds(credentialCaSecretName(t.credential)),
   };
   const common = {
-    tls_params: params,
     tls_certificate_sds_secret_configs: [sds(credentialSecretName(t.credential))],
     ...(verifies ? { combined_validation_context: validation } : {}),
-    alpn_protocols: ['h2', 'http/1.1'],
   };
-  return {
-    name: 'envoy.transport_sockets.tls',
-    typed_config: {
-      '@type': anyType('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext'),
-      require_client_certificate: t.mode === 'MUTUAL',
-      common_tls_context: common,
-    },
-  };
+  return context(common, t.mode === 'MUTUAL');
 }
 
 export const TLS_INSPECTOR = {
