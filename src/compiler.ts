@@ -7,10 +7,17 @@
  */
 import { Diagnostics, hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
 import { checkGatewayCredentials, type CredentialLookup } from './model/gateways.js';
+import { checkOriginationCredentials } from './model/origination-credentials.js';
 import { ResourceCache, ResourceEncodeError } from './snapshot/resource-cache.js';
 import { buildSnapshot, type Snapshot } from './snapshot/snapshot.js';
 import { compileProxy } from './ir/compile.js';
-import { affectedProxies, dependencyValues, updatedIndex, type Dependencies, type DependencyIndex } from './ir/dependencies.js';
+import {
+  affectedProxies,
+  dependencyValues,
+  updatedIndex,
+  type Dependencies,
+  type DependencyIndex,
+} from './ir/dependencies.js';
 import type { ProxyIR } from './ir/types.js';
 import { buildModelSteps } from './model/build.js';
 import type { RegisteredInstance } from './model/groups.js';
@@ -51,7 +58,7 @@ export interface CompileResult {
 
 export interface CompileOptions {
   /**
-   * Checks the TLS credentials Gateways name (the server's --credentials-dir; `check --credentials-dir`). Without
+   * Checks the TLS credentials Gateways and DestinationRules name (the server's --credentials-dir; `check --credentials-dir`). Without
    * it credentials are not looked at: they live outside the policy repository, so CI may not have them.
    */
   credentials?: CredentialLookup;
@@ -117,6 +124,7 @@ function* compileSteps(
   if (options.credentials) {
     const own = new Diagnostics();
     checkGatewayCredentials(model.value, options.credentials, own);
+    checkOriginationCredentials(model.value, options.credentials, own);
     diags.push(...own.items);
   }
   const diagnostics = sortDiagnostics(diags.map((d) => atRevision(d, source.revision)));
@@ -133,7 +141,10 @@ function* compileSteps(
       yield;
       const prev = previous?.proxies.get(w.id);
       if (prev && !affected!.has(w.id)) {
-        proxies.set(w.id, prev.ir.revision === m.revision ? prev : { ...prev, ir: { ...prev.ir, revision: m.revision } });
+        proxies.set(
+          w.id,
+          prev.ir.revision === m.revision ? prev : { ...prev, ir: { ...prev.ir, revision: m.revision } },
+        );
         continue;
       }
       const { value: ir, keys } = recording(() => compileProxy(m, w));
@@ -224,6 +235,8 @@ function atRevision(d: Diagnostic, revision: string): Diagnostic {
   return {
     ...d,
     ...(d.location ? { location: restamp(d.location) } : {}),
-    ...(d.related ? { related: d.related.map((r) => ({ ...r, ...(r.location ? { location: restamp(r.location) } : {}) })) } : {}),
+    ...(d.related
+      ? { related: d.related.map((r) => ({ ...r, ...(r.location ? { location: restamp(r.location) } : {}) })) }
+      : {}),
   } as Diagnostic;
 }

@@ -63,7 +63,8 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   const key: ClusterKey = { direction: 'outbound', host: svc.host, port, ...(subset ? { subset } : {}) };
   const sp = svc.ports.find((p) => p.number === port)!;
   const labels = subset ? (subsetOf(model, svc.host, subset)?.labels ?? {}) : {};
-  const dns = svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN';
+  // NONE: the host's own address, as the application would have dialled it (policy/kinds/service-entry.ts).
+  const dns = svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN' || svc.resolution === 'NONE';
   const endpoints = svc.endpoints.filter((ep) => labelsMatch(labels, ep.labels));
   const { tls: tlsMode, ...policy } = trafficPolicyFor(model, svc.host, port, subset) ?? {};
   const dr = destinationRuleFor(model, svc.host);
@@ -102,19 +103,17 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
 
 /**
  * DestinationRule SIMPLE / MUTUAL: Envoy originates TLS itself. SNI is `sni`, else the service host. The server is
- * verified against `caCertificates` (the system's CA bundle by default) and `subjectAltNames` (the SNI by default),
- * unless insecureSkipVerify.
+ * verified against `caCertificates` (the system's CA bundle by default) or, with `credentialName`, the credential's
+ * ca.crt (Istio's rule for SIMPLE and MUTUAL alike), and `subjectAltNames` (the SNI by default), unless
+ * insecureSkipVerify. MUTUAL presents the files' or the credential's certificate.
  */
 function origination(t: TlsOrigination, host: string): NonNullable<ClusterIR['originate']> {
   const sni = t.sni ?? host;
-  const verify = t.insecureSkipVerify
-    ? {}
-    : {
-        verify: {
-          caFile: t.caCertificates ?? SYSTEM_CA_BUNDLE,
-          sans: t.subjectAltNames.length > 0 ? t.subjectAltNames : [sni],
-        },
-      };
-  const client = t.mode === 'MUTUAL' ? { client: { certFile: t.clientCertificate!, keyFile: t.privateKey! } } : {};
-  return { sni, ...verify, ...client };
+  const sans = t.subjectAltNames.length > 0 ? t.subjectAltNames : [sni];
+  const cred = t.credential?.name;
+  const ca = cred !== undefined ? { caCredential: cred } : { caFile: t.caCertificates ?? SYSTEM_CA_BUNDLE };
+  const verify = t.insecureSkipVerify ? {} : { verify: { sans, ...ca } };
+  if (t.mode !== 'MUTUAL') return { sni, ...verify };
+  const client = cred !== undefined ? { credential: cred } : { certFile: t.clientCertificate!, keyFile: t.privateKey! };
+  return { sni, ...verify, client };
 }

@@ -30,12 +30,15 @@ export interface ClusterIR {
   key: ClusterKey;
   /** Originate mTLS with the workload's SVID, accepting only these SPIFFE ids (the destination's identities). */
   tls?: { sans: string[] };
-  /** TLS with certificates of the user's own (DestinationRule SIMPLE / MUTUAL), files on the proxy's host. */
+  /**
+   * TLS with certificates of the user's own (DestinationRule SIMPLE / MUTUAL): files on the proxy's host, or a
+   * credential (a directory under --credentials-dir) whose parts the proxy gets over SDS (see credentialsOf).
+   */
   originate?: {
     sni: string;
-    /** Server verification: a CA file and the names the certificate must hold; absent: insecureSkipVerify. */
-    verify?: { caFile: string; sans: string[] };
-    client?: { certFile: string; keyFile: string };
+    /** Server verification: a CA (file or credential) and the names the certificate must hold; absent: insecure. */
+    verify?: { sans: string[] } & ({ caFile: string } | { caCredential: string });
+    client?: { certFile: string; keyFile: string } | { credential: string };
   };
   /** `eds`: endpoints over EDS; `static`: inline endpoints; `dns`: Envoy resolves the host itself. */
   discovery: 'eds' | 'static' | 'dns';

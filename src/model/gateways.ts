@@ -252,8 +252,9 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
       if (prev && (prev.vs !== h.vs || prev.server.gateway !== h.server.gateway)) {
         const whose = (x: GatewayHostPlan) =>
           x.vs ? objectRef('VirtualService', x.vs) : `${serverName(x.server)} (httpsRedirect)`;
-        const message = `host ${h.domain} on ${where} is routed by ${whose(h)} and by ${whose(prev)}; `
-          + 'put its routes in one VirtualService';
+        const message =
+          `host ${h.domain} on ${where} is routed by ${whose(h)} and by ${whose(prev)}; ` +
+          'put its routes in one VirtualService';
         const object = h.vs ? objectRef('VirtualService', h.vs) : objectRef('Gateway', h.server.gateway);
         const related = [{ message: 'the other', location: prev.at }];
         diags.report('CH0408', message, { location: h.at, object, related });
@@ -268,8 +269,10 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
  * the server has no credentials directory at all, a warning (the server's TLS stays closed) rather than a reason
  * to serve nothing to the whole mesh.
  */
-export type CredentialLookup = (name: string) =>
-  | { ok: true; hasCa: boolean; warnings: string[] }
+export type CredentialLookup = (
+  name: string,
+) =>
+  | { ok: true; hasCertificate?: boolean; hasCa: boolean; warnings: string[] }
   | { ok: false; problem: string; unavailable?: true };
 
 /**
@@ -288,6 +291,8 @@ export function checkGatewayCredentials(model: MeshModel, lookup: CredentialLook
       if (!state.ok) {
         const severity = state.unavailable ? { severity: 'warning' as const } : {};
         diags.report('CH0308', `credential ${name}: ${state.problem}`, { ...at, ...severity });
+      } else if (state.hasCertificate === false) {
+        diags.report('CH0308', `credential ${name} has only ca.crt; a server needs tls.crt and tls.key`, at);
       } else if (s.tls.mode !== 'SIMPLE' && !state.hasCa) {
         diags.report('CH0308', `credential ${name} has no ca.crt, which ${s.tls.mode} needs to verify clients`, at);
       } else {
@@ -309,8 +314,9 @@ function checkUnservedVirtualServices(model: MeshModel, diags: Diagnostics): voi
       const served = gateway.spec.servers.some(serves);
       if (served) continue;
       const at = vs.spec.gateways.find((g) => gatewayRef(g.value, vs.namespace) === ref)?.at ?? vs.origin;
-      const message = `no server of Gateway ${ref} serves any of this VirtualService's hosts for namespace `
-        + `${vs.namespace}: it routes nothing there`;
+      const message =
+        `no server of Gateway ${ref} serves any of this VirtualService's hosts for namespace ` +
+        `${vs.namespace}: it routes nothing there`;
       diags.report('CH0407', message, { location: at, object: objectRef('VirtualService', vs) });
     }
   }
