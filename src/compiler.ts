@@ -58,8 +58,9 @@ export interface CompileResult {
 
 export interface CompileOptions {
   /**
-   * Checks the TLS credentials Gateways and DestinationRules name (the server's --credentials-dir; `check --credentials-dir`). Without
-   * it credentials are not looked at: they live outside the policy repository, so CI may not have them.
+   * Checks the TLS credentials Gateways and DestinationRules name (the server's --credentials-dir; `check
+   * --credentials-dir`). Without it credentials are not looked at: they live outside the policy repository, so CI
+   * may not have them.
    */
   credentials?: CredentialLookup;
   /** Instances registered into WorkloadGroups: they join as WorkloadEntries of their groups. */

@@ -89,7 +89,8 @@ for (const c of cases) {
         const doc: Record<string, unknown> = { ir: proxy.ir };
         for (const [t, list] of proxy.resources) doc[SHORT_NAME[t]] = list.map((r) => r.json);
         check(file, stable(stringify(doc, { aliasDuplicateObjects: false }), result.revision));
-        const credentials = credentialUsesOf(proxy.ir).flatMap((u) => buildCredentialSecrets(u.name, testCredential, u));
+        const uses = credentialUsesOf(proxy.ir);
+        const credentials = uses.flatMap((u) => buildCredentialSecrets(u.name, testCredential, u));
         const v = validateEnvoyConfig(staticBootstrap(proxy.resources, [...testSecrets, ...credentials]));
         assert.ok(v.ok, `envoy --mode validate rejected ${id}:\n${v.output}`);
       });

@@ -1,7 +1,8 @@
 /**
  * The SDS secrets each proxy is served: its workload certificate, the trust bundle, and the parts of the credentials
- * its gateway listeners terminate TLS with or its clusters originate TLS with (ir/credentials.ts), and nothing else. Built and encoded once per distinct set: every sidecar of an
- * identity shares one set, and a gateway credential's secrets are shared by the gateways that use it.
+ * its gateway listeners terminate TLS with or its clusters originate TLS with (ir/credentials.ts), and nothing
+ * else. Built and encoded once per distinct set: every sidecar of an identity shares one set, and a credential's
+ * secrets are shared by the proxies that use it.
  */
 import type { IssuedCertificate } from '../ca/authority.js';
 import type { Credential } from '../credentials/read-credential.js';

@@ -128,7 +128,7 @@ describe('TLS origination with credentials from --credentials-dir through real E
   const call = (host: string, from = IP.caller) =>
     request({ host: from, port: 15001, path: `http://${host}/`, headers: { host } });
 
-  test("MUTUAL: the sidecar presents the credential's certificate and verifies the server with its ca.crt", async () => {
+  test("MUTUAL: the sidecar presents the credential's certificate, verifies the server with its ca.crt", async () => {
     const r = await waitFor(
       async () => {
         const x = await call('mtls.example.test');
@@ -176,7 +176,7 @@ describe('TLS origination with credentials from --credentials-dir through real E
     clientCert = next;
   });
 
-  test('a missing credential rejects the revision at the credentialName line; the last good one keeps serving', async () => {
+  test('a missing credential rejects the revision at its line; the last good one keeps serving', async () => {
     const good = cp.current!.result.revision;
     policy.write('mesh.yaml', mesh('missing-cred'));
     const isRejected = () =>

@@ -94,7 +94,8 @@ describe('credentialName: the credential as the compiler sees it', () => {
     const subset = files(
       '{ mode: DISABLE }',
       '  subsets:\n    - name: v1\n      labels: { v: "1" }\n      trafficPolicy:\n' +
-        '        portLevelSettings:\n          - port: { number: 443 }\n            tls: { mode: SIMPLE, credentialName: sub }',
+        '        portLevelSettings:\n          - port: { number: 443 }\n' +
+        '            tls: { mode: SIMPLE, credentialName: sub }',
     );
     const gone = (n: string) => (n === 'sub' ? { ok: false as const, problem: 'gone' } : ok);
     assert.deepEqual(
