@@ -87,6 +87,7 @@ export function* buildModelSteps(
 
   const services: Service[] = [];
   const byHost = new Map<string, ServiceEntry>();
+  const byAddress = new Map<string, ServiceEntry>();
   const workloadsById = new Map(workloads.map((w) => [w.id, w]));
   for (const se of entries) {
     const ref = objectRef('ServiceEntry', se.meta);
@@ -116,6 +117,17 @@ export function* buildModelSteps(
       byHost.set(host, se);
       for (const w of selected) workloadsById.get(w.id)?.services.push(host);
       services.push(selector ? serviceOf(se, host, selected) : inlineService(se, host));
+    });
+    // An address routes (and, for TCP, listens) like its service's host: it can stand for one service only.
+    se.spec.addresses.forEach((address, i) => {
+      const prev = byAddress.get(address);
+      if (!prev) return void byAddress.set(address, se);
+      diags.report('CH0402', `address ${address} is already the address of ${objectRef('ServiceEntry', prev.meta)}`, {
+        location: se.at[`spec.addresses[${i}]`] ?? se.origin,
+        path: `spec.addresses[${i}]`,
+        object: ref,
+        related: [{ message: 'first declared here', location: prev.origin }],
+      });
     });
   }
   yield;
@@ -227,11 +239,15 @@ function attachSidecars(
     if (sc.spec.workloadSelector) continue;
     const prev = nsDefaults.get(sc.meta.namespace);
     if (prev) {
-      diags.report('CH0403', `namespace ${sc.meta.namespace} already has a Sidecar without workloadSelector (${objectRef('Sidecar', prev.meta)})`, {
-        location: sc.origin,
-        object: objectRef('Sidecar', sc.meta),
-        related: [{ message: 'the other one', location: prev.origin }],
-      });
+      diags.report(
+        'CH0403',
+        `namespace ${sc.meta.namespace} already has a Sidecar without workloadSelector (${objectRef('Sidecar', prev.meta)})`,
+        {
+          location: sc.origin,
+          object: objectRef('Sidecar', sc.meta),
+          related: [{ message: 'the other one', location: prev.origin }],
+        },
+      );
       continue;
     }
     nsDefaults.set(sc.meta.namespace, sc);
@@ -249,11 +265,15 @@ function attachSidecars(
     }
     for (const w of selected) {
       if (w.sidecar) {
-        diags.report('CH0403', `workload ${w.id} is selected by two Sidecars: ${w.sidecar.ref} and ${objectRef('Sidecar', sc.meta)}`, {
-          location: sc.at['spec.workloadSelector'] ?? sc.origin,
-          object: objectRef('Sidecar', sc.meta),
-          related: [{ message: 'the other Sidecar', location: w.sidecar.origin }],
-        });
+        diags.report(
+          'CH0403',
+          `workload ${w.id} is selected by two Sidecars: ${w.sidecar.ref} and ${objectRef('Sidecar', sc.meta)}`,
+          {
+            location: sc.at['spec.workloadSelector'] ?? sc.origin,
+            object: objectRef('Sidecar', sc.meta),
+            related: [{ message: 'the other Sidecar', location: w.sidecar.origin }],
+          },
+        );
         continue;
       }
       w.sidecar = { ref: objectRef('Sidecar', sc.meta), spec: sc.spec, origin: sc.origin };
@@ -288,12 +308,14 @@ function serviceOf(se: ServiceEntry, host: string, selected: readonly Workload[]
     ports: se.spec.ports,
     location: se.spec.location,
     resolution: se.spec.resolution,
+    addresses: se.spec.addresses,
     endpoints: endpoints.sort(byAddress),
     origin: se.origin,
   };
 }
 
-const byAddress = (a: ServiceEndpoint, b: ServiceEndpoint) => cmp(`${a.address}|${a.workload ?? ''}`, `${b.address}|${b.workload ?? ''}`);
+const byAddress = (a: ServiceEndpoint, b: ServiceEndpoint) =>
+  cmp(`${a.address}|${a.workload ?? ''}`, `${b.address}|${b.workload ?? ''}`);
 
 /** A service with inline endpoints depends on its ServiceEntry alone: built once per decoded entry and host. */
 const inlineServices = new WeakMap<ServiceEntry, Map<string, Service>>();
@@ -303,7 +325,11 @@ function inlineService(se: ServiceEntry, host: string): Service {
   if (!byHost) inlineServices.set(se, (byHost = new Map()));
   let svc = byHost.get(host);
   if (!svc) {
-    const endpoints = se.spec.endpoints.map((e) => ({ ...e, serviceAccount: e.serviceAccount ?? 'default', origin: se.origin }));
+    const endpoints = se.spec.endpoints.map((e) => ({
+      ...e,
+      serviceAccount: e.serviceAccount ?? 'default',
+      origin: se.origin,
+    }));
     svc = { ...serviceOf(se, host, []), endpoints: endpoints.sort(byAddress) };
     byHost.set(host, svc);
   }

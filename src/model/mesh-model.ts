@@ -27,6 +27,8 @@ export interface Service {
   ports: ServicePort[];
   location: 'MESH_INTERNAL' | 'MESH_EXTERNAL';
   resolution: 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'NONE';
+  /** ServiceEntry addresses: where the application dials it, so where a sidecar listens for it (explicit mode). */
+  addresses: string[];
   endpoints: ServiceEndpoint[];
   origin: Origin;
 }

@@ -68,3 +68,71 @@ describe('ServiceEntry resolution NONE in explicit mode', () => {
     assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DNS\n`), ['CH0205 11']);
   });
 });
+
+describe('ServiceEntry addresses in explicit mode', () => {
+  const withSidecar = (spec: string, egress: string) =>
+    compileSource({
+      revision: 't',
+      files: [
+        {
+          path: 's.yaml',
+          text:
+            caller +
+            se(spec) +
+            `---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: caller, namespace: ns }
+spec:
+  workloadSelector: { labels: { app: caller } }
+  egress:
+${egress}`,
+        },
+      ],
+    });
+  const DB = '  hosts: [db.example.test]\n  resolution: STATIC\n  endpoints: [{ address: 127.0.52.53 }]\n';
+
+  test('a TCP port: the Sidecar egress listener without bind listens on the address the application dials', () => {
+    const r = withSidecar(
+      `${DB}  addresses: [127.0.52.52]\n  ports: [{ number: 5432, name: pg, protocol: TCP }]\n`,
+      '    - port: { number: 5432, protocol: TCP, name: pg }\n      hosts: ["./db.example.test"]\n',
+    );
+    assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
+    const l = r.proxies.get('ns/caller-1')!.ir.listeners.find((x) => x.tcp)!;
+    assert.equal(`${l.address}:${l.port}`, '127.0.52.52:5432');
+  });
+
+  test('an HTTP port: the address (and address:port) routes like the host', () => {
+    const r = withSidecar(
+      `${DB}  addresses: [127.0.52.52]\n${HTTP}`,
+      '    - port: { number: 15001, protocol: HTTP, name: http }\n      hosts: ["./*"]\n',
+    );
+    assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
+    const vh = r.proxies.get('ns/caller-1')!.ir.routeTables[0].virtualHosts.find((v) => v.name === 'db.example.test')!;
+    assert.deepEqual(vh.domains, ['db.example.test', 'db.example.test:80', '127.0.52.52', '127.0.52.52:80']);
+  });
+
+  test('what one listening address cannot stand for: CH0205 (a CIDR, two hosts, two addresses on TCP)', () => {
+    const tcp = '  ports: [{ number: 5432, name: pg, protocol: TCP }]\n';
+    assert.deepEqual(codes(`${DB}  addresses: [10.0.0.0/24]\n${tcp}`), ['CH0205 14']);
+    assert.deepEqual(codes(`${DB}  addresses: [10.0.0.1, 10.0.0.2]\n${tcp}`), ['CH0205 14']);
+    const two = DB.replace('[db.example.test]', '[db.example.test, db2.example.test]');
+    assert.deepEqual(codes(`${two}  addresses: [10.0.0.1]\n${HTTP}`), ['CH0205 14']);
+    assert.deepEqual(codes(`${DB}  addresses: [not-an-ip]\n${HTTP}`), ['CH0204 14']);
+  });
+
+  test('one address for two services: CH0402', () => {
+    const other = se(`  hosts: [db2.example.test]\n  resolution: DNS\n  addresses: [10.0.0.1]\n${HTTP}`).replace(
+      'name: ext,',
+      'name: ext2,',
+    );
+    const r = compileSource({
+      revision: 't',
+      files: [{ path: 's.yaml', text: caller + se(`${DB}  addresses: [10.0.0.1]\n${HTTP}`) + other }],
+    });
+    assert.deepEqual(
+      r.diagnostics.map((d) => d.code),
+      ['CH0402'],
+    );
+  });
+});

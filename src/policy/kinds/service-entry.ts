@@ -1,14 +1,16 @@
 /**
  * Stage: decode. `networking.istio.io` ServiceEntry: the service registry.
  */
+import type { Origin } from '../../diag/diagnostic.js';
 import type { MapReader } from '../reader.js';
-import type { EndpointSpec, ServiceEntrySpec } from '../types.js';
+import { isIP } from 'node:net';
+import { isHttpProtocol, type EndpointSpec, type ServiceEntrySpec, type ServicePort } from '../types.js';
 import { DNS_NAME, readLabelSelector, readServicePort } from './common.js';
 import { readEndpoint } from './workload-entry.js';
 
 export function decodeServiceEntry(
   spec: MapReader | undefined,
-  at: Record<string, import('../../diag/diagnostic.js').Origin>,
+  at: Record<string, Origin>,
 ): ServiceEntrySpec | undefined {
   if (!spec) return undefined;
   const hosts = (spec.strList('hosts', { required: true, nonEmpty: true }) ?? []).filter((h, i) => {
@@ -68,7 +70,7 @@ export function decodeServiceEntry(
   const known = !!workloadSelector || endpoints.length > 0;
   const resolution = given ?? (known ? 'STATIC' : 'NONE');
   if (resolution === 'NONE') checkPassThrough(spec, endpoints.length > 0, !!workloadSelector);
-  else rejectAddresses(spec);
+  const addresses = resolution === 'NONE' ? [] : readAddresses(spec, hosts.length, ports, at);
   if (spec.has('workloadSelector')) at['spec.workloadSelector'] = spec.loc('workloadSelector');
   spec.unsupported(['exportTo', 'subjectAltNames']);
   spec.done();
@@ -78,6 +80,7 @@ export function decodeServiceEntry(
     location,
     resolution,
     endpoints,
+    addresses,
     ...(workloadSelector ? { workloadSelector } : {}),
   };
 }
@@ -111,14 +114,57 @@ function checkPassThrough(spec: MapReader, endpoints: boolean, selector: boolean
   }
 }
 
-/** addresses with STATIC or DNS: an explicit-mode sidecar listens where its Sidecar egress says, not on a VIP. */
-function rejectAddresses(spec: MapReader): void {
-  if (!spec.has('addresses')) return;
-  spec.report(
-    'CH0205',
-    'addresses',
-    'a VIP or CIDR is where a captured (iptables) sidecar intercepts connections; an explicit-mode sidecar listens ' +
-      'where its Sidecar egress listener binds: drop addresses and give the Sidecar egress port a bind address',
-  );
-  spec.raw('addresses');
+/** An IP address, or a CIDR that covers one address (`/32`, `/128`): what a listener can bind to. */
+function oneAddress(v: string): string | 'range' | undefined {
+  const [ip, prefix, ...rest] = v.split('/');
+  const family = isIP(ip);
+  if (family === 0 || rest.length > 0) return undefined;
+  if (prefix === undefined) return ip;
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) return undefined;
+  return Number(prefix) === (family === 4 ? 32 : 128) ? ip : 'range';
+}
+
+/**
+ * addresses with STATIC or DNS. A captured (iptables) sidecar intercepts connections to these addresses; an
+ * explicit-mode application dials them itself, so the sidecar listens there: a Sidecar egress TCP listener for the
+ * service binds to its address (unless it says `bind`), and on HTTP listeners the address routes like the host. So
+ * an address stands for one service and one listening address; a range cannot be listened on.
+ */
+function readAddresses(
+  spec: MapReader,
+  hosts: number,
+  ports: readonly ServicePort[],
+  origins: Record<string, Origin>,
+): string[] {
+  const list = spec.strList('addresses') ?? [];
+  const out: string[] = [];
+  list.forEach((a, i) => {
+    const one = oneAddress(a.value);
+    const path = `spec.addresses[${i}]`;
+    const at = { location: a.at, path, object: spec.ctx.object };
+    if (one === undefined) spec.ctx.diags.report('CH0204', `${path}: "${a.value}" is not an IP address or CIDR`, at);
+    else if (one === 'range') {
+      const why =
+        'a CIDR is a range of addresses a captured sidecar intercepts; an explicit-mode sidecar listens on one ' +
+        'address: give one address, or list the destinations as endpoints (resolution: STATIC)';
+      spec.ctx.diags.report('CH0205', `${path}: ${why}`, at);
+    } else {
+      origins[`spec.addresses[${out.length}]`] = a.at; // indexed as in the result, for the model's checks
+      out.push(one);
+    }
+  });
+  if (out.length === 0) return [];
+  if (hosts > 1) {
+    spec.report(
+      'CH0205',
+      'addresses',
+      'an address stands for one service: give one host per ServiceEntry with addresses',
+    );
+    return [];
+  }
+  if (out.length > 1 && ports.some((p) => !isHttpProtocol(p.protocol))) {
+    spec.report('CH0205', 'addresses', 'a TCP port is one listener on one address in explicit mode: give one address');
+    return [];
+  }
+  return out;
 }
