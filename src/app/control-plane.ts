@@ -549,7 +549,7 @@ export class ControlPlane {
    */
   private async onCredentialsChanged(names: string[]): Promise<void> {
     if (this.revisions[this.revisions.length - 1]?.status === 'rejected') {
-      this.log.info('gateway credentials changed; compiling the rejected revision again', { credentials: names });
+      this.log.info('credentials changed; compiling the rejected revision again', { credentials: names });
       await this.compileAndPublish(undefined, true);
       return;
     }
@@ -558,7 +558,7 @@ export class ControlPlane {
     const uses = ([, p]: [string, CompiledProxy]) => credentialNamesOf(p.ir).some((n) => set.has(n));
     const ids = [...this.current.result.proxies].filter(uses).map(([id]) => id);
     const changed = this.publishWithSecrets(ids);
-    this.log.info('gateway credentials rotated', { credentials: names, proxies: changed.length });
+    this.log.info('credentials rotated', { credentials: names, proxies: changed.length });
   }
 
   private async onCertificatesRotated(identities: string[]): Promise<void> {

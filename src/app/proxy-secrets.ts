@@ -19,7 +19,7 @@ export class ProxySecrets {
   private readonly sets = new WeakMap<object, { bundle: string; secrets: TypeSnapshot }>();
   private readonly noCertificate = {};
 
-  /** `credential(name)`: the version of a gateway credential to serve (the last good one), if any. */
+  /** `credential(name)`: the version of a credential to serve (the last good one), if any. */
   constructor(private readonly credential: (name: string) => Credential | undefined) {}
 
   /** The secrets of a proxy with this certificate that uses these parts of these credentials. */

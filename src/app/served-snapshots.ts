@@ -13,7 +13,7 @@ import { ProxySecrets } from './proxy-secrets.js';
 export class ServedSnapshots {
   private readonly secrets: ProxySecrets;
 
-  /** `credential(name)`: the version of a gateway credential to serve (the last good one), if any. */
+  /** `credential(name)`: the version of a credential to serve (the last good one), if any. */
   constructor(credential: (name: string) => Credential | undefined) {
     this.secrets = new ProxySecrets(credential);
   }

@@ -35,8 +35,8 @@ export const SECRET_WORKLOAD = 'default';
 export const SECRET_TRUST_BUNDLE = 'ROOTCA';
 
 /**
- * SDS secrets of a gateway credential (certificate and key; the CA that verifies clients), after Istio's
- * `kubernetes://<name>` and `<name>-cacert`. The prefix keeps a credential called `default` from meaning the SVID.
+ * SDS secrets of a credential (certificate and key; the CA that verifies clients or, originating, servers), after
+ * Istio's `kubernetes://<name>` and `<name>-cacert`. The prefix keeps a credential called `default` from meaning the SVID.
  */
 export function credentialSecretName(credential: string): string {
   return `credential://${credential}`;

@@ -66,6 +66,11 @@ describe('ServiceEntry resolution NONE in explicit mode', () => {
   test('a wildcard host: CH0205 with NONE and with DNS (DNS cannot resolve a wildcard)', () => {
     assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${HTTP}  resolution: NONE\n`), ['CH0205 11']);
     assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DNS\n`), ['CH0205 11']);
+    // Istio's DYNAMIC_DNS (wildcards through a dynamic forward proxy): rejected as unsupported, not as unknown.
+    assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`), [
+      'CH0205 11',
+      'CH0205 13',
+    ]);
   });
 });
 

@@ -56,8 +56,14 @@ export function decodeServiceEntry(
   });
   const location = (spec.str('location', { oneOf: ['MESH_INTERNAL', 'MESH_EXTERNAL'] }) ??
     'MESH_INTERNAL') as ServiceEntrySpec['location'];
-  const given = spec.str('resolution', { oneOf: ['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN'] }) as
-    ServiceEntrySpec['resolution'] | undefined;
+  const read = spec.str('resolution', { oneOf: ['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN', 'DYNAMIC_DNS'] });
+  if (read === 'DYNAMIC_DNS') {
+    const why =
+      'DYNAMIC_DNS (a dynamic forward proxy resolving each wildcard name as requested) is not supported yet; ' +
+      'list each host the application uses with resolution: DNS';
+    spec.report('CH0205', 'resolution', why);
+  }
+  const given = (read === 'DYNAMIC_DNS' ? 'DNS' : read) as ServiceEntrySpec['resolution'] | undefined;
   const endpoints: EndpointSpec[] = [];
   for (const e of spec.maps('endpoints') ?? []) {
     const ep = readEndpoint(e);
