@@ -14,6 +14,7 @@
  *
  * test/e2e/explain.test.ts checks the answers against real Envoy sidecars.
  */
+import { destinationEndpoints, originationSummary } from './upstream-tls.js';
 import { routeTableId } from '../ir/routes.js';
 import type { ClusterIR, ListenerIR } from '../ir/types.js';
 import { serviceByHost, workloadById } from '../model/index.js';
@@ -41,7 +42,6 @@ import {
 
 export { connection, ExplainError, proxyOf, remoteAddress } from './steps.js';
 export type { DestinationVerdict, Explanation, ExplainRequest, ExtAuthzStep, Transport } from './steps.js';
-
 
 function resolveCaller(model: MeshModel, from: string): Workload {
   const w = workloadById(model, from);
@@ -175,7 +175,7 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
     const svc = serviceByHost(model, t.cluster.host)!;
     const sp = svc.ports.find((p) => p.number === (t.cluster as { port: number }).port)!;
     const subset = t.cluster.subset ? (subsetOf(model, svc.host, t.cluster.subset)?.labels ?? {}) : {};
-    const eps = svc.endpoints.filter((e) => labelsMatch(subset, e.labels));
+    const eps = destinationEndpoints(svc, cluster).filter((e) => labelsMatch(subset, e.labels));
     for (const ep of eps)
       destinations.push(tcpDestination(model, caller, cluster, svc, sp, ep, (100 * t.weight) / total / eps.length));
   }
@@ -210,11 +210,13 @@ function tcpDestination(
   if (!w) {
     const reason = 'the endpoint has no sidecar: nothing enforces policy there';
     const workload = `${ep.address}:${epPort} (no sidecar)`;
+    const tls = cluster?.originate ? { tls: originationSummary(cluster.originate) } : {};
     return {
       workload,
       share,
       mtls: 'DISABLE',
-      transport: 'plaintext',
+      transport: cluster?.originate ? 'TLS' : 'plaintext',
+      ...tls,
       identityPresented: false,
       request: seen,
       status: 0,
@@ -298,9 +300,11 @@ export function formatExplanation(e: Explanation, all: boolean): string {
     const conn =
       d.transport === 'mTLS'
         ? 'sent over mTLS'
-        : d.transport === 'plaintext'
-          ? 'sent in plaintext, no caller identity'
-          : 'no connection';
+        : d.transport === 'TLS'
+          ? `sent over ${d.tls}`
+          : d.transport === 'plaintext'
+            ? 'sent in plaintext, no caller identity'
+            : 'no connection';
     const how = `${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}`;
     out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
     out.push(

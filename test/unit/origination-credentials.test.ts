@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { compileSource, type CompileOptions } from '../../src/compiler.js';
 import { readCredential, stateOf } from '../../src/credentials/read-credential.js';
+import { explain, formatExplanation } from '../../src/explain/explain.js';
 import { credentialUsesOf } from '../../src/ir/credentials.js';
 import { buildCluster } from '../../src/xds/resources/cluster.js';
 import { testCa, testLeaf, writeCredential } from '../support/tls.js';
@@ -160,5 +161,37 @@ describe('credential directories', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('explain: what the caller sends to an external service', () => {
+  const model = (tls: string) => {
+    const src = { revision: 't', files: Object.entries(files(tls)).map(([p, text]) => ({ path: p, text })) };
+    return compileSource(src).model!;
+  };
+  test('TLS the sidecar originates, to the host it resolves (DNS, no endpoints): not plaintext, not 503', () => {
+    const e = explain(model('{ mode: MUTUAL, credentialName: ext, sni: a.test }'), {
+      from: 'ns/caller-1',
+      to: 'ext.example.test:443',
+    });
+    assert.equal(e.verdict, 'ALLOW');
+    assert.deepEqual(
+      e.destinations.map((d) => [d.workload, d.transport, d.status]),
+      [['ext.example.test:443 (no sidecar)', 'TLS', 200]],
+    );
+    const text = formatExplanation(e, false);
+    assert.match(text, /sent over TLS MUTUAL originated by the caller's sidecar/);
+    assert.match(text, /client certificate from credential ext/);
+    assert.match(text, /server verified with credential ext's ca\.crt/);
+  });
+  test('insecureSkipVerify says the server is not verified', () => {
+    const e = explain(model('{ mode: SIMPLE, credentialName: ext, insecureSkipVerify: true }'), {
+      from: 'ns/caller-1',
+      to: 'ext.example.test:443',
+    });
+    assert.match(
+      formatExplanation(e, false),
+      /TLS SIMPLE originated by the caller's sidecar \(SNI ext\.example\.test, the server is not verified/,
+    );
   });
 });
