@@ -87,11 +87,12 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   if (Object.keys(policy).length > 0) cluster.policy = policy;
   const auto = upstreamTls(model, svc, port);
   if (typeof tlsMode === 'object') {
-    cluster.originate = origination(tlsMode, svc.host);
+    cluster.originate = origination(tlsMode, svc);
   } else if (tlsMode === 'ISTIO_MUTUAL') {
     const sans = [
       ...new Set(
-        svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`),
+        ...svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`),
+        ...svc.subjectAltNames,
       ),
     ].sort();
     cluster.tls = auto ?? { sans };
@@ -104,12 +105,14 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
 /**
  * DestinationRule SIMPLE / MUTUAL: Envoy originates TLS itself. SNI is `sni`, else the service host. The server is
  * verified against `caCertificates` (the system's CA bundle by default) or, with `credentialName`, the credential's
- * ca.crt (Istio's rule for SIMPLE and MUTUAL alike), and `subjectAltNames` (the SNI by default), unless
- * insecureSkipVerify. MUTUAL presents the files' or the credential's certificate.
+ * ca.crt (Istio's rule for SIMPLE and MUTUAL alike), and `subjectAltNames` (by default the ServiceEntry's, else
+ * the SNI), unless insecureSkipVerify. MUTUAL presents the files' or the credential's certificate.
  */
-function origination(t: TlsOrigination, host: string): NonNullable<ClusterIR['originate']> {
-  const sni = t.sni ?? host;
-  const sans = t.subjectAltNames.length > 0 ? t.subjectAltNames : [sni];
+function origination(t: TlsOrigination, svc: Service): NonNullable<ClusterIR['originate']> {
+  const sni = t.sni ?? svc.host;
+  // The rule's names, else the ServiceEntry's (Istio), else the SNI.
+  const named = t.subjectAltNames.length > 0 ? t.subjectAltNames : svc.subjectAltNames;
+  const sans = named.length > 0 ? named : [sni];
   const cred = t.credential?.name;
   const ca = cred !== undefined ? { caCredential: cred } : { caFile: t.caCertificates ?? SYSTEM_CA_BUNDLE };
   const verify = t.insecureSkipVerify ? {} : { verify: { sans, ...ca } };

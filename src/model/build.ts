@@ -309,6 +309,7 @@ function serviceOf(se: ServiceEntry, host: string, selected: readonly Workload[]
     location: se.spec.location,
     resolution: se.spec.resolution,
     addresses: se.spec.addresses,
+    subjectAltNames: se.spec.subjectAltNames,
     endpoints: endpoints.sort(byAddress),
     origin: se.origin,
   };

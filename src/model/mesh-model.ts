@@ -29,6 +29,8 @@ export interface Service {
   resolution: 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'NONE';
   /** ServiceEntry addresses: where the application dials it, so where a sidecar listens for it (explicit mode). */
   addresses: string[];
+  /** ServiceEntry subjectAltNames: accepted server names besides the endpoints' identities (or, originating, SNI). */
+  subjectAltNames: string[];
   endpoints: ServiceEndpoint[];
   origin: Origin;
 }

@@ -156,6 +156,8 @@ export interface ServiceEntrySpec {
   endpoints: EndpointSpec[];
   /** Addresses (single IPs) the application dials for the service: where its sidecar listens (explicit mode). */
   addresses: string[];
+  /** Names the service's server certificates may carry (Istio's ServiceEntry subjectAltNames). */
+  subjectAltNames: string[];
   workloadSelector?: Record<string, string>;
 }
 

@@ -141,3 +141,39 @@ ${egress}`,
     );
   });
 });
+
+describe('ServiceEntry subjectAltNames', () => {
+  test('TLS origination verifies the server against them when the DestinationRule names none (Istio)', () => {
+    const dr = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: ext, namespace: ns }
+spec:
+  host: api.example.test
+  trafficPolicy: { tls: { mode: SIMPLE } }
+`;
+    const spec = `  hosts: [api.example.test]\n  subjectAltNames: [edge.example.test]\n${HTTP}  resolution: DNS\n`;
+    const r = compileSource({ revision: 't', files: [{ path: 's.yaml', text: caller + se(spec) + dr }] });
+    assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
+    const c = r.proxies.get('ns/caller-1')!.ir.clusters.find((x) => x.originate)!;
+    assert.deepEqual(c.originate!.verify!.sans, ['edge.example.test']);
+    assert.equal(c.originate!.sni, 'api.example.test');
+  });
+
+  test('mesh mTLS accepts them besides the identities of the endpoints', () => {
+    const spec =
+      '  hosts: [db.ns.svc]\n  subjectAltNames: ["spiffe://legacy.example/db"]\n' +
+      `${HTTP}  workloadSelector: { labels: { app: db } }\n`;
+    const db = `---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: db-1, namespace: ns, labels: { app: db } }
+spec: { address: 127.0.52.54, serviceAccount: db }
+`;
+    const text = caller + se(spec).replace('location: MESH_EXTERNAL', 'location: MESH_INTERNAL') + db;
+    const r = compileSource({ revision: 't', files: [{ path: 's.yaml', text }] });
+    assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
+    const c = r.proxies.get('ns/caller-1')!.ir.clusters.find((x) => x.tls)!;
+    assert.deepEqual(c.tls!.sans, ['spiffe://cluster.local/ns/ns/sa/db', 'spiffe://legacy.example/db']);
+  });
+});

@@ -78,7 +78,10 @@ export function decodeServiceEntry(
   if (resolution === 'NONE') checkPassThrough(spec, endpoints.length > 0, !!workloadSelector);
   const addresses = resolution === 'NONE' ? [] : readAddresses(spec, hosts.length, ports, at);
   if (spec.has('workloadSelector')) at['spec.workloadSelector'] = spec.loc('workloadSelector');
-  spec.unsupported(['exportTo', 'subjectAltNames']);
+  // Istio: the names the server's certificate may carry (mesh mTLS and, when the DestinationRule names none, TLS
+  // origination).
+  const subjectAltNames = (spec.strList('subjectAltNames') ?? []).map((x) => x.value);
+  spec.unsupported(['exportTo']);
   spec.done();
   return {
     hosts: hosts.map((h) => h.value),
@@ -87,6 +90,7 @@ export function decodeServiceEntry(
     resolution,
     endpoints,
     addresses,
+    subjectAltNames,
     ...(workloadSelector ? { workloadSelector } : {}),
   };
 }

@@ -44,8 +44,11 @@ export function upstreamMtls(sans: readonly string[], sni: string): object {
     typed_config: {
       '@type': anyType('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'),
       sni,
+      // SPIFFE ids are URI SANs; a ServiceEntry's other subjectAltNames may be any type (Istio matches any).
       common_tls_context: commonTlsContext(
-        sans.map((s) => ({ san_type: 'URI', matcher: { exact: s } })),
+        sans.flatMap((s) =>
+          (s.startsWith('spiffe://') ? ['URI'] : ['DNS', 'URI']).map((t) => ({ san_type: t, matcher: { exact: s } })),
+        ),
         [],
       ),
     },
