@@ -13,6 +13,14 @@ import type { TlsOrigination } from '../policy/traffic-types.js';
 import { SYSTEM_CA_BUNDLE } from '../policy/types.js';
 import type { ClusterIR, ClusterKey } from './types.js';
 
+/**
+ * A wildcard host (`*.example.com`): only a DYNAMIC_DNS ServiceEntry declares one, so its clusters are dynamic
+ * forward proxies and the routes to them need Envoy's dynamic forward proxy filter.
+ */
+export function isDynamicHost(host: string): boolean {
+  return host.startsWith('*.');
+}
+
 export function clusterId(k: ClusterKey): string {
   if (k.direction === 'inbound') return `inbound|${pad(k.port)}`;
   if (k.direction === 'jwks') return `jwks|${k.host}|${pad(k.port)}`;
@@ -68,13 +76,14 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   const endpoints = svc.endpoints.filter((ep) => labelsMatch(labels, ep.labels));
   const { tls: tlsMode, ...policy } = trafficPolicyFor(model, svc.host, port, subset) ?? {};
   const dr = destinationRuleFor(model, svc.host);
+  const dynamic = svc.resolution === 'DYNAMIC_DNS';
   const cluster: ClusterIR = {
     key,
-    discovery: dns ? 'dns' : 'eds',
+    discovery: dynamic ? 'dfp' : dns ? 'dns' : 'eds',
     protocol: sp.protocol,
     endpoints:
       dns && svc.endpoints.length === 0
-        ? [{ address: svc.host, port, origin: svc.origin }]
+        ? [{ address: svc.host, port: sp.targetPort ?? port, origin: svc.origin }] // Istio: at the targetPort
         : endpoints.map((ep) => ({
             address: ep.address,
             port: endpointPort(svc, sp, ep),

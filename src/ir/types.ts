@@ -40,8 +40,11 @@ export interface ClusterIR {
     verify?: { sans: string[] } & ({ caFile: string } | { caCredential: string });
     client?: { certFile: string; keyFile: string } | { credential: string };
   };
-  /** `eds`: endpoints over EDS; `static`: inline endpoints; `dns`: Envoy resolves the host itself. */
-  discovery: 'eds' | 'static' | 'dns';
+  /**
+   * `eds`: endpoints over EDS; `static`: inline endpoints; `dns`: Envoy resolves the host itself; `dfp`: a dynamic
+   * forward proxy resolves the name each request asks for (ServiceEntry DYNAMIC_DNS, wildcard hosts).
+   */
+  discovery: 'eds' | 'static' | 'dns' | 'dfp';
   protocol: Protocol;
   endpoints: EndpointIR[];
   /** DestinationRule traffic policy (load balancing, circuit breaking, outlier detection). */

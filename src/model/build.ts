@@ -2,6 +2,7 @@
  * Stage: model. Policy objects -> MeshModel. Resolves selectors and references and reports cross-resource
  * problems (duplicates, unknown references, conflicts) with the origin of the offending field.
  */
+import { checkExternalServices } from './external-services.js';
 import { Diagnostics, type Result } from '../diag/diagnostic.js';
 import {
   MESH_DEFAULTS,
@@ -180,6 +181,7 @@ export function* buildModelSteps(
   checkExtAuthz(model, diags);
   checkTelemetry(model, diags);
   checkRouting(model, diags);
+  checkExternalServices(model, diags);
   checkGateways(model, diags);
   adviseSidecars(model, diags);
   return { value: model, diagnostics: diags.items };

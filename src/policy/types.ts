@@ -152,7 +152,7 @@ export interface ServiceEntrySpec {
   hosts: string[];
   ports: ServicePort[];
   location: 'MESH_INTERNAL' | 'MESH_EXTERNAL';
-  resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+  resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'DYNAMIC_DNS';
   endpoints: EndpointSpec[];
   /** Addresses (single IPs) the application dials for the service: where its sidecar listens (explicit mode). */
   addresses: string[];

@@ -46,6 +46,9 @@ export function credentialCaSecretName(credential: string): string {
   return `credential://${credential}-cacert`;
 }
 
+/** The DNS cache of the dynamic forward proxy filter and clusters (ServiceEntry DYNAMIC_DNS). */
+export const DFP_DNS_CACHE = 'chancery_dynamic_dns';
+
 /** Cluster through which Envoy fetches a remote JWKS. */
 export function jwksClusterName(u: { host: string; port: number }): string {
   return `jwks|${u.host}:${u.port}`;

@@ -49,6 +49,18 @@ describe('ServiceEntry resolution NONE in explicit mode', () => {
     });
   }
 
+  test('DNS or NONE without endpoints: the host is the endpoint, at the targetPort (Istio)', () => {
+    for (const resolution of ['DNS', 'NONE']) {
+      const ports = '  ports: [{ number: 80, name: http, protocol: HTTP, targetPort: 8443 }]\n';
+      const r = compile(`  hosts: [api.example.test]\n${ports}  resolution: ${resolution}\n`);
+      const c = r.proxies.get('ns/caller-1')!.ir.clusters.find((x) => x.key.direction === 'outbound')!;
+      assert.deepEqual(
+        c.endpoints.map((e) => `${e.address}:${e.port}`),
+        ['api.example.test:8443'],
+      );
+    }
+  });
+
   test('NONE with endpoints: rejected as Istio does (write STATIC)', () => {
     assert.deepEqual(
       codes(`  hosts: [api.example.test]\n${HTTP}  resolution: NONE\n  endpoints: [{ address: 127.0.52.51 }]\n`),
@@ -63,14 +75,9 @@ describe('ServiceEntry resolution NONE in explicit mode', () => {
     assert.deepEqual(r, ['CH0205 12']);
   });
 
-  test('a wildcard host: CH0205 with NONE and with DNS (DNS cannot resolve a wildcard)', () => {
+  test('a wildcard host: CH0205 with NONE and with DNS (DNS cannot resolve a wildcard; DYNAMIC_DNS can)', () => {
     assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${HTTP}  resolution: NONE\n`), ['CH0205 11']);
     assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DNS\n`), ['CH0205 11']);
-    // Istio's DYNAMIC_DNS (wildcards through a dynamic forward proxy): rejected as unsupported, not as unknown.
-    assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`), [
-      'CH0205 11',
-      'CH0205 13',
-    ]);
   });
 });
 
@@ -175,5 +182,52 @@ spec: { address: 127.0.52.54, serviceAccount: db }
     assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
     const c = r.proxies.get('ns/caller-1')!.ir.clusters.find((x) => x.tls)!;
     assert.deepEqual(c.tls!.sans, ['spiffe://cluster.local/ns/ns/sa/db', 'spiffe://legacy.example/db']);
+  });
+});
+
+describe('ServiceEntry resolution DYNAMIC_DNS (wildcard hosts)', () => {
+  test('an HTTP route for the wildcard domain to a dynamic forward proxy cluster, with the filter', () => {
+    const r = compile(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`);
+    assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
+    const ir = r.proxies.get('ns/caller-1')!.ir;
+    const c = ir.clusters.find((x) => x.key.direction === 'outbound')!;
+    assert.equal(c.discovery, 'dfp');
+    assert.deepEqual(
+      ir.routeTables[0].virtualHosts.map((v) => v.domains),
+      [['*.example.test', '*.example.test:80']],
+    );
+    const json = JSON.stringify([...r.proxies.get('ns/caller-1')!.resources.values()].flat().map((x) => x.json));
+    assert.match(json, /envoy\.filters\.http\.dynamic_forward_proxy/);
+    assert.match(json, /envoy\.clusters\.dynamic_forward_proxy/);
+  });
+
+  test("Istio's rules: wildcard hosts only, no endpoints or addresses, HTTP ports (TLS by SNI: CH0205)", () => {
+    const res = '  resolution: DYNAMIC_DNS\n';
+    assert.deepEqual(codes(`  hosts: [api.example.test]\n${HTTP}${res}`), ['CH0204 11']);
+    assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${HTTP}${res}  endpoints: [{ address: 127.0.52.55 }]\n`), [
+      'CH0204 14',
+    ]);
+    assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${HTTP}${res}  addresses: [127.0.52.56]\n`), ['CH0204 14']);
+    const tls = '  ports: [{ number: 443, name: tls, protocol: TLS }]\n';
+    assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${tls}${res}`), ['CH0205 12']);
+    const tcp = '  ports: [{ number: 5432, name: pg, protocol: TCP }]\n';
+    assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${tcp}${res}`), ['CH0204 12']);
+  });
+
+  test('TLS origination to a DYNAMIC_DNS host: CH0205 at the DestinationRule (the SNI would be fixed)', () => {
+    const dr = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: wild, namespace: ns }
+spec:
+  host: "*.example.test"
+  trafficPolicy: { tls: { mode: SIMPLE } }
+`;
+    const text = caller + se(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`) + dr;
+    const r = compileSource({ revision: 't', files: [{ path: 's.yaml', text }] });
+    assert.deepEqual(
+      r.diagnostics.map((d) => `${d.code} ${d.location?.line}`),
+      ['CH0205 19'],
+    );
   });
 });
