@@ -14,7 +14,7 @@
  *
  * test/e2e/explain.test.ts checks the answers against real Envoy sidecars.
  */
-import { destinationEndpoints, originationSummary } from './upstream-tls.js';
+import { destinationEndpoints, originationSummary, serviceForName } from './upstream-tls.js';
 import { routeTableId } from '../ir/routes.js';
 import type { ClusterIR, ListenerIR } from '../ir/types.js';
 import { serviceByHost, workloadById } from '../model/index.js';
@@ -24,7 +24,7 @@ import { isLoopback } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
 import { evaluate, type RequestFacts } from './authz.js';
-import { explainFromGateway } from './explain-gateway.js';
+import { explainFromGateway, virtualHostFor } from './explain-gateway.js';
 import { isGatewayWorkload } from '../model/gateways.js';
 import {
   callerCluster,
@@ -80,7 +80,8 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
   const host = colon > 0 ? q.to.slice(0, colon) : q.to;
   if (colon > 0 && !/^\d+$/.test(q.to.slice(colon + 1)))
     throw new ExplainError(`--to "${q.to}": the port must be a number`);
-  const svc = serviceByHost(model, host);
+  // A name, a ServiceEntry address or a name a wildcard (DYNAMIC_DNS) host covers.
+  const svc = serviceForName(model, host);
   if (!svc) throw new ExplainError(`no ServiceEntry declares host ${host}`);
   const httpPorts = svc.ports.filter((p) => isHttpProtocol(p.protocol));
   const mainPort = (httpPorts.find((p) => p.number === 80) ?? httpPorts[0])?.number;
@@ -115,7 +116,8 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
   const hit = callerIR.routeTables
     .map((t) => ({
       t,
-      vh: t.virtualHosts.find((v) => v.domains.some((d) => d.toLowerCase() === authority.toLowerCase())),
+      // Envoy's choice: the exact domain, else the longest wildcard (a DYNAMIC_DNS host), else `*`.
+      vh: virtualHostFor(t.virtualHosts, authority),
     }))
     .find((x) => x.vh);
   if (!hit) {

@@ -428,7 +428,8 @@ export function followRoute(
     const sp = dsvc.ports.find((p) => p.number === c.cluster.port);
     const labels =
       'subset' in c.cluster && c.cluster.subset ? (subsetOf(model, dsvc.host, c.cluster.subset)?.labels ?? {}) : {};
-    const eps = destinationEndpoints(dsvc, cluster).filter((e) => labelsMatch(labels, e.labels));
+    const requested = upstream.headers[':authority'].replace(/:\d+$/, '');
+    const eps = destinationEndpoints(dsvc, cluster, requested).filter((e) => labelsMatch(labels, e.labels));
     if (eps.length === 0) {
       destinations.push({
         workload: `${clusterId(c.cluster)} (no endpoints)`,

@@ -1,9 +1,11 @@
 /**
  * Stage: explain (Envoy-free). What the caller's sidecar does towards a destination outside the mesh, read from its
  * cluster (ClusterIR): the TLS it originates (DestinationRule SIMPLE / MUTUAL, files or a credential), and, for a
- * DNS service without endpoints, the host Envoy resolves itself as the one endpoint.
+ * DNS service without endpoints, the host Envoy resolves itself as the one endpoint (for DYNAMIC_DNS, the name
+ * requested). Also which service a name or address stands for.
  */
-import type { Service, ServiceEndpoint } from '../model/mesh-model.js';
+import { serviceByHost } from '../model/index.js';
+import type { MeshModel, Service, ServiceEndpoint } from '../model/mesh-model.js';
 import type { ClusterIR } from '../ir/types.js';
 
 /** How a cluster's originated TLS reads for people, e.g. `TLS MUTUAL originated by the caller's sidecar (...)`. */
@@ -26,7 +28,15 @@ export function originationSummary(o: NonNullable<ClusterIR['originate']>): stri
  * The endpoints a destination's requests go to: the service's own, or, for a DNS service without any, the host
  * that Envoy resolves (the cluster's one endpoint), with no sidecar behind it.
  */
-export function destinationEndpoints(svc: Service, cluster: ClusterIR | undefined): ServiceEndpoint[] {
+export function destinationEndpoints(
+  svc: Service,
+  cluster: ClusterIR | undefined,
+  requestedHost?: string,
+): ServiceEndpoint[] {
+  if (cluster?.discovery === 'dfp' && requestedHost) {
+    // A dynamic forward proxy connects to the name the request asks for (DYNAMIC_DNS).
+    return [{ address: requestedHost, ports: {}, labels: {}, serviceAccount: '', origin: svc.origin }];
+  }
   if (svc.endpoints.length > 0 || cluster?.discovery !== 'dns') return svc.endpoints;
   return cluster.endpoints.map((e) => ({
     address: e.address,
@@ -35,4 +45,17 @@ export function destinationEndpoints(svc: Service, cluster: ClusterIR | undefine
     serviceAccount: '',
     origin: e.origin,
   }));
+}
+
+/**
+ * The service `host` names: the one declaring it, else the one whose ServiceEntry addresses hold it, else the most
+ * specific wildcard (DYNAMIC_DNS) host matching it, as Envoy picks the virtual host.
+ */
+export function serviceForName(model: MeshModel, host: string): Service | undefined {
+  const exact = serviceByHost(model, host);
+  if (exact) return exact;
+  const byAddress = model.services.find((s) => s.addresses.includes(host));
+  if (byAddress) return byAddress;
+  const wild = model.services.filter((s) => s.host.startsWith('*.') && host.endsWith(s.host.slice(1)));
+  return wild.sort((a, b) => b.host.length - a.host.length)[0];
 }

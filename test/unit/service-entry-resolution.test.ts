@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import { compileSource } from '../../src/compiler.js';
+import { explain } from '../../src/explain/explain.js';
 import { buildCluster } from '../../src/xds/resources/cluster.js';
 
 const caller = `apiVersion: networking.istio.io/v1
@@ -229,5 +231,26 @@ spec:
       r.diagnostics.map((d) => `${d.code} ${d.location?.line}`),
       ['CH0205 19'],
     );
+  });
+});
+
+describe('explain: external services by name, address or wildcard', () => {
+  const model = () => {
+    const text = readFileSync('testdata/golden/external/input/policies.yaml', 'utf8');
+    return compileSource({ revision: 't', files: [{ path: 'policies.yaml', text }] }).model!;
+  };
+  const dest = (to: string) => {
+    const e = explain(model(), { from: 'ns/caller-1', to });
+    return `${e.verdict} ${e.destinations.map((d) => `${d.workload} ${d.transport}`).join(', ')}`;
+  };
+  test('a name a DYNAMIC_DNS wildcard covers goes to that name, resolved by the sidecar', () => {
+    assert.equal(dest('en.wiki.example.test:80'), 'ALLOW en.wiki.example.test:80 (no sidecar) plaintext');
+  });
+  test('a ServiceEntry address stands for its service (TCP and HTTP)', () => {
+    assert.equal(dest('127.0.52.101:5432'), 'ALLOW 127.0.52.102:5432 (no sidecar) plaintext');
+    assert.equal(dest('127.0.52.103'), 'ALLOW 127.0.52.104:80 (no sidecar) plaintext');
+  });
+  test('NONE without endpoints: the host itself, at the targetPort, with the originated TLS', () => {
+    assert.equal(dest('status.example.test'), 'ALLOW status.example.test:443 (no sidecar) TLS');
   });
 });
