@@ -1,8 +1,9 @@
 /**
  * The credentials directory of a running control plane (`chancery serve --credentials-dir DIR`): reads the
  * credentials revisions name, keeps the last good version of each, and watches the files, so a certificate rotated
- * on disk reaches the gateways and sidecars that use it without a restart or a policy change. A half-written rotation (a new
- * tls.crt beside the old tls.key) never replaces the last good version: it is logged and the old one keeps serving.
+ * on disk reaches the gateways and sidecars that use it without a restart or a policy change. A half-written
+ * rotation (a new tls.crt beside the old tls.key) never replaces the last good version: it is logged and the old one
+ * keeps serving.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';

@@ -36,7 +36,8 @@ export const SECRET_TRUST_BUNDLE = 'ROOTCA';
 
 /**
  * SDS secrets of a credential (certificate and key; the CA that verifies clients or, originating, servers), after
- * Istio's `kubernetes://<name>` and `<name>-cacert`. The prefix keeps a credential called `default` from meaning the SVID.
+ * Istio's `kubernetes://<name>` and `<name>-cacert`. The prefix keeps a credential called `default` from meaning
+ * the SVID.
  */
 export function credentialSecretName(credential: string): string {
   return `credential://${credential}`;

@@ -1,7 +1,7 @@
 /**
  * Stage: xds. SDS secrets: a workload's certificate and key, the mesh trust bundle, and credentials (a gateway
- * server's or an originating client's certificate and key, and a CA that verifies clients or servers). Sent only over the authenticated stream of the
- * proxy that uses them; never printed (see redactSecrets).
+ * server's or an originating client's certificate and key, and a CA that verifies clients or servers). Sent only
+ * over the authenticated stream of the proxy that uses them; never printed (see redactSecrets).
  */
 import { credentialCaSecretName, credentialSecretName, SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../names.js';
 
