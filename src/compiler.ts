@@ -7,6 +7,7 @@
  */
 import { Diagnostics, hasErrors, sortDiagnostics, type Diagnostic, type Origin } from './diag/diagnostic.js';
 import { checkGatewayCredentials, type CredentialLookup } from './model/gateways.js';
+import { checkOriginationCredentials } from './model/origination-credentials.js';
 import { ResourceCache, ResourceEncodeError } from './snapshot/resource-cache.js';
 import { buildSnapshot, type Snapshot } from './snapshot/snapshot.js';
 import { compileProxy } from './ir/compile.js';
@@ -57,8 +58,9 @@ export interface CompileResult {
 
 export interface CompileOptions {
   /**
-   * Checks the TLS credentials Gateways name (the server's --credentials-dir; `check --credentials-dir`). Without
-   * it credentials are not looked at: they live outside the policy repository, so CI may not have them.
+   * Checks the TLS credentials Gateways and DestinationRules name (the server's --credentials-dir; `check
+   * --credentials-dir`). Without it credentials are not looked at: they live outside the policy repository, so CI
+   * may not have them.
    */
   credentials?: CredentialLookup;
   /** Instances registered into WorkloadGroups: they join as WorkloadEntries of their groups. */
@@ -123,6 +125,7 @@ function* compileSteps(
   if (options.credentials) {
     const own = new Diagnostics();
     checkGatewayCredentials(model.value, options.credentials, own);
+    checkOriginationCredentials(model.value, options.credentials, own);
     diags.push(...own.items);
   }
   const diagnostics = sortDiagnostics(diags.map((d) => atRevision(d, source.revision)));

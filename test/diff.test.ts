@@ -1,12 +1,15 @@
 /**
  * chancery diff between two commits of a policy repository created here: new and removed connections, mTLS
- * changes, routing and mesh settings, and the proxies whose configuration changes.
+ * changes, routing (gateway-only VirtualServices too), gateway servers and their credentials, mesh settings, and the
+ * proxies whose configuration changes.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { runDiff } from '../src/cli/diff.js';
+import { compileSource } from '../src/compiler.js';
+import { diffRevisions, formatDiffMarkdown } from '../src/explain/diff.js';
 import { API_WEB_BOT, PolicyDir } from './support/mesh-fixture.js';
 
 const base = API_WEB_BOT;
@@ -78,18 +81,100 @@ spec:
   try {
     const md = await capture(['--config', `${repo.dir}/policies`, 'HEAD~1', 'HEAD']);
     assert.equal(md.code, 0, md.out);
-    assert.match(md.out, /### New allowed connections\n\n- `ns\/bot-1` → `ns\/api-1` port 8080: \* \* \(mTLS PERMISSIVE\) ⚠ plaintext accepted \(PERMISSIVE\)/);
+    assert.match(
+      md.out,
+      /### New allowed connections\n\n- `ns\/bot-1` → `ns\/api-1` port 8080: \* \* \(mTLS PERMISSIVE\) ⚠ plaintext accepted \(PERMISSIVE\)/,
+    );
     assert.match(md.out, /### Removed connections\n\n- `ns\/web-1` → `ns\/api-1` port 8080/);
     assert.match(md.out, /`ns\/api-1` port 8080: STRICT → PERMISSIVE/);
     assert.match(md.out, /`api\.ns\.svc`: VirtualService added/);
     assert.match(md.out, /`api\.ns\.svc`: DestinationRule added/);
     assert.match(md.out, /certificateTtlMs: 86400000 → 3600000/);
     assert.match(md.out, /### Proxies whose configuration changes\n\n- `ns\/api-1`\n- `ns\/bot-1`\n- `ns\/web-1`/);
-    const json = JSON.parse((await capture(['--config', `${repo.dir}/policies`, 'HEAD~1', 'HEAD', '--format', 'json'])).out);
+    const json = JSON.parse(
+      (await capture(['--config', `${repo.dir}/policies`, 'HEAD~1', 'HEAD', '--format', 'json'])).out,
+    );
     assert.equal(json.edgesAdded.length, 1);
     const same = await capture(['--config', `${repo.dir}/policies`, 'HEAD', 'HEAD']);
     assert.match(same.out, /No security-relevant or configuration change/);
   } finally {
     repo.cleanup();
   }
+});
+
+/** A gateway in front of web.shop.svc: its Gateway (credential `cred`) and a VirtualService bound only to it. */
+const edge = (o: { credential: string; timeout: string; port?: number }) => ({
+  'mesh.yaml': `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: gw-1, namespace: edge, labels: { istio: ingressgateway } }
+spec: { address: 127.0.52.60, serviceAccount: gw }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: web, namespace: shop }
+spec:
+  hosts: [web.shop.svc]
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: web } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: web-1, namespace: shop, labels: { app: web } }
+spec: { address: 127.0.52.61 }
+---
+apiVersion: chancery.dev/v1alpha1
+kind: Mesh
+metadata: { name: mesh }
+spec: { authorization: { default: ALLOW } }
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: edge }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+    - port: { number: ${o.port ?? 443}, name: https, protocol: HTTPS }
+      hosts: ["*/shop.example.com"]
+      tls: { mode: SIMPLE, credentialName: ${o.credential} }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: shop, namespace: shop }
+spec:
+  hosts: [shop.example.com]
+  gateways: [edge/gw]
+  http: [{ route: [{ destination: { host: web.shop.svc } }], timeout: ${o.timeout} }]
+`,
+});
+
+test('diff reports gateway-only VirtualServices and gateway servers, credentials included', () => {
+  const compile = (files: Record<string, string>, revision: string) => {
+    const r = compileSource({ revision, files: Object.entries(files).map(([p, text]) => ({ path: p, text })) });
+    assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
+    return r;
+  };
+  const a = compile(edge({ credential: 'shop-cert', timeout: '2s' }), 'a');
+  const same = diffRevisions(a, compile(edge({ credential: 'shop-cert', timeout: '2s' }), 'b'));
+  assert.deepEqual([same.routing, same.gateways], [[], []]);
+  const d = diffRevisions(a, compile(edge({ credential: 'shop-cert-2', timeout: '5s' }), 'b'));
+  assert.deepEqual(d.routing, [
+    { host: 'shop.example.com', kind: 'VirtualService', change: 'changed', gateway: 'edge/gw' },
+  ]);
+  assert.deepEqual(d.gateways, [
+    {
+      gateway: 'edge/gw',
+      server: 'port 443 (https)',
+      change: 'changed',
+      details: ['credential shop-cert → shop-cert-2'],
+    },
+  ]);
+  const md = formatDiffMarkdown(d);
+  assert.match(md, /### Routing\n\n- `shop\.example\.com` at gateway `edge\/gw`: VirtualService changed/);
+  assert.match(md, /### Gateways\n\n- `edge\/gw` port 443 \(https\): changed: credential shop-cert → shop-cert-2/);
+  const moved = diffRevisions(a, compile(edge({ credential: 'shop-cert', timeout: '2s', port: 8443 }), 'c'));
+  assert.deepEqual(
+    moved.gateways.map((g) => `${g.server} ${g.change}`),
+    ['port 443 (https) removed', 'port 8443 (https) added'],
+  );
+  assert.ok(moved.proxies.changed.includes('edge/gw-1'));
 });

@@ -15,7 +15,7 @@ import { FakeClock } from '../src/ca/clock.js';
 import { buildCredentialSecrets, buildTrustBundleSecret, buildWorkloadSecret } from '../src/xds/resources/secret.js';
 import type { CredentialPem } from '../src/xds/resources/secret.js';
 import { createTlsCertificate, exportPrivateKeyPem, generateKeyPair, toPem } from '../src/ca/x509.js';
-import { credentialsOf } from '../src/ir/gateway.js';
+import { credentialUsesOf } from '../src/ir/credentials.js';
 import { stringify } from 'yaml';
 import { compileSource } from '../src/compiler.js';
 import { readDirectory } from '../src/source/directory.js';
@@ -89,7 +89,8 @@ for (const c of cases) {
         const doc: Record<string, unknown> = { ir: proxy.ir };
         for (const [t, list] of proxy.resources) doc[SHORT_NAME[t]] = list.map((r) => r.json);
         check(file, stable(stringify(doc, { aliasDuplicateObjects: false }), result.revision));
-        const credentials = credentialsOf(proxy.ir).flatMap((name) => buildCredentialSecrets(name, testCredential));
+        const uses = credentialUsesOf(proxy.ir);
+        const credentials = uses.flatMap((u) => buildCredentialSecrets(u.name, testCredential, u));
         const v = validateEnvoyConfig(staticBootstrap(proxy.resources, [...testSecrets, ...credentials]));
         assert.ok(v.ok, `envoy --mode validate rejected ${id}:\n${v.output}`);
       });

@@ -31,7 +31,7 @@ import { watchDirectory } from '../source/watch.js';
 import { SHORT_NAME } from '../xds/type-urls.js';
 import { ConvergenceTracker, type ConvergenceEntry, type ConvergenceStatus } from './convergence.js';
 import { CredentialStore } from '../credentials/credential-store.js';
-import { credentialsOf } from '../ir/gateway.js';
+import { credentialNamesOf, credentialUsesOf } from '../ir/credentials.js';
 import type { CredentialLookup } from '../model/gateways.js';
 import type { Logger } from './logger.js';
 import { HistoryLog } from './history.js';
@@ -529,7 +529,7 @@ export class ControlPlane {
     const workloads = new Map(cur.result.model!.workloads.map((w) => [w.id, w]));
     const proxy = (id: string) => ({
       certificate: this.svids.get(workloads.get(id)!.identity),
-      credentials: credentialsOf(cur.result.proxies.get(id)!.ir),
+      credentials: credentialUsesOf(cur.result.proxies.get(id)!.ir),
     });
     cur.snapshots = this.served.next(cur.base, cur.snapshots, ids, this.authority.trustBundlePem(), proxy);
     return this.ads.publish(cur.snapshots);
@@ -549,16 +549,16 @@ export class ControlPlane {
    */
   private async onCredentialsChanged(names: string[]): Promise<void> {
     if (this.revisions[this.revisions.length - 1]?.status === 'rejected') {
-      this.log.info('gateway credentials changed; compiling the rejected revision again', { credentials: names });
+      this.log.info('credentials changed; compiling the rejected revision again', { credentials: names });
       await this.compileAndPublish(undefined, true);
       return;
     }
     if (!this.current) return;
     const set = new Set(names);
-    const uses = ([, p]: [string, CompiledProxy]) => credentialsOf(p.ir).some((n) => set.has(n));
+    const uses = ([, p]: [string, CompiledProxy]) => credentialNamesOf(p.ir).some((n) => set.has(n));
     const ids = [...this.current.result.proxies].filter(uses).map(([id]) => id);
     const changed = this.publishWithSecrets(ids);
-    this.log.info('gateway credentials rotated', { credentials: names, proxies: changed.length });
+    this.log.info('credentials rotated', { credentials: names, proxies: changed.length });
   }
 
   private async onCertificatesRotated(identities: string[]): Promise<void> {

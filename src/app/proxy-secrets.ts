@@ -1,10 +1,12 @@
 /**
- * The SDS secrets each proxy is served: its workload certificate, the trust bundle, and (gateways) the credentials
- * its listeners terminate TLS with, and nothing else. Built and encoded once per distinct set: every sidecar of an
- * identity shares one set, and a gateway credential's secrets are shared by the gateways that use it.
+ * The SDS secrets each proxy is served: its workload certificate, the trust bundle, and the parts of the credentials
+ * its gateway listeners terminate TLS with or its clusters originate TLS with (ir/credentials.ts), and nothing
+ * else. Built and encoded once per distinct set: every sidecar of an identity shares one set, and a credential's
+ * secrets are shared by the proxies that use it.
  */
 import type { IssuedCertificate } from '../ca/authority.js';
 import type { Credential } from '../credentials/read-credential.js';
+import type { CredentialUse } from '../ir/credentials.js';
 import { ResourceCache, type EncodedResource } from '../snapshot/resource-cache.js';
 import { typeSnapshot, type Snapshot, type TypeSnapshot } from '../snapshot/snapshot.js';
 import { SECRET_TRUST_BUNDLE, SECRET_WORKLOAD } from '../xds/names.js';
@@ -17,18 +19,18 @@ export class ProxySecrets {
   private readonly sets = new WeakMap<object, { bundle: string; secrets: TypeSnapshot }>();
   private readonly noCertificate = {};
 
-  /** `credential(name)`: the version of a gateway credential to serve (the last good one), if any. */
+  /** `credential(name)`: the version of a credential to serve (the last good one), if any. */
   constructor(private readonly credential: (name: string) => Credential | undefined) {}
 
-  /** The secrets of a proxy with this certificate that terminates TLS with these credentials. */
-  of(svid: IssuedCertificate | undefined, bundle: string, credentials: readonly string[]): TypeSnapshot {
+  /** The secrets of a proxy with this certificate that uses these parts of these credentials. */
+  of(svid: IssuedCertificate | undefined, bundle: string, credentials: readonly CredentialUse[]): TypeSnapshot {
     const base = this.mesh(svid, bundle);
     if (credentials.length === 0) return base;
     const resources = new Map(base.resources);
-    for (const name of credentials) {
-      const c = this.credential(name);
+    for (const use of credentials) {
+      const c = this.credential(use.name);
       if (!c) continue; // the revision was accepted with it; a later failure keeps no version to serve
-      for (const json of buildCredentialSecrets(name, c)) {
+      for (const json of buildCredentialSecrets(use.name, c, use)) {
         const secretName = (json as { name: string }).name;
         resources.set(secretName, this.cache.get(TYPE.secret, secretName, json, []));
       }

@@ -1,10 +1,11 @@
 /**
  * The snapshots that are served: each proxy's compiled snapshot (no secrets) plus its secrets over SDS (its workload
- * certificate, the trust bundle and, for gateways, their credentials; see proxy-secrets.ts). Secrets are a fast
+ * certificate, the trust bundle and the credentials it uses; see proxy-secrets.ts). Secrets are a fast
  * path: a rotation replaces the secrets of the affected proxies' snapshots without recompiling anything.
  */
 import type { IssuedCertificate } from '../ca/authority.js';
 import type { Credential } from '../credentials/read-credential.js';
+import type { CredentialUse } from '../ir/credentials.js';
 import { withResources, type Snapshot } from '../snapshot/snapshot.js';
 import { TYPE } from '../xds/type-urls.js';
 import { ProxySecrets } from './proxy-secrets.js';
@@ -12,7 +13,7 @@ import { ProxySecrets } from './proxy-secrets.js';
 export class ServedSnapshots {
   private readonly secrets: ProxySecrets;
 
-  /** `credential(name)`: the version of a gateway credential to serve (the last good one), if any. */
+  /** `credential(name)`: the version of a credential to serve (the last good one), if any. */
   constructor(credential: (name: string) => Credential | undefined) {
     this.secrets = new ProxySecrets(credential);
   }
@@ -26,7 +27,7 @@ export class ServedSnapshots {
     served: ReadonlyMap<string, Snapshot>,
     ids: readonly string[],
     bundle: string,
-    proxy: (id: string) => { certificate: IssuedCertificate | undefined; credentials: readonly string[] },
+    proxy: (id: string) => { certificate: IssuedCertificate | undefined; credentials: readonly CredentialUse[] },
   ): Map<string, Snapshot> {
     const next = new Map(served);
     const wanted = new Set(ids);

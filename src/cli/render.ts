@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { validateWithEnvoy } from './envoy-validate.js';
 import { compileSource } from '../compiler.js';
-import { credentialsOf } from '../ir/gateway.js';
+import { credentialNamesOf } from '../ir/credentials.js';
 import { formatHuman } from '../diag/format.js';
 import { readDirectory } from '../source/directory.js';
 import { SHORT_NAME } from '../xds/type-urls.js';
@@ -52,7 +52,7 @@ export function runRender(argv: string[]): Promise<number> {
     console.log(values.format === 'json' ? JSON.stringify(doc, null, 2) : stringify(doc, { aliasDuplicateObjects: false }));
     if (values.envoy) {
       const bin = values['envoy-bin'] ?? process.env.ENVOY_BIN ?? (existsSync('.envoy/envoy/_bin/envoy') ? '.envoy/envoy/_bin/envoy' : 'envoy');
-      const v = await validateWithEnvoy(bin, proxy.resources, proxy.ir.node.identity, credentialsOf(proxy.ir));
+      const v = await validateWithEnvoy(bin, proxy.resources, proxy.ir.node.identity, credentialNamesOf(proxy.ir));
       console.error(v.ok ? `envoy --mode validate: ok (${bin})` : `envoy --mode validate rejected the configuration:\n${v.output}`);
       return v.ok ? 0 : 1;
     }

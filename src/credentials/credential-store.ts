@@ -1,8 +1,9 @@
 /**
  * The credentials directory of a running control plane (`chancery serve --credentials-dir DIR`): reads the
  * credentials revisions name, keeps the last good version of each, and watches the files, so a certificate rotated
- * on disk reaches the gateways that use it without a restart or a policy change. A half-written rotation (a new
- * tls.crt beside the old tls.key) never replaces the last good version: it is logged and the old one keeps serving.
+ * on disk reaches the gateways and sidecars that use it without a restart or a policy change. A half-written
+ * rotation (a new tls.crt beside the old tls.key) never replaces the last good version: it is logged and the old one
+ * keeps serving.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
@@ -102,12 +103,12 @@ export class CredentialStore {
       const r = this.read(name);
       if (!r.ok && wasOk !== false) {
         const serving = this.good.has(name) ? 'the previous version keeps serving' : 'nothing is served for it';
-        this.o.log.error('gateway credential is invalid', { credential: name, problem: r.problem, serving });
+        this.o.log.error('credential is invalid', { credential: name, problem: r.problem, serving });
       }
       if (r.ok && r.credential.version !== before) {
         changed.push(name);
         const { version, notAfter } = r.credential;
-        this.o.log.info('gateway credential loaded', { credential: name, version, notAfter });
+        this.o.log.info('credential loaded', { credential: name, version, notAfter });
       }
     }
     this.watchTree();

@@ -6,7 +6,7 @@
  * Pure apart from reading the files; nothing here is ever logged but names, versions and problems.
  */
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { CredentialPem } from '../xds/resources/secret.js';
 
@@ -17,7 +17,7 @@ export interface Credential extends CredentialPem {
   name: string;
   /** Content hash of the files: equal versions, equal secrets. */
   version: string;
-  /** The leaf's names and validity, for status and warnings. */
+  /** The leaf's (or, for a CA-only credential, the first CA's) names and validity, for status and warnings. */
   subject: string;
   dnsNames: string[];
   notBefore: string;
@@ -26,8 +26,7 @@ export interface Credential extends CredentialPem {
 
 /** What the compiler needs to know about a credential a Gateway names (see model/gateways.ts). */
 export type CredentialState =
-  | { ok: true; hasCa: boolean; warnings: string[] }
-  | { ok: false; problem: string };
+  { ok: true; hasCertificate: boolean; hasCa: boolean; warnings: string[] } | { ok: false; problem: string };
 
 export type CredentialRead = { ok: true; credential: Credential } | { ok: false; problem: string };
 
@@ -61,46 +60,74 @@ function certificates(pem: string, file: string): X509Certificate[] | { problem:
   }
 }
 
-/** Reads and checks one credential directory. */
+/** Reads ca.crt when there is one: undefined when absent, a problem when it is there but bad. */
+function readCa(caFile: string): { pem?: string; certs: X509Certificate[] } | { problem: string } {
+  const ca = readPem(caFile, 'CA bundle');
+  if (typeof ca !== 'string') return ca.problem.endsWith('does not exist') ? { certs: [] } : ca;
+  const parsed = certificates(ca, caFile);
+  return Array.isArray(parsed) ? { pem: ca, certs: parsed } : parsed;
+}
+
+/** The certificate and key, checked to belong together; absent (both files missing) is not a problem here. */
+function readPair(
+  certFile: string,
+  keyFile: string,
+): { certPem: string; keyPem: string; leaf: X509Certificate } | { absent: true } | { problem: string } {
+  if (!existsSync(certFile) && !existsSync(keyFile)) return { absent: true };
+  const certPem = readPem(certFile, 'certificate');
+  if (typeof certPem !== 'string') return certPem;
+  const keyPem = readPem(keyFile, 'private key');
+  if (typeof keyPem !== 'string') return keyPem;
+  const chain = certificates(certPem, certFile);
+  if (!Array.isArray(chain)) return chain;
+  let key;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (err) {
+    return { problem: `${keyFile} is not a PEM private key: ${(err as Error).message}` };
+  }
+  // A certificate and key from two rotations (tls.crt written, tls.key not yet) must never be served.
+  if (!chain[0].checkPrivateKey(key)) {
+    return { problem: `${keyFile} is not the key of the first certificate in ${certFile}` };
+  }
+  return { certPem, keyPem, leaf: chain[0] };
+}
+
+/**
+ * Reads and checks one credential directory: tls.crt and tls.key (a gateway server's certificate, or a client
+ * certificate for TLS origination), and/or ca.crt. A directory with only ca.crt is a CA credential (Istio's
+ * `cacert`-only secret), enough for origination in SIMPLE mode; what each use needs is checked by the compiler.
+ */
 export function readCredential(dir: string, name: string): CredentialRead {
   const base = path.join(dir, name);
   const certFile = path.join(base, CREDENTIAL_FILES.cert);
   const keyFile = path.join(base, CREDENTIAL_FILES.key);
   const caFile = path.join(base, CREDENTIAL_FILES.ca);
-  const certPem = readPem(certFile, 'certificate');
-  if (typeof certPem !== 'string') return { ok: false, problem: certPem.problem };
-  const keyPem = readPem(keyFile, 'private key');
-  if (typeof keyPem !== 'string') return { ok: false, problem: keyPem.problem };
-  const chain = certificates(certPem, certFile);
-  if (!Array.isArray(chain)) return { ok: false, problem: chain.problem };
-  let key;
-  try {
-    key = createPrivateKey(keyPem);
-  } catch (err) {
-    return { ok: false, problem: `${keyFile} is not a PEM private key: ${(err as Error).message}` };
+  const ca = readCa(caFile);
+  if ('problem' in ca) return { ok: false, problem: ca.problem };
+  const pair = readPair(certFile, keyFile);
+  if ('problem' in pair) return { ok: false, problem: pair.problem };
+  if ('absent' in pair && ca.pem === undefined) {
+    return { ok: false, problem: `certificate ${certFile} does not exist (nor does ${caFile})` };
   }
-  // A certificate and key from two rotations (tls.crt written, tls.key not yet) must never be served.
-  if (!chain[0].checkPrivateKey(key)) {
-    return { ok: false, problem: `${keyFile} is not the key of the first certificate in ${certFile}` };
-  }
-  let caPem: string | undefined;
-  const ca = readPem(caFile, 'CA bundle');
-  if (typeof ca === 'string') {
-    const parsed = certificates(ca, caFile);
-    if (!Array.isArray(parsed)) return { ok: false, problem: parsed.problem };
-    caPem = ca;
-  } else if (!ca.problem.endsWith('does not exist')) {
-    return { ok: false, problem: ca.problem };
-  }
-  const leaf = chain[0];
-  const version = createHash('sha256').update(certPem).update('\0').update(keyPem).update('\0').update(caPem ?? '')
+  const caPem = ca.pem;
+  const hasPair = !('absent' in pair);
+  const leaf = hasPair ? pair.leaf : ca.certs[0];
+  const version = createHash('sha256')
+    .update(hasPair ? pair.certPem : '')
+    .update('\0')
+    .update(hasPair ? pair.keyPem : '')
+    .update('\0')
+    .update(caPem ?? '')
     .digest('base64url');
-  const dnsNames = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
+  const dnsNames = (leaf.subjectAltName ?? '')
+    .split(', ')
+    .filter((n) => n.startsWith('DNS:'))
+    .map((n) => n.slice(4));
   const credential: Credential = {
     name,
     version,
-    certChainPem: certPem,
-    keyPem,
+    ...(hasPair ? { certChainPem: pair.certPem, keyPem: pair.keyPem } : {}),
     ...(caPem !== undefined ? { caPem } : {}),
     subject: leaf.subject.split('\n').join(', '),
     dnsNames,
@@ -120,8 +147,8 @@ export function stateOf(r: CredentialRead, now: number): CredentialState {
   if (!r.ok) return r;
   const c = r.credential;
   const warnings: string[] = [];
-  const file = `${c.name}/${CREDENTIAL_FILES.cert}`;
+  const file = `${c.name}/${c.certChainPem !== undefined ? CREDENTIAL_FILES.cert : CREDENTIAL_FILES.ca}`;
   if (Date.parse(c.notAfter) <= now) warnings.push(`the certificate in ${file} expired at ${c.notAfter}`);
   if (Date.parse(c.notBefore) > now) warnings.push(`the certificate in ${file} is valid only from ${c.notBefore}`);
-  return { ok: true, hasCa: c.caPem !== undefined, warnings };
+  return { ok: true, hasCertificate: c.certChainPem !== undefined, hasCa: c.caPem !== undefined, warnings };
 }

@@ -14,6 +14,7 @@
  *
  * test/e2e/explain.test.ts checks the answers against real Envoy sidecars.
  */
+import { destinationEndpoints, originationSummary, serviceForName } from './upstream-tls.js';
 import { routeTableId } from '../ir/routes.js';
 import type { ClusterIR, ListenerIR } from '../ir/types.js';
 import { serviceByHost, workloadById } from '../model/index.js';
@@ -23,7 +24,7 @@ import { isLoopback } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
 import { evaluate, type RequestFacts } from './authz.js';
-import { explainFromGateway } from './explain-gateway.js';
+import { explainFromGateway, virtualHostFor } from './explain-gateway.js';
 import { isGatewayWorkload } from '../model/gateways.js';
 import {
   callerCluster,
@@ -79,7 +80,8 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
   const host = colon > 0 ? q.to.slice(0, colon) : q.to;
   if (colon > 0 && !/^\d+$/.test(q.to.slice(colon + 1)))
     throw new ExplainError(`--to "${q.to}": the port must be a number`);
-  const svc = serviceByHost(model, host);
+  // A name, a ServiceEntry address or a name a wildcard (DYNAMIC_DNS) host covers.
+  const svc = serviceForName(model, host);
   if (!svc) throw new ExplainError(`no ServiceEntry declares host ${host}`);
   const httpPorts = svc.ports.filter((p) => isHttpProtocol(p.protocol));
   const mainPort = (httpPorts.find((p) => p.number === 80) ?? httpPorts[0])?.number;
@@ -114,7 +116,8 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
   const hit = callerIR.routeTables
     .map((t) => ({
       t,
-      vh: t.virtualHosts.find((v) => v.domains.some((d) => d.toLowerCase() === authority.toLowerCase())),
+      // Envoy's choice: the exact domain, else the longest wildcard (a DYNAMIC_DNS host), else `*`.
+      vh: virtualHostFor(t.virtualHosts, authority),
     }))
     .find((x) => x.vh);
   if (!hit) {
@@ -180,7 +183,7 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
     const svc = serviceByHost(model, t.cluster.host)!;
     const sp = svc.ports.find((p) => p.number === (t.cluster as { port: number }).port)!;
     const subset = t.cluster.subset ? (subsetOf(model, svc.host, t.cluster.subset)?.labels ?? {}) : {};
-    const eps = svc.endpoints.filter((e) => labelsMatch(subset, e.labels));
+    const eps = destinationEndpoints(svc, cluster).filter((e) => labelsMatch(subset, e.labels));
     for (const ep of eps)
       destinations.push(tcpDestination(model, caller, cluster, svc, sp, ep, (100 * t.weight) / total / eps.length));
   }
@@ -215,11 +218,13 @@ function tcpDestination(
   if (!w) {
     const reason = 'the endpoint has no sidecar: nothing enforces policy there';
     const workload = `${ep.address}:${epPort} (no sidecar)`;
+    const tls = cluster?.originate ? { tls: originationSummary(cluster.originate) } : {};
     return {
       workload,
       share,
       mtls: 'DISABLE',
-      transport: 'plaintext',
+      transport: cluster?.originate ? 'TLS' : 'plaintext',
+      ...tls,
       identityPresented: false,
       request: seen,
       status: 0,
@@ -303,9 +308,11 @@ export function formatExplanation(e: Explanation, all: boolean): string {
     const conn =
       d.transport === 'mTLS'
         ? 'sent over mTLS'
-        : d.transport === 'plaintext'
-          ? 'sent in plaintext, no caller identity'
-          : 'no connection';
+        : d.transport === 'TLS'
+          ? `sent over ${d.tls}`
+          : d.transport === 'plaintext'
+            ? 'sent in plaintext, no caller identity'
+            : 'no connection';
     const how = `${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}`;
     out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
     out.push(

@@ -5,6 +5,7 @@
  * sidecar. explain.ts starts requests at a sidecar, explain-gateway.ts at a gateway.
  */
 import { isGatewayWorkload } from '../model/gateways.js';
+import { destinationEndpoints, originationSummary } from './upstream-tls.js';
 import { formatOrigin, type Origin } from '../diag/diagnostic.js';
 import { clusterId } from '../ir/clusters.js';
 import { compileProxy } from '../ir/compile.js';
@@ -48,7 +49,8 @@ export interface ExplainRequest {
   sourceIp?: string;
 }
 
-export type Transport = 'mTLS' | 'plaintext' | 'refused';
+/** `TLS`: TLS the caller's sidecar originates with certificates of the user's (DestinationRule SIMPLE / MUTUAL). */
+export type Transport = 'mTLS' | 'TLS' | 'plaintext' | 'refused';
 
 export interface DestinationVerdict {
   workload: string;
@@ -61,6 +63,8 @@ export interface DestinationVerdict {
   transport: Transport;
   /** Whether the caller's identity reaches the callee (mTLS). */
   identityPresented: boolean;
+  /** transport `TLS`: what the caller's sidecar originates (see upstream-tls.ts). */
+  tls?: string;
   /** The request as the callee's sidecar sees it (after the route's rewrites). */
   request: { method: string; authority: string; path: string; sourceIp: string };
   /** Absent when an external authorizer decides and no answer was assumed. */
@@ -425,7 +429,8 @@ export function followRoute(
     const sp = dsvc.ports.find((p) => p.number === c.cluster.port);
     const labels =
       'subset' in c.cluster && c.cluster.subset ? (subsetOf(model, dsvc.host, c.cluster.subset)?.labels ?? {}) : {};
-    const eps = dsvc.endpoints.filter((e) => labelsMatch(labels, e.labels));
+    const requested = upstream.headers[':authority'].replace(/:\d+$/, '');
+    const eps = destinationEndpoints(dsvc, cluster, requested).filter((e) => labelsMatch(labels, e.labels));
     if (eps.length === 0) {
       destinations.push({
         workload: `${clusterId(c.cluster)} (no endpoints)`,
@@ -454,7 +459,9 @@ export function followRoute(
           workload: `${ep.address}:${epPort} (no sidecar)`,
           share,
           mtls: 'DISABLE',
-          transport: cluster?.tls ? 'refused' : 'plaintext',
+          ...(cluster?.originate
+            ? { transport: 'TLS' as const, tls: originationSummary(cluster.originate) }
+            : { transport: cluster?.tls ? ('refused' as const) : ('plaintext' as const) }),
           identityPresented: false,
           request: seen,
           status: 200,

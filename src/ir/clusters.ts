@@ -13,6 +13,14 @@ import type { TlsOrigination } from '../policy/traffic-types.js';
 import { SYSTEM_CA_BUNDLE } from '../policy/types.js';
 import type { ClusterIR, ClusterKey } from './types.js';
 
+/**
+ * A wildcard host (`*.example.com`): only a DYNAMIC_DNS ServiceEntry declares one, so its clusters are dynamic
+ * forward proxies and the routes to them need Envoy's dynamic forward proxy filter.
+ */
+export function isDynamicHost(host: string): boolean {
+  return host.startsWith('*.');
+}
+
 export function clusterId(k: ClusterKey): string {
   if (k.direction === 'inbound') return `inbound|${pad(k.port)}`;
   if (k.direction === 'jwks') return `jwks|${k.host}|${pad(k.port)}`;
@@ -63,17 +71,19 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   const key: ClusterKey = { direction: 'outbound', host: svc.host, port, ...(subset ? { subset } : {}) };
   const sp = svc.ports.find((p) => p.number === port)!;
   const labels = subset ? (subsetOf(model, svc.host, subset)?.labels ?? {}) : {};
-  const dns = svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN';
+  // NONE: the host's own address, as the application would have dialled it (policy/kinds/service-entry.ts).
+  const dns = svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN' || svc.resolution === 'NONE';
   const endpoints = svc.endpoints.filter((ep) => labelsMatch(labels, ep.labels));
   const { tls: tlsMode, ...policy } = trafficPolicyFor(model, svc.host, port, subset) ?? {};
   const dr = destinationRuleFor(model, svc.host);
+  const dynamic = svc.resolution === 'DYNAMIC_DNS';
   const cluster: ClusterIR = {
     key,
-    discovery: dns ? 'dns' : 'eds',
+    discovery: dynamic ? 'dfp' : dns ? 'dns' : 'eds',
     protocol: sp.protocol,
     endpoints:
       dns && svc.endpoints.length === 0
-        ? [{ address: svc.host, port, origin: svc.origin }]
+        ? [{ address: svc.host, port: sp.targetPort ?? port, origin: svc.origin }] // Istio: at the targetPort
         : endpoints.map((ep) => ({
             address: ep.address,
             port: endpointPort(svc, sp, ep),
@@ -86,7 +96,7 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   if (Object.keys(policy).length > 0) cluster.policy = policy;
   const auto = upstreamTls(model, svc, port);
   if (typeof tlsMode === 'object' && tlsMode.mode !== 'ISTIO_MUTUAL') {
-    cluster.originate = origination(tlsMode, svc.host);
+    cluster.originate = origination(tlsMode, svc);
   } else if (typeof tlsMode === 'object') {
     cluster.tls = { ...meshMtls(model, svc, auto), sni: tlsMode.sni };
   } else if (tlsMode === 'ISTIO_MUTUAL') {
@@ -101,24 +111,24 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
 function meshMtls(model: MeshModel, svc: Service, auto: { sans: string[] } | undefined): { sans: string[] } {
   if (auto) return auto;
   const ids = svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`);
-  return { sans: [...new Set(ids)].sort() };
+  return { sans: [...new Set([...ids, ...svc.subjectAltNames])].sort() };
 }
 
 /**
  * DestinationRule SIMPLE / MUTUAL: Envoy originates TLS itself. SNI is `sni`, else the service host. The server is
- * verified against `caCertificates` (the system's CA bundle by default) and `subjectAltNames` (the SNI by default),
- * unless insecureSkipVerify.
+ * verified against `caCertificates` (the system's CA bundle by default) or, with `credentialName`, the credential's
+ * ca.crt (Istio's rule for SIMPLE and MUTUAL alike), and `subjectAltNames` (by default the ServiceEntry's, else
+ * the SNI), unless insecureSkipVerify. MUTUAL presents the files' or the credential's certificate.
  */
-function origination(t: TlsOrigination, host: string): NonNullable<ClusterIR['originate']> {
-  const sni = t.sni ?? host;
-  const verify = t.insecureSkipVerify
-    ? {}
-    : {
-        verify: {
-          caFile: t.caCertificates ?? SYSTEM_CA_BUNDLE,
-          sans: t.subjectAltNames.length > 0 ? t.subjectAltNames : [sni],
-        },
-      };
-  const client = t.mode === 'MUTUAL' ? { client: { certFile: t.clientCertificate!, keyFile: t.privateKey! } } : {};
-  return { sni, ...verify, ...client };
+function origination(t: TlsOrigination, svc: Service): NonNullable<ClusterIR['originate']> {
+  const sni = t.sni ?? svc.host;
+  // The rule's names, else the ServiceEntry's (Istio), else the SNI.
+  const named = t.subjectAltNames.length > 0 ? t.subjectAltNames : svc.subjectAltNames;
+  const sans = named.length > 0 ? named : [sni];
+  const cred = t.credential?.name;
+  const ca = cred !== undefined ? { caCredential: cred } : { caFile: t.caCertificates ?? SYSTEM_CA_BUNDLE };
+  const verify = t.insecureSkipVerify ? {} : { verify: { sans, ...ca } };
+  if (t.mode !== 'MUTUAL') return { sni, ...verify };
+  const client = cred !== undefined ? { credential: cred } : { certFile: t.clientCertificate!, keyFile: t.privateKey! };
+  return { sni, ...verify, client };
 }

@@ -102,7 +102,9 @@ function compileSidecar(model: MeshModel, w: Workload): ProxyParts {
       // `host` alone goes to the first HTTP port (port 80 when declared); `host:port` to that port.
       const main = httpPorts.find((sp) => sp.number === 80) ?? httpPorts[0];
       for (const sp of httpPorts) {
-        const domains = sp === main ? [svc.host, `${svc.host}:${sp.number}`] : [`${svc.host}:${sp.number}`];
+        // ServiceEntry addresses route like the host: an application may dial the address with it as Host.
+        const names = [svc.host, ...svc.addresses.map((a) => (a.includes(':') ? `[${a}]` : a))];
+        const domains = names.flatMap((n) => (sp === main ? [n, `${n}:${sp.number}`] : [`${n}:${sp.number}`]));
         virtualHosts.push({
           name: sp === main ? svc.host : `${svc.host}:${sp.number}`,
           domains,

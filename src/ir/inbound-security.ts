@@ -82,7 +82,8 @@ function extAuthzOf(model: MeshModel, w: Workload, l4: boolean): { extAuthz?: Ex
 
 /**
  * Client side: originate mTLS to a service whose endpoints are mesh workloads (they have sidecars) unless every one
- * of them has mTLS DISABLEd on that port. Verify the server against the SPIFFE ids the service runs as.
+ * of them has mTLS DISABLEd on that port. Verify the server against the SPIFFE ids the service runs as, and the
+ * ServiceEntry's subjectAltNames (Istio).
  */
 export function upstreamTls(model: MeshModel, svc: Service, port: number): { sans: string[] } | undefined {
   if (svc.location !== 'MESH_INTERNAL') return undefined;
@@ -92,7 +93,7 @@ export function upstreamTls(model: MeshModel, svc: Service, port: number): { san
   if (workloads.length === 0) return undefined;
   const tlsOn = workloads.filter(({ e, w }) => mtlsModeFor(model, w!, endpointPort(svc, sp, e)) !== 'DISABLE');
   if (tlsOn.length === 0) return undefined;
-  return { sans: [...new Set(workloads.map(({ w }) => w!.identity))].sort() };
+  return { sans: [...new Set([...workloads.map(({ w }) => w!.identity), ...svc.subjectAltNames])].sort() };
 }
 
 /** host, port and scheme of a JWKS URL (validated when the policy was decoded). */

@@ -33,15 +33,21 @@ export interface ClusterIR {
    * SNI is the service host unless the DestinationRule names one.
    */
   tls?: { sans: string[]; sni?: string };
-  /** TLS with certificates of the user's own (DestinationRule SIMPLE / MUTUAL), files on the proxy's host. */
+  /**
+   * TLS with certificates of the user's own (DestinationRule SIMPLE / MUTUAL): files on the proxy's host, or a
+   * credential (a directory under --credentials-dir) whose parts the proxy gets over SDS (see credentialsOf).
+   */
   originate?: {
     sni: string;
-    /** Server verification: a CA file and the names the certificate must hold; absent: insecureSkipVerify. */
-    verify?: { caFile: string; sans: string[] };
-    client?: { certFile: string; keyFile: string };
+    /** Server verification: a CA (file or credential) and the names the certificate must hold; absent: insecure. */
+    verify?: { sans: string[] } & ({ caFile: string } | { caCredential: string });
+    client?: { certFile: string; keyFile: string } | { credential: string };
   };
-  /** `eds`: endpoints over EDS; `static`: inline endpoints; `dns`: Envoy resolves the host itself. */
-  discovery: 'eds' | 'static' | 'dns';
+  /**
+   * `eds`: endpoints over EDS; `static`: inline endpoints; `dns`: Envoy resolves the host itself; `dfp`: a dynamic
+   * forward proxy resolves the name each request asks for (ServiceEntry DYNAMIC_DNS, wildcard hosts).
+   */
+  discovery: 'eds' | 'static' | 'dns' | 'dfp';
   protocol: Protocol;
   endpoints: EndpointIR[];
   /** DestinationRule traffic policy (load balancing, circuit breaking, outlier detection). */

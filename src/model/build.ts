@@ -2,6 +2,7 @@
  * Stage: model. Policy objects -> MeshModel. Resolves selectors and references and reports cross-resource
  * problems (duplicates, unknown references, conflicts) with the origin of the offending field.
  */
+import { checkExternalServices } from './external-services.js';
 import { Diagnostics, type Result } from '../diag/diagnostic.js';
 import {
   MESH_DEFAULTS,
@@ -88,6 +89,7 @@ export function* buildModelSteps(
 
   const services: Service[] = [];
   const byHost = new Map<string, ServiceEntry>();
+  const byAddress = new Map<string, ServiceEntry>();
   const workloadsById = new Map(workloads.map((w) => [w.id, w]));
   for (const se of entries) {
     const ref = objectRef('ServiceEntry', se.meta);
@@ -117,6 +119,17 @@ export function* buildModelSteps(
       byHost.set(host, se);
       for (const w of selected) workloadsById.get(w.id)?.services.push(host);
       services.push(selector ? serviceOf(se, host, selected) : inlineService(se, host));
+    });
+    // An address routes (and, for TCP, listens) like its service's host: it can stand for one service only.
+    se.spec.addresses.forEach((address, i) => {
+      const prev = byAddress.get(address);
+      if (!prev) return void byAddress.set(address, se);
+      diags.report('CH0402', `address ${address} is already the address of ${objectRef('ServiceEntry', prev.meta)}`, {
+        location: se.at[`spec.addresses[${i}]`] ?? se.origin,
+        path: `spec.addresses[${i}]`,
+        object: ref,
+        related: [{ message: 'first declared here', location: prev.origin }],
+      });
     });
   }
   yield;
@@ -170,6 +183,7 @@ export function* buildModelSteps(
   checkExtAuthz(model, diags);
   checkTelemetry(model, diags);
   checkRouting(model, diags);
+  checkExternalServices(model, diags);
   checkGateways(model, diags);
   checkL4Gateways(model, diags);
   adviseSidecars(model, diags);
@@ -299,6 +313,8 @@ function serviceOf(se: ServiceEntry, host: string, selected: readonly Workload[]
     ports: se.spec.ports,
     location: se.spec.location,
     resolution: se.spec.resolution,
+    addresses: se.spec.addresses,
+    subjectAltNames: se.spec.subjectAltNames,
     endpoints: endpoints.sort(byAddress),
     origin: se.origin,
   };

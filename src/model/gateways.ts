@@ -293,7 +293,9 @@ function checkListener(model: MeshModel, w: Workload, plan: GatewayListenerPlan,
  */
 export type CredentialLookup = (
   name: string,
-) => { ok: true; hasCa: boolean; warnings: string[] } | { ok: false; problem: string; unavailable?: true };
+) =>
+  | { ok: true; hasCertificate?: boolean; hasCa: boolean; warnings: string[] }
+  | { ok: false; problem: string; unavailable?: true };
 
 /**
  * Every credential a Gateway that selects a workload names must be readable and valid, with a CA when the server
@@ -311,6 +313,8 @@ export function checkGatewayCredentials(model: MeshModel, lookup: CredentialLook
       if (!state.ok) {
         const severity = state.unavailable ? { severity: 'warning' as const } : {};
         diags.report('CH0308', `credential ${name}: ${state.problem}`, { ...at, ...severity });
+      } else if (state.hasCertificate === false) {
+        diags.report('CH0308', `credential ${name} has only ca.crt; a server needs tls.crt and tls.key`, at);
       } else if (s.tls.mode !== 'SIMPLE' && !state.hasCa) {
         diags.report('CH0308', `credential ${name} has no ca.crt, which ${s.tls.mode} needs to verify clients`, at);
       } else {

@@ -26,7 +26,11 @@ export interface Service {
   name: string;
   ports: ServicePort[];
   location: 'MESH_INTERNAL' | 'MESH_EXTERNAL';
-  resolution: 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'NONE';
+  resolution: 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'NONE' | 'DYNAMIC_DNS';
+  /** ServiceEntry addresses: where the application dials it, so where a sidecar listens for it (explicit mode). */
+  addresses: string[];
+  /** ServiceEntry subjectAltNames: accepted server names besides the endpoints' identities (or, originating, SNI). */
+  subjectAltNames: string[];
   endpoints: ServiceEndpoint[];
   origin: Origin;
 }

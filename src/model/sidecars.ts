@@ -147,18 +147,37 @@ export function tcpEgressTarget(plan: OutboundPlan): { svc: Service; port: numbe
 
 export function outboundPlans(w: Workload, model: MeshModel): OutboundPlan[] {
   const ns = sidecarNamespace(w);
-  return outboundListeners(w).map(({ egress, ...l }) => ({
+  return outboundListeners(w, model).map(({ egress, ...l }) => ({
     ...l,
     services: egress ? egressScope(egress, model, ns) : servicesInScope(w, model),
   }));
 }
 
-/** The egress listeners of a workload, without resolving which services each reaches. */
-function outboundListeners(w: Workload): (Omit<OutboundPlan, 'services'> & { egress?: SidecarEgress })[] {
+/**
+ * Where a TCP egress listener without `bind` listens: on its service's ServiceEntry address when it has one (the
+ * address the application dials, as it would in a captured mesh), else where the workload's egress listeners do.
+ */
+function tcpBind(w: Workload, model: MeshModel, e: SidecarEgress): string {
+  const services = egressScope(e, model, sidecarNamespace(w));
+  const target = tcpEgressTarget({
+    bind: '',
+    port: e.port!.number,
+    protocol: e.port!.protocol,
+    origin: e.at,
+    services,
+  });
+  return ('svc' in target ? target.svc.addresses[0] : undefined) ?? defaultOutboundBind(w);
+}
+
+/** The egress listeners of a workload, with where each binds. */
+function outboundListeners(
+  w: Workload,
+  model: MeshModel,
+): (Omit<OutboundPlan, 'services'> & { egress?: SidecarEgress })[] {
   const withPort = (w.sidecar?.spec.egress ?? []).filter((e) => e.port);
   if (withPort.length > 0) {
     return withPort.map((e) => ({
-      bind: e.bind ?? defaultOutboundBind(w),
+      bind: e.bind ?? (isHttpProtocol(e.port!.protocol) ? defaultOutboundBind(w) : tcpBind(w, model, e)),
       port: e.port!.number,
       protocol: e.port!.protocol,
       origin: e.at,
@@ -248,7 +267,7 @@ export function checkListenerConflicts(model: MeshModel, diags: Diagnostics): vo
       ? gatewayListeners(model, w).map((p) => ({ key: `${p.address}:${p.port}`, origin: p.servers[0].server.at }))
       : [
           ...inboundPlans(w, model).map((p) => ({ key: `${p.address}:${p.port}`, origin: p.origin })),
-          ...outboundListeners(w).map((p) => ({ key: `${p.bind}:${p.port}`, origin: p.origin })),
+          ...outboundListeners(w, model).map((p) => ({ key: `${p.bind}:${p.port}`, origin: p.origin })),
         ];
     for (const c of claims) {
       if (own.has(c.key)) {

@@ -137,11 +137,16 @@ export interface Subset {
   at: Origin;
 }
 
-/** Files on the proxy's host (Envoy reads them), as Istio's ClientTLSSettings name them. */
+/**
+ * DestinationRule SIMPLE / MUTUAL, as Istio's ClientTLSSettings: files on the proxy's host (Envoy reads them), or a
+ * credential (`credentialName`) whose files the control plane serves over SDS.
+ */
 export interface TlsOrigination {
   mode: 'SIMPLE' | 'MUTUAL';
   sni?: string;
   subjectAltNames: string[];
+  /** `credentialName`: MUTUAL's client certificate and key, and (unless insecureSkipVerify) the CA, `ca.crt`. */
+  credential?: { name: string; at: Origin; path: string };
   caCertificates?: string;
   clientCertificate?: string;
   privateKey?: string;

@@ -152,8 +152,12 @@ export interface ServiceEntrySpec {
   hosts: string[];
   ports: ServicePort[];
   location: 'MESH_INTERNAL' | 'MESH_EXTERNAL';
-  resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+  resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'DYNAMIC_DNS';
   endpoints: EndpointSpec[];
+  /** Addresses (single IPs) the application dials for the service: where its sidecar listens (explicit mode). */
+  addresses: string[];
+  /** Names the service's server certificates may carry (Istio's ServiceEntry subjectAltNames). */
+  subjectAltNames: string[];
   workloadSelector?: Record<string, string>;
 }
 
@@ -213,7 +217,10 @@ export type Sidecar = Base<'Sidecar', SidecarSpec>;
 
 export type PeerAuthentication = Base<'PeerAuthentication', import('./security-types.js').PeerAuthenticationSpec>;
 export type AuthorizationPolicy = Base<'AuthorizationPolicy', import('./security-types.js').AuthorizationPolicySpec>;
-export type RequestAuthentication = Base<'RequestAuthentication', import('./security-types.js').RequestAuthenticationSpec>;
+export type RequestAuthentication = Base<
+  'RequestAuthentication',
+  import('./security-types.js').RequestAuthenticationSpec
+>;
 
 export interface TelemetrySpec {
   selector?: Record<string, string>;

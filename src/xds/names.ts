@@ -35,8 +35,9 @@ export const SECRET_WORKLOAD = 'default';
 export const SECRET_TRUST_BUNDLE = 'ROOTCA';
 
 /**
- * SDS secrets of a gateway credential (certificate and key; the CA that verifies clients), after Istio's
- * `kubernetes://<name>` and `<name>-cacert`. The prefix keeps a credential called `default` from meaning the SVID.
+ * SDS secrets of a credential (certificate and key; the CA that verifies clients or, originating, servers), after
+ * Istio's `kubernetes://<name>` and `<name>-cacert`. The prefix keeps a credential called `default` from meaning
+ * the SVID.
  */
 export function credentialSecretName(credential: string): string {
   return `credential://${credential}`;
@@ -45,6 +46,9 @@ export function credentialSecretName(credential: string): string {
 export function credentialCaSecretName(credential: string): string {
   return `credential://${credential}-cacert`;
 }
+
+/** The DNS cache of the dynamic forward proxy filter and clusters (ServiceEntry DYNAMIC_DNS). */
+export const DFP_DNS_CACHE = 'chancery_dynamic_dns';
 
 /** Cluster through which Envoy fetches a remote JWKS. */
 export function jwksClusterName(u: { host: string; port: number }): string {

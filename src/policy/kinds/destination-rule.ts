@@ -13,6 +13,7 @@ import type {
   TrafficPolicy,
 } from '../traffic-types.js';
 import { DNS_LABEL } from './common.js';
+import { CREDENTIAL_NAME } from './gateway.js';
 
 function readLoadBalancer(r: MapReader | undefined): LoadBalancer | undefined {
   if (!r) return undefined;
@@ -125,6 +126,7 @@ export function readTrafficPolicy(r: MapReader | undefined, allowPortLevel = tru
           'clientCertificate',
           'privateKey',
           'caCertificates',
+          'credentialName',
         ],
         mode === 'DISABLE'
           ? 'only applies to SIMPLE and MUTUAL'
@@ -132,11 +134,7 @@ export function readTrafficPolicy(r: MapReader | undefined, allowPortLevel = tru
       );
       out.tls = sni !== undefined ? { mode: 'ISTIO_MUTUAL', sni } : (mode as 'ISTIO_MUTUAL' | 'DISABLE');
     }
-    tls.unsupported(
-      ['credentialName'],
-      'needs credentials served by the control plane, which is not supported yet; use file paths',
-    );
-    tls.unsupported(['caCrl'], 'is not supported yet');
+    tls.unsupported(['caCrl'], 'is not supported yet; put the revoked certificates out of the CA instead');
     tls.done();
   }
   if (allowPortLevel) {
@@ -155,7 +153,10 @@ export function readTrafficPolicy(r: MapReader | undefined, allowPortLevel = tru
 
 const FILE = /^\/\S+$/;
 
-/** SIMPLE / MUTUAL: TLS origination with files on the proxy's host (Envoy reads them; never from Git). */
+/**
+ * SIMPLE / MUTUAL: TLS origination with files on the proxy's host (Envoy reads them; never from Git), or with a
+ * credential the control plane serves over SDS (`credentialName`: a directory under `serve --credentials-dir`).
+ */
 function readOrigination(tls: MapReader, mode: 'SIMPLE' | 'MUTUAL'): TlsOrigination | undefined {
   const file = (k: string) => tls.str(k, { pattern: FILE, patternHint: 'an absolute path on the proxy host' });
   const sni = tls.str('sni');
@@ -164,25 +165,35 @@ function readOrigination(tls: MapReader, mode: 'SIMPLE' | 'MUTUAL'): TlsOriginat
   const privateKey = file('privateKey');
   const subjectAltNames = (tls.strList('subjectAltNames') ?? []).map((x) => x.value);
   const insecureSkipVerify = tls.bool('insecureSkipVerify') ?? false;
+  const patternHint = 'a directory name (lower-case letters, digits, -, _, .)';
+  const credentialName = tls.str('credentialName', { pattern: CREDENTIAL_NAME, patternHint });
+  const common = { mode, subjectAltNames, insecureSkipVerify, ...(sni !== undefined ? { sni } : {}) };
+  if (insecureSkipVerify && (caCertificates || subjectAltNames.length > 0)) {
+    tls.report('CH0204', 'insecureSkipVerify', 'cannot be combined with caCertificates or subjectAltNames');
+  }
+  if (credentialName !== undefined) {
+    // Istio: "Only one of client certificates and CA certificate or credentialName can be specified."
+    const files = (['caCertificates', 'clientCertificate', 'privateKey'] as const).filter((k) => tls.has(k));
+    for (const k of files) tls.report('CH0204', k, 'cannot be combined with credentialName, which holds the files');
+    if (files.length > 0) return undefined;
+    return {
+      ...common,
+      credential: { name: credentialName, at: tls.loc('credentialName'), path: tls.sub('credentialName') },
+    };
+  }
   if (mode === 'MUTUAL' && (!clientCertificate || !privateKey)) {
     tls.report(
       'CH0203',
       clientCertificate ? 'privateKey' : 'clientCertificate',
-      'MUTUAL needs clientCertificate and privateKey',
+      'MUTUAL needs clientCertificate and privateKey, or a credentialName holding them',
     );
     return undefined;
   }
   if (mode === 'SIMPLE' && (clientCertificate || privateKey)) {
     tls.report('CH0204', clientCertificate ? 'clientCertificate' : 'privateKey', 'only applies to MUTUAL');
   }
-  if (insecureSkipVerify && (caCertificates || subjectAltNames.length > 0)) {
-    tls.report('CH0204', 'insecureSkipVerify', 'cannot be combined with caCertificates or subjectAltNames');
-  }
   return {
-    mode,
-    subjectAltNames,
-    insecureSkipVerify,
-    ...(sni !== undefined ? { sni } : {}),
+    ...common,
     ...(caCertificates ? { caCertificates } : {}),
     ...(clientCertificate ? { clientCertificate } : {}),
     ...(privateKey ? { privateKey } : {}),

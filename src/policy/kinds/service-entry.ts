@@ -1,34 +1,31 @@
 /**
  * Stage: decode. `networking.istio.io` ServiceEntry: the service registry.
  */
+import type { Origin } from '../../diag/diagnostic.js';
 import type { MapReader } from '../reader.js';
 import type { EndpointSpec, ServiceEntrySpec } from '../types.js';
 import { DNS_NAME, readLabelSelector, readServicePort } from './common.js';
+import { checkDynamicDns, checkPassThrough, hostProblem, readAddresses } from './service-entry-resolution.js';
 import { readEndpoint } from './workload-entry.js';
 
 export function decodeServiceEntry(
   spec: MapReader | undefined,
-  at: Record<string, import('../../diag/diagnostic.js').Origin>,
+  at: Record<string, Origin>,
 ): ServiceEntrySpec | undefined {
   if (!spec) return undefined;
+  const read = spec.str('resolution', { oneOf: ['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN', 'DYNAMIC_DNS'] }) as
+    ServiceEntrySpec['resolution'] | undefined;
   const hosts = (spec.strList('hosts', { required: true, nonEmpty: true }) ?? []).filter((h, i) => {
     at[`spec.hosts[${i}]`] = h.at;
-    if (!DNS_NAME.test(h.value)) {
-      spec.ctx.diags.report('CH0204', `spec.hosts[${i}]: "${h.value}" is not a valid host name`, {
+    const report = (code: 'CH0204' | 'CH0205', why: string) =>
+      spec.ctx.diags.report(code, `spec.hosts[${i}]: ${why}`, {
         location: h.at,
         path: `spec.hosts[${i}]`,
         object: spec.ctx.object,
       });
-      return false;
-    }
-    if (h.value.startsWith('*')) {
-      spec.ctx.diags.report('CH0205', `spec.hosts[${i}]: wildcard hosts are not supported yet`, {
-        location: h.at,
-        path: `spec.hosts[${i}]`,
-        object: spec.ctx.object,
-      });
-      return false;
-    }
+    if (!DNS_NAME.test(h.value)) return void report('CH0204', `"${h.value}" is not a valid host name`);
+    const problem = hostProblem(h.value, read);
+    if (problem) return void report(problem.code, problem.why);
     return true;
   });
   const portReaders = spec.maps('ports', { required: true, nonEmpty: true }) ?? [];
@@ -50,10 +47,6 @@ export function decodeServiceEntry(
   });
   const location = (spec.str('location', { oneOf: ['MESH_INTERNAL', 'MESH_EXTERNAL'] }) ??
     'MESH_INTERNAL') as ServiceEntrySpec['location'];
-  const resolution = (spec.str('resolution', { oneOf: ['NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN'] }) ??
-    'STATIC') as ServiceEntrySpec['resolution'];
-  if (resolution === 'NONE')
-    spec.report('CH0205', 'resolution', 'NONE (pass-through) needs transparent capture, which is not supported yet');
   const endpoints: EndpointSpec[] = [];
   for (const e of spec.maps('endpoints') ?? []) {
     const ep = readEndpoint(e);
@@ -62,19 +55,18 @@ export function decodeServiceEntry(
   const workloadSelector = readLabelSelector(spec, 'workloadSelector', 'labels');
   if (workloadSelector && endpoints.length > 0)
     spec.report('CH0204', 'workloadSelector', 'cannot be combined with endpoints');
-  // Istio's default resolution is NONE: pass-through to the address the application dialled, which explicit-mode
-  // sidecars never see. With endpoints or a workloadSelector the endpoints are known (STATIC); without, say so.
-  if (!spec.has('resolution') && !workloadSelector && endpoints.length === 0) {
-    spec.report(
-      'CH0203',
-      'resolution',
-      'is needed here: without it Istio passes connections through to the address the application dialled (NONE), ' +
-        'which explicit-mode sidecars cannot do; set resolution: DNS for a host Envoy should resolve, ' +
-        'or give endpoints or a workloadSelector',
-    );
-  }
+  // Istio's default is NONE; with endpoints or a workloadSelector the endpoints are known, and Chancery reads STATIC.
+  const known = !!workloadSelector || endpoints.length > 0;
+  const resolution = read ?? (known ? 'STATIC' : 'NONE');
+  if (resolution === 'NONE') checkPassThrough(spec, endpoints.length > 0, !!workloadSelector);
+  if (resolution === 'DYNAMIC_DNS') checkDynamicDns(spec, ports, endpoints.length > 0, !!workloadSelector, at);
+  const addresses =
+    resolution === 'NONE' || resolution === 'DYNAMIC_DNS' ? [] : readAddresses(spec, hosts.length, ports, at);
   if (spec.has('workloadSelector')) at['spec.workloadSelector'] = spec.loc('workloadSelector');
-  spec.unsupported(['addresses', 'exportTo', 'subjectAltNames']);
+  // Istio: the names the server's certificate may carry (mesh mTLS and, when the DestinationRule names none, TLS
+  // origination).
+  const subjectAltNames = (spec.strList('subjectAltNames') ?? []).map((x) => x.value);
+  spec.unsupported(['exportTo']);
   spec.done();
   return {
     hosts: hosts.map((h) => h.value),
@@ -82,6 +74,8 @@ export function decodeServiceEntry(
     location,
     resolution,
     endpoints,
+    addresses,
+    subjectAltNames,
     ...(workloadSelector ? { workloadSelector } : {}),
   };
 }

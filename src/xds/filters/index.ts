@@ -2,9 +2,11 @@
  * Stage: xds. HTTP filters as plug-ins with ONE ordered table. A filter contributes to a listener's
  * http_connection_manager when it has something to say for that listener; the table decides the order, so that
  * the headers authorization inspects are cut to one value first, authentication runs before authorization (CUSTOM,
- * then DENY / AUDIT / ALLOW, as Istio evaluates them), authorization before rate limiting, and the router last.
+ * then DENY / AUDIT / ALLOW, as Istio evaluates them), authorization before rate limiting, the dynamic forward proxy
+ * (which resolves a wildcard service's Host) just before the router, and the router last.
  */
 import type { ListenerIR, RouteIR, RouteTableKey } from '../../ir/types.js';
+import { dynamicForwardProxyFilter } from './dynamic-forward-proxy.js';
 import { extAuthzFilter } from './ext-authz.js';
 import { faultFilter } from './fault.js';
 import { localRateLimitFilter } from './local-ratelimit.js';
@@ -33,6 +35,8 @@ export const HTTP_FILTERS: readonly HttpFilterPlugin[] = [
   rbacFilter,
   localRateLimitFilter,
   faultFilter,
+  // Resolves the Host of requests to wildcard (DYNAMIC_DNS) services: after every decision, just before routing.
+  dynamicForwardProxyFilter,
   routerFilter,
 ];
 

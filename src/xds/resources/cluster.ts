@@ -9,6 +9,7 @@ import { isHttpProtocol } from '../../policy/types.js';
 import { anyType } from '../type-urls.js';
 import { ADS_SOURCE, durationOf } from './common.js';
 import { buildLoadAssignment } from './endpoint.js';
+import { dynamicForwardProxyCluster } from './dynamic-forward-proxy.js';
 import { upstreamMtls, upstreamOriginatedTls, upstreamTlsToPublicServer } from './tls.js';
 
 const CONNECT_TIMEOUT_MS = 5000;
@@ -76,6 +77,8 @@ export function buildCluster(c: ClusterIR): object {
   if (c.discovery === 'eds') {
     base.type = 'EDS';
     base.eds_cluster_config = { eds_config: ADS_SOURCE };
+  } else if (c.discovery === 'dfp') {
+    Object.assign(base, dynamicForwardProxyCluster());
   } else if (c.discovery === 'dns') {
     base.type = 'STRICT_DNS';
     base.dns_lookup_family = 'V4_ONLY';

@@ -44,8 +44,11 @@ export function upstreamMtls(sans: readonly string[], sni: string): object {
     typed_config: {
       '@type': anyType('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'),
       sni,
+      // SPIFFE ids are URI SANs; a ServiceEntry's other subjectAltNames may be any type (Istio matches any).
       common_tls_context: commonTlsContext(
-        sans.map((s) => ({ san_type: 'URI', matcher: { exact: s } })),
+        sans.flatMap((s) =>
+          (s.startsWith('spiffe://') ? ['URI'] : ['DNS', 'URI']).map((t) => ({ san_type: t, matcher: { exact: s } })),
+        ),
         [],
       ),
     },
@@ -129,21 +132,34 @@ export function upstreamTlsToPublicServer(sni: string): object {
 
 export { SYSTEM_CA_BUNDLE };
 
-/** TLS origination with the user's own files (DestinationRule SIMPLE / MUTUAL). */
+/**
+ * TLS origination with the user's own files or a credential's SDS secrets (DestinationRule SIMPLE / MUTUAL). A
+ * credential's parts come over SDS like a gateway's (`credential://<name>`, `credential://<name>-cacert`), so a
+ * rotation on disk reaches new connections without touching the cluster.
+ */
 export function upstreamOriginatedTls(o: NonNullable<ClusterIR['originate']>): object {
   const names = (o.verify?.sans ?? []).flatMap((n) =>
     ['DNS', 'URI'].map((t) => ({ san_type: t, matcher: { exact: n } })),
   );
-  const validation = o.verify
-    ? { validation_context: { trusted_ca: { filename: o.verify.caFile }, match_typed_subject_alt_names: names } }
-    : {};
-  const client = o.client
-    ? {
-        tls_certificates: [
-          { certificate_chain: { filename: o.client.certFile }, private_key: { filename: o.client.keyFile } },
-        ],
-      }
-    : {};
+  const v = o.verify;
+  const validation = !v
+    ? {}
+    : 'caFile' in v
+      ? { validation_context: { trusted_ca: { filename: v.caFile }, match_typed_subject_alt_names: names } }
+      : {
+          combined_validation_context: {
+            default_validation_context: { match_typed_subject_alt_names: names },
+            validation_context_sds_secret_config: sds(credentialCaSecretName(v.caCredential)),
+          },
+        };
+  const c = o.client;
+  const client = !c
+    ? {}
+    : 'credential' in c
+      ? { tls_certificate_sds_secret_configs: [sds(credentialSecretName(c.credential))] }
+      : {
+          tls_certificates: [{ certificate_chain: { filename: c.certFile }, private_key: { filename: c.keyFile } }],
+        };
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
