@@ -140,14 +140,30 @@ export function rateLimitsFor(model: MeshModel, w: Workload): Scoped<RateLimitPo
   );
 }
 
+/**
+ * Istio reads a short name (`reviews`) as `reviews.<namespace>.svc.cluster.local`, Kubernetes' DNS name; Chancery
+ * has no Kubernetes and matches host names as written. When the Kubernetes form is what is declared, say so.
+ */
+function shortName(model: MeshModel, host: string, ns: string): string {
+  if (host.includes('.') || host.includes('*')) return '';
+  const k8s = model.services.find(
+    (s) => s.host === `${host}.${ns}.svc.cluster.local` || s.host === `${host}.${ns}.svc`,
+  );
+  return k8s ? ` (Istio would read the short name as ${k8s.host}, which is declared: write that name here)` : '';
+}
+
 /** A route's destination must be a declared host, port and subset. */
-function checkDestination(model: MeshModel, d: Destination, object: string, diags: Diagnostics): void {
+function checkDestination(model: MeshModel, d: Destination, object: string, ns: string, diags: Diagnostics): void {
   const svc = serviceByHost(model, d.host);
   if (!svc) {
-    diags.report('CH0301', `destination host ${d.host} is not declared by any ServiceEntry`, {
-      location: d.at,
-      object,
-    });
+    diags.report(
+      'CH0301',
+      `destination host ${d.host} is not declared by any ServiceEntry${shortName(model, d.host, ns)}`,
+      {
+        location: d.at,
+        object,
+      },
+    );
     return;
   }
   if (d.port !== undefined && !svc.ports.some((p) => p.number === d.port)) {
@@ -170,7 +186,8 @@ export function checkRouting(model: MeshModel, diags: Diagnostics): void {
     const gatewayHost = vs.spec.gateways.some((g) => g.value !== MESH_GATEWAY);
     if (service(host) || gatewayHost) continue;
     const object = objectRef('VirtualService', vs);
-    diags.report('CH0301', `spec.hosts: no ServiceEntry declares host ${host}`, { location: hostAt, object });
+    const message = `spec.hosts: no ServiceEntry declares host ${host}${shortName(model, host, vs.namespace)}`;
+    diags.report('CH0301', message, { location: hostAt, object });
   }
   // Each VirtualService once, wherever it is bound: a gateway's hosts need not be services, its destinations must.
   const all = new Set([...model.routing.virtualServices.values(), ...[...model.gateways.bound.values()].flat()]);
@@ -179,7 +196,8 @@ export function checkRouting(model: MeshModel, diags: Diagnostics): void {
     const object = objectRef('DestinationRule', dr);
     const svc = service(host);
     if (!svc) {
-      diags.report('CH0301', `spec.host: no ServiceEntry declares host ${host}`, { location: dr.spec.host.at, object });
+      const message = `spec.host: no ServiceEntry declares host ${host}${shortName(model, host, dr.namespace)}`;
+      diags.report('CH0301', message, { location: dr.spec.host.at, object });
       continue;
     }
     for (const s of dr.spec.subsets) {
@@ -230,7 +248,7 @@ function checkRoutes(
     else if (catchesAll(r)) caughtAt = `spec.http[${i}]`;
     for (const m of r.match) checkMatchGateways(m.gateways ?? [], bound, vs, diags);
     for (const d of [...r.route, ...(r.mirror ? [{ ...r.mirror, weight: 0 }] : [])])
-      checkDestination(model, d, object, diags);
+      checkDestination(model, d, object, vs.namespace, diags);
   });
   const l4: [string, { match: { gateways?: GatewayName[]; at: Origin }[]; route: Destination[] }[]][] = [
     ['tcp', vs.spec.tcp],
@@ -239,7 +257,7 @@ function checkRoutes(
   for (const [kind, routes] of l4) {
     for (const r of routes) {
       for (const m of r.match) checkMatchGateways(m.gateways ?? [], bound, vs, diags);
-      for (const d of r.route) checkL4Destination(model, d, kind, object, diags);
+      for (const d of r.route) checkL4Destination(model, d, kind, object, vs.namespace, diags);
     }
   }
   for (const m of [...vs.spec.tcp, ...vs.spec.tls].flatMap((r): (TcpMatch | TlsMatch)[] => r.match)) {
@@ -272,8 +290,15 @@ function checkMatchGateways(
 }
 
 /** A tcp or tls route's destination: a declared host and port, and not one that speaks HTTP. */
-function checkL4Destination(model: MeshModel, d: Destination, kind: string, object: string, diags: Diagnostics) {
-  checkDestination(model, d, object, diags);
+function checkL4Destination(
+  model: MeshModel,
+  d: Destination,
+  kind: string,
+  object: string,
+  ns: string,
+  diags: Diagnostics,
+) {
+  checkDestination(model, d, object, ns, diags);
   const svc = serviceByHost(model, d.host);
   const sp = svc?.ports.find((p) => p.number === d.port) ?? (svc?.ports.length === 1 ? svc.ports[0] : undefined);
   if (sp && isHttpProtocol(sp.protocol)) {

@@ -363,3 +363,13 @@ spec: { address: 127.0.0.5 }
     ['warning CH0407'],
   );
 });
+
+test("a short host name is matched as written; the error names Istio's Kubernetes form when that is declared", () => {
+  const files = [
+    { path: 'se.yaml', text: SE('httpbin', 'httpbin.ns.svc.cluster.local') },
+    { path: 'vs.yaml', text: VS('httpbin', '    - route: [{ destination: { host: httpbin } }]\n') },
+  ];
+  const r = compileSource({ revision: 't', files });
+  const errors = r.diagnostics.filter((d) => d.code === 'CH0301').map((d) => d.message);
+  assert.ok(errors.some((m) => m.includes('as httpbin.ns.svc.cluster.local, which is declared')), errors.join('\n'));
+});
