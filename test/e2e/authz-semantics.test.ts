@@ -142,6 +142,7 @@ spec:
       outputPayloadToHeader: x-jwt-payload
     - issuer: https://issuer.test
       jwks: '${JSON.stringify({ keys: [jwk] })}'
+      forwardOriginalToken: true
 `;
     policy.write('mesh.yaml', MESH).write('authz.yaml', POLICIES + jwt);
     cp = await startPlane({ configDir: policy.dir, stateDir });
@@ -245,6 +246,29 @@ spec:
     assert.equal(await call('/nosub/x', { bearer: await token('issuer-1', '') }), 200);
     const payload = JSON.parse(Buffer.from(String(app.requests[0].headers['x-jwt-payload']), 'base64url').toString());
     assert.equal(payload.iss, 'issuer-1');
+  });
+
+  test('a forged token sent beside a valid one is refused, whichever comes first (forwardOriginalToken)', async () => {
+    const alice = await token('https://issuer.test', 'alice');
+    const claims = Buffer.from(JSON.stringify({ iss: 'https://issuer.test', sub: 'admin' })).toString('base64url');
+    const forged = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${claims}.`;
+    for (const order of [
+      [alice, forged],
+      [forged, alice],
+    ]) {
+      app.reset();
+      const headers = { authorization: order.map((t) => `Bearer ${t}`) };
+      const r = await rawHttp1({ host: IP.api, port: 8080 }, { path: '/anysub/x', authority: 'api.shop.svc', headers });
+      assert.equal(r.status, 401, 'Envoy verifies every token it finds: one bad token refuses the request');
+      assert.equal(app.requests.length, 0, 'the forged token never reaches the app');
+    }
+    app.reset();
+    const r = await rawHttp1(
+      { host: IP.api, port: 8080 },
+      { path: '/anysub/x', authority: 'api.shop.svc', headers: { authorization: `Bearer ${alice}` } },
+    );
+    assert.equal(r.status, 200);
+    assert.equal(app.requests[0].headers.authorization, `Bearer ${alice}`, 'forwardOriginalToken: the app gets it');
   });
 
   test('path templates: {*} is one segment, {**} the rest', async () => {
