@@ -98,12 +98,9 @@ function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subs
   if (typeof tlsMode === 'object') {
     cluster.originate = origination(tlsMode, svc);
   } else if (tlsMode === 'ISTIO_MUTUAL') {
-    const sans = [
-      ...new Set(
-        ...svc.endpoints.map((e) => `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`),
-        ...svc.subjectAltNames,
-      ),
-    ].sort();
+    const identity = (e: Service['endpoints'][number]) =>
+      `spiffe://${model.mesh.trustDomain}/ns/${svc.namespace}/sa/${e.serviceAccount}`;
+    const sans = [...new Set([...svc.endpoints.map(identity), ...svc.subjectAltNames])].sort();
     cluster.tls = auto ?? { sans };
   } else if (tlsMode !== 'DISABLE' && auto) {
     cluster.tls = auto;

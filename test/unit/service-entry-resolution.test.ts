@@ -169,6 +169,24 @@ spec:
     assert.equal(c.originate!.sni, 'api.example.test');
   });
 
+  test('DestinationRule ISTIO_MUTUAL to endpoints without sidecars accepts them too', () => {
+    const spec =
+      '  hosts: [legacy.example.test]\n  subjectAltNames: ["spiffe://legacy.example/db"]\n' +
+      `${HTTP}  resolution: STATIC\n  endpoints: [{ address: 127.0.52.57, serviceAccount: db }]\n`;
+    const dr = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: legacy, namespace: ns }
+spec:
+  host: legacy.example.test
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+`;
+    const r = compileSource({ revision: 't', files: [{ path: 's.yaml', text: caller + se(spec) + dr }] });
+    assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
+    const c = r.proxies.get('ns/caller-1')!.ir.clusters.find((x) => x.tls)!;
+    assert.deepEqual(c.tls!.sans, ['spiffe://cluster.local/ns/ns/sa/db', 'spiffe://legacy.example/db']);
+  });
+
   test('mesh mTLS accepts them besides the identities of the endpoints', () => {
     const spec =
       '  hosts: [db.ns.svc]\n  subjectAltNames: ["spiffe://legacy.example/db"]\n' +
