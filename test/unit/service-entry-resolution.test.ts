@@ -234,7 +234,7 @@ describe('ServiceEntry resolution DYNAMIC_DNS (wildcard hosts)', () => {
     assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${tcp}${res}`), ['CH0204 12']);
   });
 
-  test('TLS origination to a DYNAMIC_DNS host: CH0205 at the DestinationRule (the SNI would be fixed)', () => {
+  test('TLS (origination or ISTIO_MUTUAL) to a DYNAMIC_DNS host: CH0205 at the DestinationRule', () => {
     const dr = `---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -243,12 +243,18 @@ spec:
   host: "*.example.test"
   trafficPolicy: { tls: { mode: SIMPLE } }
 `;
-    const text = caller + se(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`) + dr;
-    const r = compileSource({ revision: 't', files: [{ path: 's.yaml', text }] });
-    assert.deepEqual(
-      r.diagnostics.map((d) => `${d.code} ${d.location?.line}`),
-      ['CH0205 19'],
-    );
+    for (const tls of ['{ mode: SIMPLE }', '{ mode: ISTIO_MUTUAL }']) {
+      const text =
+        caller +
+        se(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`) +
+        dr.replace('{ mode: SIMPLE }', tls);
+      const r = compileSource({ revision: 't', files: [{ path: 's.yaml', text }] });
+      assert.deepEqual(
+        r.diagnostics.map((d) => `${d.code} ${d.location?.line}`),
+        ['CH0205 19'],
+        tls,
+      );
+    }
   });
 });
 
