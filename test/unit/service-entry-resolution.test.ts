@@ -234,23 +234,40 @@ describe('ServiceEntry resolution DYNAMIC_DNS (wildcard hosts)', () => {
     assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${tcp}${res}`), ['CH0204 12']);
   });
 
-  test('TLS (origination or ISTIO_MUTUAL) to a DYNAMIC_DNS host: CH0205 at the DestinationRule', () => {
-    const dr = `---
+  test('TLS origination to a DYNAMIC_DNS host: SNI and server name from each request (Istio), fixed ones CH0205', () => {
+    const dr = (tls: string) => `---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: wild, namespace: ns }
 spec:
   host: "*.example.test"
-  trafficPolicy: { tls: { mode: SIMPLE } }
+  trafficPolicy: { tls: ${tls} }
 `;
-    for (const tls of ['{ mode: SIMPLE }', '{ mode: ISTIO_MUTUAL }']) {
-      const text =
-        caller +
-        se(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`) +
-        dr.replace('{ mode: SIMPLE }', tls);
-      const r = compileSource({ revision: 't', files: [{ path: 's.yaml', text }] });
+    const run = (tls: string) =>
+      compileSource({
+        revision: 't',
+        files: [
+          {
+            path: 's.yaml',
+            text: caller + se(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`) + dr(tls),
+          },
+        ],
+      });
+    const ok = run('{ mode: SIMPLE }');
+    assert.equal(ok.ok, true, JSON.stringify(ok.diagnostics));
+    const c = ok.proxies.get('ns/caller-1')!.ir.clusters.find((x) => x.originate)!;
+    assert.equal(c.originate!.perRequest, true);
+    const json = buildCluster(c) as any;
+    assert.equal(json.transport_socket.typed_config.sni, undefined);
+    const po = json.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
+    assert.deepEqual(po.upstream_http_protocol_options, { auto_sni: true, auto_san_validation: true });
+    for (const tls of [
+      '{ mode: SIMPLE, sni: a.example.test }',
+      '{ mode: SIMPLE, subjectAltNames: [a] }',
+      '{ mode: ISTIO_MUTUAL }',
+    ]) {
       assert.deepEqual(
-        r.diagnostics.map((d) => `${d.code} ${d.location?.line}`),
+        run(tls).diagnostics.map((d) => `${d.code} ${d.location?.line}`),
         ['CH0205 19'],
         tls,
       );
@@ -268,7 +285,7 @@ describe('explain: external services by name, address or wildcard', () => {
     return `${e.verdict} ${e.destinations.map((d) => `${d.workload} ${d.transport}`).join(', ')}`;
   };
   test('a name a DYNAMIC_DNS wildcard covers goes to that name, resolved by the sidecar', () => {
-    assert.equal(dest('en.wiki.example.test:80'), 'ALLOW en.wiki.example.test:80 (no sidecar) plaintext');
+    assert.equal(dest('en.wiki.example.test:80'), 'ALLOW en.wiki.example.test:80 (no sidecar) TLS');
   });
   test('a ServiceEntry address stands for its service (TCP and HTTP)', () => {
     assert.equal(dest('127.0.52.101:5432'), 'ALLOW 127.0.52.102:5432 (no sidecar) plaintext');
