@@ -234,7 +234,7 @@ describe('ServiceEntry resolution DYNAMIC_DNS (wildcard hosts)', () => {
     assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${tcp}${res}`), ['CH0204 12']);
   });
 
-  test('TLS origination to a DYNAMIC_DNS host: SNI and server name from each request (Istio), fixed ones CH0205', () => {
+  test('TLS origination to a DYNAMIC_DNS host: SNI and name from each request (Istio), fixed ones CH0205', () => {
     const dr = (tls: string) => `---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
