@@ -9,8 +9,9 @@ import { command, parse, UsageError } from './args.js';
 
 const HELP = `Usage: chancery check DIR [--format human|json|github] [--credentials-dir DIR]
 
-Compiles the policy files under DIR exactly as the server would and prints every diagnostic. Gateway TLS
-credentials live outside the policy repository; with --credentials-dir they are checked as the server checks them.
+Compiles the policy files under DIR exactly as the server would and prints every diagnostic. TLS credentials
+(Gateway and DestinationRule credentialName) live outside the policy repository; with --credentials-dir they are
+checked as the server checks them.
 Exit status: 0 when the revision would be accepted, 1 when it has errors, 2 on bad usage.`;
 
 export function runCheck(argv: string[]): Promise<number> {

@@ -30,8 +30,9 @@ const HELP = `Usage: chancery serve [options]
   --admin-tls-cert FILE --admin-tls-key FILE
                         serve the status API over HTTPS with this certificate and key (PEM)
   --state-dir DIR       control-plane state (default .chancery)
-  --credentials-dir DIR Gateways' TLS credentials, outside Git: DIR/<credentialName>/tls.crt, tls.key and, for
-                        MUTUAL, ca.crt (a Kubernetes TLS Secret's layout); watched, rotated without restarts
+  --credentials-dir DIR TLS credentials that Gateways and DestinationRules (TLS origination) name, outside Git:
+                        DIR/<credentialName>/tls.crt, tls.key and/or ca.crt (a Kubernetes TLS Secret's layout);
+                        watched, rotated without restarts
   --log-level LEVEL     debug, info, warn or error (default info)
   --max-new-streams N   new xDS streams admitted per second (default 100)
   --registration-grace DURATION  how long an instance registered into a WorkloadGroup stays in its services

@@ -10,7 +10,7 @@ import type { ClusterIR } from '../ir/types.js';
 
 /** How a cluster's originated TLS reads for people, e.g. `TLS MUTUAL originated by the caller's sidecar (...)`. */
 export function originationSummary(o: NonNullable<ClusterIR['originate']>): string {
-  const parts = [`SNI ${o.sni}`];
+  const parts = [o.perRequest ? "SNI and server name from each request's Host" : `SNI ${o.sni}`];
   if (o.client) {
     const c = o.client;
     parts.push(`client certificate ${'credential' in c ? `from credential ${c.credential}` : `from ${c.certFile}`}`);
@@ -19,7 +19,7 @@ export function originationSummary(o: NonNullable<ClusterIR['originate']>): stri
   if (!v) parts.push('the server is not verified (insecureSkipVerify)');
   else {
     const ca = 'caCredential' in v ? `credential ${v.caCredential}'s ca.crt` : v.caFile;
-    parts.push(`server verified with ${ca} for ${v.sans.join(', ')}`);
+    parts.push(`server verified with ${ca}${v.sans.length > 0 ? ` for ${v.sans.join(', ')}` : ''}`);
   }
   return `TLS ${o.client ? 'MUTUAL' : 'SIMPLE'} originated by the caller's sidecar (${parts.join(', ')})`;
 }

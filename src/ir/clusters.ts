@@ -121,6 +121,7 @@ function meshMtls(model: MeshModel, svc: Service, auto: { sans: string[] } | und
  * the SNI), unless insecureSkipVerify. MUTUAL presents the files' or the credential's certificate.
  */
 function origination(t: TlsOrigination, svc: Service): NonNullable<ClusterIR['originate']> {
+  if (svc.resolution === 'DYNAMIC_DNS') return perRequestOrigination(t);
   const sni = t.sni ?? svc.host;
   // The rule's names, else the ServiceEntry's (Istio), else the SNI.
   const named = t.subjectAltNames.length > 0 ? t.subjectAltNames : svc.subjectAltNames;
@@ -131,4 +132,18 @@ function origination(t: TlsOrigination, svc: Service): NonNullable<ClusterIR['or
   if (t.mode !== 'MUTUAL') return { sni, ...verify };
   const client = cred !== undefined ? { credential: cred } : { certFile: t.clientCertificate!, keyFile: t.privateKey! };
   return { sni, ...verify, client };
+}
+
+/**
+ * Origination to a wildcard (DYNAMIC_DNS) service: each request's Host is the SNI and the name verified, as Istio
+ * does for dynamic forward proxy clusters (a fixed `sni` or `subjectAltNames` is rejected in the model).
+ */
+function perRequestOrigination(t: TlsOrigination): NonNullable<ClusterIR['originate']> {
+  const cred = t.credential?.name;
+  const ca = cred !== undefined ? { caCredential: cred } : { caFile: t.caCertificates ?? SYSTEM_CA_BUNDLE };
+  const verify = t.insecureSkipVerify ? {} : { verify: { sans: [], ...ca } };
+  const base = { sni: '', perRequest: true as const, ...verify };
+  if (t.mode !== 'MUTUAL') return base;
+  const client = cred !== undefined ? { credential: cred } : { certFile: t.clientCertificate!, keyFile: t.privateKey! };
+  return { ...base, client };
 }

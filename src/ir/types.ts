@@ -38,7 +38,13 @@ export interface ClusterIR {
    * credential (a directory under --credentials-dir) whose parts the proxy gets over SDS (see credentialsOf).
    */
   originate?: {
+    /** Unused (empty) when `perRequest`. */
     sni: string;
+    /**
+     * A dynamic forward proxy (DYNAMIC_DNS): the SNI and the name the server's certificate must hold are each
+     * request's Host (Envoy auto_sni and auto_san_validation, as Istio sets them); `verify.sans` is then empty.
+     */
+    perRequest?: true;
     /** Server verification: a CA (file or credential) and the names the certificate must hold; absent: insecure. */
     verify?: { sans: string[] } & ({ caFile: string } | { caCredential: string });
     client?: { certFile: string; keyFile: string } | { credential: string };

@@ -169,6 +169,24 @@ spec:
     assert.equal(c.originate!.sni, 'api.example.test');
   });
 
+  test('DestinationRule ISTIO_MUTUAL to endpoints without sidecars accepts them too', () => {
+    const spec =
+      '  hosts: [legacy.example.test]\n  subjectAltNames: ["spiffe://legacy.example/db"]\n' +
+      `${HTTP}  resolution: STATIC\n  endpoints: [{ address: 127.0.52.57, serviceAccount: db }]\n`;
+    const dr = `---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: legacy, namespace: ns }
+spec:
+  host: legacy.example.test
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL } }
+`;
+    const r = compileSource({ revision: 't', files: [{ path: 's.yaml', text: caller + se(spec) + dr }] });
+    assert.equal(r.ok, true, JSON.stringify(r.diagnostics));
+    const c = r.proxies.get('ns/caller-1')!.ir.clusters.find((x) => x.tls)!;
+    assert.deepEqual(c.tls!.sans, ['spiffe://cluster.local/ns/ns/sa/db', 'spiffe://legacy.example/db']);
+  });
+
   test('mesh mTLS accepts them besides the identities of the endpoints', () => {
     const spec =
       '  hosts: [db.ns.svc]\n  subjectAltNames: ["spiffe://legacy.example/db"]\n' +
@@ -216,21 +234,44 @@ describe('ServiceEntry resolution DYNAMIC_DNS (wildcard hosts)', () => {
     assert.deepEqual(codes(`  hosts: ["*.example.test"]\n${tcp}${res}`), ['CH0204 12']);
   });
 
-  test('TLS origination to a DYNAMIC_DNS host: CH0205 at the DestinationRule (the SNI would be fixed)', () => {
-    const dr = `---
+  test('TLS origination to a DYNAMIC_DNS host: SNI and name from each request (Istio), fixed ones CH0205', () => {
+    const dr = (tls: string) => `---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: { name: wild, namespace: ns }
 spec:
   host: "*.example.test"
-  trafficPolicy: { tls: { mode: SIMPLE } }
+  trafficPolicy: { tls: ${tls} }
 `;
-    const text = caller + se(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`) + dr;
-    const r = compileSource({ revision: 't', files: [{ path: 's.yaml', text }] });
-    assert.deepEqual(
-      r.diagnostics.map((d) => `${d.code} ${d.location?.line}`),
-      ['CH0205 19'],
-    );
+    const run = (tls: string) =>
+      compileSource({
+        revision: 't',
+        files: [
+          {
+            path: 's.yaml',
+            text: caller + se(`  hosts: ["*.example.test"]\n${HTTP}  resolution: DYNAMIC_DNS\n`) + dr(tls),
+          },
+        ],
+      });
+    const ok = run('{ mode: SIMPLE }');
+    assert.equal(ok.ok, true, JSON.stringify(ok.diagnostics));
+    const c = ok.proxies.get('ns/caller-1')!.ir.clusters.find((x) => x.originate)!;
+    assert.equal(c.originate!.perRequest, true);
+    const json = buildCluster(c) as any;
+    assert.equal(json.transport_socket.typed_config.sni, undefined);
+    const po = json.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
+    assert.deepEqual(po.upstream_http_protocol_options, { auto_sni: true, auto_san_validation: true });
+    for (const tls of [
+      '{ mode: SIMPLE, sni: a.example.test }',
+      '{ mode: SIMPLE, subjectAltNames: [a] }',
+      '{ mode: ISTIO_MUTUAL }',
+    ]) {
+      assert.deepEqual(
+        run(tls).diagnostics.map((d) => `${d.code} ${d.location?.line}`),
+        ['CH0205 19'],
+        tls,
+      );
+    }
   });
 });
 
@@ -244,7 +285,7 @@ describe('explain: external services by name, address or wildcard', () => {
     return `${e.verdict} ${e.destinations.map((d) => `${d.workload} ${d.transport}`).join(', ')}`;
   };
   test('a name a DYNAMIC_DNS wildcard covers goes to that name, resolved by the sidecar', () => {
-    assert.equal(dest('en.wiki.example.test:80'), 'ALLOW en.wiki.example.test:80 (no sidecar) plaintext');
+    assert.equal(dest('en.wiki.example.test:80'), 'ALLOW en.wiki.example.test:80 (no sidecar) TLS');
   });
   test('a ServiceEntry address stands for its service (TCP and HTTP)', () => {
     assert.equal(dest('127.0.52.101:5432'), 'ALLOW 127.0.52.102:5432 (no sidecar) plaintext');

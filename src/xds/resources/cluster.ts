@@ -9,7 +9,7 @@ import { isHttpProtocol } from '../../policy/types.js';
 import { anyType } from '../type-urls.js';
 import { ADS_SOURCE, durationOf } from './common.js';
 import { buildLoadAssignment } from './endpoint.js';
-import { dynamicForwardProxyCluster } from './dynamic-forward-proxy.js';
+import { dynamicForwardProxyCluster, perRequestTlsOptions } from './dynamic-forward-proxy.js';
 import { upstreamMtls, upstreamOriginatedTls, upstreamTlsToPublicServer } from './tls.js';
 
 const CONNECT_TIMEOUT_MS = 5000;
@@ -53,12 +53,16 @@ function protocolOptions(c: ClusterIR): object | undefined {
   if (pool?.idleTimeoutMs !== undefined) common.idle_timeout = durationOf(pool.idleTimeoutMs);
   if (pool?.maxRequestsPerConnection) common.max_requests_per_connection = pool.maxRequestsPerConnection;
   const h2 = c.protocol === 'HTTP2' || c.protocol === 'GRPC';
-  if (!h2 && Object.keys(common).length === 0) return undefined;
+  const perRequest = c.originate?.perRequest
+    ? { upstream_http_protocol_options: perRequestTlsOptions(!!c.originate.verify) }
+    : {};
+  if (!h2 && Object.keys(common).length === 0 && !c.originate?.perRequest) return undefined;
   if (!isHttpProtocol(c.protocol)) return undefined;
   return {
     'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
       '@type': anyType('envoy.extensions.upstreams.http.v3.HttpProtocolOptions'),
       ...(Object.keys(common).length > 0 ? { common_http_protocol_options: common } : {}),
+      ...perRequest,
       explicit_http_config: h2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
     },
   };
@@ -78,7 +82,7 @@ export function buildCluster(c: ClusterIR): object {
     base.type = 'EDS';
     base.eds_cluster_config = { eds_config: ADS_SOURCE };
   } else if (c.discovery === 'dfp') {
-    Object.assign(base, dynamicForwardProxyCluster());
+    Object.assign(base, dynamicForwardProxyCluster(!!c.originate && !c.originate.verify));
   } else if (c.discovery === 'dns') {
     base.type = 'STRICT_DNS';
     base.dns_lookup_family = 'V4_ONLY';

@@ -11,8 +11,13 @@ export function dnsCacheConfig(): object {
   return { name: DFP_DNS_CACHE, dns_lookup_family: 'V4_ONLY' };
 }
 
-/** Cluster fields of a dynamic forward proxy cluster (cluster_type, and the load balancing it provides itself). */
-export function dynamicForwardProxyCluster(): Record<string, unknown> {
+/**
+ * Cluster fields of a dynamic forward proxy cluster (cluster_type, and the load balancing it provides itself).
+ * Envoy refuses TLS on such a cluster unless the SNI and the server's name come from each request (auto_sni,
+ * auto_san_validation), or `allow_insecure_cluster_options` says otherwise: with insecureSkipVerify nothing is
+ * verified, so it must.
+ */
+export function dynamicForwardProxyCluster(insecure: boolean): Record<string, unknown> {
   return {
     lb_policy: 'CLUSTER_PROVIDED',
     cluster_type: {
@@ -20,7 +25,13 @@ export function dynamicForwardProxyCluster(): Record<string, unknown> {
       typed_config: {
         '@type': anyType('envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig'),
         dns_cache_config: dnsCacheConfig(),
+        ...(insecure ? { allow_insecure_cluster_options: true } : {}),
       },
     },
   };
+}
+
+/** upstream_http_protocol_options of a cluster originating TLS per request: SNI and SAN check from the Host. */
+export function perRequestTlsOptions(verify: boolean): object {
+  return { auto_sni: true, ...(verify ? { auto_san_validation: true } : {}) };
 }

@@ -164,7 +164,8 @@ export function upstreamOriginatedTls(o: NonNullable<ClusterIR['originate']>): o
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': anyType('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext'),
-      sni: o.sni,
+      // perRequest: the SNI comes from each request (the cluster's auto_sni).
+      ...(o.perRequest ? {} : { sni: o.sni }),
       common_tls_context: { ...client, ...validation },
     },
   };
