@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: installs what the tests need (npm packages, a pinned real Envoy, Debian's chromium) when missing, then runs every
+// `npm test`: installs what the tests need (npm packages, a pinned real Envoy, Debian's chromium and etcd-server) when missing, then runs every
 // test file under test/ with node's built-in test runner. Extra arguments are passed to it (e.g. a file list).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -12,6 +12,8 @@ const { ensureEnvoy } = await import('./ensure-envoy.mjs');
 process.env.ENVOY_BIN = await ensureEnvoy();
 const { ensureChromium } = await import('./install-chromium.mjs');
 process.env.CHROMIUM_BIN = ensureChromium();
+const { ensureEtcd } = await import('./ensure-etcd.mjs');
+process.env.ETCD_BIN = ensureEtcd();
 
 function find(dir) {
   return readdirSync(dir)
