@@ -39,6 +39,7 @@ import { rotateRoot, waitForSecretsAcked } from './root-rotation.js';
 import { ServedSnapshots } from './served-snapshots.js';
 import { ADDRESS_METADATA, instanceAddress, Registrations } from './registrations.js';
 import { openState, readLastGood, writeLastGood } from './state-dir.js';
+import { Replica, type StoreSettings } from '../store/replica.js';
 import { Telemetry } from './telemetry.js';
 
 export interface ControlPlaneSettings {
@@ -67,6 +68,8 @@ export interface ControlPlaneSettings {
   credentialsDir?: string;
   /** How long a registered instance stays after its stream went away (default 30 s). */
   registrationGraceMs?: number;
+  /** Share state with other replicas through etcd (store/replica.ts); unset: the embedded single process. */
+  store?: StoreSettings;
 }
 
 export interface RevisionRecord {
@@ -114,6 +117,8 @@ export class ControlPlane {
   removals!: WorkloadRemovals;
   registrations!: Registrations;
   groupGenerations!: GroupGenerations;
+  /** The shared store of replicas (`--store`); undefined for the embedded single process. */
+  replica?: Replica;
   /** The last compile a registration caused (tests and the bench read how many proxies it compiled). */
   lastRegistrationCompile?: { instances: number; compiled: number; changed: number; ms: number };
   current?: Current;
@@ -231,6 +236,10 @@ export class ControlPlane {
   async start(): Promise<void> {
     mkdirSync(this.settings.stateDir, { recursive: true, mode: 0o700 });
     const ca = this.settings.ca ? { ca: this.settings.ca } : {};
+    if (this.settings.store) {
+      const create = (dir: string) => openState({ stateDir: dir, clock: this.clock, ...ca });
+      this.replica = await Replica.join(this.settings.store, { stateDir: this.settings.stateDir, log: this.log, create });
+    }
     const state = await openState({ stateDir: this.settings.stateDir, clock: this.clock, ...ca });
     [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];
     this.removals = WorkloadRemovals.open(this.settings.stateDir);
@@ -243,7 +252,10 @@ export class ControlPlane {
       this.clock,
       { ttlMs: 24 * 3_600_000, rotateAtFraction: 0.5, jitterFraction: 0.1 },
       (ids) => this.enqueue(() => this.onCertificatesRotated(ids)),
+      Math.random,
+      this.replica?.svidSource(this.authority, this.clock, () => this.svids),
     );
+    await this.replica?.followSvids(this.svids);
     await this.reload().catch(() => undefined);
     await this.recoverLastGood();
     const mesh = this.current?.result.model?.mesh;
@@ -289,6 +301,7 @@ export class ControlPlane {
     await this.queue.catch(() => undefined);
     await this.ads.close();
     this.history.flush();
+    await this.replica?.close();
     await this.telemetry.shutdown();
   }
 

@@ -194,7 +194,9 @@ export class EtcdStore {
   async close(): Promise<void> {
     this.closed = true;
     for (const stop of this.watchers) stop();
-    await this.lease?.revoke().catch(() => undefined);
+    // Released, not revoked: keys under the lease stay its TTL more, so an Envoy reconnecting elsewhere is re-put
+    // by its new replica before its registration would vanish.
+    this.lease?.release();
     this.client.close();
   }
 }

@@ -146,3 +146,25 @@ export const T = {
   RDS: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
   SDS: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 };
+
+/**
+ * Everything a proxy is served over Delta ADS (explicit wildcard on every type, each response ACKed), as
+ * `<type> <name>` -> `<version> <resource JSON>`, once the server has been quiet for `quietMs`.
+ */
+export async function fetchEverything(
+  c: XdsTestClient,
+  node: { id: string; cluster: string },
+  quietMs = 200,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  Object.values(T).forEach((type_url, i) =>
+    c.send({ ...(i === 0 ? { node } : {}), type_url, resource_names_subscribe: ['*'] }),
+  );
+  for (;;) {
+    const d = await c.next(5000);
+    for (const r of d.resources) out.set(`${d.typeUrl} ${r.name}`, `${r.version} ${JSON.stringify(r.json)}`);
+    for (const n of d.removed) out.delete(`${d.typeUrl} ${n}`);
+    c.send({ type_url: d.typeUrl, response_nonce: d.nonce });
+    if (await c.quiet(quietMs)) return out;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Store: what one replica shares with the others through etcd, in one place for the control plane to wire: the
+ * connection (etcd-store.ts), trust materialised before the state is opened (shared-trust.ts), certificates
+ * (shared-svids.ts), registrations (shared-registrations.ts) and proxy status (shared-status.ts). Without
+ * `--store` none of this exists and the control plane is the embedded single process it always was.
+ */
+import type { Authority } from '../ca/authority.js';
+import type { Clock } from '../ca/clock.js';
+import type { SvidManager } from '../ca/svids.js';
+import type { Logger } from '../app/logger.js';
+import { EtcdStore } from './etcd-store.js';
+import { materialiseTrust } from './shared-trust.js';
+import { SharedSvids } from './shared-svids.js';
+
+export interface StoreSettings {
+  /** `etcd://HOST:PORT[,HOST:PORT...]` */
+  url: string;
+  /** The store key file (32+ random bytes), the same for every replica. */
+  keyFile: string;
+  /** This replica's name (status shows which replica serves a proxy). */
+  replica: string;
+  leaseTtlSeconds?: number;
+}
+
+export class Replica {
+  private svidStore?: SharedSvids;
+
+  private constructor(readonly store: EtcdStore) {}
+
+  /** Connects, checks the store key, and materialises the shared trust into `stateDir` (creating it if first). */
+  static async join(
+    s: StoreSettings,
+    o: { stateDir: string; log: Logger; create: (dir: string) => Promise<unknown> },
+  ): Promise<Replica> {
+    const ttl = s.leaseTtlSeconds ? { leaseTtlSeconds: s.leaseTtlSeconds } : {};
+    const store = await EtcdStore.open({ url: s.url, keyFile: s.keyFile, replica: s.replica, log: o.log, ...ttl });
+    try {
+      const how = await materialiseTrust(store, o.stateDir, o.create);
+      o.log.info(how === 'created' ? 'store: trust material created' : 'store: joined existing trust', {
+        store: s.url,
+        replica: s.replica,
+      });
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return new Replica(store);
+  }
+
+  get name(): string {
+    return this.store.replica;
+  }
+
+  get available(): boolean {
+    return this.store.available;
+  }
+
+  /** Where the SvidManager gets its certificates: the shared ones. */
+  svidSource(authority: Authority, clock: Clock, svids: () => SvidManager): SharedSvids {
+    this.svidStore = new SharedSvids(this.store, authority, clock, () => svids().settingsNow);
+    return this.svidStore;
+  }
+
+  /** Serves certificates other replicas stored (after a rotation there). */
+  followSvids(svids: SvidManager): Promise<void> {
+    return this.svidStore!.follow(svids);
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}
