@@ -245,8 +245,10 @@ export class ControlPlane {
     this.removals = WorkloadRemovals.open(this.settings.stateDir);
     this.groupGenerations = GroupGenerations.open(this.settings.stateDir);
     const grace = this.settings.registrationGraceMs ?? REGISTRATION_GRACE_MS;
-    this.registrations = Registrations.open(this.settings.stateDir, grace);
+    // With replicas the store holds the registrations (under leases), not <state-dir>/registrations.json.
+    this.registrations = this.replica ? new Registrations(grace) : Registrations.open(this.settings.stateDir, grace);
     this.registrations.onChange = (why) => this.onRegistrationsChanged(why);
+    await this.replica?.followRegistrations(this.registrations);
     this.svids = new SvidManager(
       this.authority,
       this.clock,
@@ -679,6 +681,10 @@ export class ControlPlane {
   private admitRegistration(id: string, ctx: AdmitContext, grant: { group: string; generation: number }): Admitted {
     const cur = this.current;
     if (!cur) return { ok: false, code: grpc.status.UNAVAILABLE, message: 'no accepted revision yet; retry' };
+    if (this.replica && !this.replica.available && !this.registrations.get(id)) {
+      const message = 'registration refused: the shared store (etcd) is unreachable; retry once it is back';
+      return { ok: false, code: grpc.status.UNAVAILABLE, message };
+    }
     const address = instanceAddress(ctx.node.metadata, ctx.peer);
     const message = `registration needs an IP address in node metadata ${ADDRESS_METADATA}`;
     if (!address) return { ok: false, code: grpc.status.INVALID_ARGUMENT, message };

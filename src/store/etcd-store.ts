@@ -112,7 +112,7 @@ export class EtcdStore {
   }
 
   private async newLease(): Promise<void> {
-    const lease = this.client.lease(this.ttl);
+    const lease = this.kv.lease(this.ttl); // the namespace's: its puts are under the prefix
     const id = await lease.grant();
     this.lease = lease;
     this.leaseId = id;

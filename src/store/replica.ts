@@ -11,6 +11,8 @@ import type { Logger } from '../app/logger.js';
 import { EtcdStore } from './etcd-store.js';
 import { materialiseTrust } from './shared-trust.js';
 import { SharedSvids } from './shared-svids.js';
+import type { Registrations } from '../app/registrations.js';
+import { SharedRegistrations } from './shared-registrations.js';
 
 export interface StoreSettings {
   /** `etcd://HOST:PORT[,HOST:PORT...]` */
@@ -25,7 +27,10 @@ export interface StoreSettings {
 export class Replica {
   private svidStore?: SharedSvids;
 
-  private constructor(readonly store: EtcdStore) {}
+  private constructor(
+    readonly store: EtcdStore,
+    private readonly log: Logger,
+  ) {}
 
   /** Connects, checks the store key, and materialises the shared trust into `stateDir` (creating it if first). */
   static async join(
@@ -44,7 +49,7 @@ export class Replica {
       await store.close();
       throw err;
     }
-    return new Replica(store);
+    return new Replica(store, o.log);
   }
 
   get name(): string {
@@ -64,6 +69,11 @@ export class Replica {
   /** Serves certificates other replicas stored (after a rotation there). */
   followSvids(svids: SvidManager): Promise<void> {
     return this.svidStore!.follow(svids);
+  }
+
+  /** Shares this replica's registered instances and follows the others' (the registry compiles the union). */
+  followRegistrations(registrations: Registrations): Promise<void> {
+    return new SharedRegistrations(this.store, this.log).follow(registrations);
   }
 
   close(): Promise<void> {

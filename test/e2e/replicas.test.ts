@@ -9,7 +9,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { runBootstrap } from '../../src/cli/bootstrap.js';
 import { ProxyTokens } from '../../src/server/proxy-auth.js';
+import { startApp, type App } from '../support/apps.js';
+import { startEnvoy, type EnvoyProcess } from '../support/envoy.js';
+import { request, waitFor } from '../support/http.js';
+import { freePort } from '../support/ports.js';
 import { EtcdProcess } from '../support/etcd.js';
 import { PolicyDir } from '../support/mesh-fixture.js';
 import { ReplicaProcess, runChancery } from '../support/replicas.js';
@@ -17,7 +23,12 @@ import { fetchEverything, T, XdsTestClient } from '../support/xds-client.js';
 
 const ip = (n: number) => `127.0.50.${n}`;
 
-const mesh = `apiVersion: networking.istio.io/v1
+const WEB = ip(30);
+const BOT = ip(31);
+const APP = ip(32);
+const INSTANCE = ip(40);
+
+const mesh = (inbound: number, app: number) => `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: { name: api, namespace: fleet }
 spec:
@@ -26,14 +37,11 @@ spec:
   workloadSelector: { labels: { app: api } }
 ---
 apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: api-1, namespace: fleet, labels: { app: api } }
-spec: { address: ${ip(31)}, serviceAccount: api }
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: { name: web-1, namespace: fleet, labels: { app: web } }
-spec: { address: ${ip(30)}, serviceAccount: web }
+kind: WorkloadGroup
+metadata: { name: api, namespace: fleet }
+spec:
+  metadata: { labels: { app: api } }
+  template: { serviceAccount: api, ports: { http: ${inbound} } }
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -41,12 +49,48 @@ metadata: { name: api, namespace: fleet }
 spec:
   workloadSelector: { labels: { app: api } }
   ingress:
-    - port: { number: 8080, protocol: HTTP, name: http }
-      defaultEndpoint: ${ip(32)}:8080
+    - port: { number: ${inbound}, protocol: HTTP, name: http }
+      defaultEndpoint: ${APP}:${app}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: api-from-web, namespace: fleet }
+spec:
+  selector: { matchLabels: { app: api } }
+  rules: [{ from: [{ source: { principals: ["cluster.local/ns/fleet/sa/web"] } }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: web-1, namespace: fleet, labels: { app: web } }
+spec: { address: ${WEB}, serviceAccount: web }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: bot-1, namespace: fleet, labels: { app: bot } }
+spec: { address: ${BOT}, serviceAccount: bot }
 `;
 
+/** The endpoint addresses an Envoy holds for api.fleet.svc (from its /clusters). */
+async function apiEndpoints(e: EnvoyProcess): Promise<string[]> {
+  const re = /^outbound\|80\|\|api\.fleet\.svc::(\d+\.\d+\.\d+\.\d+):\d+::health_flags::/;
+  return (await e.clusters()).split('\n').flatMap((l) => re.exec(l)?.[1] ?? []);
+}
+
+/** Writes a bootstrap with `chancery bootstrap` (against a replica's state directory) and starts Envoy on it. */
+async function startProxy(r: ReplicaProcess, configDir: string, args: string[]): Promise<EnvoyProcess> {
+  const out = path.join(r.stateDir, `bootstrap-${args.join('_').replaceAll('/', '.')}.json`);
+  const more = ['--out', out, '--state-dir', r.stateDir, '--config', configDir];
+  assert.equal(await runBootstrap([...args, ...more]), 0, `bootstrap ${args.join(' ')}`);
+  const config = JSON.parse(readFileSync(out, 'utf8'));
+  const e = await startEnvoy({ name: config.node.id, config });
+  await e.waitReady(30_000);
+  return e;
+}
+
 describe('replicas sharing etcd', { timeout: 120_000 }, () => {
-  const policy = new PolicyDir().write('mesh.yaml', mesh);
+  const policy = new PolicyDir();
+  const envoys: EnvoyProcess[] = [];
+  let app: App;
   const keyDir = mkdtempSync(path.join(os.tmpdir(), 'chancery-store-key-'));
   const keyFile = path.join(keyDir, 'store.key');
   let etcd: EtcdProcess;
@@ -54,6 +98,9 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
 
   before(async () => {
     writeFileSync(keyFile, randomBytes(32));
+    const appPort = await freePort(APP);
+    policy.write('mesh.yaml', mesh(await freePort(INSTANCE), appPort));
+    app = await startApp({ name: 'api', host: APP, port: appPort });
     etcd = await EtcdProcess.start(ip(1));
     const start = (n: number) =>
       ReplicaProcess.start({ name: `r${n}`, host: ip(1 + n), configDir: policy.dir, store: etcd.url, keyFile });
@@ -61,7 +108,9 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     replicas.push(...(await Promise.all([1, 2, 3].map(start))));
   });
   after(async () => {
+    await Promise.all(envoys.map((e) => e.stop()));
     await Promise.all(replicas.map((r) => r.close()));
+    await app?.stop();
     await etcd?.close();
     policy.cleanup();
     rmSync(keyDir, { recursive: true, force: true });
@@ -69,7 +118,7 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
 
   test('every replica serves every proxy byte-identical resources with identical versions', async () => {
     const tokens = ProxyTokens.open(replicas[0].stateDir, { create: false });
-    for (const id of ['fleet/api-1', 'fleet/web-1']) {
+    for (const id of ['fleet/bot-1', 'fleet/web-1']) {
       const token = await tokens.issue(id, 600);
       const served: Map<string, string>[] = [];
       for (const r of replicas) {
@@ -83,6 +132,35 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
       assert.deepEqual(served[1], served[0], `${id}: replica r2 serves what r1 does`);
       assert.deepEqual(served[2], served[0], `${id}: replica r3 serves what r1 does`);
     }
+  });
+
+  test('a registration through replica r1 reaches an Envoy connected to r2 within 1 s', async (t) => {
+    const [r1, r2, r3] = replicas;
+    const web = await startProxy(r2, policy.dir, ['--workload', 'fleet/web-1', '--xds-address', r2.xdsAddress]);
+    envoys.push(web);
+    assert.deepEqual(await apiEndpoints(web), [], 'no instance yet');
+    const group = ['--group', 'fleet/api', '--address', INSTANCE, '--name', 'api-one'];
+    const instance = await startProxy(r1, policy.dir, [...group, '--xds-address', r1.xdsAddress]);
+    envoys.push(instance);
+    const registeredAt = await waitFor(
+      async () => (await r1.status()).registrations.groups[0].instances.length === 1 && Date.now(),
+      { timeoutMs: 10_000, intervalMs: 10, what: 'the instance registered on r1' },
+    );
+    const arrived = await waitFor(async () => (await apiEndpoints(web)).includes(INSTANCE) && Date.now(), {
+      timeoutMs: 5_000,
+      intervalMs: 10,
+      what: "the instance in web-1's endpoints (web-1 is on r2)",
+    });
+    t.diagnostic(`registration on r1 -> in the endpoints of web-1's Envoy on r2: ${arrived - registeredAt} ms`);
+    assert.ok(arrived - registeredAt < 1000, `registration on r1 -> endpoint on r2's Envoy took ${arrived - registeredAt} ms`);
+    const call = () => request({ host: WEB, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
+    const reply = await waitFor(async () => ((await call()).status === 200 ? await call() : undefined), {
+      timeoutMs: 10_000,
+      what: 'web-1 -> api-one through the mesh',
+    });
+    assert.equal(reply.status, 200);
+    const on3 = (await r3.status()).registrations.groups[0].instances.map((i: { id: string }) => i.id);
+    assert.deepEqual(on3, ['fleet/api-one'], 'every replica holds the registration');
   });
 
   test('a replica given another store key refuses to start, saying so', async () => {
