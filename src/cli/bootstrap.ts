@@ -34,7 +34,9 @@ const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME
 
   --out FILE              write to FILE (.json for JSON, otherwise YAML); default: stdout
   --sotw                  use State-of-the-World ADS instead of Delta
-  --xds-address HOST:PORT control plane address (default 127.0.0.1:15010)
+  --xds-address HOST:PORT[,HOST:PORT...]
+                          control plane address (default 127.0.0.1:15010); with replicas, list them all: Envoy
+                          connects to one and fails over to another by itself
   --plaintext             connect to a plaintext xDS port (only for control planes started with one)
   --state-dir DIR         the control plane's state (CA and token key; default .chancery)
   --token-ttl DURATION    lifetime of the embedded xDS token (default 720h, at most 8760h)
@@ -95,7 +97,7 @@ export function runBootstrap(argv: string[]): Promise<number> {
       console.error(`chancery: ${node}`);
       return 1;
     }
-    const xds = parseHostPort(values['xds-address']!, '--xds-address');
+    const xds = values['xds-address']!.split(',').map((a) => parseHostPort(a.trim(), '--xds-address'));
     const adminFlag = values['admin-address'];
     const admin = adminFlag ? parseHostPort(adminFlag, '--admin-address') : defaultAdminAddress(node.address);
     const mesh = result.model.mesh;
