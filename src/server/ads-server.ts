@@ -312,6 +312,8 @@ export class AdsServer {
           this.log.info('proxy connected', { proxy: id, variant, peer });
         }
         stream.handle(req);
+        // A request may leave nothing to send (a reconnect holding every version): then it is in sync already.
+        this.updateSync(stream);
       } catch (err) {
         if (err instanceof StreamError) fail(grpc.status[err.code], err.message);
         else {

@@ -57,7 +57,7 @@ kind: AuthorizationPolicy
 metadata: { name: api-from-web, namespace: fleet }
 spec:
   selector: { matchLabels: { app: api } }
-  rules: [{ from: [{ source: { principals: ["cluster.local/ns/fleet/sa/web"] } }] }]
+  rules: [{ from: [{ source: { principals: ["cluster.local/ns/fleet/sa/web", "cluster.local/ns/fleet/sa/bot"] } }] }]
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -142,8 +142,12 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     const group = ['--group', 'fleet/api', '--address', INSTANCE, '--name', 'api-one'];
     const instance = await startProxy(r1, policy.dir, [...group, '--xds-address', r1.xdsAddress]);
     envoys.push(instance);
+    // When r1 registered it (its own record), so the figure does not depend on how fast this test polls.
     const registeredAt = await waitFor(
-      async () => (await r1.status()).registrations.groups[0].instances.length === 1 && Date.now(),
+      async () => {
+        const i = (await r1.status()).proxies.find((p: { id: string }) => p.id === 'fleet/api-one');
+        return i?.registered && Date.parse(i.registered.registeredAt);
+      },
       { timeoutMs: 10_000, intervalMs: 10, what: 'the instance registered on r1' },
     );
     const arrived = await waitFor(async () => (await apiEndpoints(web)).includes(INSTANCE) && Date.now(), {
@@ -161,6 +165,56 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     assert.equal(reply.status, 200);
     const on3 = (await r3.status()).registrations.groups[0].instances.map((i: { id: string }) => i.id);
     assert.deepEqual(on3, ['fleet/api-one'], 'every replica holds the registration');
+  });
+
+  test('kill -9 of the replica serving a live Envoy: no request fails, it reconnects and receives nothing new', async (t) => {
+    const others = replicas.slice(1); // r1 serves api-one (registered there, with r1 only in its bootstrap)
+    const list = others.map((r) => r.xdsAddress).join(',');
+    const bot = await startProxy(others[0], policy.dir, ['--workload', 'fleet/bot-1', '--xds-address', list]);
+    envoys.push(bot);
+    const servedBy = async () => {
+      for (const r of others) {
+        const p = (await r.status()).proxies.find((x: { id: string }) => x.id === 'fleet/bot-1');
+        if (p?.connected && p.upToDate) return r;
+      }
+      return undefined;
+    };
+    const x = await waitFor(servedBy, { timeoutMs: 10_000, what: 'bot-1 connected and in sync' });
+    const y = others.find((r) => r !== x)!;
+    const call = () => request({ host: BOT, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
+    await waitFor(async () => (await call()).status === 200, { timeoutMs: 10_000, what: 'bot-1 -> api-one' });
+    const updates = async () => bot.stats('update_(success|rejected)$');
+    const before = await updates();
+    let stop = false;
+    const results: (number | string)[] = [];
+    const traffic = (async () => {
+      while (!stop) {
+        results.push(await call().then((r) => r.status, (e: Error) => e.message));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const killedAt = Date.now();
+    await x.kill9();
+    const moved = await waitFor(
+      async () => {
+        const p = (await y.status()).proxies.find((q: { id: string }) => q.id === 'fleet/bot-1');
+        return p?.connected && p.upToDate && Date.now();
+      },
+      { timeoutMs: 20_000, intervalMs: 20, what: `bot-1 reconnected to ${y.o.name}` },
+    );
+    t.diagnostic(`kill -9 of ${x.o.name} -> bot-1 in sync on ${y.o.name}: ${moved - killedAt} ms`);
+    await new Promise((r) => setTimeout(r, 1000));
+    stop = true;
+    await traffic;
+    const failed = results.filter((r) => r !== 200);
+    assert.ok(results.length > 20, `traffic flowed (${results.length} requests)`);
+    assert.deepEqual(failed, [], `every request succeeded (${results.length} requests)`);
+    const p = (await y.status()).proxies.find((q: { id: string }) => q.id === 'fleet/bot-1');
+    const sent = Object.values(p.types as Record<string, { sent?: unknown }>).filter((ty) => ty.sent);
+    assert.deepEqual(sent, [], `${y.o.name} sent bot-1 nothing: it already held the same versions`);
+    assert.deepEqual(await updates(), before, "bot-1's Envoy applied no config update");
+    await x.spawnAgain();
   });
 
   test('a replica given another store key refuses to start, saying so', async () => {

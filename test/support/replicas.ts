@@ -61,6 +61,12 @@ export class ReplicaProcess {
     this.proc.stderr!.on('data', keep);
   }
 
+  /** Starts the process again after it stopped (same ports, same state directory) and waits until it is ready. */
+  async spawnAgain(): Promise<void> {
+    this.spawn();
+    await this.ready();
+  }
+
   /** Resolves once the status API answers with an accepted revision; rejects if the process exits first. */
   async ready(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
