@@ -258,6 +258,7 @@ export class ControlPlane {
       this.replica?.svidSource(this.authority, this.clock, () => this.svids),
     );
     await this.replica?.followSvids(this.svids);
+    await this.replica?.startStatus(this.ads.registry);
     await this.reload().catch(() => undefined);
     await this.recoverLastGood();
     const mesh = this.current?.result.model?.mesh;

@@ -15,6 +15,7 @@ Sends the admin credential from <state-dir>/admin.token when there is one (neede
 interface Status {
   controlPlane: { source: string; startedAt: string };
   revision: { current: string | null };
+  replica?: { name: string; storeReachable: boolean };
   revisions: {
     revision: string;
     status: string;
@@ -27,6 +28,8 @@ interface Status {
     connected: boolean;
     variant: string;
     connectedAt: string;
+    /** With replicas: the replica serving it. */
+    replica?: string;
     registered?: { group: string; address: string; leavingSince?: string } | null;
     revision?: string;
     lastSynced?: { revision: string; at: string };
@@ -41,6 +44,7 @@ export function formatStatus(s: Status): string {
   const out: string[] = [];
   out.push(`source: ${s.controlPlane.source}`);
   out.push(`serving: ${short(s.revision.current)}`);
+  if (s.replica) out.push(`replica: ${s.replica.name}${s.replica.storeReachable ? '' : ' (store UNREACHABLE)'}`);
   out.push('');
   out.push('REVISIONS');
   for (const r of s.revisions.slice(0, 10)) {
@@ -59,7 +63,8 @@ export function formatStatus(s: Status): string {
     const leaving = r?.leavingSince ? `, leaving (gone since ${r.leavingSince})` : '';
     const reg = r ? `  registered into ${r.group} at ${r.address}${leaving}` : '';
     const runs = short(p.revision ?? p.lastSynced?.revision);
-    out.push(`  ${p.id}  ${state}  runs ${runs}  (${p.variant}, connected ${p.connectedAt})${reg}`);
+    const on = p.replica ? `  on ${p.replica}` : '';
+    out.push(`  ${p.id}  ${state}  runs ${runs}${on}  (${p.variant}, connected ${p.connectedAt})${reg}`);
     for (const [type, t] of Object.entries(p.types)) {
       const line = `      ${type}: acked ${t.acked ? `${t.acked.version} @ ${short(t.acked.revision)}` : '-'}${t.pending ? `, pending ${t.sent?.version}` : ''}`;
       out.push(line);

@@ -13,6 +13,8 @@ import { materialiseTrust } from './shared-trust.js';
 import { SharedSvids } from './shared-svids.js';
 import type { Registrations } from '../app/registrations.js';
 import { SharedRegistrations } from './shared-registrations.js';
+import type { ProxyRegistry } from '../server/proxy-registry.js';
+import { SharedStatus, type RemoteProxy } from './shared-status.js';
 
 export interface StoreSettings {
   /** `etcd://HOST:PORT[,HOST:PORT...]` */
@@ -26,6 +28,7 @@ export interface StoreSettings {
 
 export class Replica {
   private svidStore?: SharedSvids;
+  private status?: SharedStatus;
 
   private constructor(
     readonly store: EtcdStore,
@@ -76,7 +79,19 @@ export class Replica {
     return new SharedRegistrations(this.store, this.log).follow(registrations);
   }
 
+  /** Writes this replica's proxies' status (coalesced) and follows the others'. */
+  async startStatus(registry: ProxyRegistry): Promise<void> {
+    this.status = new SharedStatus(this.store, this.log);
+    await this.status.start(registry);
+  }
+
+  /** Proxies served by other replicas (their last status), by id. */
+  remoteProxies(): ReadonlyMap<string, RemoteProxy> {
+    return this.status?.remote() ?? new Map();
+  }
+
   close(): Promise<void> {
+    this.status?.stop();
     return this.store.close();
   }
 }

@@ -167,6 +167,34 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     assert.deepEqual(on3, ['fleet/api-one'], 'every replica holds the registration');
   });
 
+  test("any replica's status answers for every proxy, with the replica serving it", async () => {
+    const [r1, r2, r3] = replicas;
+    const where = async (r: ReplicaProcess) => {
+      const s = await r.status();
+      return Object.fromEntries(
+        s.proxies.filter((p: any) => p.connected).map((p: any) => [p.id, `${p.replica} ${p.upToDate}`]),
+      );
+    };
+    const expected = { 'fleet/api-one': 'r1 true', 'fleet/web-1': 'r2 true' };
+    for (const r of replicas) {
+      await waitFor(async () => JSON.stringify(await where(r)) === JSON.stringify(expected), {
+        timeoutMs: 5_000,
+        what: `${r.o.name}'s /status shows api-one on r1 and web-1 on r2, both in sync`,
+      });
+    }
+    const one = await r3.get('/proxies/fleet/web-1');
+    assert.equal(one.code, 200);
+    assert.equal(one.body.status.replica, 'r2');
+    assert.equal(one.body.status.connected, true);
+    assert.ok(one.body.resources.LDS?.length > 0, "r3 has web-1's configuration too (the same compile)");
+    const cli = await runChancery(['status', '--admin', r1.adminUrl, '--state-dir', r1.stateDir]);
+    assert.equal(cli.code, 0, cli.output);
+    assert.match(cli.output, /replica: r1\n/);
+    assert.match(cli.output, /fleet\/web-1  in sync  runs dir:[0-9a-f]+  on r2/);
+    assert.match(cli.output, /fleet\/api-one  in sync  runs dir:[0-9a-f]+  on r1/);
+    void r2;
+  });
+
   test('kill -9 of the replica serving a live Envoy: no request fails, it reconnects and receives nothing new', async (t) => {
     const others = replicas.slice(1); // r1 serves api-one (registered there, with r1 only in its bootstrap)
     const list = others.map((r) => r.xdsAddress).join(',');
