@@ -244,6 +244,7 @@ export class ControlPlane {
     [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];
     this.removals = WorkloadRemovals.open(this.settings.stateDir);
     this.groupGenerations = GroupGenerations.open(this.settings.stateDir);
+    await this.replica?.shareGroups(this.groupGenerations, (group) => void this.enqueue(async () => this.evict(group)));
     const grace = this.settings.registrationGraceMs ?? REGISTRATION_GRACE_MS;
     // With replicas the store holds the registrations (under leases), not <state-dir>/registrations.json.
     this.registrations = this.replica ? new Registrations(grace) : Registrations.open(this.settings.stateDir, grace);
@@ -641,12 +642,19 @@ export class ControlPlane {
   revokeGroup(group: string): Promise<{ group: string; generation: number; evicted: string[] }> {
     return this.enqueue(async () => {
       const generation = this.groupGenerations.revoke(group, this.clock.now());
-      const stale = this.registrations.all().filter((i) => i.group === group && i.generation !== generation);
-      const evicted = this.registrations.remove(stale.map((i) => i.id));
-      for (const id of evicted) this.ads.disconnect(id, grpc.status.PERMISSION_DENIED, 'group token revoked');
+      const evicted = this.evict(group);
       this.log.info('group tokens revoked', { group, generation, evicted });
       return { group, generation, evicted };
     });
+  }
+
+  /** Removes the instances of `group` registered with a revoked generation, and closes their streams. */
+  private evict(group: string): string[] {
+    const generation = this.groupGenerations.generation(group);
+    const stale = this.registrations.all().filter((i) => i.group === group && i.generation !== generation);
+    const evicted = this.registrations.remove(stale.map((i) => i.id));
+    for (const id of evicted) this.ads.disconnect(id, grpc.status.PERMISSION_DENIED, 'group token revoked');
+    return evicted;
   }
 
   private async authenticate(md: grpc.Metadata): Promise<Authenticated | (Refused & { reason: string })> {

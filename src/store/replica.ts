@@ -14,6 +14,8 @@ import { SharedSvids } from './shared-svids.js';
 import type { Registrations } from '../app/registrations.js';
 import { SharedRegistrations } from './shared-registrations.js';
 import type { ProxyRegistry } from '../server/proxy-registry.js';
+import type { GroupGenerations } from '../server/group-generations.js';
+import { shareGroupGenerations } from './shared-groups.js';
 import { SharedStatus, type RemoteProxy } from './shared-status.js';
 
 export interface StoreSettings {
@@ -77,6 +79,11 @@ export class Replica {
   /** Shares this replica's registered instances and follows the others' (the registry compiles the union). */
   followRegistrations(registrations: Registrations): Promise<void> {
     return new SharedRegistrations(this.store, this.log).follow(registrations);
+  }
+
+  /** Shares group revocations: `revokedElsewhere` runs when another replica revoked a group. */
+  shareGroups(generations: GroupGenerations, revokedElsewhere: (group: string) => void): Promise<void> {
+    return shareGroupGenerations(this.store, generations, revokedElsewhere, this.log);
   }
 
   /** Writes this replica's proxies' status (coalesced) and follows the others'. */

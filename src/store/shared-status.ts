@@ -1,9 +1,9 @@
 /**
- * Store: proxy status across replicas, `proxies/<id>`, each written by the replica serving the proxy under its
- * lease (gone with the replica). Writes are coalesced: every `intervalMs` the replica writes the proxies whose
- * summary changed, never one write per xDS message. A replica writes "disconnected" only while it still holds the
- * key, so a proxy that moved on to another replica is not shown disconnected by the one it left. Every replica
- * follows the prefix, so any replica's status API answers for every proxy, with the replica serving it.
+ * Store: proxy status across replicas, `proxies/<id>/<replica>`: each replica writes its own record of each proxy it
+ * served, under its lease (gone with the replica), so replicas never overwrite each other's view. Writes are
+ * coalesced: every `intervalMs` the replica writes the proxies whose record changed, never one write per xDS
+ * message. Every replica follows the prefix and shows, per proxy, the record of the replica it is connected to
+ * (the newest connection), or else the newest disconnection: any replica's status API answers for every proxy.
  */
 import type { Logger } from '../app/logger.js';
 import type { ProxyRegistry, ProxyStatus, TypeStatus } from '../server/proxy-registry.js';
@@ -29,8 +29,11 @@ export interface RemoteProxy {
 }
 
 export class SharedStatus {
+  /** Proxy id -> what this replica last wrote. */
   private readonly written = new Map<string, string>();
-  private readonly others = new Map<string, RemoteProxy>();
+  /** Store key -> another replica's record. */
+  private readonly records = new Map<string, RemoteProxy>();
+  private merged?: Map<string, RemoteProxy>;
   private timer?: NodeJS.Timeout;
   private flushing = false;
 
@@ -44,16 +47,20 @@ export class SharedStatus {
   async start(registry: ProxyRegistry): Promise<void> {
     await this.store.follow(
       PREFIX,
-      (id, value, kv) => {
-        if (this.store.ownsKv(kv)) return;
+      (key, value, kv) => {
+        this.merged = undefined;
         try {
           const p = JSON.parse(value) as RemoteProxy;
-          if (p.id === id && typeof p.replica === 'string') this.others.set(id, p);
+          const mine = this.store.ownsKv(kv) || p.replica === this.store.replica;
+          if (!mine && key === `${p.id}/${p.replica}`) this.records.set(key, p);
         } catch {
-          this.others.delete(id);
+          this.records.delete(key);
         }
       },
-      (id) => this.others.delete(id),
+      (key) => {
+        this.merged = undefined;
+        this.records.delete(key);
+      },
     );
     this.timer = setInterval(() => void this.flush(registry), this.intervalMs);
     this.timer.unref();
@@ -61,22 +68,35 @@ export class SharedStatus {
     this.store.onRecovered.push(() => this.written.clear());
   }
 
-  /** Proxies another replica serves (or served last), by id. */
+  /** Per proxy id, the other replicas' best record: the newest connection, else the newest disconnection. */
   remote(): ReadonlyMap<string, RemoteProxy> {
-    return this.others;
+    if (this.merged) return this.merged;
+    const out = new Map<string, RemoteProxy>();
+    const rank = (p: RemoteProxy) => (p.connected ? `1${p.connectedAt}` : `0${p.disconnectedAt ?? ''}`);
+    for (const p of this.records.values()) {
+      const had = out.get(p.id);
+      if (!had || rank(p) > rank(had)) out.set(p.id, p);
+    }
+    this.merged = out;
+    return out;
   }
 
   private async flush(registry: ProxyRegistry): Promise<void> {
     if (this.flushing || !this.store.available) return;
     this.flushing = true;
     try {
+      const seen = new Set<string>();
       for (const p of registry.all()) {
+        seen.add(p.id);
         const doc = JSON.stringify(summary(p, this.store.replica));
         if (this.written.get(p.id) === doc) continue;
-        const key = PREFIX + p.id;
-        if (p.connected) await this.store.putLeased(key, doc);
-        else await this.putIfHeld(key, doc);
+        await this.store.putLeased(this.key(p.id), doc);
         this.written.set(p.id, doc);
+      }
+      for (const id of this.written.keys()) {
+        if (seen.has(id)) continue; // forgotten here (a registered instance that left)
+        await this.store.deleteLeased(this.key(id));
+        this.written.delete(id);
       }
     } catch (err) {
       this.log.debug('store: proxy status not written yet', { error: (err as Error).message });
@@ -85,11 +105,8 @@ export class SharedStatus {
     }
   }
 
-  /** A disconnected proxy's status, only over this replica's own record of it (or none). */
-  private async putIfHeld(key: string, doc: string): Promise<void> {
-    const other = this.others.get(key.slice(PREFIX.length));
-    if (other?.connected) return this.store.release(key);
-    await this.store.putLeased(key, doc);
+  private key(id: string): string {
+    return `${PREFIX}${id}/${this.store.replica}`;
   }
 
   stop(): void {

@@ -245,6 +245,29 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     await x.spawnAgain();
   });
 
+  test('a group revoked on r2 is revoked on every replica: r1 evicts its instance, r3 refuses the old token', async () => {
+    const [r1, r2, r3] = replicas;
+    const old = await ProxyTokens.open(r3.stateDir, { create: false }).issueGroup('fleet/api', 0, 600);
+    const r = await runChancery(['revoke', '--group', 'fleet/api', '--admin', r2.adminUrl, '--state-dir', r2.stateDir]);
+    assert.equal(r.code, 0, r.output);
+    for (const x of replicas) {
+      await waitFor(
+        async () => {
+          const g = (await x.status()).registrations.groups[0];
+          return g.tokenGeneration === 1 && g.instances.length === 0;
+        },
+        { timeoutMs: 5_000, what: `${x.o.name}: generation 1 and api-one evicted` },
+      );
+    }
+    const c = new XdsTestClient(r3.plaintextPort, 'delta', old, r3.o.host);
+    const node = { id: 'fleet/api-two', cluster: 'fleet', metadata: { fields: { 'chancery.dev/address': { stringValue: ip(41) } } } };
+    c.send({ node, type_url: T.CDS, resource_names_subscribe: ['*'] });
+    const end = await c.ended(5000);
+    assert.equal(end.code, 16, `the old group token is refused by r3 (${end.details})`); // UNAUTHENTICATED
+    c.close();
+    void r1;
+  });
+
   test('a replica given another store key refuses to start, saying so', async () => {
     const other = path.join(keyDir, 'other.key');
     writeFileSync(other, randomBytes(32));
