@@ -27,6 +27,7 @@ const WEB = ip(30);
 const BOT = ip(31);
 const APP = ip(32);
 const INSTANCE = ip(40);
+const GROUP = 'fleet/api';
 
 const mesh = (inbound: number, app: number) => `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -42,6 +43,13 @@ metadata: { name: api, namespace: fleet }
 spec:
   metadata: { labels: { app: api } }
   template: { serviceAccount: api, ports: { http: ${inbound} } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: { name: db, namespace: fleet }
+spec:
+  metadata: { labels: { app: db } }
+  template: { serviceAccount: db }
 ---
 apiVersion: networking.istio.io/v1
 kind: Sidecar
@@ -163,7 +171,7 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
       what: 'web-1 -> api-one through the mesh',
     });
     assert.equal(reply.status, 200);
-    const on3 = (await r3.status()).registrations.groups[0].instances.map((i: { id: string }) => i.id);
+    const on3 = (await r3.status()).registrations.groups.find((g: { id: string }) => g.id === GROUP).instances.map((i: { id: string }) => i.id);
     assert.deepEqual(on3, ['fleet/api-one'], 'every replica holds the registration');
   });
 
@@ -245,6 +253,58 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     await x.spawnAgain();
   });
 
+  test('etcd stopped and restarted while traffic flows: served on, registrations refused, then converged', async (t) => {
+    const [r1, , r3] = replicas;
+    const call = () => request({ host: BOT, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
+    await waitFor(async () => (await call()).status === 200, { timeoutMs: 10_000, what: 'bot-1 -> api-one' });
+    let stop = false;
+    const results: (number | string)[] = [];
+    const traffic = (async () => {
+      while (!stop) {
+        results.push(await call().then((r) => r.status, (e: Error) => e.message));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    // Into another group than api's: an instance without an Envoy must not join the endpoints bot-1 calls.
+    const token = await ProxyTokens.open(r3.stateDir, { create: false }).issueGroup('fleet/db', 0, 600);
+    const register = (name: string) => {
+      const c = new XdsTestClient(r3.plaintextPort, 'delta', token, r3.o.host);
+      const metadata = { fields: { 'chancery.dev/address': { stringValue: ip(42) } } };
+      c.send({ node: { id: `fleet/${name}`, cluster: 'fleet', metadata }, type_url: T.CDS, resource_names_subscribe: ['*'] });
+      return c;
+    };
+    await etcd.stop();
+    const reachable = async (up: boolean) => {
+      for (const r of replicas) if ((await r.status()).replica.storeReachable !== up) return false;
+      return true;
+    };
+    await waitFor(() => reachable(false), { timeoutMs: 10_000, what: 'every replica reports the store unreachable' });
+    const refused = register('db-two');
+    const end = await refused.ended(5000);
+    refused.close();
+    assert.equal(end.code, 14, 'UNAVAILABLE');
+    assert.match(end.details, /etcd\) is unreachable/);
+    const downFor = Date.now();
+    await etcd.start();
+    await waitFor(() => reachable(true), { timeoutMs: 15_000, what: 'every replica reports the store reachable again' });
+    t.diagnostic(`etcd restarted -> every replica reachable again: ${Date.now() - downFor} ms`);
+    const joined = register('db-two');
+    await joined.next(5000); // admitted: its configuration comes
+    await waitFor(
+      async () => {
+        const db = (await r1.status()).registrations.groups.find((g: { id: string }) => g.id === 'fleet/db');
+        return db.instances.some((i: { id: string }) => i.id === 'fleet/db-two');
+      },
+      { timeoutMs: 5_000, what: 'db-two (registered on r3 after the outage) known to r1' },
+    );
+    joined.close();
+    await new Promise((r) => setTimeout(r, 500));
+    stop = true;
+    await traffic;
+    assert.ok(results.length > 20, `traffic flowed (${results.length} requests)`);
+    assert.deepEqual(results.filter((r) => r !== 200), [], 'no request failed during the outage');
+  });
+
   test('a group revoked on r2 is revoked on every replica: r1 evicts its instance, r3 refuses the old token', async () => {
     const [r1, r2, r3] = replicas;
     const old = await ProxyTokens.open(r3.stateDir, { create: false }).issueGroup('fleet/api', 0, 600);
@@ -253,7 +313,7 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     for (const x of replicas) {
       await waitFor(
         async () => {
-          const g = (await x.status()).registrations.groups[0];
+          const g = (await x.status()).registrations.groups.find((g: { id: string }) => g.id === GROUP);
           return g.tokenGeneration === 1 && g.instances.length === 0;
         },
         { timeoutMs: 5_000, what: `${x.o.name}: generation 1 and api-one evicted` },
