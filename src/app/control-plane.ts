@@ -35,7 +35,7 @@ import { credentialsOf } from '../ir/gateway.js';
 import type { CredentialLookup } from '../model/gateways.js';
 import type { Logger } from './logger.js';
 import { HistoryLog } from './history.js';
-import { rotateRoot, waitForSecretsAcked } from './root-rotation.js';
+import { followRotationStep, rotateRoot, waitForSecretsAcked } from './root-rotation.js';
 import { ServedSnapshots } from './served-snapshots.js';
 import { ADDRESS_METADATA, instanceAddress, Registrations } from './registrations.js';
 import { openState, readLastGood, writeLastGood } from './state-dir.js';
@@ -259,6 +259,9 @@ export class ControlPlane {
       this.replica?.svidSource(this.authority, this.clock, () => this.svids),
     );
     await this.replica?.followSvids(this.svids);
+    const replica = this.replica;
+    const follow = (hash: string) => followRotationStep(this.rotationDeps(), () => replica!.acknowledge(hash), 60_000);
+    await replica?.followTrust(this.settings.stateDir, (hash) => void follow(hash).catch(() => undefined));
     await this.replica?.startStatus(this.ads.registry);
     await this.reload().catch(() => undefined);
     await this.recoverLastGood();
@@ -588,7 +591,11 @@ export class ControlPlane {
 
   /** Root rotation without restarts (root-rotation.ts): each step waits until every proxy ACKed the last one's. */
   rotateRoot(waitMs = 60_000): Promise<void> {
-    return rotateRoot(this.rotationDeps(), waitMs);
+    const replica = this.replica;
+    if (!replica) return rotateRoot(this.rotationDeps(), waitMs);
+    // With replicas: once at a time across them, each step acknowledged by every replica (store/shared-rotation.ts).
+    const shareStep = () => replica.shareRotationStep(this.settings.stateDir, waitMs);
+    return replica.exclusively('root-rotation', () => rotateRoot({ ...this.rotationDeps(), shareStep }, waitMs));
   }
 
   private rotationDeps() {

@@ -147,6 +147,19 @@ export class Authority {
     };
   }
 
+  /**
+   * Replicas: takes the signer and trust bundle that another replica's rotation step left in the state directory
+   * (store/shared-trust.ts wrote them there). Returns whether the signer changed.
+   */
+  async reload(): Promise<boolean> {
+    if (!this.stateDir) return false;
+    const fresh = await Authority.open({ stateDir: this.stateDir, clock: this.clock, create: false });
+    const switched = fresh.signer.serial !== this.signer.serial;
+    this.signer = fresh.signer;
+    this.roots = fresh.roots;
+    return switched;
+  }
+
   // ---- root rotation, in three steps the caller gates on proxies having ACKed the previous one ----
 
   private nextRoot?: { signer: Signer; pem: string; keyPem: string };

@@ -76,6 +76,11 @@ export class SvidManager {
     return this.reissue([...this.svids.keys()]);
   }
 
+  /** The certificates not from `signer` (replicas: another replica switched the signer), re-obtained now. */
+  refreshSigner(signer: string): Promise<void> {
+    return this.reissue([...this.svids].filter(([, e]) => e.cert.signerSerial !== signer).map(([id]) => id));
+  }
+
   /** Re-issues the given identities' certificates now and reports them as rotated. */
   async reissue(identities: string[]): Promise<void> {
     const ids = identities.filter((id) => this.svids.has(id)).sort();

@@ -9,7 +9,8 @@ import type { Clock } from '../ca/clock.js';
 import type { SvidManager } from '../ca/svids.js';
 import type { Logger } from '../app/logger.js';
 import { EtcdStore } from './etcd-store.js';
-import { materialiseTrust } from './shared-trust.js';
+import { followTrust, materialiseTrust, saveTrust } from './shared-trust.js';
+import { acknowledge, announce, exclusively, waitForReplicas } from './shared-rotation.js';
 import { SharedSvids } from './shared-svids.js';
 import type { Registrations } from '../app/registrations.js';
 import { SharedRegistrations } from './shared-registrations.js';
@@ -50,6 +51,7 @@ export class Replica {
         store: s.url,
         replica: s.replica,
       });
+      await announce(store);
     } catch (err) {
       await store.close();
       throw err;
@@ -79,6 +81,28 @@ export class Replica {
   /** Shares this replica's registered instances and follows the others' (the registry compiles the union). */
   followRegistrations(registrations: Registrations): Promise<void> {
     return new SharedRegistrations(this.store, this.log).follow(registrations);
+  }
+
+  /** Follows trust changed by another replica (a rotation step); `changed` gets the new trust's hash. */
+  followTrust(stateDir: string, changed: (hash: string) => void): Promise<void> {
+    return followTrust(this.store, stateDir, changed);
+  }
+
+  /** After a rotation step here: stores the trust, acknowledges it, and waits until every replica did. */
+  async shareRotationStep(stateDir: string, timeoutMs: number): Promise<void> {
+    const hash = await saveTrust(this.store, stateDir);
+    await acknowledge(this.store, hash);
+    await waitForReplicas(this.store, hash, timeoutMs);
+  }
+
+  /** This replica's proxies ACKed the trust `hash`. */
+  acknowledge(hash: string): Promise<void> {
+    return acknowledge(this.store, hash);
+  }
+
+  /** Runs `fn` under a store-wide lock: what must run once at a time across replicas (a root rotation). */
+  exclusively<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return exclusively(this.store, name, fn);
   }
 
   /** Shares group revocations: `revokedElsewhere` runs when another replica revoked a group. */

@@ -5,6 +5,7 @@
  * create-if-absent transaction (from its own state directory when that already holds trust, e.g. a single control
  * plane becoming the first replica; else fresh); a replica that loses the race takes the winner's.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,9 +46,43 @@ export async function materialiseTrust(
   return r.succeeded ? 'created' : 'joined';
 }
 
-/** Writes the state directory's trust back to the store (after a rotation changed it). */
-export async function saveTrust(store: EtcdStore, stateDir: string): Promise<void> {
-  await store.kv.put(KEY).value(store.seal(KEY, JSON.stringify({ files: readLocal(stateDir) })));
+/** Writes the state directory's trust back to the store (after a rotation step); returns its hash. */
+export async function saveTrust(store: EtcdStore, stateDir: string): Promise<string> {
+  const files = readLocal(stateDir);
+  await store.kv.put(KEY).value(store.seal(KEY, JSON.stringify({ files })));
+  return trustHash(files);
+}
+
+/**
+ * Follows the store's trust: when another replica changed it (a rotation step), the state directory gets the new
+ * files and `changed` runs with their hash.
+ */
+export function followTrust(
+  store: EtcdStore,
+  stateDir: string,
+  changed: (hash: string) => void,
+): Promise<void> {
+  let current = trustHash(readLocal(stateDir));
+  return store.follow(
+    KEY,
+    (key, value) => {
+      if (key !== '') return;
+      const files = (JSON.parse(store.open(KEY, value)) as { files: TrustFiles }).files;
+      const hash = trustHash(files);
+      if (hash === current) return;
+      current = hash;
+      writeTrust(stateDir, files);
+      changed(hash);
+    },
+    () => undefined,
+  );
+}
+
+/** A digest of trust files (what per-step acknowledgements of a rotation name). */
+export function trustHash(files: TrustFiles): string {
+  const h = createHash('sha256');
+  for (const f of Object.keys(files).sort()) h.update(`${f}\0${files[f]}\0`);
+  return h.digest('hex').slice(0, 16);
 }
 
 async function readTrust(store: EtcdStore): Promise<TrustFiles | undefined> {

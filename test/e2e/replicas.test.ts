@@ -305,6 +305,43 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     assert.deepEqual(results.filter((r) => r !== 200), [], 'no request failed during the outage');
   });
 
+  test('root rotation run on a third replica while bot-1 calls api-one on two others: no request fails', async (t) => {
+    const serving = async (id: string) =>
+      (await replicas[0].status()).proxies.find((p: { id: string; connected: boolean }) => p.id === id && p.connected)
+        ?.replica;
+    const [botOn, apiOn] = [await serving('fleet/bot-1'), await serving('fleet/api-one')];
+    const runner = replicas.find((r) => r.o.name !== botOn && r.o.name !== apiOn)!;
+    assert.ok(botOn && apiOn && botOn !== apiOn && runner, `bot-1 on ${botOn}, api-one on ${apiOn}`);
+    const signer = async (r: ReplicaProcess) => (await r.status()).certificates.signer.serial as string;
+    const before = await signer(runner);
+    const call = () => request({ host: BOT, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
+    await waitFor(async () => (await call()).status === 200, { timeoutMs: 10_000, what: 'bot-1 -> api-one' });
+    let stop = false;
+    const results: (number | string)[] = [];
+    const traffic = (async () => {
+      while (!stop) {
+        results.push(await call().then((r) => r.status, (e: Error) => e.message));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const t0 = Date.now();
+    const r = await runChancery(['rotate-root', '--admin', runner.adminUrl, '--state-dir', runner.stateDir]);
+    t.diagnostic(`root rotation run on ${runner.o.name} (bot-1 on ${botOn}, api-one on ${apiOn}): ${Date.now() - t0} ms`);
+    await new Promise((res) => setTimeout(res, 500));
+    stop = true;
+    await traffic;
+    assert.equal(r.code, 0, r.output);
+    const after = await signer(runner);
+    assert.notEqual(after, before, 'a new root signs');
+    for (const x of replicas) {
+      const s = await x.status();
+      assert.equal(s.certificates.signer.serial, after, `${x.o.name} signs with the new root too`);
+      for (const c of s.certificates.workloads) assert.equal(c.signer, after, `${x.o.name}: ${c.identity} reissued`);
+    }
+    assert.ok(results.length > 20, `traffic flowed (${results.length} requests)`);
+    assert.deepEqual(results.filter((x) => x !== 200), [], 'no request failed during the rotation');
+  });
+
   test('a group revoked on r2 is revoked on every replica: r1 evicts its instance, r3 refuses the old token', async () => {
     const [r1, r2, r3] = replicas;
     const old = await ProxyTokens.open(r3.stateDir, { create: false }).issueGroup('fleet/api', 0, 600);
