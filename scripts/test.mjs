@@ -29,5 +29,7 @@ const args = process.argv.slice(2);
 const files = args.filter((a) => !a.startsWith('-'));
 const flags = args.filter((a) => a.startsWith('-'));
 const list = files.length > 0 ? files : find('test');
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...flags, ...list], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...flags, ...list], {
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

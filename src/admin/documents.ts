@@ -85,7 +85,8 @@ export function proxyDocument(cp: ControlPlane, id: string): object | undefined 
   const here = cp.ads.registry.get(id);
   const there = cp.replica?.remoteProxies().get(id);
   // With replicas: the serving replica's status, wherever the proxy is connected.
-  const status = here?.connected || !there ? (here && cp.replica ? { ...here, replica: cp.replica.name } : here) : there;
+  const status =
+    here?.connected || !there ? (here && cp.replica ? { ...here, replica: cp.replica.name } : here) : there;
   if (!snap && !status) return undefined;
   const resources: Record<string, object[]> = {};
   for (const [typeUrl, t] of snap?.types ?? []) {

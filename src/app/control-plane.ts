@@ -238,7 +238,11 @@ export class ControlPlane {
     const ca = this.settings.ca ? { ca: this.settings.ca } : {};
     if (this.settings.store) {
       const create = (dir: string) => openState({ stateDir: dir, clock: this.clock, ...ca });
-      this.replica = await Replica.join(this.settings.store, { stateDir: this.settings.stateDir, log: this.log, create });
+      this.replica = await Replica.join(this.settings.store, {
+        stateDir: this.settings.stateDir,
+        log: this.log,
+        create,
+      });
     }
     const state = await openState({ stateDir: this.settings.stateDir, clock: this.clock, ...ca });
     [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];

@@ -37,8 +37,7 @@ export interface RegistrationSharing {
 }
 
 export type Verdict =
-  | { ok: true; added: boolean }
-  | { ok: false; code: 'PERMISSION_DENIED' | 'RESOURCE_EXHAUSTED'; reason: string };
+  { ok: true; added: boolean } | { ok: false; code: 'PERMISSION_DENIED' | 'RESOURCE_EXHAUSTED'; reason: string };
 
 export interface RegistrationRequest {
   id: string;

@@ -54,7 +54,11 @@ export class SvidManager {
   configure(settings: SvidSettings): boolean {
     const s = this.settings;
     this.settings = settings;
-    return s.ttlMs !== settings.ttlMs || s.rotateAtFraction !== settings.rotateAtFraction || s.jitterFraction !== settings.jitterFraction;
+    return (
+      s.ttlMs !== settings.ttlMs ||
+      s.rotateAtFraction !== settings.rotateAtFraction ||
+      s.jitterFraction !== settings.jitterFraction
+    );
   }
 
   /** Issues certificates for identities that have none, forgets the ones no longer used. Returns the new ones. */
@@ -133,7 +137,14 @@ export class SvidManager {
     this.onRotated([identity]);
   }
 
-  status(): { identity: string; serial: string; notBefore: string; notAfter: string; rotateAt: string; signer: string }[] {
+  status(): {
+    identity: string;
+    serial: string;
+    notBefore: string;
+    notAfter: string;
+    rotateAt: string;
+    signer: string;
+  }[] {
     return [...this.svids.entries()]
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([identity, e]) => ({

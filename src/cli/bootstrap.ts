@@ -76,7 +76,8 @@ export function runBootstrap(argv: string[]): Promise<number> {
     if (values.address && isIP(values.address) === 0) {
       throw new UsageError(`--address: "${values.address}" is not an IP address`);
     }
-    if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!)) throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
+    if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!))
+      throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
     const ttlMs = parseDurationMs(values['token-ttl']!);
     if (ttlMs === undefined || ttlMs < 1000) throw new UsageError('--token-ttl must be a duration such as 720h');
     if (ttlMs > MAX_TOKEN_TTL_SECONDS * 1000) {
@@ -118,8 +119,11 @@ export function runBootstrap(argv: string[]): Promise<number> {
       ...(promPort > 0 ? { prometheus: { address: node.address, port: promPort } } : {}),
       ...(values.plaintext ? {} : { tls: { trustBundlePem: state.xdsCa.bootstrapTrustPem(), serverIdentity } }),
     });
-    const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config, { aliasDuplicateObjects: false });
-    if (values.out) writeFileAtomic(values.out, text); // Envoy (or a watcher) never reads half a bootstrap
+    const text = values.out?.endsWith('.json')
+      ? JSON.stringify(config, null, 2) + '\n'
+      : stringify(config, { aliasDuplicateObjects: false });
+    if (values.out)
+      writeFileAtomic(values.out, text); // Envoy (or a watcher) never reads half a bootstrap
     else process.stdout.write(text);
     return 0;
   });

@@ -101,7 +101,8 @@ export function runServe(argv: string[]): Promise<number> {
     if (pollMs === undefined || pollMs < 100) throw new UsageError('--poll must be a duration such as 10s');
     if (!!values['ca-cert'] !== !!values['ca-key']) throw new UsageError('--ca-cert and --ca-key go together');
     const level = values['log-level'] as Level;
-    if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: "${level}" is not debug, info, warn or error`);
+    if (!['debug', 'info', 'warn', 'error'].includes(level))
+      throw new UsageError(`--log-level: "${level}" is not debug, info, warn or error`);
     const maxNew = Number(values['max-new-streams']);
     if (!Number.isFinite(maxNew) || maxNew <= 0) throw new UsageError('--max-new-streams must be a positive number');
     const graceMs = parseDurationMs(values['registration-grace']!);
@@ -124,8 +125,20 @@ export function runServe(argv: string[]): Promise<number> {
         ...(otlp ? { otlpTracesEndpoint: otlp } : {}),
         ...(values.git ? { git: { repo: values.git, branch: values.branch!, subdir: values.path!, pollMs } } : {}),
         xdsAddress: `${values['xds-host']}:${parsePort(values['xds-port']!, '--xds-port')}`,
-        ...(values['xds-plaintext-port'] ? { xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}` } : {}),
-        ...(values['ca-cert'] ? { ca: { certFile: values['ca-cert'], keyFile: values['ca-key']!, ...(values['ca-chain'] ? { chainFile: values['ca-chain'] } : {}) } } : {}),
+        ...(values['xds-plaintext-port']
+          ? {
+              xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}`,
+            }
+          : {}),
+        ...(values['ca-cert']
+          ? {
+              ca: {
+                certFile: values['ca-cert'],
+                keyFile: values['ca-key']!,
+                ...(values['ca-chain'] ? { chainFile: values['ca-chain'] } : {}),
+              },
+            }
+          : {}),
         stateDir: path.resolve(values['state-dir']!),
         ...(values['credentials-dir'] ? { credentialsDir: path.resolve(values['credentials-dir']) } : {}),
         maxNewStreamsPerSecond: maxNew,

@@ -20,7 +20,12 @@ interface Status {
     revision: string;
     status: string;
     at: string;
-    diagnostics: { code: string; severity: string; message: string; location?: { file: string; line: number; column: number } }[];
+    diagnostics: {
+      code: string;
+      severity: string;
+      message: string;
+      location?: { file: string; line: number; column: number };
+    }[];
     convergence?: { connected: number; synced: number; behind: number; rejected: number; ms?: number };
   }[];
   proxies: {
@@ -33,12 +38,26 @@ interface Status {
     registered?: { group: string; address: string; leavingSince?: string } | null;
     revision?: string;
     lastSynced?: { revision: string; at: string };
-    types: Record<string, { pending: boolean; sent?: { version: string; revision?: string }; acked?: { version: string; revision?: string }; lastNack?: { at: string; revision?: string; message: string; resources: { name: string; origins: { file: string; line: number; column: number; revision?: string }[] }[] } }>;
+    types: Record<
+      string,
+      {
+        pending: boolean;
+        sent?: { version: string; revision?: string };
+        acked?: { version: string; revision?: string };
+        lastNack?: {
+          at: string;
+          revision?: string;
+          message: string;
+          resources: { name: string; origins: { file: string; line: number; column: number; revision?: string }[] }[];
+        };
+      }
+    >;
   }[];
   certificates?: { workloads: { identity: string; notAfter: string; rotateAt: string }[] };
 }
 
-const short = (rev: string | undefined | null): string => (rev ? (rev.startsWith('dir:') ? rev : rev.slice(0, 12)) : '-');
+const short = (rev: string | undefined | null): string =>
+  rev ? (rev.startsWith('dir:') ? rev : rev.slice(0, 12)) : '-';
 
 export function formatStatus(s: Status): string {
   const out: string[] = [];
@@ -49,10 +68,14 @@ export function formatStatus(s: Status): string {
   out.push('REVISIONS');
   for (const r of s.revisions.slice(0, 10)) {
     const c = r.convergence;
-    const conv = c ? ` ${c.synced}/${c.connected} proxies${c.rejected ? `, ${c.rejected} rejected` : ''}${c.ms !== undefined ? `, converged in ${c.ms} ms` : ''}` : '';
+    const conv = c
+      ? ` ${c.synced}/${c.connected} proxies${c.rejected ? `, ${c.rejected} rejected` : ''}${c.ms !== undefined ? `, converged in ${c.ms} ms` : ''}`
+      : '';
     out.push(`  ${short(r.revision)}  ${r.status.padEnd(8)} ${r.at}${conv}`);
     for (const d of r.diagnostics.filter((x) => x.severity === 'error').slice(0, 20)) {
-      out.push(`      ${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`);
+      out.push(
+        `      ${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`,
+      );
     }
   }
   out.push('');
@@ -71,7 +94,9 @@ export function formatStatus(s: Status): string {
       if (t.lastNack) {
         out.push(`        NACK at ${t.lastNack.at} (revision ${short(t.lastNack.revision)}): ${t.lastNack.message}`);
         for (const r of t.lastNack.resources) {
-          out.push(`          ${r.name} <- ${r.origins.map((o) => `${o.file}:${o.line}:${o.column}`).join(', ') || 'no policy origin'}`);
+          out.push(
+            `          ${r.name} <- ${r.origins.map((o) => `${o.file}:${o.line}:${o.column}`).join(', ') || 'no policy origin'}`,
+          );
         }
       }
     }

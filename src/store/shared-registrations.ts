@@ -44,7 +44,7 @@ export class SharedRegistrations implements RegistrationSharing {
 
   release(id: string): void {
     this.store.deleteLeased(PREFIX + id).catch((err: Error) => {
-      this.log.warn('store: registration not removed (it expires with this replica\'s lease)', {
+      this.log.warn("store: registration not removed (it expires with this replica's lease)", {
         proxy: id,
         error: err.message,
       });

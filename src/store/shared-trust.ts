@@ -57,11 +57,7 @@ export async function saveTrust(store: EtcdStore, stateDir: string): Promise<str
  * Follows the store's trust: when another replica changed it (a rotation step), the state directory gets the new
  * files and `changed` runs with their hash.
  */
-export function followTrust(
-  store: EtcdStore,
-  stateDir: string,
-  changed: (hash: string) => void,
-): Promise<void> {
+export function followTrust(store: EtcdStore, stateDir: string, changed: (hash: string) => void): Promise<void> {
   let current = trustHash(readLocal(stateDir));
   return store.follow(
     KEY,

@@ -52,9 +52,20 @@ function prometheusListener(o: BootstrapOptions): object[] {
                 stat_prefix: 'prometheus',
                 route_config: {
                   name: 'prometheus',
-                  virtual_hosts: [{ name: 'prometheus', domains: ['*'], routes: [{ match: { path: '/stats/prometheus' }, route: { cluster: 'prometheus_stats' } }] }],
+                  virtual_hosts: [
+                    {
+                      name: 'prometheus',
+                      domains: ['*'],
+                      routes: [{ match: { path: '/stats/prometheus' }, route: { cluster: 'prometheus_stats' } }],
+                    },
+                  ],
                 },
-                http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': anyType('envoy.extensions.filters.http.router.v3.Router') } }],
+                http_filters: [
+                  {
+                    name: 'envoy.filters.http.router',
+                    typed_config: { '@type': anyType('envoy.extensions.filters.http.router.v3.Router') },
+                  },
+                ],
               },
             },
           ],
@@ -73,7 +84,13 @@ function prometheusCluster(o: BootstrapOptions): object[] {
       connect_timeout: '1s',
       load_assignment: {
         cluster_name: 'prometheus_stats',
-        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.admin.address, port_value: o.admin.port } } } }] }],
+        endpoints: [
+          {
+            lb_endpoints: [
+              { endpoint: { address: { socket_address: { address: o.admin.address, port_value: o.admin.port } } } },
+            ],
+          },
+        ],
       },
     },
   ];
@@ -107,7 +124,12 @@ export function buildBootstrap(o: BootstrapOptions): object {
       ads_config: {
         api_type: o.variant === 'delta' ? 'DELTA_GRPC' : 'GRPC',
         transport_api_version: 'V3',
-        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER }, initial_metadata: [{ key: 'authorization', value: `Bearer ${o.token}` }] }],
+        grpc_services: [
+          {
+            envoy_grpc: { cluster_name: XDS_CLUSTER },
+            initial_metadata: [{ key: 'authorization', value: `Bearer ${o.token}` }],
+          },
+        ],
         set_node_on_first_message_only: true,
       },
       lds_config: configSource,

@@ -53,7 +53,10 @@ describe('store modules on a real etcd', { timeout: 60_000 }, () => {
     assert.equal(sa.issued + sb.issued, 1, 'one stored');
     const raw = await a.kv.get(`svids/${ID}`).string();
     assert.ok(raw && !raw.includes('PRIVATE KEY'), 'the key is sealed in etcd');
-    const [ra, rb] = await Promise.all([sa.obtain(ID, SETTINGS.ttlMs, ca.serial), sb.obtain(ID, SETTINGS.ttlMs, ca.serial)]);
+    const [ra, rb] = await Promise.all([
+      sa.obtain(ID, SETTINGS.ttlMs, ca.serial),
+      sb.obtain(ID, SETTINGS.ttlMs, ca.serial),
+    ]);
     assert.notEqual(ra.serial, ca.serial, 'rotated');
     assert.equal(ra.serial, rb.serial, 'rotated once');
     assert.equal((await sb.obtain(ID, SETTINGS.ttlMs)).serial, ra.serial, 'and served from then on');

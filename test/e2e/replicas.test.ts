@@ -164,14 +164,20 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
       what: "the instance in web-1's endpoints (web-1 is on r2)",
     });
     t.diagnostic(`registration on r1 -> in the endpoints of web-1's Envoy on r2: ${arrived - registeredAt} ms`);
-    assert.ok(arrived - registeredAt < 1000, `registration on r1 -> endpoint on r2's Envoy took ${arrived - registeredAt} ms`);
-    const call = () => request({ host: WEB, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
+    assert.ok(
+      arrived - registeredAt < 1000,
+      `registration on r1 -> endpoint on r2's Envoy took ${arrived - registeredAt} ms`,
+    );
+    const call = () =>
+      request({ host: WEB, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
     const reply = await waitFor(async () => ((await call()).status === 200 ? await call() : undefined), {
       timeoutMs: 10_000,
       what: 'web-1 -> api-one through the mesh',
     });
     assert.equal(reply.status, 200);
-    const on3 = (await r3.status()).registrations.groups.find((g: { id: string }) => g.id === GROUP).instances.map((i: { id: string }) => i.id);
+    const on3 = (await r3.status()).registrations.groups
+      .find((g: { id: string }) => g.id === GROUP)
+      .instances.map((i: { id: string }) => i.id);
     assert.deepEqual(on3, ['fleet/api-one'], 'every replica holds the registration');
   });
 
@@ -217,7 +223,8 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     };
     const x = await waitFor(servedBy, { timeoutMs: 10_000, what: 'bot-1 connected and in sync' });
     const y = others.find((r) => r !== x)!;
-    const call = () => request({ host: BOT, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
+    const call = () =>
+      request({ host: BOT, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
     await waitFor(async () => (await call()).status === 200, { timeoutMs: 10_000, what: 'bot-1 -> api-one' });
     const updates = async () => bot.stats('update_(success|rejected)$');
     const before = await updates();
@@ -225,7 +232,12 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     const results: (number | string)[] = [];
     const traffic = (async () => {
       while (!stop) {
-        results.push(await call().then((r) => r.status, (e: Error) => e.message));
+        results.push(
+          await call().then(
+            (r) => r.status,
+            (e: Error) => e.message,
+          ),
+        );
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -255,13 +267,19 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
 
   test('etcd stopped and restarted while traffic flows: served on, registrations refused, then converged', async (t) => {
     const [r1, , r3] = replicas;
-    const call = () => request({ host: BOT, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
+    const call = () =>
+      request({ host: BOT, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
     await waitFor(async () => (await call()).status === 200, { timeoutMs: 10_000, what: 'bot-1 -> api-one' });
     let stop = false;
     const results: (number | string)[] = [];
     const traffic = (async () => {
       while (!stop) {
-        results.push(await call().then((r) => r.status, (e: Error) => e.message));
+        results.push(
+          await call().then(
+            (r) => r.status,
+            (e: Error) => e.message,
+          ),
+        );
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
@@ -270,7 +288,11 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     const register = (name: string) => {
       const c = new XdsTestClient(r3.plaintextPort, 'delta', token, r3.o.host);
       const metadata = { fields: { 'chancery.dev/address': { stringValue: ip(42) } } };
-      c.send({ node: { id: `fleet/${name}`, cluster: 'fleet', metadata }, type_url: T.CDS, resource_names_subscribe: ['*'] });
+      c.send({
+        node: { id: `fleet/${name}`, cluster: 'fleet', metadata },
+        type_url: T.CDS,
+        resource_names_subscribe: ['*'],
+      });
       return c;
     };
     await etcd.stop();
@@ -286,7 +308,10 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     assert.match(end.details, /etcd\) is unreachable/);
     const downFor = Date.now();
     await etcd.start();
-    await waitFor(() => reachable(true), { timeoutMs: 15_000, what: 'every replica reports the store reachable again' });
+    await waitFor(() => reachable(true), {
+      timeoutMs: 15_000,
+      what: 'every replica reports the store reachable again',
+    });
     t.diagnostic(`etcd restarted -> every replica reachable again: ${Date.now() - downFor} ms`);
     const joined = register('db-two');
     await joined.next(5000); // admitted: its configuration comes
@@ -302,7 +327,11 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     stop = true;
     await traffic;
     assert.ok(results.length > 20, `traffic flowed (${results.length} requests)`);
-    assert.deepEqual(results.filter((r) => r !== 200), [], 'no request failed during the outage');
+    assert.deepEqual(
+      results.filter((r) => r !== 200),
+      [],
+      'no request failed during the outage',
+    );
   });
 
   test('root rotation run on a third replica while bot-1 calls api-one on two others: no request fails', async (t) => {
@@ -314,19 +343,27 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     assert.ok(botOn && apiOn && botOn !== apiOn && runner, `bot-1 on ${botOn}, api-one on ${apiOn}`);
     const signer = async (r: ReplicaProcess) => (await r.status()).certificates.signer.serial as string;
     const before = await signer(runner);
-    const call = () => request({ host: BOT, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
+    const call = () =>
+      request({ host: BOT, port: 15001, path: 'http://api.fleet.svc/', headers: { host: 'api.fleet.svc' } });
     await waitFor(async () => (await call()).status === 200, { timeoutMs: 10_000, what: 'bot-1 -> api-one' });
     let stop = false;
     const results: (number | string)[] = [];
     const traffic = (async () => {
       while (!stop) {
-        results.push(await call().then((r) => r.status, (e: Error) => e.message));
+        results.push(
+          await call().then(
+            (r) => r.status,
+            (e: Error) => e.message,
+          ),
+        );
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
     const t0 = Date.now();
     const r = await runChancery(['rotate-root', '--admin', runner.adminUrl, '--state-dir', runner.stateDir]);
-    t.diagnostic(`root rotation run on ${runner.o.name} (bot-1 on ${botOn}, api-one on ${apiOn}): ${Date.now() - t0} ms`);
+    t.diagnostic(
+      `root rotation run on ${runner.o.name} (bot-1 on ${botOn}, api-one on ${apiOn}): ${Date.now() - t0} ms`,
+    );
     await new Promise((res) => setTimeout(res, 500));
     stop = true;
     await traffic;
@@ -339,7 +376,11 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
       for (const c of s.certificates.workloads) assert.equal(c.signer, after, `${x.o.name}: ${c.identity} reissued`);
     }
     assert.ok(results.length > 20, `traffic flowed (${results.length} requests)`);
-    assert.deepEqual(results.filter((x) => x !== 200), [], 'no request failed during the rotation');
+    assert.deepEqual(
+      results.filter((x) => x !== 200),
+      [],
+      'no request failed during the rotation',
+    );
   });
 
   test('a group revoked on r2 is revoked on every replica: r1 evicts its instance, r3 refuses the old token', async () => {
@@ -357,7 +398,11 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
       );
     }
     const c = new XdsTestClient(r3.plaintextPort, 'delta', old, r3.o.host);
-    const node = { id: 'fleet/api-two', cluster: 'fleet', metadata: { fields: { 'chancery.dev/address': { stringValue: ip(41) } } } };
+    const node = {
+      id: 'fleet/api-two',
+      cluster: 'fleet',
+      metadata: { fields: { 'chancery.dev/address': { stringValue: ip(41) } } },
+    };
     c.send({ node, type_url: T.CDS, resource_names_subscribe: ['*'] });
     const end = await c.ended(5000);
     assert.equal(end.code, 16, `the old group token is refused by r3 (${end.details})`); // UNAUTHENTICATED

@@ -37,10 +37,22 @@ export class EtcdProcess {
     const client = `http://${this.host}:${this.port}`;
     const peer = `http://${this.host}:${this.peerPort}`;
     const args = [
-      '--name', 'test', '--data-dir', this.dataDir,
-      '--listen-client-urls', client, '--advertise-client-urls', client,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-      '--initial-cluster', `test=${peer}`, '--log-level', 'warn',
+      '--name',
+      'test',
+      '--data-dir',
+      this.dataDir,
+      '--listen-client-urls',
+      client,
+      '--advertise-client-urls',
+      client,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `test=${peer}`,
+      '--log-level',
+      'warn',
     ];
     const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;

@@ -39,7 +39,11 @@ export class ReplicaProcess {
 
   static async start(o: ReplicaOptions): Promise<ReplicaProcess> {
     const r = new ReplicaProcess(o);
-    [r.xdsPort, r.plaintextPort, r.adminPort] = [await freePort(o.host), await freePort(o.host), await freePort(o.host)];
+    [r.xdsPort, r.plaintextPort, r.adminPort] = [
+      await freePort(o.host),
+      await freePort(o.host),
+      await freePort(o.host),
+    ];
     r.spawn();
     await r.ready();
     return r;
@@ -49,10 +53,31 @@ export class ReplicaProcess {
   spawn(): void {
     const o = this.o;
     const args = [
-      BIN, 'serve', '--config', o.configDir, '--state-dir', this.stateDir, '--replica', o.name,
-      '--xds-host', o.host, '--xds-port', String(this.xdsPort), '--xds-plaintext-port', String(this.plaintextPort),
-      '--admin-host', o.host, '--admin-port', String(this.adminPort), '--store', o.store, '--store-key', o.keyFile,
-      '--log-level', 'info', ...(o.extraArgs ?? []),
+      BIN,
+      'serve',
+      '--config',
+      o.configDir,
+      '--state-dir',
+      this.stateDir,
+      '--replica',
+      o.name,
+      '--xds-host',
+      o.host,
+      '--xds-port',
+      String(this.xdsPort),
+      '--xds-plaintext-port',
+      String(this.plaintextPort),
+      '--admin-host',
+      o.host,
+      '--admin-port',
+      String(this.adminPort),
+      '--store',
+      o.store,
+      '--store-key',
+      o.keyFile,
+      '--log-level',
+      'info',
+      ...(o.extraArgs ?? []),
     ];
     this.output = '';
     this.proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

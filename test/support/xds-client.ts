@@ -34,8 +34,16 @@ export class XdsTestClient {
     const metadata = new grpc.Metadata();
     if (token) metadata.set('authorization', `Bearer ${token}`);
     const method = variant === 'sotw' ? 'StreamAggregatedResources' : 'DeltaAggregatedResources';
-    const reqType = lookupType(variant === 'sotw' ? 'envoy.service.discovery.v3.DiscoveryRequest' : 'envoy.service.discovery.v3.DeltaDiscoveryRequest');
-    const resType = lookupType(variant === 'sotw' ? 'envoy.service.discovery.v3.DiscoveryResponse' : 'envoy.service.discovery.v3.DeltaDiscoveryResponse');
+    const reqType = lookupType(
+      variant === 'sotw'
+        ? 'envoy.service.discovery.v3.DiscoveryRequest'
+        : 'envoy.service.discovery.v3.DeltaDiscoveryRequest',
+    );
+    const resType = lookupType(
+      variant === 'sotw'
+        ? 'envoy.service.discovery.v3.DiscoveryResponse'
+        : 'envoy.service.discovery.v3.DeltaDiscoveryResponse',
+    );
     const Client = grpc.makeGenericClientConstructor(
       {
         [method]: {
@@ -69,7 +77,11 @@ export class XdsTestClient {
               version: msg.system_version_info,
               typeUrl: msg.type_url,
               nonce: msg.nonce,
-              resources: msg.resources.map((r: any) => ({ ...decodeAny(r.resource), name: r.name, version: r.version })),
+              resources: msg.resources.map((r: any) => ({
+                ...decodeAny(r.resource),
+                name: r.name,
+                version: r.version,
+              })),
               removed: msg.removed_resources,
             };
       const w = this.waiters.shift();

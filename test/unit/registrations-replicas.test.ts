@@ -58,15 +58,25 @@ function registry() {
 test("other replicas' instances join the list, count toward maxInstances, and leave when they are deleted", () => {
   const { r, log } = registry();
   r.applyRemote(remote('ns/api-b', 'r2'));
-  assert.deepEqual(r.list().map((i) => i.id), ['ns/api-b']);
+  assert.deepEqual(
+    r.list().map((i) => i.id),
+    ['ns/api-b'],
+  );
   assert.equal(r.register(req('ns/api-a'), GROUPS, none).ok, true);
   const third = r.register(req('ns/api-c', '10.0.0.3'), GROUPS, none);
   assert.equal(third.ok, false, 'maxInstances 2 counts the instance on r2');
   assert.deepEqual(log, ['claim ns/api-a@10.0.0.1'], 'only the local instance is claimed');
   r.dropRemote('ns/api-b');
-  assert.deepEqual(r.list().map((i) => i.id), ['ns/api-a']);
+  assert.deepEqual(
+    r.list().map((i) => i.id),
+    ['ns/api-a'],
+  );
   r.dropRemote('ns/api-a');
-  assert.deepEqual(r.list().map((i) => i.id), ['ns/api-a'], 'a delete never removes a local instance');
+  assert.deepEqual(
+    r.list().map((i) => i.id),
+    ['ns/api-a'],
+    'a delete never removes a local instance',
+  );
 });
 
 test('an instance that moves to another replica is released by nobody; one that moves here is claimed', () => {
@@ -75,7 +85,11 @@ test('an instance that moves to another replica is released by nobody; one that 
   r.disconnected('ns/api-a');
   r.applyRemote(remote('ns/api-a', 'r2', '10.0.0.1')); // its Envoy reconnected to r2, which put it again
   timers.advance(31_000);
-  assert.deepEqual(r.list().map((i) => i.id), ['ns/api-a'], 'the grace on the old replica does not remove it');
+  assert.deepEqual(
+    r.list().map((i) => i.id),
+    ['ns/api-a'],
+    'the grace on the old replica does not remove it',
+  );
   assert.deepEqual(log, ['claim ns/api-a@10.0.0.1'], 'and does not release it');
   assert.equal(r.get('ns/api-a')?.replica, 'r2');
   r.register(req('ns/api-a'), GROUPS, none); // back here
@@ -91,7 +105,11 @@ test('reconcile evicts by the same rules across the union; only local instances 
   const { r, log } = registry();
   r.register(req('ns/api-a'), GROUPS, none);
   r.applyRemote(remote('ns/api-b', 'r2'));
-  const evicted = r.reconcile(GROUPS, (id) => id === 'ns/api-a' || id === 'ns/api-b', () => 0);
+  const evicted = r.reconcile(
+    GROUPS,
+    (id) => id === 'ns/api-a' || id === 'ns/api-b',
+    () => 0,
+  );
   assert.deepEqual(evicted, ['ns/api-a', 'ns/api-b']);
   assert.deepEqual(log, ['claim ns/api-a@10.0.0.1', 'release ns/api-a']);
 });

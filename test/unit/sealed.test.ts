@@ -19,5 +19,8 @@ test('a sealed value opens under its own store key with the same key file, and n
 });
 
 test('a store key shorter than 32 bytes is refused with a way to make one', () => {
-  assert.throws(() => Sealer.fromBytes(randomBytes(16)), (e: Error) => e instanceof StoreKeyError && /store-key/.test(e.message));
+  assert.throws(
+    () => Sealer.fromBytes(randomBytes(16)),
+    (e: Error) => e instanceof StoreKeyError && /store-key/.test(e.message),
+  );
 });
