@@ -265,7 +265,10 @@ export class ControlPlane {
     await this.replica?.followSvids(this.svids);
     const replica = this.replica;
     const follow = (hash: string) => followRotationStep(this.rotationDeps(), () => replica!.acknowledge(hash), 60_000);
-    await replica?.followTrust(this.settings.stateDir, (hash) => void follow(hash).catch(() => undefined));
+    await replica?.followTrust(this.settings.stateDir, (hash) => {
+      void this.enqueue(async () => this.followXdsCa());
+      void follow(hash).catch(() => undefined);
+    });
     await this.replica?.startStatus(this.ads.registry);
     await this.reload().catch(() => undefined);
     await this.recoverLastGood();
@@ -627,8 +630,18 @@ export class ControlPlane {
       }
       this.log.info(`xds CA rotation: ${step}`, this.xdsCa.status());
       for (const observe of this.onBootstrapTrustChanged) observe();
+      await this.replica?.shareTrust(this.settings.stateDir);
       return this.xdsCa.status();
     });
+  }
+
+  /** Replicas: another replica made an xDS CA rotation step; this one serves and writes bootstraps the same way. */
+  private followXdsCa(): void {
+    const { changed, switched } = this.xdsCa.reload();
+    if (!changed) return;
+    if (switched) this.serving?.renew();
+    this.log.info('xds CA rotation step taken from another replica', this.xdsCa.status());
+    for (const observe of this.onBootstrapTrustChanged) observe();
   }
 
   /** Resolves when every connected proxy has ACKed the secrets of its current snapshot. */

@@ -88,6 +88,11 @@ export class Replica {
     return followTrust(this.store, stateDir, changed);
   }
 
+  /** Stores the state directory's trust (after an xDS CA rotation step here; the others follow it). */
+  async shareTrust(stateDir: string): Promise<void> {
+    await saveTrust(this.store, stateDir);
+  }
+
   /** After a rotation step here: stores the trust, acknowledges it, and waits until every replica did. */
   async shareRotationStep(stateDir: string, timeoutMs: number): Promise<void> {
     const hash = await saveTrust(this.store, stateDir);

@@ -410,6 +410,33 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     void r1;
   });
 
+  test('an xDS CA rotation made on r1 is followed by every replica (bootstraps and server certificates)', async () => {
+    const [r1] = replicas;
+    const ca = async (r: ReplicaProcess) => (await r.status()).certificates.xds;
+    const step = (name: string) =>
+      runChancery(['rotate-xds-ca', name, '--admin', r1.adminUrl, '--state-dir', r1.stateDir]);
+    const begun = await step('begin');
+    assert.equal(begun.code, 0, begun.output);
+    const next = (await ca(r1)).ca.next.serial;
+    for (const r of replicas) {
+      await waitFor(async () => (await ca(r)).ca.next?.serial === next, {
+        timeoutMs: 5_000,
+        what: `${r.o.name}: bootstraps trust the next xDS CA too`,
+      });
+    }
+    const finished = await step('finish');
+    assert.equal(finished.code, 0, finished.output);
+    for (const r of replicas) {
+      await waitFor(
+        async () => {
+          const x = await ca(r);
+          return x.ca.current.serial === next && x.ca.next === null && x.server.anchor === next;
+        },
+        { timeoutMs: 5_000, what: `${r.o.name}: serves a certificate from the new xDS CA` },
+      );
+    }
+  });
+
   test('a replica given another store key refuses to start, saying so', async () => {
     const other = path.join(keyDir, 'other.key');
     writeFileSync(other, randomBytes(32));
