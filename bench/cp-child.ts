@@ -6,7 +6,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ControlPlane } from '../src/app/control-plane.js';
 import { silentLogger } from '../src/app/logger.js';
 
-const [configDir, stateDir] = process.argv.slice(2);
+// With a store: one replica of several sharing an etcd (bench/replicas.ts).
+const [configDir, stateDir, storeUrl, keyFile, replica] = process.argv.slice(2);
+const store = storeUrl ? { store: { url: storeUrl, keyFile: keyFile!, replica: replica! } } : {};
 const cp = new ControlPlane(
   {
     configDir,
@@ -16,6 +18,7 @@ const cp = new ControlPlane(
     maxNewStreamsPerSecond: 1_000_000,
     watch: true,
     registrationGraceMs: 1000,
+    ...store,
   },
   silentLogger,
 );
