@@ -9,7 +9,7 @@ import type { Clock } from '../ca/clock.js';
 import type { SvidManager } from '../ca/svids.js';
 import type { Logger } from '../app/logger.js';
 import { EtcdStore } from './etcd-store.js';
-import { followTrust, materialiseTrust, saveTrust } from './shared-trust.js';
+import { followTrust, localTrustHash, materialiseTrust, saveTrust } from './shared-trust.js';
 import { acknowledge, announce, exclusively, waitForReplicas } from './shared-rotation.js';
 import { SharedSvids } from './shared-svids.js';
 import type { Registrations } from '../app/registrations.js';
@@ -52,6 +52,8 @@ export class Replica {
         replica: s.replica,
       });
       await announce(store);
+      // A replica joining during a rotation step holds that step's trust, and no proxy is behind on it yet.
+      await acknowledge(store, localTrustHash(o.stateDir));
     } catch (err) {
       await store.close();
       throw err;

@@ -12,6 +12,11 @@ import path from 'node:path';
 import { writeFileAtomic } from '../util/files.js';
 import type { EtcdStore } from './etcd-store.js';
 
+/** The hash of the trust in a state directory (what a new replica acknowledges: it has no proxy behind yet). */
+export function localTrustHash(stateDir: string): string {
+  return trustHash(readLocal(stateDir));
+}
+
 /** The state files that are trust: shared by every replica. The rest of the state directory is per replica. */
 export const TRUST_FILES = [
   'ca/root-cert.pem',
