@@ -54,7 +54,14 @@ process.on('message', async (m: { cmd: string; ids?: string[]; group?: string })
     loop.disable();
     reply({ cores: (u.user + u.system) / 1000 / (performance.now() - wallMark), loopP99Ms: loop.percentile(99) / 1e6 });
   } else if (m.cmd === 'revisions') {
-    reply({ revisions: cp.revisions.map((r) => ({ revision: r.revision, status: r.status, compileMs: r.compileMs, at: r.at })) });
+    reply({
+      revisions: cp.revisions.map((r) => ({
+        revision: r.revision,
+        status: r.status,
+        compileMs: r.compileMs,
+        at: r.at,
+      })),
+    });
   } else if (m.cmd === 'stop') {
     await cp.stop();
     reply({});

@@ -413,7 +413,13 @@ async function benchSize(size: MeshSize): Promise<void> {
       note: `p99 ${fmt(rp99)} ms (max of ${rl.length}); registered on r1, the 20 callers on r2`,
     });
     const burstNote = `${rep.burst} instances on r1, compiled in on r2, in ${fmt(rep.burstMs)} ms`;
-    record({ size: size.name, name: 'replicas x3 (etcd): registrations per second', value: rep.perSecond, unit: '/s', note: burstNote });
+    record({
+      size: size.name,
+      name: 'replicas x3 (etcd): registrations per second',
+      value: rep.perSecond,
+      unit: '/s',
+      note: burstNote,
+    });
   }
 
   // Physical limit: the same fan-out by a bare grpc-js server writing one pre-encoded response.

@@ -247,6 +247,7 @@ export class ControlPlane {
     const state = await openState({ stateDir: this.settings.stateDir, clock: this.clock, ...ca });
     [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];
     this.removals = WorkloadRemovals.open(this.settings.stateDir);
+    await this.replica?.shareRemovals(this.removals);
     this.groupGenerations = GroupGenerations.open(this.settings.stateDir);
     await this.replica?.shareGroups(this.groupGenerations, (group) => void this.enqueue(async () => this.evict(group)));
     const grace = this.settings.registrationGraceMs ?? REGISTRATION_GRACE_MS;

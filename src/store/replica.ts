@@ -17,6 +17,8 @@ import { SharedRegistrations } from './shared-registrations.js';
 import type { ProxyRegistry } from '../server/proxy-registry.js';
 import type { GroupGenerations } from '../server/group-generations.js';
 import { shareGroupGenerations } from './shared-groups.js';
+import type { WorkloadRemovals } from '../server/workload-removals.js';
+import { shareRemovals } from './shared-removals.js';
 import { SharedStatus, type RemoteProxy } from './shared-status.js';
 
 export interface StoreSettings {
@@ -110,6 +112,11 @@ export class Replica {
   /** Runs `fn` under a store-wide lock: what must run once at a time across replicas (a root rotation). */
   exclusively<T>(name: string, fn: () => Promise<T>): Promise<T> {
     return exclusively(this.store, name, fn);
+  }
+
+  /** Shares workload removals (their old tokens are refused by every replica, even one started later). */
+  shareRemovals(removals: WorkloadRemovals): Promise<void> {
+    return shareRemovals(this.store, removals, this.log);
   }
 
   /** Shares group revocations: `revokedElsewhere` runs when another replica revoked a group. */

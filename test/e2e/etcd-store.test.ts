@@ -15,6 +15,8 @@ import { Authority } from '../../src/ca/authority.js';
 import { systemClock } from '../../src/ca/clock.js';
 import { EtcdStore } from '../../src/store/etcd-store.js';
 import { SharedSvids } from '../../src/store/shared-svids.js';
+import { shareRemovals } from '../../src/store/shared-removals.js';
+import { WorkloadRemovals } from '../../src/server/workload-removals.js';
 import { EtcdProcess } from '../support/etcd.js';
 import { waitFor } from '../support/http.js';
 
@@ -70,6 +72,19 @@ describe('store modules on a real etcd', { timeout: 60_000 }, () => {
     assert.equal(await a.kv.get('registrations/ns/x').string(), 'b');
     assert.equal(await b.deleteLeased('registrations/ns/x'), true);
     assert.equal(await a.kv.get('registrations/ns/x').string(), null);
+  });
+
+  test('a workload removed on one replica counts as removed on a replica started afterwards', async () => {
+    const [a, b] = [await open('a3'), await open('b3')];
+    const ra = WorkloadRemovals.open(mkdtempSync(path.join(dir, 'ra-')));
+    await shareRemovals(a, ra, silentLogger);
+    ra.update(['ns/x', 'ns/y'], 1_000);
+    assert.deepEqual(ra.update(['ns/y'], 2_000), ['ns/x']);
+    const rb = WorkloadRemovals.open(mkdtempSync(path.join(dir, 'rb-'))); // knows nothing of ns/x
+    await waitFor(async () => (await a.kv.get('removals/ns/x').string()) !== null, { timeoutMs: 5000, what: 'shared' });
+    await shareRemovals(b, rb, silentLogger);
+    assert.equal(rb.removedAt('ns/x'), 2_000, 'its old tokens are refused here too');
+    assert.equal(rb.removedAt('ns/y'), undefined);
   });
 
   test('a lost lease is replaced and its keys are put back', async () => {
