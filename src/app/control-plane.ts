@@ -41,6 +41,7 @@ import { ADDRESS_METADATA, instanceAddress, Registrations } from './registration
 import { openState, readLastGood, writeLastGood } from './state-dir.js';
 import { Replica, type StoreSettings } from '../store/replica.js';
 import { Telemetry } from './telemetry.js';
+import { instrument } from './instrumentation.js';
 
 export interface ControlPlaneSettings {
   /** A policy directory (watched), unless `git` is set. */
@@ -181,7 +182,13 @@ export class ControlPlane {
     );
     const revision = () => this.current?.result.revision;
     this.converging = new ConvergenceTracker(this.ads.registry, revision, this.telemetry, log);
-    this.instrument();
+    instrument({
+      ads: this.ads,
+      telemetry: this.telemetry,
+      revision,
+      certificates: () => this.svids?.status() ?? [],
+      now: () => this.clock.now(),
+    });
   }
 
   /** Per accepted revision: when it was accepted and when every connected proxy first held it. */
@@ -191,47 +198,6 @@ export class ControlPlane {
 
   readonly telemetry: Telemetry;
   readonly history: HistoryLog;
-
-  private instrument(): void {
-    const t = this.telemetry;
-    const sentAt = new Map<string, number>();
-    this.ads.observers.push((proxy, e) => {
-      const type = SHORT_NAME[e.typeUrl];
-      const key = `${proxy}|${type}|${e.nonce}`;
-      if (e.kind === 'sent') {
-        t.pushes.add(1, { type });
-        t.pushBytes.add(e.bytes ?? 0, { type });
-        if (sentAt.size > 100_000) sentAt.clear(); // bound: entries of vanished streams
-        sentAt.set(key, performance.now());
-      } else if (e.kind === 'ack' || e.kind === 'nack') {
-        const start = sentAt.get(key);
-        sentAt.delete(key);
-        if (start !== undefined) t.ackLatency.record((performance.now() - start) / 1000, { type, result: e.kind });
-        if (e.kind === 'ack') t.acks.add(1, { type });
-        else t.nacks.add(1, { type, proxy });
-      }
-    });
-    t.observe('chancery_connected_proxies', 'proxies with an open xDS stream', () => [
-      { value: this.ads.registry.all().filter((p) => p.connected).length },
-    ]);
-    t.observe('chancery_proxies_in_sync', 'connected proxies holding the current revision completely', () => {
-      const rev = this.current?.result.revision;
-      return [{ value: this.ads.registry.all().filter((p) => p.connected && p.revision === rev).length }];
-    });
-    t.observe('chancery_certificate_expiry_seconds', 'seconds until the soonest workload certificate expires', () => {
-      const list = this.svids?.status() ?? [];
-      if (list.length === 0) return [];
-      return [{ value: Math.min(...list.map((c) => (Date.parse(c.notAfter) - this.clock.now()) / 1000)) }];
-    });
-    t.observe('chancery_xds_streams_refused_total', 'xDS streams refused (rate limit, auth, malformed)', () => [
-      { value: this.ads.counters.streamsRejected, attributes: { reason: 'rate_limited' } },
-      { value: this.ads.counters.malformed, attributes: { reason: 'malformed' } },
-      { value: this.ads.counters.unauthenticated, attributes: { reason: 'unauthenticated' } },
-    ]);
-    t.observe('chancery_xds_stale_requests_total', 'requests ignored because their nonce was stale', () => [
-      { value: this.ads.counters.staleRequests },
-    ]);
-  }
 
   async start(): Promise<void> {
     mkdirSync(this.settings.stateDir, { recursive: true, mode: 0o700 });
