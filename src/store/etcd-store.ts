@@ -41,6 +41,8 @@ export class EtcdStore {
   private leaseId = '';
   /** Keys this replica holds under its lease, and their values: put again under a new lease after a loss. */
   private readonly leased = new Map<string, string>();
+  /** Leased keys whose last put or delete failed (etcd away): done again once it answers. */
+  private readonly unsynced = new Set<string>();
   private closed = false;
   available = true;
   /** Called when etcd becomes unreachable (false) or reachable again with every leased key put back (true). */
@@ -130,6 +132,8 @@ export class EtcdStore {
       try {
         await this.newLease();
         for (const [key, value] of this.leased) await this.lease.put(key).value(value);
+        for (const key of this.unsynced) if (!this.leased.has(key)) this.unsynced.delete(key); // gone with the lease
+        for (const key of this.leased.keys()) this.unsynced.delete(key);
         this.log.info('store reachable again; leased keys put back', { keys: this.leased.size });
         this.setAvailable(true);
         for (const f of this.onRecovered) f();
@@ -144,25 +148,48 @@ export class EtcdStore {
     if (this.available === up) return;
     this.available = up;
     if (!up) this.log.warn('store unreachable; serving what this replica has', { replica: this.replica });
+    if (up) void this.resync();
     for (const f of this.onAvailability) f(up);
+  }
+
+  /** Puts and deletes that failed while etcd was away, done now (the lease survived, so nothing else would). */
+  private async resync(): Promise<void> {
+    for (const key of [...this.unsynced]) {
+      const value = this.leased.get(key);
+      const done = value === undefined ? this.deleteLeased(key) : this.putLeased(key, value);
+      await done.catch(() => undefined);
+    }
   }
 
   /** Puts `key` under this replica's lease (and remembers it, to put it back after a lease loss). */
   async putLeased(key: string, value: string): Promise<void> {
     this.leased.set(key, value);
-    await this.lease.put(key).value(value);
+    try {
+      await this.lease.put(key).value(value);
+      this.unsynced.delete(key);
+    } catch (err) {
+      this.unsynced.add(key);
+      throw err;
+    }
   }
 
   /** Deletes `key` only if it is still under this replica's lease (another replica may have taken it over). */
   async deleteLeased(key: string): Promise<boolean> {
     this.leased.delete(key);
-    const r = await this.kv.if(key, 'Lease', '==', this.leaseId).then(this.kv.delete().key(key)).commit();
-    return r.succeeded;
+    try {
+      const r = await this.kv.if(key, 'Lease', '==', this.leaseId).then(this.kv.delete().key(key)).commit();
+      this.unsynced.delete(key);
+      return r.succeeded;
+    } catch (err) {
+      this.unsynced.add(key);
+      throw err;
+    }
   }
 
   /** Forgets a leased key without deleting it (another replica holds it now). */
   release(key: string): void {
     this.leased.delete(key);
+    this.unsynced.delete(key);
   }
 
   /** Whether a key-value is held under this replica's current lease. */

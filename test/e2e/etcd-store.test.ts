@@ -105,4 +105,19 @@ describe('store modules on a real etcd', { timeout: 60_000 }, () => {
     assert.notEqual(String(now), String(lease));
     assert.equal(s.available, true);
   });
+
+  test('puts and deletes that failed while etcd was away are done when it returns', async () => {
+    const s = await open('d');
+    await s.putLeased('registrations/ns/gone', 'x');
+    await etcd.stop();
+    await assert.rejects(s.deleteLeased('registrations/ns/gone'));
+    await assert.rejects(s.putLeased('registrations/ns/new', 'y'));
+    await etcd.start();
+    await waitFor(
+      async () =>
+        (await s.kv.get('registrations/ns/gone').string()) === null &&
+        (await s.kv.get('registrations/ns/new').string()) === 'y',
+      { timeoutMs: 15_000, what: 'the delete and the put done after the outage' },
+    );
+  });
 });
