@@ -1,8 +1,10 @@
 /**
  * Store: what one replica shares with the others through etcd, in one place for the control plane to wire: the
  * connection (etcd-store.ts), trust materialised before the state is opened (shared-trust.ts), certificates
- * (shared-svids.ts), registrations (shared-registrations.ts) and proxy status (shared-status.ts). Without
- * `--store` none of this exists and the control plane is the embedded single process it always was.
+ * (shared-svids.ts), registrations (shared-registrations.ts), proxy status (shared-status.ts), group revocations
+ * (shared-groups.ts), workload removals (shared-removals.ts), and rotations done once with per-step acknowledgements
+ * (shared-rotation.ts). Without `--store` none of this exists and the control plane is the embedded single process
+ * it always was.
  */
 import type { Authority } from '../ca/authority.js';
 import type { Clock } from '../ca/clock.js';
