@@ -209,7 +209,7 @@ describe('replicas sharing etcd', { timeout: 120_000 }, () => {
     void r2;
   });
 
-  test('kill -9 of the replica serving a live Envoy: no request fails, it reconnects, receives nothing new', async (t) => {
+  test('kill -9 of the replica serving a live Envoy: no failed request, it reconnects, gets nothing new', async (t) => {
     const others = replicas.slice(1); // r1 serves api-one (registered there, with r1 only in its bootstrap)
     const list = others.map((r) => r.xdsAddress).join(',');
     const bot = await startProxy(others[0], policy.dir, ['--workload', 'fleet/bot-1', '--xds-address', list]);
