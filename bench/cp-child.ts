@@ -6,7 +6,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ControlPlane } from '../src/app/control-plane.js';
 import { silentLogger } from '../src/app/logger.js';
 
-const [configDir, stateDir] = process.argv.slice(2);
+// With a store: one replica of several sharing an etcd (bench/replicas.ts).
+const [configDir, stateDir, storeUrl, keyFile, replica] = process.argv.slice(2);
+const store = storeUrl ? { store: { url: storeUrl, keyFile: keyFile!, replica: replica! } } : {};
 const cp = new ControlPlane(
   {
     configDir,
@@ -16,6 +18,7 @@ const cp = new ControlPlane(
     maxNewStreamsPerSecond: 1_000_000,
     watch: true,
     registrationGraceMs: 1000,
+    ...store,
   },
   silentLogger,
 );
@@ -51,7 +54,14 @@ process.on('message', async (m: { cmd: string; ids?: string[]; group?: string })
     loop.disable();
     reply({ cores: (u.user + u.system) / 1000 / (performance.now() - wallMark), loopP99Ms: loop.percentile(99) / 1e6 });
   } else if (m.cmd === 'revisions') {
-    reply({ revisions: cp.revisions.map((r) => ({ revision: r.revision, status: r.status, compileMs: r.compileMs, at: r.at })) });
+    reply({
+      revisions: cp.revisions.map((r) => ({
+        revision: r.revision,
+        status: r.status,
+        compileMs: r.compileMs,
+        at: r.at,
+      })),
+    });
   } else if (m.cmd === 'stop') {
     await cp.stop();
     reply({});

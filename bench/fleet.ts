@@ -32,14 +32,24 @@ async function until(cond: () => boolean | Promise<boolean>, maxMs: number): Pro
   return false;
 }
 
-export async function measureFleet(cp: Cp, port: number, burst: number, singles: number): Promise<FleetFigures> {
+/**
+ * `on`: where the callers are connected (another replica than the one the instances register with, in
+ * bench/replicas.ts); by default the same control plane.
+ */
+export async function measureFleet(
+  cp: Cp,
+  port: number,
+  burst: number,
+  singles: number,
+  on: { cp: Cp; port: number } = { cp, port },
+): Promise<FleetFigures> {
   const callerIds = Array.from({ length: FLEET_CALLERS }, (_, i) => `bench/fleet-caller-${i}`);
-  const callers = new SimulatedEnvoys(port, 'delta');
+  const callers = new SimulatedEnvoys(on.port, 'delta');
   callers.connect(callerIds, (await cp.ask<{ tokens: string[] }>('tokens', { ids: callerIds })).tokens);
   await until(() => [...callers.stats.values()].every((s) => s.firstFullAt !== undefined), 60_000);
   await callers.settle(500);
   const { token } = await cp.ask<{ token: string }>('group-token', { group: 'bench/fleet' });
-  const registered = async () => (await cp.ask<{ compiled?: number }>('registrations')).compiled ?? 0;
+  const registered = async () => (await on.cp.ask<{ compiled?: number }>('registrations')).compiled ?? 0;
 
   // A burst: every instance connects at once.
   const instances = new SimulatedEnvoys(port, 'delta');

@@ -13,6 +13,7 @@ import { compileSource } from '../src/compiler.js';
 import { readDirectory } from '../src/source/directory.js';
 import { SimulatedEnvoys } from './clients.js';
 import { measureFleet } from './fleet.js';
+import { measureReplicas } from './replicas.js';
 import { physicalLimit } from './limit.js';
 import { proxyFile, serviceFile, SIZES, writeMesh, type MeshSize } from './mesh.js';
 
@@ -47,8 +48,8 @@ interface Child {
   ready: { port: number; startMs: number; compileMs: number };
 }
 
-async function startControlPlane(dir: string, state: string): Promise<Child> {
-  const child = fork(path.join(import.meta.dirname, 'cp-child.ts'), [dir, state], {
+async function startControlPlane(dir: string, state: string, store: string[] = []): Promise<Child> {
+  const child = fork(path.join(import.meta.dirname, 'cp-child.ts'), [dir, state, ...store], {
     execArgv: ['--import', 'tsx', '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -396,6 +397,30 @@ async function benchSize(size: MeshSize): Promise<void> {
     ok: fleet.compiled.every((c) => c === 21),
     note: `${compiledEach} each, of ${fleet.proxies}`,
   });
+
+  // 9. The same across three replicas sharing a real etcd: instances register on one, the callers are on another.
+  const rep = await measureReplicas((d, s, st) => startControlPlane(d, s, st), dir, quick ? 50 : 200, quick ? 10 : 20);
+  if (rep) {
+    const rl = [...rep.latencies].sort((a, b) => a - b);
+    const rp99 = rl[Math.min(rl.length - 1, Math.ceil(rl.length * 0.99) - 1)];
+    record({
+      size: size.name,
+      name: 'replicas x3 (etcd): registration -> callers on another ACKed, p50',
+      value: median(rl),
+      unit: 'ms',
+      target: 'p99 <= 1 s',
+      ok: rp99 <= 1000,
+      note: `p99 ${fmt(rp99)} ms (max of ${rl.length}); registered on r1, the 20 callers on r2`,
+    });
+    const burstNote = `${rep.burst} instances on r1, compiled in on r2, in ${fmt(rep.burstMs)} ms`;
+    record({
+      size: size.name,
+      name: 'replicas x3 (etcd): registrations per second',
+      value: rep.perSecond,
+      unit: '/s',
+      note: burstNote,
+    });
+  }
 
   // Physical limit: the same fan-out by a bare grpc-js server writing one pre-encoded response.
   const limits = [];

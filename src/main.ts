@@ -14,12 +14,13 @@ import { runRotateRoot } from './cli/rotate-root.js';
 import { runRotateXdsCa } from './cli/rotate-xds-ca.js';
 import { runServe } from './cli/serve.js';
 import { runStatus } from './cli/status.js';
+import { runStoreKey } from './cli/store-key.js';
 
 const USAGE = `chancery: a GitOps control plane for stock Envoy sidecars
 
 Usage:
   chancery serve     [--config DIR] [--xds-port 15010] [--xds-host 0.0.0.0] [--admin-port 15014] [--state-dir DIR]
-                     [--credentials-dir DIR]
+                     [--credentials-dir DIR] [--store etcd://H:P[,H:P...] --store-key FILE [--replica NAME]]
                      [--admin-host H --admin-tls-cert FILE --admin-tls-key FILE] [--admin-allowed-host NAME]
   chancery bootstrap --config DIR --workload NAMESPACE/NAME [--out FILE] [--sotw] [--xds-address HOST:PORT] [--admin-address HOST:PORT]
   chancery bootstrap --config DIR --group NAMESPACE/GROUP [--address IP] [--name NAME] [--out FILE] ...
@@ -35,6 +36,7 @@ Usage:
   chancery rotate-root [--admin URL] [--state-dir DIR]
   chancery revoke    --group NAMESPACE/GROUP [--admin URL] [--state-dir DIR]
   chancery rotate-xds-ca begin|finish [--admin URL] [--state-dir DIR]
+  chancery store-key FILE
 
 Run "chancery <command> --help" for the options of one command.`;
 
@@ -52,6 +54,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'rotate-root': runRotateRoot,
   revoke: runRevoke,
   'rotate-xds-ca': runRotateXdsCa,
+  'store-key': runStoreKey,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -19,7 +19,8 @@ export function statusDocument(cp: ControlPlane): object {
     revisions: [...cp.revisions]
       .reverse()
       .map((r) => (r.status === 'accepted' ? { ...r, convergence: cp.convergenceOf(r.revision) } : r)),
-    proxies: cp.ads.registry.all().map((p) => ({
+    ...(cp.replica ? { replica: { name: cp.replica.name, storeReachable: cp.replica.available } } : {}),
+    proxies: proxyStatuses(cp).map((p) => ({
       ...p,
       identity: identities.get(p.id) ?? null,
       upToDate: p.connected && p.revision === current,
@@ -34,6 +35,22 @@ export function statusDocument(cp: ControlPlane): object {
       gateways: cp.credentials?.status() ?? [],
     },
   };
+}
+
+/**
+ * Every proxy this replica serves and, with replicas, those the others serve (from the store): each with the
+ * replica serving it. A proxy connected elsewhere wins over this replica's record of its disconnection.
+ */
+function proxyStatuses(cp: ControlPlane): { id: string; connected: boolean; revision?: string }[] {
+  const local = cp.ads.registry.all();
+  if (!cp.replica) return local;
+  const byId = new Map<string, { id: string; connected: boolean; revision?: string; replica: string }>();
+  for (const p of local) byId.set(p.id, { ...p, replica: cp.replica.name });
+  for (const [id, p] of cp.replica.remoteProxies()) {
+    const mine = byId.get(id);
+    if (!mine || (!mine.connected && p.connected)) byId.set(id, p);
+  }
+  return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /** A registered workload's group and registration, or null for a committed one. */
@@ -53,14 +70,23 @@ function registrationsOf(cp: ControlPlane): object {
     tokenGeneration: cp.groupGenerations.generation(g.id),
     instances: instances
       .filter((i) => i.group === g.id)
-      .map((i) => ({ id: i.id, address: i.address, connected: i.connected })),
+      .map((i) => ({
+        id: i.id,
+        address: i.address,
+        connected: i.connected,
+        ...(cp.replica ? { replica: i.replica ?? cp.replica.name } : {}),
+      })),
   }));
   return { graceMs: cp.registrations?.graceMs ?? null, groups };
 }
 
 export function proxyDocument(cp: ControlPlane, id: string): object | undefined {
   const snap = cp.ads.snapshots.get(id);
-  const status = cp.ads.registry.get(id);
+  const here = cp.ads.registry.get(id);
+  const there = cp.replica?.remoteProxies().get(id);
+  // With replicas: the serving replica's status, wherever the proxy is connected.
+  const status =
+    here?.connected || !there ? (here && cp.replica ? { ...here, replica: cp.replica.name } : here) : there;
   if (!snap && !status) return undefined;
   const resources: Record<string, object[]> = {};
   for (const [typeUrl, t] of snap?.types ?? []) {

@@ -35,11 +35,13 @@ import { credentialNamesOf, credentialUsesOf } from '../ir/credentials.js';
 import type { CredentialLookup } from '../model/gateways.js';
 import type { Logger } from './logger.js';
 import { HistoryLog } from './history.js';
-import { rotateRoot, waitForSecretsAcked } from './root-rotation.js';
+import { followRotationStep, rotateRoot, waitForSecretsAcked } from './root-rotation.js';
 import { ServedSnapshots } from './served-snapshots.js';
 import { ADDRESS_METADATA, instanceAddress, Registrations } from './registrations.js';
 import { openState, readLastGood, writeLastGood } from './state-dir.js';
+import { Replica, type StoreSettings } from '../store/replica.js';
 import { Telemetry } from './telemetry.js';
+import { instrument } from './instrumentation.js';
 
 export interface ControlPlaneSettings {
   /** A policy directory (watched), unless `git` is set. */
@@ -67,6 +69,8 @@ export interface ControlPlaneSettings {
   credentialsDir?: string;
   /** How long a registered instance stays after its stream went away (default 30 s). */
   registrationGraceMs?: number;
+  /** Share state with other replicas through etcd (store/replica.ts); unset: the embedded single process. */
+  store?: StoreSettings;
 }
 
 export interface RevisionRecord {
@@ -114,6 +118,8 @@ export class ControlPlane {
   removals!: WorkloadRemovals;
   registrations!: Registrations;
   groupGenerations!: GroupGenerations;
+  /** The shared store of replicas (`--store`); undefined for the embedded single process. */
+  replica?: Replica;
   /** The last compile a registration caused (tests and the bench read how many proxies it compiled). */
   lastRegistrationCompile?: { instances: number; compiled: number; changed: number; ms: number };
   current?: Current;
@@ -176,7 +182,13 @@ export class ControlPlane {
     );
     const revision = () => this.current?.result.revision;
     this.converging = new ConvergenceTracker(this.ads.registry, revision, this.telemetry, log);
-    this.instrument();
+    instrument({
+      ads: this.ads,
+      telemetry: this.telemetry,
+      revision,
+      certificates: () => this.svids?.status() ?? [],
+      now: () => this.clock.now(),
+    });
   }
 
   /** Per accepted revision: when it was accepted and when every connected proxy first held it. */
@@ -187,63 +199,44 @@ export class ControlPlane {
   readonly telemetry: Telemetry;
   readonly history: HistoryLog;
 
-  private instrument(): void {
-    const t = this.telemetry;
-    const sentAt = new Map<string, number>();
-    this.ads.observers.push((proxy, e) => {
-      const type = SHORT_NAME[e.typeUrl];
-      const key = `${proxy}|${type}|${e.nonce}`;
-      if (e.kind === 'sent') {
-        t.pushes.add(1, { type });
-        t.pushBytes.add(e.bytes ?? 0, { type });
-        if (sentAt.size > 100_000) sentAt.clear(); // bound: entries of vanished streams
-        sentAt.set(key, performance.now());
-      } else if (e.kind === 'ack' || e.kind === 'nack') {
-        const start = sentAt.get(key);
-        sentAt.delete(key);
-        if (start !== undefined) t.ackLatency.record((performance.now() - start) / 1000, { type, result: e.kind });
-        if (e.kind === 'ack') t.acks.add(1, { type });
-        else t.nacks.add(1, { type, proxy });
-      }
-    });
-    t.observe('chancery_connected_proxies', 'proxies with an open xDS stream', () => [
-      { value: this.ads.registry.all().filter((p) => p.connected).length },
-    ]);
-    t.observe('chancery_proxies_in_sync', 'connected proxies holding the current revision completely', () => {
-      const rev = this.current?.result.revision;
-      return [{ value: this.ads.registry.all().filter((p) => p.connected && p.revision === rev).length }];
-    });
-    t.observe('chancery_certificate_expiry_seconds', 'seconds until the soonest workload certificate expires', () => {
-      const list = this.svids?.status() ?? [];
-      if (list.length === 0) return [];
-      return [{ value: Math.min(...list.map((c) => (Date.parse(c.notAfter) - this.clock.now()) / 1000)) }];
-    });
-    t.observe('chancery_xds_streams_refused_total', 'xDS streams refused (rate limit, auth, malformed)', () => [
-      { value: this.ads.counters.streamsRejected, attributes: { reason: 'rate_limited' } },
-      { value: this.ads.counters.malformed, attributes: { reason: 'malformed' } },
-      { value: this.ads.counters.unauthenticated, attributes: { reason: 'unauthenticated' } },
-    ]);
-    t.observe('chancery_xds_stale_requests_total', 'requests ignored because their nonce was stale', () => [
-      { value: this.ads.counters.staleRequests },
-    ]);
-  }
-
   async start(): Promise<void> {
     mkdirSync(this.settings.stateDir, { recursive: true, mode: 0o700 });
     const ca = this.settings.ca ? { ca: this.settings.ca } : {};
+    if (this.settings.store) {
+      const create = (dir: string) => openState({ stateDir: dir, clock: this.clock, ...ca });
+      this.replica = await Replica.join(this.settings.store, {
+        stateDir: this.settings.stateDir,
+        log: this.log,
+        create,
+      });
+    }
     const state = await openState({ stateDir: this.settings.stateDir, clock: this.clock, ...ca });
     [this.authority, this.xdsCa, this.tokens] = [state.authority!, state.xdsCa, state.tokens];
     this.removals = WorkloadRemovals.open(this.settings.stateDir);
+    await this.replica?.shareRemovals(this.removals);
     this.groupGenerations = GroupGenerations.open(this.settings.stateDir);
+    await this.replica?.shareGroups(this.groupGenerations, (group) => void this.enqueue(async () => this.evict(group)));
     const grace = this.settings.registrationGraceMs ?? REGISTRATION_GRACE_MS;
-    this.registrations = Registrations.open(this.settings.stateDir, grace);
+    // With replicas the store holds the registrations (under leases), not <state-dir>/registrations.json.
+    this.registrations = this.replica ? new Registrations(grace) : Registrations.open(this.settings.stateDir, grace);
     this.registrations.onChange = (why) => this.onRegistrationsChanged(why);
+    await this.replica?.followRegistrations(this.registrations);
     this.svids = new SvidManager(
       this.authority,
       this.clock,
       { ttlMs: 24 * 3_600_000, rotateAtFraction: 0.5, jitterFraction: 0.1 },
       (ids) => this.enqueue(() => this.onCertificatesRotated(ids)),
+      Math.random,
+      this.replica?.svidSource(this.authority, this.clock, () => this.svids),
     );
+    await this.replica?.followSvids(this.svids);
+    const replica = this.replica;
+    const follow = (hash: string) => followRotationStep(this.rotationDeps(), () => replica!.acknowledge(hash), 60_000);
+    await replica?.followTrust(this.settings.stateDir, (hash) => {
+      void this.enqueue(async () => this.followXdsCa());
+      void follow(hash).catch(() => undefined);
+    });
+    await this.replica?.startStatus(this.ads.registry);
     await this.reload().catch(() => undefined);
     await this.recoverLastGood();
     const mesh = this.current?.result.model?.mesh;
@@ -289,6 +282,7 @@ export class ControlPlane {
     await this.queue.catch(() => undefined);
     await this.ads.close();
     this.history.flush();
+    await this.replica?.close();
     await this.telemetry.shutdown();
   }
 
@@ -571,7 +565,11 @@ export class ControlPlane {
 
   /** Root rotation without restarts (root-rotation.ts): each step waits until every proxy ACKed the last one's. */
   rotateRoot(waitMs = 60_000): Promise<void> {
-    return rotateRoot(this.rotationDeps(), waitMs);
+    const replica = this.replica;
+    if (!replica) return rotateRoot(this.rotationDeps(), waitMs);
+    // With replicas: once at a time across them, each step acknowledged by every replica (store/shared-rotation.ts).
+    const shareStep = () => replica.shareRotationStep(this.settings.stateDir, waitMs);
+    return replica.exclusively('root-rotation', () => rotateRoot({ ...this.rotationDeps(), shareStep }, waitMs));
   }
 
   private rotationDeps() {
@@ -599,8 +597,18 @@ export class ControlPlane {
       }
       this.log.info(`xds CA rotation: ${step}`, this.xdsCa.status());
       for (const observe of this.onBootstrapTrustChanged) observe();
+      await this.replica?.shareTrust(this.settings.stateDir);
       return this.xdsCa.status();
     });
+  }
+
+  /** Replicas: another replica made an xDS CA rotation step; this one serves and writes bootstraps the same way. */
+  private followXdsCa(): void {
+    const { changed, switched } = this.xdsCa.reload();
+    if (!changed) return;
+    if (switched) this.serving?.renew();
+    this.log.info('xds CA rotation step taken from another replica', this.xdsCa.status());
+    for (const observe of this.onBootstrapTrustChanged) observe();
   }
 
   /** Resolves when every connected proxy has ACKed the secrets of its current snapshot. */
@@ -625,12 +633,19 @@ export class ControlPlane {
   revokeGroup(group: string): Promise<{ group: string; generation: number; evicted: string[] }> {
     return this.enqueue(async () => {
       const generation = this.groupGenerations.revoke(group, this.clock.now());
-      const stale = this.registrations.all().filter((i) => i.group === group && i.generation !== generation);
-      const evicted = this.registrations.remove(stale.map((i) => i.id));
-      for (const id of evicted) this.ads.disconnect(id, grpc.status.PERMISSION_DENIED, 'group token revoked');
+      const evicted = this.evict(group);
       this.log.info('group tokens revoked', { group, generation, evicted });
       return { group, generation, evicted };
     });
+  }
+
+  /** Removes the instances of `group` registered with a revoked generation, and closes their streams. */
+  private evict(group: string): string[] {
+    const generation = this.groupGenerations.generation(group);
+    const stale = this.registrations.all().filter((i) => i.group === group && i.generation !== generation);
+    const evicted = this.registrations.remove(stale.map((i) => i.id));
+    for (const id of evicted) this.ads.disconnect(id, grpc.status.PERMISSION_DENIED, 'group token revoked');
+    return evicted;
   }
 
   private async authenticate(md: grpc.Metadata): Promise<Authenticated | (Refused & { reason: string })> {
@@ -666,6 +681,10 @@ export class ControlPlane {
   private admitRegistration(id: string, ctx: AdmitContext, grant: { group: string; generation: number }): Admitted {
     const cur = this.current;
     if (!cur) return { ok: false, code: grpc.status.UNAVAILABLE, message: 'no accepted revision yet; retry' };
+    if (this.replica && !this.replica.available && !this.registrations.get(id)) {
+      const message = 'registration refused: the shared store (etcd) is unreachable; retry once it is back';
+      return { ok: false, code: grpc.status.UNAVAILABLE, message };
+    }
     const address = instanceAddress(ctx.node.metadata, ctx.peer);
     const message = `registration needs an IP address in node metadata ${ADDRESS_METADATA}`;
     if (!address) return { ok: false, code: grpc.status.INVALID_ARGUMENT, message };

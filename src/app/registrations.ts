@@ -5,7 +5,9 @@
  * inside the group, a name no committed WorkloadEntry has, at most the group's maxInstances) and when an instance
  * leaves: `graceMs` after its stream went away without a new one. It knows no gRPC and no compiler: callers tell it
  * what happened and it calls `onChange` when the list changed. Kept in <state-dir>/registrations.json, so a restart
- * of the control plane keeps the endpoints of instances that reconnect within the grace period.
+ * of the control plane keeps the endpoints of instances that reconnect within the grace period. With replicas
+ * (`--store`), `sharing` holds this replica's instances in the store, and the other replicas' instances come in
+ * through applyRemote/dropRemote: the list is the union, and the rules (maxInstances, names) apply to the union.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -22,11 +24,20 @@ export interface Instance extends RegisteredInstance {
   registeredAt: string;
   connected: boolean;
   disconnectedAt?: string;
+  /** The replica whose stream it is on, when that is another replica (its grace and removal are that one's). */
+  replica?: string;
+}
+
+/** Holds this replica's instances where the other replicas see them (store/shared-registrations.ts). */
+export interface RegistrationSharing {
+  /** A local instance was added, moved or taken over from another replica. */
+  claim(i: Instance): void;
+  /** A local instance left (grace over, evicted, refused). */
+  release(id: string): void;
 }
 
 export type Verdict =
-  | { ok: true; added: boolean }
-  | { ok: false; code: 'PERMISSION_DENIED' | 'RESOURCE_EXHAUSTED'; reason: string };
+  { ok: true; added: boolean } | { ok: false; code: 'PERMISSION_DENIED' | 'RESOURCE_EXHAUSTED'; reason: string };
 
 export interface RegistrationRequest {
   id: string;
@@ -53,6 +64,7 @@ export class Registrations {
   private readonly instances = new Map<string, Instance>();
   private readonly timers = new Map<string, { cancel(): void }>();
   private listed?: RegisteredInstance[];
+  sharing?: RegistrationSharing;
   /** Called (synchronously) whenever the list of instances changed. */
   onChange: (why: { added: string[]; removed: string[] }) => void = () => undefined;
 
@@ -86,11 +98,14 @@ export class Registrations {
     if (committed(req.id)) return refuse('PERMISSION_DENIED', `${req.id} is a committed WorkloadEntry`);
     const known = this.instances.get(req.id);
     if (known) {
-      // The same instance again (a reconnect, or a newer stream of it): it keeps its place.
+      // The same instance again (a reconnect, a newer stream of it, or it moved here from another replica).
       this.stopGrace(req.id);
       const moved = known.address !== req.address;
+      const takenOver = known.replica !== undefined;
       Object.assign(known, { connected: true, address: req.address, generation: req.generation });
       delete known.disconnectedAt;
+      delete known.replica;
+      if (moved || takenOver) this.sharing?.claim({ ...known });
       if (moved) this.changed([req.id], []);
       return { ok: true, added: false };
     }
@@ -99,15 +114,34 @@ export class Registrations {
       return refuse('RESOURCE_EXHAUSTED', `${g.id} already has ${members} instances (maxInstances ${g.maxInstances})`);
     }
     const at = new Date(this.clock.now()).toISOString();
-    this.instances.set(req.id, { ...req, registeredAt: at, connected: true });
+    const added: Instance = { ...req, registeredAt: at, connected: true };
+    this.instances.set(req.id, added);
+    this.sharing?.claim({ ...added });
     this.changed([req.id], []);
     return { ok: true, added: true };
+  }
+
+  /** Another replica holds `i` (it registered there, or its Envoy reconnected there): it is that replica's now. */
+  applyRemote(i: Omit<Instance, 'connected' | 'disconnectedAt'> & { replica: string }): void {
+    const known = this.instances.get(i.id);
+    const same = known && known.address === i.address && known.group === i.group;
+    this.stopGrace(i.id);
+    this.instances.set(i.id, { ...i, connected: true });
+    if (!same) this.changed([i.id], []);
+  }
+
+  /** Another replica's instance left (or that replica died and its lease expired). */
+  dropRemote(id: string): void {
+    const known = this.instances.get(id);
+    if (!known || known.replica === undefined) return;
+    this.instances.delete(id);
+    this.changed([], [id]);
   }
 
   /** The instance's stream is gone (and no newer one of it is open): it leaves after the grace period. */
   disconnected(id: string): void {
     const i = this.instances.get(id);
-    if (!i || !i.connected) return;
+    if (!i || !i.connected || i.replica !== undefined) return;
     i.connected = false;
     i.disconnectedAt = new Date(this.clock.now()).toISOString();
     this.startGrace(id);
@@ -118,6 +152,7 @@ export class Registrations {
     const gone = ids.filter((id) => this.instances.has(id));
     for (const id of gone) {
       this.stopGrace(id);
+      if (this.instances.get(id)!.replica === undefined) this.sharing?.release(id);
       this.instances.delete(id);
     }
     if (gone.length > 0) this.changed([], gone);

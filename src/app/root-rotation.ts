@@ -18,6 +18,8 @@ export interface RootRotationDeps {
   idle(): Promise<unknown>;
   /** Rebuilds and publishes every proxy's secrets (the trust bundle changed). */
   republishSecrets(): void;
+  /** Replicas: after each step, shares it and waits until every replica's proxies ACKed it (store/replica.ts). */
+  shareStep?(): Promise<void>;
 }
 
 export async function rotateRoot(d: RootRotationDeps, waitMs: number): Promise<void> {
@@ -26,16 +28,34 @@ export async function rotateRoot(d: RootRotationDeps, waitMs: number): Promise<v
     d.republishSecrets();
   });
   await waitForSecretsAcked(d, waitMs);
+  await d.shareStep?.();
   await d.enqueue(async () => {
     d.authority.switchSigner();
     await d.svids.reissueAll();
   });
   await waitForSecretsAcked(d, waitMs);
+  await d.shareStep?.();
   await d.enqueue(async () => {
     d.authority.finishRootRotation();
     d.republishSecrets();
   });
   await waitForSecretsAcked(d, waitMs);
+  await d.shareStep?.();
+}
+
+/**
+ * Replicas: another replica's rotation step arrived (its trust files are in the state directory now): sign and
+ * trust as it does, take the certificates it reissued, republish, and acknowledge once this replica's proxies
+ * ACKed.
+ */
+export async function followRotationStep(d: RootRotationDeps, ack: () => Promise<void>, waitMs: number) {
+  await d.enqueue(async () => {
+    await d.authority.reload();
+    await d.svids.refreshSigner(d.authority.signerSerial);
+    d.republishSecrets();
+  });
+  await waitForSecretsAcked(d, waitMs);
+  await ack();
 }
 
 /** Resolves when every connected proxy has ACKed the secrets of its current snapshot. */

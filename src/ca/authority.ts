@@ -89,7 +89,13 @@ export class Authority {
     writeFileAtomic(keyFile, keyPem);
     writeFileAtomic(certFile, toPem(der, 'CERTIFICATE'));
     writeFileAtomic(bundleFile, toPem(der, 'CERTIFICATE'));
-    return new Authority(signerFrom(der, importPrivateKeyPem(keyPem)), '', [toPem(der, 'CERTIFICATE')], o.clock, o.stateDir);
+    return new Authority(
+      signerFrom(der, importPrivateKeyPem(keyPem)),
+      '',
+      [toPem(der, 'CERTIFICATE')],
+      o.clock,
+      o.stateDir,
+    );
   }
 
   private static fromFiles(files: CaFiles, clock: Clock): Authority {
@@ -101,7 +107,10 @@ export class Authority {
     const intermediates = chain.slice(0, -1);
     return new Authority(
       signer,
-      [der, ...intermediates].filter((d) => d !== rootDer).map((d) => toPem(d, 'CERTIFICATE')).join(''),
+      [der, ...intermediates]
+        .filter((d) => d !== rootDer)
+        .map((d) => toPem(d, 'CERTIFICATE'))
+        .join(''),
       [toPem(rootDer, 'CERTIFICATE')],
       clock,
     );
@@ -147,13 +156,29 @@ export class Authority {
     };
   }
 
+  /**
+   * Replicas: takes the signer and trust bundle that another replica's rotation step left in the state directory
+   * (store/shared-trust.ts wrote them there). Returns whether the signer changed.
+   */
+  async reload(): Promise<boolean> {
+    if (!this.stateDir) return false;
+    const fresh = await Authority.open({ stateDir: this.stateDir, clock: this.clock, create: false });
+    const switched = fresh.signer.serial !== this.signer.serial;
+    this.signer = fresh.signer;
+    this.roots = fresh.roots;
+    return switched;
+  }
+
   // ---- root rotation, in three steps the caller gates on proxies having ACKed the previous one ----
 
   private nextRoot?: { signer: Signer; pem: string; keyPem: string };
 
   /** Step 1: create the next root and add it to the trust bundle (signing is unchanged). */
   async beginRootRotation(): Promise<void> {
-    if (this.intermediatesPem) throw new Error('root rotation is for a self-managed root; rotate a user-supplied CA by restarting with new files');
+    if (this.intermediatesPem)
+      throw new Error(
+        'root rotation is for a self-managed root; rotate a user-supplied CA by restarting with new files',
+      );
     const { der, keyPem } = newRoot(this.clock);
     this.nextRoot = { signer: signerFrom(der, importPrivateKeyPem(keyPem)), pem: toPem(der, 'CERTIFICATE'), keyPem };
     this.roots = [...this.roots, this.nextRoot.pem];

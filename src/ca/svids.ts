@@ -14,6 +14,14 @@ export interface SvidSettings {
   jitterFraction: number;
 }
 
+/**
+ * Where certificates come from when several replicas share them (store/shared-svids.ts): the shared current one,
+ * or one issued now and stored (first writer wins). `replacing`: the serial being rotated away from.
+ */
+export interface SvidSource {
+  obtain(identity: string, ttlMs: number, replacing?: string): Promise<IssuedCertificate>;
+}
+
 interface Entry {
   cert: IssuedCertificate;
   rotateAt: number;
@@ -30,7 +38,13 @@ export class SvidManager {
     private settings: SvidSettings,
     private readonly onRotated: (identities: string[]) => void,
     private readonly random: () => number = Math.random,
+    private readonly source?: SvidSource,
   ) {}
+
+  /** The settings in force (the policy's lifetime and rotation fraction). */
+  get settingsNow(): SvidSettings {
+    return this.settings;
+  }
 
   get(identity: string): IssuedCertificate | undefined {
     return this.svids.get(identity)?.cert;
@@ -40,7 +54,11 @@ export class SvidManager {
   configure(settings: SvidSettings): boolean {
     const s = this.settings;
     this.settings = settings;
-    return s.ttlMs !== settings.ttlMs || s.rotateAtFraction !== settings.rotateAtFraction || s.jitterFraction !== settings.jitterFraction;
+    return (
+      s.ttlMs !== settings.ttlMs ||
+      s.rotateAtFraction !== settings.rotateAtFraction ||
+      s.jitterFraction !== settings.jitterFraction
+    );
   }
 
   /** Issues certificates for identities that have none, forgets the ones no longer used. Returns the new ones. */
@@ -62,20 +80,49 @@ export class SvidManager {
     return this.reissue([...this.svids.keys()]);
   }
 
+  /** The certificates not from `signer` (replicas: another replica switched the signer), re-obtained now. */
+  refreshSigner(signer: string): Promise<void> {
+    return this.reissue([...this.svids].filter(([, e]) => e.cert.signerSerial !== signer).map(([id]) => id));
+  }
+
   /** Re-issues the given identities' certificates now and reports them as rotated. */
   async reissue(identities: string[]): Promise<void> {
     const ids = identities.filter((id) => this.svids.has(id)).sort();
     if (ids.length === 0) return;
-    await Promise.all(ids.map((id) => this.issueFor(id)));
+    await Promise.all(ids.map((id) => this.issueFor(id, this.svids.get(id)?.cert.serial)));
     this.onRotated(ids);
   }
 
-  private async issueFor(identity: string): Promise<void> {
+  /**
+   * Another replica stored a new certificate for an identity in use here: serve it (and report it rotated).
+   * Its rotation time follows from the certificate alone, so every replica agrees on it.
+   */
+  adopt(identity: string, cert: IssuedCertificate): void {
+    const held = this.svids.get(identity);
+    if (!held || held.cert.serial === cert.serial || cert.notBefore < held.cert.notBefore) return;
+    this.schedule(identity, cert);
+    this.onRotated([identity]);
+  }
+
+  private async issueFor(identity: string, replacing?: string): Promise<void> {
+    if (this.source) {
+      this.schedule(identity, await this.source.obtain(identity, this.settings.ttlMs, replacing));
+      return;
+    }
     const cert = await this.authority.issue(identity, this.settings.ttlMs);
     this.issued++;
     const life = cert.notAfter - this.clock.now();
     const base = life * this.settings.rotateAtFraction;
     const delay = Math.max(1_000, base * (1 + this.settings.jitterFraction * (2 * this.random() - 1)));
+    this.set(identity, cert, delay);
+  }
+
+  /** A shared certificate: rotated at a time computed from it (jitter from its serial), the same on every replica. */
+  private schedule(identity: string, cert: IssuedCertificate): void {
+    this.set(identity, cert, Math.max(1_000, sharedRotateAt(cert, this.settings) - this.clock.now()));
+  }
+
+  private set(identity: string, cert: IssuedCertificate, delay: number): void {
     this.svids.get(identity)?.cancel();
     const cancel = this.clock.after(delay, () => {
       void this.rotate(identity);
@@ -84,12 +131,20 @@ export class SvidManager {
   }
 
   private async rotate(identity: string): Promise<void> {
-    if (!this.svids.has(identity)) return;
-    await this.issueFor(identity);
+    const held = this.svids.get(identity);
+    if (!held) return;
+    await this.issueFor(identity, held.cert.serial);
     this.onRotated([identity]);
   }
 
-  status(): { identity: string; serial: string; notBefore: string; notAfter: string; rotateAt: string; signer: string }[] {
+  status(): {
+    identity: string;
+    serial: string;
+    notBefore: string;
+    notAfter: string;
+    rotateAt: string;
+    signer: string;
+  }[] {
     return [...this.svids.entries()]
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([identity, e]) => ({
@@ -105,4 +160,11 @@ export class SvidManager {
   stop(): void {
     for (const e of this.svids.values()) e.cancel();
   }
+}
+
+/** When a shared certificate is due for rotation: at the fraction of its life, +/- jitter drawn from its serial. */
+export function sharedRotateAt(cert: IssuedCertificate, s: SvidSettings): number {
+  const issued = cert.notBefore + 60_000; // issue() backdates notBefore by a minute
+  const u = parseInt(cert.serial.slice(-8), 16) / 0xffffffff || 0.5;
+  return issued + (cert.notAfter - issued) * s.rotateAtFraction * (1 + s.jitterFraction * (2 * u - 1));
 }

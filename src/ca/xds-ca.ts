@@ -78,6 +78,21 @@ export class XdsCa {
     return new XdsCa(current, next, files, o.clock);
   }
 
+  /**
+   * Replicas: takes the anchors another replica's rotation step left in the state directory (store/shared-trust.ts
+   * wrote them there). Returns whether anything changed, and whether the current anchor did (then the caller
+   * re-issues the server certificate).
+   */
+  reload(): { changed: boolean; switched: boolean } {
+    const stateDir = path.dirname(path.dirname(this.files.current));
+    const fresh = XdsCa.open({ stateDir, clock: this.clock, create: false });
+    const switched = fresh.current.signer.serial !== this.current.signer.serial;
+    const changed = switched || fresh.next?.signer.serial !== this.next?.signer.serial;
+    this.current = fresh.current;
+    this.next = fresh.next;
+    return { changed, switched };
+  }
+
   /** PEM of every anchor a bootstrap must trust: the current one and, during a rotation, the next. */
   bootstrapTrustPem(): string {
     return this.current.pem + (this.next?.pem ?? '');

@@ -34,7 +34,9 @@ const HELP = `Usage: chancery bootstrap [--config DIR] --workload NAMESPACE/NAME
 
   --out FILE              write to FILE (.json for JSON, otherwise YAML); default: stdout
   --sotw                  use State-of-the-World ADS instead of Delta
-  --xds-address HOST:PORT control plane address (default 127.0.0.1:15010)
+  --xds-address HOST:PORT[,HOST:PORT...]
+                          control plane address (default 127.0.0.1:15010); with replicas, list them all: Envoy
+                          connects to one and fails over to another by itself
   --plaintext             connect to a plaintext xDS port (only for control planes started with one)
   --state-dir DIR         the control plane's state (CA and token key; default .chancery)
   --token-ttl DURATION    lifetime of the embedded xDS token (default 720h, at most 8760h)
@@ -74,7 +76,8 @@ export function runBootstrap(argv: string[]): Promise<number> {
     if (values.address && isIP(values.address) === 0) {
       throw new UsageError(`--address: "${values.address}" is not an IP address`);
     }
-    if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!)) throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
+    if (!/^\d+(\.\d+)?s$/.test(values['initial-fetch-timeout']!))
+      throw new UsageError('--initial-fetch-timeout must be seconds, e.g. 10s');
     const ttlMs = parseDurationMs(values['token-ttl']!);
     if (ttlMs === undefined || ttlMs < 1000) throw new UsageError('--token-ttl must be a duration such as 720h');
     if (ttlMs > MAX_TOKEN_TTL_SECONDS * 1000) {
@@ -95,7 +98,7 @@ export function runBootstrap(argv: string[]): Promise<number> {
       console.error(`chancery: ${node}`);
       return 1;
     }
-    const xds = parseHostPort(values['xds-address']!, '--xds-address');
+    const xds = values['xds-address']!.split(',').map((a) => parseHostPort(a.trim(), '--xds-address'));
     const adminFlag = values['admin-address'];
     const admin = adminFlag ? parseHostPort(adminFlag, '--admin-address') : defaultAdminAddress(node.address);
     const mesh = result.model.mesh;
@@ -116,8 +119,11 @@ export function runBootstrap(argv: string[]): Promise<number> {
       ...(promPort > 0 ? { prometheus: { address: node.address, port: promPort } } : {}),
       ...(values.plaintext ? {} : { tls: { trustBundlePem: state.xdsCa.bootstrapTrustPem(), serverIdentity } }),
     });
-    const text = values.out?.endsWith('.json') ? JSON.stringify(config, null, 2) + '\n' : stringify(config, { aliasDuplicateObjects: false });
-    if (values.out) writeFileAtomic(values.out, text); // Envoy (or a watcher) never reads half a bootstrap
+    const text = values.out?.endsWith('.json')
+      ? JSON.stringify(config, null, 2) + '\n'
+      : stringify(config, { aliasDuplicateObjects: false });
+    if (values.out)
+      writeFileAtomic(values.out, text); // Envoy (or a watcher) never reads half a bootstrap
     else process.stdout.write(text);
     return 0;
   });

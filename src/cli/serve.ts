@@ -1,7 +1,9 @@
 /**
  * `chancery serve`: runs the control plane on a policy directory (the bundled example mesh by default).
  */
+import os from 'node:os';
 import path from 'node:path';
+import { StoreKeyError } from '../store/sealed.js';
 import { ControlPlane } from '../app/control-plane.js';
 import { createLogger, type Level } from '../app/logger.js';
 import { CREDENTIAL_FILE } from '../admin/credential.js';
@@ -40,6 +42,12 @@ const HELP = `Usage: chancery serve [options]
   --xds-plaintext-port PORT  also serve plaintext xDS on the xDS host (off by default; for proxyless gRPC and tests)
   --ca-cert FILE --ca-key FILE [--ca-chain FILE]
                         sign with your own root or intermediate (PEM; PKCS#8 ECDSA P-256 key) instead of a generated root
+  --store etcd://HOST:PORT[,HOST:PORT...]
+                        run as one replica of several sharing this etcd (v3): trust, certificates, registrations,
+                        proxy status; needs --store-key (default: none, a single control plane on --state-dir)
+  --store-key FILE      32+ random bytes (chancery store-key FILE), the same file for every replica: it seals the
+                        private keys kept in the store; a replica with another key refuses to start
+  --replica NAME        this replica's name in the store and in status (default HOSTNAME/XDS-HOST:XDS-PORT)
 
 On every accepted revision (of the directory or of the Git branch), ready-to-run Envoy bootstraps for all its
 workloads are written to <state-dir>/bootstrap/ from that revision's compile (again when what they trust rotates); a
@@ -83,13 +91,19 @@ export function runServe(argv: string[]): Promise<number> {
       path: { type: 'string', default: '' },
       poll: { type: 'string', default: '10s' },
       'otlp-endpoint': { type: 'string' },
+      store: { type: 'string' },
+      'store-key': { type: 'string' },
+      replica: { type: 'string' },
     });
+    if (!!values.store !== !!values['store-key']) throw new UsageError('--store and --store-key go together');
+    if (values.replica && !values.store) throw new UsageError('--replica goes with --store');
     const otlp = values['otlp-endpoint'] ?? process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
     const pollMs = parseDurationMs(values.poll!);
     if (pollMs === undefined || pollMs < 100) throw new UsageError('--poll must be a duration such as 10s');
     if (!!values['ca-cert'] !== !!values['ca-key']) throw new UsageError('--ca-cert and --ca-key go together');
     const level = values['log-level'] as Level;
-    if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: "${level}" is not debug, info, warn or error`);
+    if (!['debug', 'info', 'warn', 'error'].includes(level))
+      throw new UsageError(`--log-level: "${level}" is not debug, info, warn or error`);
     const maxNew = Number(values['max-new-streams']);
     if (!Number.isFinite(maxNew) || maxNew <= 0) throw new UsageError('--max-new-streams must be a positive number');
     const graceMs = parseDurationMs(values['registration-grace']!);
@@ -112,17 +126,46 @@ export function runServe(argv: string[]): Promise<number> {
         ...(otlp ? { otlpTracesEndpoint: otlp } : {}),
         ...(values.git ? { git: { repo: values.git, branch: values.branch!, subdir: values.path!, pollMs } } : {}),
         xdsAddress: `${values['xds-host']}:${parsePort(values['xds-port']!, '--xds-port')}`,
-        ...(values['xds-plaintext-port'] ? { xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}` } : {}),
-        ...(values['ca-cert'] ? { ca: { certFile: values['ca-cert'], keyFile: values['ca-key']!, ...(values['ca-chain'] ? { chainFile: values['ca-chain'] } : {}) } } : {}),
+        ...(values['xds-plaintext-port']
+          ? {
+              xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}`,
+            }
+          : {}),
+        ...(values['ca-cert']
+          ? {
+              ca: {
+                certFile: values['ca-cert'],
+                keyFile: values['ca-key']!,
+                ...(values['ca-chain'] ? { chainFile: values['ca-chain'] } : {}),
+              },
+            }
+          : {}),
         stateDir: path.resolve(values['state-dir']!),
         ...(values['credentials-dir'] ? { credentialsDir: path.resolve(values['credentials-dir']) } : {}),
         maxNewStreamsPerSecond: maxNew,
         registrationGraceMs: graceMs,
+        ...(values.store
+          ? {
+              store: {
+                url: values.store,
+                keyFile: values['store-key']!,
+                replica: values.replica ?? `${os.hostname()}/${values['xds-host']}:${values['xds-port']}`,
+              },
+            }
+          : {}),
         watch: true,
       },
       log,
     );
-    await cp.start();
+    try {
+      await cp.start();
+    } catch (err) {
+      const storeProblem = err instanceof StoreKeyError || /^cannot reach the store/.test((err as Error).message);
+      if (!storeProblem) throw err;
+      console.error(`chancery: ${(err as Error).message}`);
+      await cp.stop().catch(() => undefined);
+      return 1;
+    }
     const status = await startStatusServer(cp, values['admin-host']!, adminPort, { config: admin, log }).catch(
       async (err: Error) => {
         if (!(err instanceof AdminSetupError)) throw err;

@@ -15,11 +15,17 @@ Sends the admin credential from <state-dir>/admin.token when there is one (neede
 interface Status {
   controlPlane: { source: string; startedAt: string };
   revision: { current: string | null };
+  replica?: { name: string; storeReachable: boolean };
   revisions: {
     revision: string;
     status: string;
     at: string;
-    diagnostics: { code: string; severity: string; message: string; location?: { file: string; line: number; column: number } }[];
+    diagnostics: {
+      code: string;
+      severity: string;
+      message: string;
+      location?: { file: string; line: number; column: number };
+    }[];
     convergence?: { connected: number; synced: number; behind: number; rejected: number; ms?: number };
   }[];
   proxies: {
@@ -27,28 +33,49 @@ interface Status {
     connected: boolean;
     variant: string;
     connectedAt: string;
+    /** With replicas: the replica serving it. */
+    replica?: string;
     registered?: { group: string; address: string; leavingSince?: string } | null;
     revision?: string;
     lastSynced?: { revision: string; at: string };
-    types: Record<string, { pending: boolean; sent?: { version: string; revision?: string }; acked?: { version: string; revision?: string }; lastNack?: { at: string; revision?: string; message: string; resources: { name: string; origins: { file: string; line: number; column: number; revision?: string }[] }[] } }>;
+    types: Record<
+      string,
+      {
+        pending: boolean;
+        sent?: { version: string; revision?: string };
+        acked?: { version: string; revision?: string };
+        lastNack?: {
+          at: string;
+          revision?: string;
+          message: string;
+          resources: { name: string; origins: { file: string; line: number; column: number; revision?: string }[] }[];
+        };
+      }
+    >;
   }[];
   certificates?: { workloads: { identity: string; notAfter: string; rotateAt: string }[] };
 }
 
-const short = (rev: string | undefined | null): string => (rev ? (rev.startsWith('dir:') ? rev : rev.slice(0, 12)) : '-');
+const short = (rev: string | undefined | null): string =>
+  rev ? (rev.startsWith('dir:') ? rev : rev.slice(0, 12)) : '-';
 
 export function formatStatus(s: Status): string {
   const out: string[] = [];
   out.push(`source: ${s.controlPlane.source}`);
   out.push(`serving: ${short(s.revision.current)}`);
+  if (s.replica) out.push(`replica: ${s.replica.name}${s.replica.storeReachable ? '' : ' (store UNREACHABLE)'}`);
   out.push('');
   out.push('REVISIONS');
   for (const r of s.revisions.slice(0, 10)) {
     const c = r.convergence;
-    const conv = c ? ` ${c.synced}/${c.connected} proxies${c.rejected ? `, ${c.rejected} rejected` : ''}${c.ms !== undefined ? `, converged in ${c.ms} ms` : ''}` : '';
+    const conv = c
+      ? ` ${c.synced}/${c.connected} proxies${c.rejected ? `, ${c.rejected} rejected` : ''}${c.ms !== undefined ? `, converged in ${c.ms} ms` : ''}`
+      : '';
     out.push(`  ${short(r.revision)}  ${r.status.padEnd(8)} ${r.at}${conv}`);
     for (const d of r.diagnostics.filter((x) => x.severity === 'error').slice(0, 20)) {
-      out.push(`      ${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`);
+      out.push(
+        `      ${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`,
+      );
     }
   }
   out.push('');
@@ -59,14 +86,17 @@ export function formatStatus(s: Status): string {
     const leaving = r?.leavingSince ? `, leaving (gone since ${r.leavingSince})` : '';
     const reg = r ? `  registered into ${r.group} at ${r.address}${leaving}` : '';
     const runs = short(p.revision ?? p.lastSynced?.revision);
-    out.push(`  ${p.id}  ${state}  runs ${runs}  (${p.variant}, connected ${p.connectedAt})${reg}`);
+    const on = p.replica ? `  on ${p.replica}` : '';
+    out.push(`  ${p.id}  ${state}  runs ${runs}${on}  (${p.variant}, connected ${p.connectedAt})${reg}`);
     for (const [type, t] of Object.entries(p.types)) {
       const line = `      ${type}: acked ${t.acked ? `${t.acked.version} @ ${short(t.acked.revision)}` : '-'}${t.pending ? `, pending ${t.sent?.version}` : ''}`;
       out.push(line);
       if (t.lastNack) {
         out.push(`        NACK at ${t.lastNack.at} (revision ${short(t.lastNack.revision)}): ${t.lastNack.message}`);
         for (const r of t.lastNack.resources) {
-          out.push(`          ${r.name} <- ${r.origins.map((o) => `${o.file}:${o.line}:${o.column}`).join(', ') || 'no policy origin'}`);
+          out.push(
+            `          ${r.name} <- ${r.origins.map((o) => `${o.file}:${o.line}:${o.column}`).join(', ') || 'no policy origin'}`,
+          );
         }
       }
     }

@@ -206,16 +206,20 @@ export class AdsServer {
     this.draining = true;
     this.refusals.flush();
     const deadline = Date.now() + graceMs;
-    while ([...this.live].some((l) => l.io.writing > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while ([...this.live].some((l) => l.io.writing > 0) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
     for (const l of this.live) {
       l.stream.close();
       l.call.end();
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, Math.max(0, deadline - Date.now()) + 100);
+      const timer = setTimeout(
+        () => {
+          this.server.forceShutdown();
+          resolve();
+        },
+        Math.max(0, deadline - Date.now()) + 100,
+      );
       this.server.tryShutdown(() => {
         clearTimeout(timer);
         resolve();
@@ -233,7 +237,10 @@ export class AdsServer {
   private accept(variant: Variant, call: Call): void {
     const peer = call.getPeer();
     if (this.draining) {
-      call.emit('error', statusError(grpc.status.UNAVAILABLE, 'control plane is shutting down; reconnect to another replica'));
+      call.emit(
+        'error',
+        statusError(grpc.status.UNAVAILABLE, 'control plane is shutting down; reconnect to another replica'),
+      );
       return;
     }
     const io = { writing: 0 };
@@ -257,25 +264,28 @@ export class AdsServer {
 
     // Credentials first, then the new-stream budget: a client without a valid token never uses up that budget.
     // Requests are processed in order, once the stream was admitted.
-    const admitted = this.opts.authenticate(call.metadata).then((v) => {
-      if (live.closed) return undefined;
-      if (!v.ok) {
-        this.counters.unauthenticated++;
-        if (this.admission.chargeUnauthenticated()) fail(v.code, v.message, `authentication failed (${v.reason})`);
-        else fail(grpc.status.RESOURCE_EXHAUSTED, 'too many refused xDS streams', 'authentication failed (flood)');
+    const admitted = this.opts
+      .authenticate(call.metadata)
+      .then((v) => {
+        if (live.closed) return undefined;
+        if (!v.ok) {
+          this.counters.unauthenticated++;
+          if (this.admission.chargeUnauthenticated()) fail(v.code, v.message, `authentication failed (${v.reason})`);
+          else fail(grpc.status.RESOURCE_EXHAUSTED, 'too many refused xDS streams', 'authentication failed (flood)');
+          return undefined;
+        }
+        if (!this.admission.admitAuthenticated()) {
+          this.counters.streamsRejected++;
+          fail(grpc.status.RESOURCE_EXHAUSTED, 'too many new xDS streams; retry with backoff', 'too many new streams');
+          return undefined;
+        }
+        return v;
+      })
+      .catch((err: Error) => {
+        this.log.error('ads stream authentication failed', { peer, error: err.stack });
+        fail(grpc.status.INTERNAL, 'internal error');
         return undefined;
-      }
-      if (!this.admission.admitAuthenticated()) {
-        this.counters.streamsRejected++;
-        fail(grpc.status.RESOURCE_EXHAUSTED, 'too many new xDS streams; retry with backoff', 'too many new streams');
-        return undefined;
-      }
-      return v;
-    }).catch((err: Error) => {
-      this.log.error('ads stream authentication failed', { peer, error: err.stack });
-      fail(grpc.status.INTERNAL, 'internal error');
-      return undefined;
-    });
+      });
     let chain: Promise<void> = admitted.then(() => undefined);
     call.on('data', (req: SotwRequest | DeltaRequest | Malformed) => {
       chain = chain.then(async () => {
@@ -294,7 +304,8 @@ export class AdsServer {
       try {
         if (firstNode) {
           const id = req.node?.id;
-          if (!req.node || !id) throw new StreamError('INVALID_ARGUMENT', 'the first request of a stream must carry node.id');
+          if (!req.node || !id)
+            throw new StreamError('INVALID_ARGUMENT', 'the first request of a stream must carry node.id');
           if (allowedNode !== undefined && id !== allowedNode) {
             this.refusals.refused('node id does not match its token', { peer, variant, node: id, token: allowedNode });
             this.end(live, grpc.status.PERMISSION_DENIED, 'permission denied');
@@ -312,6 +323,8 @@ export class AdsServer {
           this.log.info('proxy connected', { proxy: id, variant, peer });
         }
         stream.handle(req);
+        // A request may leave nothing to send (a reconnect holding every version): then it is in sync already.
+        this.updateSync(stream);
       } catch (err) {
         if (err instanceof StreamError) fail(grpc.status[err.code], err.message);
         else {
@@ -386,7 +399,9 @@ export class AdsServer {
         nonce: e.nonce,
         revision: e.revision,
         message: e.message,
-        origins: (e.resources ?? []).flatMap((r) => r.origins.map((o) => `${r.name} <- ${o.file}:${o.line}:${o.column}`)),
+        origins: (e.resources ?? []).flatMap((r) =>
+          r.origins.map((o) => `${r.name} <- ${o.file}:${o.line}:${o.column}`),
+        ),
       });
     }
   }

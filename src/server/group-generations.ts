@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { readStateFile, StateFileError, writeFileAtomic } from '../util/files.js';
 
-interface Entry {
+export interface Entry {
   generation: number;
   revokedAt: string;
 }
@@ -42,11 +42,27 @@ export class GroupGenerations {
   revoke(group: string, now = Date.now()): number {
     this.refresh();
     const generation = (this.entries.get(group)?.generation ?? 0) + 1;
-    this.entries.set(group, { generation, revokedAt: new Date(now).toISOString() });
+    this.write(group, { generation, revokedAt: new Date(now).toISOString() });
+    this.onRevoked?.(group, this.entries.get(group)!);
+    return generation;
+  }
+
+  /** Called after a revocation here (replicas share it through the store). */
+  onRevoked?: (group: string, entry: Entry) => void;
+
+  /** A revocation made elsewhere (another replica): kept if newer. Returns whether the generation went up. */
+  merge(group: string, entry: Entry): boolean {
+    this.refresh();
+    if (!Number.isInteger(entry.generation) || entry.generation <= this.generation(group)) return false;
+    this.write(group, { generation: entry.generation, revokedAt: String(entry.revokedAt ?? '') });
+    return true;
+  }
+
+  private write(group: string, entry: Entry): void {
+    this.entries.set(group, entry);
     const groups = Object.fromEntries([...this.entries].sort(([a], [b]) => (a < b ? -1 : 1)));
     writeFileAtomic(this.file, JSON.stringify({ groups }, null, 1) + '\n');
     this.seen = '';
-    return generation;
   }
 
   /** Re-reads the file when its size or modification time changed (another process revoked a group). */

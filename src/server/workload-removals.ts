@@ -46,6 +46,21 @@ export class WorkloadRemovals {
     return r;
   }
 
+  /** Called with the workloads a revision removed (replicas share them through the store). */
+  onRemoved?: (ids: string[], at: number) => void;
+
+  /** A removal seen elsewhere (another replica): kept if later than the one known here. */
+  merge(id: string, at: number): void {
+    if (Number.isNaN(at) || (this.removed.get(id) ?? -Infinity) >= at) return;
+    this.removed.set(id, at);
+    this.save();
+  }
+
+  /** Every removal known here, for sharing what this replica learnt alone. */
+  entries(): [string, number][] {
+    return [...this.removed];
+  }
+
   /** When `id` was last removed (ms), if ever. */
   removedAt(id: string): number | undefined {
     return this.removed.get(id);
@@ -69,13 +84,14 @@ export class WorkloadRemovals {
     }
     this.known = next;
     if (changed) this.save();
+    if (gone.length > 0) this.onRemoved?.(gone.sort(), now);
     return gone.sort();
   }
 
   private save(): void {
     const removed = [...this.removed].sort(([a], [b]) => (a < b ? -1 : 1));
     const data: FileShape = {
-      known: [...this.known!].sort(),
+      known: [...(this.known ?? [])].sort(),
       removed: Object.fromEntries(removed.map(([id, t]) => [id, new Date(t).toISOString()])),
     };
     writeFileAtomic(this.file, JSON.stringify(data, null, 1) + '\n');

@@ -2,7 +2,9 @@
  * Stage: xds. The Envoy bootstrap for one workload's sidecar: node identity, the ADS cluster pointing at the control
  * plane (HTTP/2), dynamic LDS/CDS over ADS (Delta by default), an admin listener on loopback, and a deliberate
  * initial_fetch_timeout so a proxy whose control plane is unreachable starts (and keeps retrying) instead of
- * hanging on its init manager forever.
+ * hanging on its init manager forever. Several control-plane replicas are several endpoints of the ADS cluster:
+ * Envoy opens its stream to one, and when that one dies it reconnects to another (outlier detection ejects a
+ * replica that refuses connections, so the next attempt does not pick it again).
  */
 import { XDS_CLUSTER } from './names.js';
 import { anyType } from './type-urls.js';
@@ -12,7 +14,8 @@ export interface BootstrapOptions {
   /** Envoy's node.cluster: the workload's namespace. */
   cluster: string;
   metadata: Record<string, string>;
-  xds: { host: string; port: number };
+  /** The control plane, or its replicas (one endpoint each of the ADS cluster). */
+  xds: XdsServerAddress | XdsServerAddress[];
   admin: { address: string; port: number };
   variant: 'delta' | 'sotw';
   initialFetchTimeout: string;
@@ -25,6 +28,11 @@ export interface BootstrapOptions {
   tls?: { trustBundlePem: string; serverIdentity: string };
   /** Where Envoy's Prometheus stats are served (GET /stats/prometheus), proxied to the admin listener. */
   prometheus?: { address: string; port: number };
+}
+
+export interface XdsServerAddress {
+  host: string;
+  port: number;
 }
 
 /** A listener that exposes only /stats/prometheus of the admin interface, so the admin port stays on loopback. */
@@ -44,9 +52,20 @@ function prometheusListener(o: BootstrapOptions): object[] {
                 stat_prefix: 'prometheus',
                 route_config: {
                   name: 'prometheus',
-                  virtual_hosts: [{ name: 'prometheus', domains: ['*'], routes: [{ match: { path: '/stats/prometheus' }, route: { cluster: 'prometheus_stats' } }] }],
+                  virtual_hosts: [
+                    {
+                      name: 'prometheus',
+                      domains: ['*'],
+                      routes: [{ match: { path: '/stats/prometheus' }, route: { cluster: 'prometheus_stats' } }],
+                    },
+                  ],
                 },
-                http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': anyType('envoy.extensions.filters.http.router.v3.Router') } }],
+                http_filters: [
+                  {
+                    name: 'envoy.filters.http.router',
+                    typed_config: { '@type': anyType('envoy.extensions.filters.http.router.v3.Router') },
+                  },
+                ],
               },
             },
           ],
@@ -65,14 +84,38 @@ function prometheusCluster(o: BootstrapOptions): object[] {
       connect_timeout: '1s',
       load_assignment: {
         cluster_name: 'prometheus_stats',
-        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.admin.address, port_value: o.admin.port } } } }] }],
+        endpoints: [
+          {
+            lb_endpoints: [
+              { endpoint: { address: { socket_address: { address: o.admin.address, port_value: o.admin.port } } } },
+            ],
+          },
+        ],
       },
     },
   ];
 }
 
+/**
+ * With replicas: a replica that refuses or drops one connection is ejected at once (local-origin failures, split
+ * from the rest), so Envoy's next ADS stream goes to a live one; every replica may be ejected (when all are, Envoy's
+ * panic threshold tries them all again).
+ */
+const REPLICA_EJECTION = {
+  split_external_local_origin_errors: true,
+  consecutive_local_origin_failure: 1,
+  enforcing_consecutive_local_origin_failure: 100,
+  interval: '1s',
+  base_ejection_time: '10s',
+  max_ejection_percent: 100,
+};
+
 export function buildBootstrap(o: BootstrapOptions): object {
-  const isIp = /^\d{1,3}(\.\d{1,3}){3}$/.test(o.xds.host) || o.xds.host.includes(':');
+  const servers = Array.isArray(o.xds) ? o.xds : [o.xds];
+  const isIp = servers.every((x) => /^\d{1,3}(\.\d{1,3}){3}$/.test(x.host) || x.host.includes(':'));
+  const endpoint = (x: XdsServerAddress) => ({
+    endpoint: { address: { socket_address: { address: x.host, port_value: x.port } } },
+  });
   const configSource = { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: o.initialFetchTimeout };
   return {
     node: { id: o.nodeId, cluster: o.cluster, metadata: o.metadata },
@@ -81,7 +124,12 @@ export function buildBootstrap(o: BootstrapOptions): object {
       ads_config: {
         api_type: o.variant === 'delta' ? 'DELTA_GRPC' : 'GRPC',
         transport_api_version: 'V3',
-        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER }, initial_metadata: [{ key: 'authorization', value: `Bearer ${o.token}` }] }],
+        grpc_services: [
+          {
+            envoy_grpc: { cluster_name: XDS_CLUSTER },
+            initial_metadata: [{ key: 'authorization', value: `Bearer ${o.token}` }],
+          },
+        ],
         set_node_on_first_message_only: true,
       },
       lds_config: configSource,
@@ -114,8 +162,9 @@ export function buildBootstrap(o: BootstrapOptions): object {
             : {}),
           load_assignment: {
             cluster_name: XDS_CLUSTER,
-            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.xds.host, port_value: o.xds.port } } } }] }],
+            endpoints: [{ lb_endpoints: servers.map(endpoint) }],
           },
+          ...(servers.length > 1 ? { outlier_detection: REPLICA_EJECTION } : {}),
           typed_extension_protocol_options: {
             'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
               '@type': anyType('envoy.extensions.upstreams.http.v3.HttpProtocolOptions'),

@@ -34,8 +34,16 @@ export class XdsTestClient {
     const metadata = new grpc.Metadata();
     if (token) metadata.set('authorization', `Bearer ${token}`);
     const method = variant === 'sotw' ? 'StreamAggregatedResources' : 'DeltaAggregatedResources';
-    const reqType = lookupType(variant === 'sotw' ? 'envoy.service.discovery.v3.DiscoveryRequest' : 'envoy.service.discovery.v3.DeltaDiscoveryRequest');
-    const resType = lookupType(variant === 'sotw' ? 'envoy.service.discovery.v3.DiscoveryResponse' : 'envoy.service.discovery.v3.DeltaDiscoveryResponse');
+    const reqType = lookupType(
+      variant === 'sotw'
+        ? 'envoy.service.discovery.v3.DiscoveryRequest'
+        : 'envoy.service.discovery.v3.DeltaDiscoveryRequest',
+    );
+    const resType = lookupType(
+      variant === 'sotw'
+        ? 'envoy.service.discovery.v3.DiscoveryResponse'
+        : 'envoy.service.discovery.v3.DeltaDiscoveryResponse',
+    );
     const Client = grpc.makeGenericClientConstructor(
       {
         [method]: {
@@ -69,7 +77,11 @@ export class XdsTestClient {
               version: msg.system_version_info,
               typeUrl: msg.type_url,
               nonce: msg.nonce,
-              resources: msg.resources.map((r: any) => ({ ...decodeAny(r.resource), name: r.name, version: r.version })),
+              resources: msg.resources.map((r: any) => ({
+                ...decodeAny(r.resource),
+                name: r.name,
+                version: r.version,
+              })),
               removed: msg.removed_resources,
             };
       const w = this.waiters.shift();
@@ -146,3 +158,25 @@ export const T = {
   RDS: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
   SDS: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 };
+
+/**
+ * Everything a proxy is served over Delta ADS (explicit wildcard on every type, each response ACKed), as
+ * `<type> <name>` -> `<version> <resource JSON>`, once the server has been quiet for `quietMs`.
+ */
+export async function fetchEverything(
+  c: XdsTestClient,
+  node: { id: string; cluster: string },
+  quietMs = 200,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  Object.values(T).forEach((type_url, i) =>
+    c.send({ ...(i === 0 ? { node } : {}), type_url, resource_names_subscribe: ['*'] }),
+  );
+  for (;;) {
+    const d = await c.next(5000);
+    for (const r of d.resources) out.set(`${d.typeUrl} ${r.name}`, `${r.version} ${JSON.stringify(r.json)}`);
+    for (const n of d.removed) out.delete(`${d.typeUrl} ${n}`);
+    c.send({ type_url: d.typeUrl, response_nonce: d.nonce });
+    if (await c.quiet(quietMs)) return out;
+  }
+}
