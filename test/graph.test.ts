@@ -10,6 +10,7 @@ import { compileSource } from '../src/compiler.js';
 import { buildGraph, formatGraph } from '../src/explain/graph.js';
 import { readDirectory } from '../src/source/directory.js';
 import { API_WEB_BOT } from './support/mesh-fixture.js';
+import { l4Mesh } from './support/gateway-l4-fixture.js';
 
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
@@ -136,4 +137,57 @@ spec:
 `),
   );
   assert.deepEqual(g.edges, []);
+});
+
+const l4Graph = (policies?: string) => {
+  const g = graphOf(l4Mesh(policies));
+  return g.edges.map((e) => `${e.from}->${e.to}:${e.port} ${e.service}`);
+};
+
+test('gateway L4 servers: outside -> gateway per chain its L4 rules admit, gateway -> what its tcp_proxy reaches', () => {
+  const g = graphOf(l4Mesh());
+  const edges = g.edges.map((e) => `${e.from}->${e.to}:${e.port} ${e.service}`);
+  assert.deepEqual(edges, [
+    'istio-system/ingress-1->shop/secure-v1:443 secure.shop.svc',
+    'istio-system/ingress-1->shop/secure-v1:9000 secure.shop.svc',
+    'istio-system/ingress-1->shop/secure-v2:443 secure.shop.svc',
+    'istio-system/ingress-1->shop/secure-v2:9000 secure.shop.svc',
+    // 31401 (SIMPLE: no client certificate) cannot match a principals rule; the HTTP-only rule is no L4 rule.
+    'outside->istio-system/ingress-1:31400 *',
+    'outside->istio-system/ingress-1:8443 *.c.example.com',
+    'outside->istio-system/ingress-1:8443 a.example.com,b.example.com',
+    'shop/secure-v1->istio-system/egress-1:80 egressgateway.istio-system.svc',
+    'shop/secure-v2->istio-system/egress-1:80 egressgateway.istio-system.svc',
+  ]);
+  const pass = g.edges.find((e) => e.service === 'a.example.com,b.example.com')!;
+  assert.deepEqual(pass.via, ['istio-system/ingress/rules[0] (p.yaml:7:7 @ r)']);
+  assert.deepEqual(pass.except, ['(some connections)']);
+  assert.ok(pass.flags.includes('from outside, TLS PASSTHROUGH by SNI, tcp route shop/secure/tls[0]'), pass.flags.join('; '));
+  assert.equal(pass.mtls, 'DISABLE');
+  const tcp = g.edges.find((e) => e.port === 31400)!;
+  assert.ok(tcp.flags.includes('from outside, TCP, tcp route shop/secure/tcp[0]'), tcp.flags.join('; '));
+  const egress = g.edges.find((e) => e.to === 'istio-system/egress-1')!;
+  assert.equal(egress.mtls, 'STRICT');
+  assert.deepEqual(egress.via, ['istio-system/egress/rules[0] (p.yaml:35:7 @ r)']);
+  assert.ok(egress.flags.includes('to the gateway\'s server istio-system/egress/servers[0] (ISTIO_MUTUAL)'), egress.flags.join('; '));
+});
+
+test('gateway L4: the mesh default ALLOW opens every chain; a MUTUAL-less principals rule never does', () => {
+  const open = `apiVersion: chancery.dev/v1alpha1
+kind: Mesh
+metadata: { name: mesh }
+spec: { authorization: { default: ALLOW } }
+`;
+  const edges = l4Graph(open);
+  for (const e of [
+    'outside->istio-system/ingress-1:31400 *',
+    'outside->istio-system/ingress-1:31401 tcp.example.com',
+    'outside->istio-system/ingress-1:8443 a.example.com,b.example.com',
+    'istio-system/ingress-1->shop/secure-v1:9000 secure.shop.svc',
+    'shop/secure-v1->istio-system/egress-1:80 egressgateway.istio-system.svc',
+  ])
+    assert.ok(edges.includes(e), `${e} in ${edges.join('\n')}`);
+  // Only mesh workloads complete an ISTIO_MUTUAL handshake: no edge from outside.
+  assert.ok(!edges.some((e) => e.startsWith('outside->istio-system/ingress-1:15443')), edges.join('\n'));
+  assert.ok(!edges.some((e) => e.startsWith('outside->istio-system/egress-1')), edges.join('\n'));
 });
