@@ -6,10 +6,11 @@
  * on as from any proxy (steps.ts): the mesh service's sidecars over mTLS, with the gateway's identity.
  */
 import { routeTableId } from '../ir/routes.js';
-import type { GatewayChainIR, ListenerIR, VirtualHostIR } from '../ir/types.js';
+import type { ListenerIR, VirtualHostIR } from '../ir/types.js';
 import type { MeshModel, Workload } from '../model/mesh-model.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
 import type { RequestFacts } from './authz.js';
+import { chainFor, longest } from './gateway-connection.js';
 import { decideAt, ExplainError, followRoute, pathOnly, proxyOf, remoteAddress, routeMatches, where } from './steps.js';
 import type { ExplainRequest, Explanation, GatewayHop, HttpRequest } from './steps.js';
 
@@ -19,9 +20,6 @@ export const DEFAULT_CLIENT_IP = '192.0.2.1';
 /** What an outside request says: the authority (and gateway port) it is sent to, and the rest of explain's inputs. */
 export type GatewayQuestion = Omit<ExplainRequest, 'from'>;
 
-/** The item of the longest name: Envoy prefers the most specific wildcard. */
-const longest = <T>(xs: { x: T; n: number }[]): T | undefined => xs.sort((a, b) => b.n - a.n)[0]?.x;
-
 /** Envoy's domain match: exact, then the longest `*.suffix`, then `*` (the gateway's route tables ignore the port). */
 export function virtualHostFor(vhs: readonly VirtualHostIR[], host: string): VirtualHostIR | undefined {
   const h = host.toLowerCase();
@@ -30,18 +28,6 @@ export function virtualHostFor(vhs: readonly VirtualHostIR[], host: string): Vir
   const covers = (d: string) => d.startsWith('*.') && h.endsWith(d.slice(1));
   const suffix = longest(vhs.flatMap((x) => x.domains.filter(covers).map((d) => ({ x, n: d.length }))));
   return suffix ?? vhs.find((v) => v.domains.includes('*'));
-}
-
-/** The filter chain Envoy picks for an SNI: an exact server name, then the longest wildcard, then the catch-all. */
-function chainFor(l: ListenerIR, sni: string): GatewayChainIR | undefined {
-  const chains = l.gateway!.chains;
-  // Plaintext: one chain; TLS (terminated or passed through): chosen by SNI.
-  if (!chains.some((c) => c.tls || c.serverNames.length > 0)) return chains[0];
-  const named = chains.find((c) => c.serverNames.includes(sni));
-  if (named) return named;
-  const covers = (n: string) => n.startsWith('*.') && sni.endsWith(n.slice(1));
-  const wild = longest(chains.flatMap((x) => x.serverNames.filter(covers).map((n) => ({ x, n: n.length }))));
-  return wild ?? chains.find((c) => c.serverNames.length === 0);
 }
 
 function listenerFor(listeners: ListenerIR[], port: number | undefined): ListenerIR | undefined {
