@@ -116,7 +116,7 @@ function couldMatchWith(
 
 type Judged = { r: AuthzRuleIR; m: { principal: Maybe; permission: Maybe } };
 
-/** What enforced policy lets through on a port: the ALLOW rules that may match (or the mesh default), and carve-outs. */
+/** What enforced policy lets through on a port: the ALLOW rules that may match (or the default), and carve-outs. */
 interface Admission {
   allow: Judged[];
   byDefault: boolean;
