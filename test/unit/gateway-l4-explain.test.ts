@@ -1,0 +1,71 @@
+/**
+ * explain --from <gateway> for a TCP or TLS connection arriving at an L4 server (testdata/golden/gateway-l4 with
+ * policies, test/support/gateway-l4-fixture.ts): the chain Envoy picks (by SNI for PASSTHROUGH, --sni or the host of
+ * --to), the gateway's L4 authorization (the client's address; no principal without a client certificate), the
+ * tcp/tls route's weighted destinations, and at each the connection (mTLS) and the callee's L4 authorization.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { compileSource } from '../../src/compiler.js';
+import { explain, formatExplanation } from '../../src/explain/explain.js';
+import type { ExplainRequest } from '../../src/explain/explain.js';
+import { l4Mesh } from '../support/gateway-l4-fixture.js';
+
+const model = (() => {
+  const files = Object.entries(l4Mesh()).map(([p, text]) => ({ path: p, text }));
+  const r = compileSource({ revision: 'r', files });
+  assert.ok(r.ok, JSON.stringify(r.diagnostics));
+  return r.model!;
+})();
+
+const ask = (q: Omit<ExplainRequest, 'from'>) => explain(model, { from: 'istio-system/ingress-1', ...q });
+const at = (e: ReturnType<typeof ask>) => e.destinations.map((d) => `${d.workload} ${d.share} ${d.transport} ${d.decision}`);
+
+test('PASSTHROUGH: the chain by SNI, the gateway allows the client address, the tls route to v1 over mTLS', () => {
+  const e = ask({ to: 'a.example.com:8443', sourceIp: '203.0.113.5' });
+  assert.equal(e.verdict, 'ALLOW', formatExplanation(e, true));
+  assert.equal(e.route?.name, 'shop/secure/tls[0]');
+  assert.equal(e.gateway?.server, 'istio-system/edge/servers[0]');
+  assert.equal(e.gateway?.tls, 'PASSTHROUGH');
+  assert.equal(e.gateway?.sni, 'a.example.com');
+  assert.equal(e.gateway?.decidedBy?.name, 'istio-system/ingress/rules[0]');
+  assert.deepEqual(at(e), ['shop/secure-v1 100 mTLS ALLOW']);
+  assert.equal(e.destinations[0].decidedBy?.name, 'shop/secure/rules[0]');
+  const text = formatExplanation(e, false);
+  assert.match(text, /the gateway sees: a TLS connection \(SNI a\.example\.com\) from 203\.0\.113\.5/);
+});
+
+test('PASSTHROUGH: a wildcard SNI chain splits 50/50; --sni chooses the chain, not the host of --to', () => {
+  const e = ask({ to: 'secure.example.com:8443', sni: 'x.c.example.com', sourceIp: '203.0.113.5' });
+  assert.equal(e.route?.name, 'shop/secure/tls[1]');
+  assert.deepEqual(at(e), ['shop/secure-v1 50 mTLS ALLOW', 'shop/secure-v2 50 mTLS ALLOW']);
+});
+
+test("the gateway's L4 rules decide first: a client outside the allowed block, or a denied SNI, is closed", () => {
+  const outside = ask({ to: 'a.example.com:8443' });
+  assert.equal(outside.verdict, 'DENY');
+  assert.deepEqual(outside.destinations, []);
+  assert.equal(outside.gateway?.decision, 'DENY');
+  assert.match(outside.gateway!.reason, /no rule of the ALLOW policies/);
+  const b = ask({ to: 'b.example.com:8443', sourceIp: '203.0.113.5' });
+  assert.equal(b.verdict, 'DENY');
+  assert.equal(b.gateway?.decidedBy?.name, 'istio-system/no-b/rules[0]');
+});
+
+test('an SNI no tls route names gets no chain: the connection is closed', () => {
+  const e = ask({ to: 'z.example.com:8443', sourceIp: '203.0.113.5' });
+  assert.equal(e.verdict, 'DENY');
+  assert.match(e.note ?? '', /z\.example\.com/);
+});
+
+test('a TCP server: the tcp route 80/20; a TLS-terminating server: no client certificate, so no principal', () => {
+  const tcp = ask({ to: 'anything:31400', sourceIp: '203.0.113.5' });
+  assert.equal(tcp.verdict, 'ALLOW', formatExplanation(tcp, true));
+  assert.equal(tcp.route?.name, 'shop/secure/tcp[0]');
+  assert.equal(tcp.gateway?.tls, 'plaintext');
+  assert.deepEqual(at(tcp), ['shop/secure-v1 80 mTLS ALLOW', 'shop/secure-v2 20 mTLS ALLOW']);
+  const simple = ask({ to: 'tcp.example.com:31401', sourceIp: '203.0.113.5' });
+  assert.equal(simple.verdict, 'DENY');
+  assert.equal(simple.gateway?.tls, 'SIMPLE');
+  assert.deepEqual(simple.destinations, []);
+});
