@@ -15,7 +15,10 @@ import { l4Mesh } from './support/gateway-l4-fixture.js';
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 function graphOf(files: Record<string, string> | string) {
-  const src = typeof files === 'string' ? readDirectory(files).value : { revision: 'r', files: Object.entries(files).map(([p, text]) => ({ path: p, text })) };
+  const src =
+    typeof files === 'string'
+      ? readDirectory(files).value
+      : { revision: 'r', files: Object.entries(files).map(([p, text]) => ({ path: p, text })) };
   const r = compileSource(src);
   assert.ok(r.ok, JSON.stringify(r.diagnostics));
   return buildGraph(r.model!);
@@ -85,7 +88,10 @@ spec:
   rules: [{ from: [{ source: { principals: [cluster.local/ns/ns/sa/bot] } }] }]
 `),
   );
-  assert.deepEqual(g.edges.map((e) => `${e.from}->${e.to}`), ['ns/web-1->ns/api-1']);
+  assert.deepEqual(
+    g.edges.map((e) => `${e.from}->${e.to}`),
+    ['ns/web-1->ns/api-1'],
+  );
   assert.deepEqual(g.edges[0].flags, []);
 });
 
@@ -110,7 +116,10 @@ spec:
       to: [{ operation: { paths: ["/np/*"] } }]
 `),
   );
-  assert.deepEqual(g.edges.map((e) => `${e.from}->${e.to} ${e.paths.join(',')}`), ['ns/bot-1->ns/api-1 /np/*', 'ns/web-1->ns/api-1 /np/*']);
+  assert.deepEqual(
+    g.edges.map((e) => `${e.from}->${e.to} ${e.paths.join(',')}`),
+    ['ns/bot-1->ns/api-1 /np/*', 'ns/web-1->ns/api-1 /np/*'],
+  );
   for (const e of g.edges) {
     assert.equal(e.mtls, 'DISABLE');
     assert.deepEqual(e.flags, ['plaintext accepted (DISABLE)', 'sent in plaintext: no caller identity']);
@@ -162,14 +171,20 @@ test('gateway L4 servers: outside -> gateway per chain its L4 rules admit, gatew
   const pass = g.edges.find((e) => e.service === 'a.example.com,b.example.com')!;
   assert.deepEqual(pass.via, ['istio-system/ingress/rules[0] (p.yaml:7:7 @ r)']);
   assert.deepEqual(pass.except, ['(some connections)']);
-  assert.ok(pass.flags.includes('from outside, TLS PASSTHROUGH by SNI, tcp route shop/secure/tls[0]'), pass.flags.join('; '));
+  assert.ok(
+    pass.flags.includes('from outside, TLS PASSTHROUGH by SNI, tcp route shop/secure/tls[0]'),
+    pass.flags.join('; '),
+  );
   assert.equal(pass.mtls, 'DISABLE');
   const tcp = g.edges.find((e) => e.port === 31400)!;
   assert.ok(tcp.flags.includes('from outside, TCP, tcp route shop/secure/tcp[0]'), tcp.flags.join('; '));
   const egress = g.edges.find((e) => e.to === 'istio-system/egress-1')!;
   assert.equal(egress.mtls, 'STRICT');
   assert.deepEqual(egress.via, ['istio-system/egress/rules[0] (p.yaml:35:7 @ r)']);
-  assert.ok(egress.flags.includes('to the gateway\'s server istio-system/egress/servers[0] (ISTIO_MUTUAL)'), egress.flags.join('; '));
+  assert.ok(
+    egress.flags.includes("to the gateway's server istio-system/egress/servers[0] (ISTIO_MUTUAL)"),
+    egress.flags.join('; '),
+  );
 });
 
 test('gateway L4: the mesh default ALLOW opens every chain; a MUTUAL-less principals rule never does', () => {

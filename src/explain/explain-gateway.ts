@@ -11,6 +11,7 @@ import type { MeshModel, Workload } from '../model/mesh-model.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
 import type { RequestFacts } from './authz.js';
 import { chainFor, longest } from './gateway-connection.js';
+import { explainGatewayL4 } from './explain-gateway-l4.js';
 import { decideAt, ExplainError, followRoute, pathOnly, proxyOf, remoteAddress, routeMatches, where } from './steps.js';
 import type { ExplainRequest, Explanation, GatewayHop, HttpRequest } from './steps.js';
 
@@ -54,22 +55,16 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
   const from = { workload: gw.id, identity: gw.identity };
   const base: Explanation = { from, to: { host, port }, verdict: 'DENY', routed: false, destinations: [] };
   if (!listener) return { ...base, note: `${gw.id} has no gateway listener on port ${port}: connection refused` };
-  const chain = chainFor(listener, host);
+  // Envoy picks the filter chain by the SNI the client sends (the Host header plays no part in it).
+  const sni = (q.sni ?? host).toLowerCase();
+  const chain = chainFor(listener, sni);
   if (!chain) {
-    return { ...base, note: `no server of ${gw.id} on port ${port} answers the name ${host}: the TLS handshake fails` };
-  }
-  if (chain.tcp) {
-    const kind = chain.tls
-      ? 'terminates TLS and forwards the bytes'
-      : chain.serverNames.length > 0
-        ? 'passes TLS through by SNI (PASSTHROUGH)'
-        : 'forwards TCP';
     const note =
-      `${chain.servers.join(', ')} ${kind} by ${chain.tcp.route}: L4 gateway servers are not explained ` +
-      '(explain covers HTTP requests); see render --proxy for its tcp_proxy';
-    const route = { name: chain.tcp.route, kind: chain.serverNames.length > 0 && !chain.tls ? 'tls' : 'tcp' };
-    return { ...base, verdict: 'DEPENDS', routed: true, egress: `${listener.address}:${port}`, route, note };
+      `no server of ${gw.id} on port ${port} answers the name ${sni}: ` + 'no filter chain, the connection is closed';
+    return { ...base, note };
   }
+  const sourceIp = q.sourceIp ?? DEFAULT_CLIENT_IP;
+  if (chain.tcp) return explainGatewayL4(model, gw, { listener, chain, sni, sourceIp }, base);
   if (chain.tls?.mode === 'ISTIO_MUTUAL') {
     const note =
       `${chain.servers.join(', ')} takes only mesh mTLS (ISTIO_MUTUAL): a client outside the mesh cannot ` +
@@ -84,7 +79,6 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
   delete given.host;
   const normalized = normalizePath(q.path ?? '/', model.mesh.pathNormalization);
   if (!normalized.ok) return { ...base, status: 400, note: `the gateway refuses the request: ${normalized.reason}` };
-  const sourceIp = q.sourceIp ?? DEFAULT_CLIENT_IP;
   // The client's X-Forwarded-For as it arrives: nothing of ours is appended before the gateway decides.
   const remoteIp = remoteAddress(given['x-forwarded-for'], sourceIp, model.mesh.numTrustedProxies, '');
   const facts: RequestFacts = {

@@ -14,27 +14,22 @@
  *
  * test/e2e/explain.test.ts checks the answers against real Envoy sidecars.
  */
-import { destinationEndpoints, originationSummary, serviceForName } from './upstream-tls.js';
+import { serviceForName } from './upstream-tls.js';
 import { routeTableId } from '../ir/routes.js';
-import type { ClusterIR, ListenerIR } from '../ir/types.js';
-import { serviceByHost, workloadById } from '../model/index.js';
-import { endpointPort, labelsMatch, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
-import { subsetOf } from '../model/routing.js';
-import { isLoopback } from '../model/sidecars.js';
+import type { ListenerIR } from '../ir/types.js';
+import { workloadById } from '../model/index.js';
+import type { MeshModel, Workload } from '../model/mesh-model.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
-import { evaluate, type RequestFacts } from './authz.js';
+import { followTcp, tcpVerdict } from './tcp-steps.js';
 import { explainFromGateway, virtualHostFor } from './explain-gateway.js';
 import { isGatewayWorkload } from '../model/gateways.js';
 import {
-  callerCluster,
-  connection,
   ExplainError,
   followRoute,
   proxyOf,
   routeMatches,
   where,
-  type DestinationVerdict,
   type ExplainRequest,
   type Explanation,
   type HttpRequest,
@@ -174,108 +169,16 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
       `TLS routed by the SNI the client sends (${chains}; any other name: closed); ` + 'explain does not choose by SNI';
     return { ...base, verdict: 'DEPENDS', routed: true, egress, note };
   }
-  const destinations: DestinationVerdict[] = [];
-  const targets = tcp.weighted ?? [{ cluster: tcp.cluster, weight: 100 }];
-  const total = targets.reduce((n, t) => n + t.weight, 0);
-  for (const t of targets) {
-    if (t.cluster.direction !== 'outbound') continue;
-    const cluster = callerCluster(model, caller, t.cluster);
-    const svc = serviceByHost(model, t.cluster.host)!;
-    const sp = svc.ports.find((p) => p.number === (t.cluster as { port: number }).port)!;
-    const subset = t.cluster.subset ? (subsetOf(model, svc.host, t.cluster.subset)?.labels ?? {}) : {};
-    const eps = destinationEndpoints(svc, cluster).filter((e) => labelsMatch(subset, e.labels));
-    for (const ep of eps)
-      destinations.push(tcpDestination(model, caller, cluster, svc, sp, ep, (100 * t.weight) / total / eps.length));
-  }
+  const destinations = followTcp(model, caller, tcp);
   const route = tcp.route ? { route: { name: tcp.route, kind: 'tcp' } } : {};
-  const allowed = destinations.filter((d) => d.decision === 'ALLOW').length;
-  const verdict = allowed === destinations.length && allowed > 0 ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';
   return {
     ...base,
-    verdict,
+    verdict: tcpVerdict(destinations),
     routed: true,
     egress,
     ...route,
     destinations,
     note: 'TCP: no HTTP status; a denied connection is closed',
-  };
-}
-
-/** One endpoint of a TCP destination: the connection and the callee's L4 authorization. */
-function tcpDestination(
-  model: MeshModel,
-  caller: Workload,
-  cluster: ClusterIR | undefined,
-  svc: Service,
-  sp: Service['ports'][number],
-  ep: Service['endpoints'][number],
-  share: number,
-): DestinationVerdict {
-  const epPort = endpointPort(svc, sp, ep);
-  const sourceIp = isLoopback(ep.address) ? '127.0.0.1' : caller.address;
-  const seen = { method: '-', authority: svc.host, path: '-', sourceIp };
-  const w = workloadById(model, ep.workload);
-  if (!w) {
-    const reason = 'the endpoint has no sidecar: nothing enforces policy there';
-    const workload = `${ep.address}:${epPort} (no sidecar)`;
-    const tls = cluster?.originate ? { tls: originationSummary(cluster.originate) } : {};
-    return {
-      workload,
-      share,
-      mtls: 'DISABLE',
-      transport: cluster?.originate ? 'TLS' : 'plaintext',
-      ...tls,
-      identityPresented: false,
-      request: seen,
-      status: 0,
-      decision: 'ALLOW',
-      stage: 'authorization',
-      reason,
-      matched: [],
-    };
-  }
-  const conn = connection(model, cluster, w, epPort);
-  if (conn.transport === 'refused') {
-    return {
-      workload: w.id,
-      share,
-      mtls: conn.mtls,
-      transport: 'refused',
-      identityPresented: false,
-      request: seen,
-      status: 0,
-      decision: 'DENY',
-      stage: 'connection',
-      reason: conn.reason,
-      matched: [],
-    };
-  }
-  const sec = conn.inbound.security!;
-  const facts: RequestFacts = {
-    ...(conn.tls ? { principal: caller.identity } : {}),
-    sourceIp,
-    remoteIp: sourceIp,
-    destinationIp: ep.address,
-    host: '',
-    port: epPort,
-    method: '',
-    path: '',
-    headers: {},
-  };
-  const d = evaluate(sec, facts);
-  return {
-    workload: w.id,
-    share,
-    mtls: sec.mtls,
-    transport: conn.tls ? 'mTLS' : 'plaintext',
-    identityPresented: !!conn.tls,
-    request: seen,
-    status: 0,
-    decision: d.allowed ? 'ALLOW' : 'DENY',
-    stage: 'authorization',
-    reason: `${d.reason}${d.allowed ? '' : ': the callee closes the connection'}`,
-    ...(d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {}),
-    matched: d.matched.map((m) => ({ name: m.name, action: m.action, at: where(m.at) })),
   };
 }
 
@@ -288,10 +191,11 @@ export function formatExplanation(e: Explanation, all: boolean): string {
   out.push(`  ${g ? "the gateway's identity towards the mesh" : 'caller identity'}: ${e.from.identity}`);
   if (g) {
     const r = g.request;
-    const tls = g.tls === 'plaintext' ? 'plaintext' : `TLS ${g.tls}`;
+    const tls = g.tls === 'plaintext' ? (g.l4 ? 'TCP' : 'plaintext') : `TLS ${g.tls}`;
     out.push(`  from outside to the gateway's listener ${g.listener}, server ${g.server} (${tls})`);
     const remote = r.remoteIp !== r.sourceIp ? ` (remote.ip ${r.remoteIp})` : '';
-    out.push(`    the gateway sees: ${r.method} ${r.authority}${r.path} from ${r.sourceIp}${remote}`);
+    const l4 = g.l4 && (g.l4.sni !== undefined ? `a TLS connection (SNI ${g.l4.sni})` : 'a TCP connection');
+    out.push(`    the gateway sees: ${l4 || `${r.method} ${r.authority}${r.path}`} from ${r.sourceIp}${remote}`);
     out.push(`    ${g.decision} at the gateway: ${g.reason}`);
     if (g.decidedBy) out.push(`    decided by ${g.decidedBy.name} at ${g.decidedBy.at}`);
     if (all) for (const m of g.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
@@ -313,11 +217,14 @@ export function formatExplanation(e: Explanation, all: boolean): string {
           : d.transport === 'plaintext'
             ? 'sent in plaintext, no caller identity'
             : 'no connection';
-    const how = `${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}`;
+    // A TCP destination (tcp-steps.ts) sees a connection, not a request.
+    const tcp = d.request.method === '-';
+    const how = `${d.share.toFixed(0)}% of ${tcp ? 'connections' : 'requests'}, mTLS ${d.mtls}, ${conn}`;
     out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
-    out.push(
-      `    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`,
-    );
+    const seen = tcp
+      ? `a connection to ${d.request.authority}`
+      : `${d.request.method} ${d.request.authority}${d.request.path}`;
+    out.push(`    the callee sees: ${seen} from ${d.request.sourceIp}`);
     if (d.extAuthz) {
       const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';
       out.push(`    asks ${d.extAuthz.provider} first (${d.extAuthz.rule} at ${d.extAuthz.at}${assumed})`);

@@ -47,6 +47,8 @@ export interface ExplainRequest {
   extAuthz?: ExtAuthzAnswer;
   /** From a gateway: the outside client's address (default 192.0.2.1). */
   sourceIp?: string;
+  /** From a gateway: the TLS server name the client sends (default: the host of `to`), which picks the chain. */
+  sni?: string;
 }
 
 /** `TLS`: TLS the caller's sidecar originates with certificates of the user's (DestinationRule SIMPLE / MUTUAL). */
@@ -121,9 +123,11 @@ export interface GatewayHop extends Decision {
   listener: string;
   /** `namespace/gateway/servers[i]` whose filter chain takes the request. */
   server: string;
-  tls: 'plaintext' | 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL' | 'ISTIO_MUTUAL';
+  tls: 'plaintext' | 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL' | 'ISTIO_MUTUAL' | 'PASSTHROUGH';
   /** The request as the gateway's filters see it (normalised; remote.ip from X-Forwarded-For and trusted hops). */
   request: { method: string; authority: string; path: string; sourceIp: string; remoteIp: string };
+  /** An L4 server: a connection (no request), forwarded by a tcp or tls route; its SNI when it is TLS. */
+  l4?: { sni?: string };
 }
 
 /** file:line:column, with the commit for Git sources (a directory's content hash says nothing to a reader). */

@@ -19,7 +19,8 @@ const model = (() => {
 })();
 
 const ask = (q: Omit<ExplainRequest, 'from'>) => explain(model, { from: 'istio-system/ingress-1', ...q });
-const at = (e: ReturnType<typeof ask>) => e.destinations.map((d) => `${d.workload} ${d.share} ${d.transport} ${d.decision}`);
+const at = (e: ReturnType<typeof ask>) =>
+  e.destinations.map((d) => `${d.workload} ${d.share} ${d.transport} ${d.decision}`);
 
 test('PASSTHROUGH: the chain by SNI, the gateway allows the client address, the tls route to v1 over mTLS', () => {
   const e = ask({ to: 'a.example.com:8443', sourceIp: '203.0.113.5' });
@@ -27,7 +28,7 @@ test('PASSTHROUGH: the chain by SNI, the gateway allows the client address, the 
   assert.equal(e.route?.name, 'shop/secure/tls[0]');
   assert.equal(e.gateway?.server, 'istio-system/edge/servers[0]');
   assert.equal(e.gateway?.tls, 'PASSTHROUGH');
-  assert.equal(e.gateway?.sni, 'a.example.com');
+  assert.equal(e.gateway?.l4?.sni, 'a.example.com');
   assert.equal(e.gateway?.decidedBy?.name, 'istio-system/ingress/rules[0]');
   assert.deepEqual(at(e), ['shop/secure-v1 100 mTLS ALLOW']);
   assert.equal(e.destinations[0].decidedBy?.name, 'shop/secure/rules[0]');
@@ -55,7 +56,7 @@ test("the gateway's L4 rules decide first: a client outside the allowed block, o
 test('an SNI no tls route names gets no chain: the connection is closed', () => {
   const e = ask({ to: 'z.example.com:8443', sourceIp: '203.0.113.5' });
   assert.equal(e.verdict, 'DENY');
-  assert.match(e.note ?? '', /z\.example\.com/);
+  assert.match(e.note ?? '', /answers the name z\.example\.com: no filter chain, the connection is closed/);
 });
 
 test('a TCP server: the tcp route 80/20; a TLS-terminating server: no client certificate, so no principal', () => {
