@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { compileSource } from '../../src/compiler.js';
 import { explain, formatExplanation } from '../../src/explain/explain.js';
 import type { ExplainRequest } from '../../src/explain/explain.js';
-import { l4Mesh } from '../support/gateway-l4-fixture.js';
+import { L4_POLICIES, l4Mesh } from '../support/gateway-l4-fixture.js';
 
 const model = (() => {
   const files = Object.entries(l4Mesh()).map(([p, text]) => ({ path: p, text }));
@@ -69,4 +69,30 @@ test('a TCP server: the tcp route 80/20; a TLS-terminating server: no client cer
   assert.equal(simple.verdict, 'DENY');
   assert.equal(simple.gateway?.tls, 'SIMPLE');
   assert.deepEqual(simple.destinations, []);
+});
+
+test("a sidecar's request through the egress gateway: its server (ISTIO_MUTUAL), its own rules, then its route", () => {
+  const e = explain(model, { from: 'shop/secure-v1', to: 'api.external.example', path: '/x' });
+  assert.equal(e.verdict, 'ALLOW', formatExplanation(e, true));
+  assert.equal(e.status, 200);
+  const [gw] = e.destinations;
+  assert.equal(gw.workload, 'istio-system/egress-1');
+  assert.equal(gw.transport, 'mTLS');
+  assert.equal(gw.decidedBy?.name, 'istio-system/egress/rules[0]');
+  assert.equal(gw.beyond?.route?.name, 'shop/external/http[1]');
+  assert.deepEqual(
+    gw.beyond?.destinations.map((d) => `${d.workload} ${d.transport} ${d.decision}`),
+    ['api.external.example:443 (no sidecar) TLS ALLOW'],
+  );
+  const text = formatExplanation(e, false);
+  assert.match(text, /ALLOW at istio-system\/egress-1 \(100% of requests, server istio-system\/egress\/servers\[0\]/);
+  assert.match(text, /then the gateway's route shop\/external\/http\[1\]/);
+  // Another principal: the gateway's own ALLOW policy does not admit it.
+  const other = L4_POLICIES.replace('cluster.local/ns/shop/sa/secure', 'cluster.local/ns/shop/sa/someone-else');
+  const files = Object.entries(l4Mesh(other)).map(([p, text]) => ({ path: p, text }));
+  const denied = explain(compileSource({ revision: 'r', files }).model!, { from: 'shop/secure-v1', to: 'api.external.example' });
+  assert.equal(denied.verdict, 'DENY');
+  assert.equal(denied.status, 403);
+  assert.equal(denied.destinations[0].stage, 'authorization');
+  assert.equal(denied.destinations[0].beyond, undefined);
 });
