@@ -30,6 +30,7 @@ import {
   proxyOf,
   routeMatches,
   where,
+  type DestinationVerdict,
   type ExplainRequest,
   type Explanation,
   type HttpRequest,
@@ -182,6 +183,56 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
   };
 }
 
+/** What a gateway does with a request it let through: its route, then that route's destinations. */
+function formatOnward(out: string[], b: Explanation, all: boolean, i: string): void {
+  const at = b.route?.at && b.route.at !== '<mesh>' ? ` at ${b.route.at}` : '';
+  if (b.route) out.push(`${i}then the gateway's route ${b.route.name} (${b.route.kind})${at}`);
+  if (b.note) out.push(`${i}${b.note}`);
+  formatDestinations(out, b.destinations, all, `${i}  `);
+}
+
+/** Each destination's verdict, indented by `i` (a gateway's onward destinations are indented further). */
+function formatDestinations(out: string[], ds: DestinationVerdict[], all: boolean, i: string): void {
+  const reg = (g: string | undefined) => (g ? ` (registered into ${g})` : '');
+  for (const d of ds) {
+    const conn =
+      d.transport === 'mTLS'
+        ? 'sent over mTLS'
+        : d.transport === 'TLS'
+          ? `sent over ${d.tls}`
+          : d.transport === 'plaintext'
+            ? 'sent in plaintext, no caller identity'
+            : 'no connection';
+    // A TCP destination (tcp-steps.ts) sees a connection, not a request.
+    const tcp = d.request.method === '-';
+    const unit = `${d.share.toFixed(0)}% of ${tcp ? 'connections' : 'requests'}`;
+    const how = d.server
+      ? `${unit}, server ${d.server.name} (${d.server.tls}), ${conn}`
+      : `${unit}, mTLS ${d.mtls}, ${conn}`;
+    out.push(`${i}${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
+    const seen = tcp
+      ? `a connection to ${d.request.authority}`
+      : `${d.request.method} ${d.request.authority}${d.request.path}`;
+    out.push(`${i}  the callee sees: ${seen} from ${d.request.sourceIp}`);
+    if (d.extAuthz) {
+      const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';
+      out.push(`${i}  asks ${d.extAuthz.provider} first (${d.extAuthz.rule} at ${d.extAuthz.at}${assumed})`);
+      const ia = d.extAuthz.ifAllowed;
+      const denies = 'if it denies: DENY (403, or the status it answers with)';
+      if (ia) out.push(`${i}  if ${d.extAuthz.provider} allows: ${ia.decision} (${ia.status}); ${denies}`);
+    }
+    if (d.decidedBy) out.push(`${i}  decided by ${d.decidedBy.name} at ${d.decidedBy.at}`);
+    if (all) for (const m of d.matched) out.push(`${i}  matched ${m.action} ${m.name} at ${m.at}`);
+    for (const [action, r] of Object.entries(d.dryRun ?? {})) {
+      out.push(
+        `${i}  dry-run ${action.toUpperCase()} policies would say ${r.result}` +
+          `${r.policy ? ` (${r.policy})` : ''}; not enforced`,
+      );
+    }
+    if (d.beyond) formatOnward(out, d.beyond, all, `${i}  `);
+  }
+}
+
 export function formatExplanation(e: Explanation, all: boolean): string {
   const out: string[] = [];
   const reg = (g: string | undefined) => (g ? ` (registered into ${g})` : '');
@@ -208,38 +259,6 @@ export function formatExplanation(e: Explanation, all: boolean): string {
       `  route: ${e.route.name} (${e.route.kind})${e.route.at && e.route.at !== '<mesh>' ? ` at ${e.route.at}` : ''}`,
     );
   if (e.note) out.push(`  ${e.note}`);
-  for (const d of e.destinations) {
-    const conn =
-      d.transport === 'mTLS'
-        ? 'sent over mTLS'
-        : d.transport === 'TLS'
-          ? `sent over ${d.tls}`
-          : d.transport === 'plaintext'
-            ? 'sent in plaintext, no caller identity'
-            : 'no connection';
-    // A TCP destination (tcp-steps.ts) sees a connection, not a request.
-    const tcp = d.request.method === '-';
-    const how = `${d.share.toFixed(0)}% of ${tcp ? 'connections' : 'requests'}, mTLS ${d.mtls}, ${conn}`;
-    out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
-    const seen = tcp
-      ? `a connection to ${d.request.authority}`
-      : `${d.request.method} ${d.request.authority}${d.request.path}`;
-    out.push(`    the callee sees: ${seen} from ${d.request.sourceIp}`);
-    if (d.extAuthz) {
-      const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';
-      out.push(`    asks ${d.extAuthz.provider} first (${d.extAuthz.rule} at ${d.extAuthz.at}${assumed})`);
-      const ia = d.extAuthz.ifAllowed;
-      const denies = 'if it denies: DENY (403, or the status it answers with)';
-      if (ia) out.push(`    if ${d.extAuthz.provider} allows: ${ia.decision} (${ia.status}); ${denies}`);
-    }
-    if (d.decidedBy) out.push(`    decided by ${d.decidedBy.name} at ${d.decidedBy.at}`);
-    if (all) for (const m of d.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
-    for (const [action, r] of Object.entries(d.dryRun ?? {})) {
-      out.push(
-        `    dry-run ${action.toUpperCase()} policies would say ${r.result}` +
-          `${r.policy ? ` (${r.policy})` : ''}; not enforced`,
-      );
-    }
-  }
+  formatDestinations(out, e.destinations, all, '  ');
   return out.join('\n');
 }

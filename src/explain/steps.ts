@@ -5,6 +5,7 @@
  * sidecar. explain.ts starts requests at a sidecar, explain-gateway.ts at a gateway.
  */
 import { isGatewayWorkload } from '../model/gateways.js';
+import { throughGateway } from './through-gateway.js';
 import { destinationEndpoints, originationSummary } from './upstream-tls.js';
 import { formatOrigin, type Origin } from '../diag/diagnostic.js';
 import { clusterId } from '../ir/clusters.js';
@@ -81,6 +82,10 @@ export interface DestinationVerdict {
   dryRun?: { deny?: DryRunResult; allow?: DryRunResult };
   /** A CUSTOM rule sends the request to an external authorizer before DENY and ALLOW. */
   extAuthz?: ExtAuthzStep;
+  /** A gateway's server the connection arrives at (an egress gateway), and how it meets the caller's TLS. */
+  server?: { name: string; tls: GatewayHop['tls'] };
+  /** At a gateway that lets the request through: where it sends it on (its route and destinations). */
+  beyond?: Explanation;
 }
 
 export interface ExtAuthzStep {
@@ -464,7 +469,7 @@ export function followRoute(
           share,
           mtls: 'DISABLE',
           ...(cluster?.originate
-            ? { transport: 'TLS' as const, tls: originationSummary(cluster.originate) }
+            ? { transport: 'TLS' as const, tls: originationSummary(cluster.originate, o.proxy) }
             : { transport: cluster?.tls ? ('refused' as const) : ('plaintext' as const) }),
           identityPresented: false,
           request: seen,
@@ -480,18 +485,9 @@ export function followRoute(
         destinations.push({ workload: w.id, share, request: seen, ...v });
       };
       if (isGatewayWorkload(model, w)) {
-        // An egress (or any) gateway: its server and its own policies decide, then its routes; not followed here.
-        verdict({
-          mtls: 'DISABLE',
-          transport: cluster?.tls ? 'mTLS' : 'plaintext',
-          identityPresented: !!cluster?.tls,
-          decision: 'DEPENDS',
-          stage: 'authorization',
-          reason:
-            `${w.id} is a gateway: its server on port ${epPort} and its own policies decide, then its routes; ` +
-            `explain does not follow requests through a gateway yet (render --proxy ${w.id} shows them)`,
-          matched: [],
-        });
+        // An egress (or any) gateway: its server, its own policies, then its routes (through-gateway.ts).
+        const arrival = { req: upstream, method, sourceIp, destinationIp: ep.address };
+        verdict(throughGateway(model, caller, cluster, w, epPort, arrival, o));
         continue;
       }
       const conn = connection(model, cluster, w, epPort);
