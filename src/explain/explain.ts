@@ -121,7 +121,8 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
     const why =
       sp && !isHttpProtocol(sp.protocol)
         ? `port ${port} of ${host} is ${sp.protocol}: the sidecar's HTTP egress listener has no route for it (404)`
-        : `${authority} is not in ${caller.id}'s Sidecar egress scope: its sidecar has no virtual host for it and answers 404`;
+        : `${authority} is not in ${caller.id}'s Sidecar egress scope: ` +
+          'its sidecar has no virtual host for it and answers 404';
     return { ...base, status: 404, note: why };
   }
   const tableId = routeTableId(hit.t.key);

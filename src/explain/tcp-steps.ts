@@ -12,6 +12,9 @@ import type { ClusterIR, InboundSecurityIR, TcpForwardIR } from '../ir/types.js'
 import { evaluate, type RequestFacts } from './authz.js';
 import { callerCluster, connection, where, type Decision, type DestinationVerdict } from './steps.js';
 import { destinationEndpoints, originationSummary } from './upstream-tls.js';
+import { gatewayConnection } from './gateway-connection.js';
+import { isGatewayWorkload } from '../model/gateways.js';
+import { connectedTo, gatewayL4, type GatewayVerdict } from './through-gateway.js';
 
 /** L4 authorization (RBAC network filter) at a proxy: allowed, or the connection is closed by `who`. */
 export function l4Decision(sec: InboundSecurityIR, facts: RequestFacts, who: string): Decision {
@@ -83,6 +86,8 @@ function tcpDestination(
       matched: [],
     };
   }
+  if (isGatewayWorkload(model, w))
+    return { workload: w.id, share, request: seen, ...toGateway(model, caller, cluster, w, epPort, seen) };
   const conn = connection(model, cluster, w, epPort);
   if (conn.transport === 'refused') {
     return {
@@ -114,4 +119,45 @@ function tcpDestination(
   const transport = conn.tls ? ('mTLS' as const) : ('plaintext' as const);
   const d = l4Decision(sec, facts, 'the callee');
   return { workload: w.id, share, mtls: sec.mtls, transport, identityPresented: !!conn.tls, request: seen, ...d };
+}
+
+/** A connection a sidecar forwards to a gateway's server: made or not, then the gateway's L4 chain decides. */
+function toGateway(
+  model: MeshModel,
+  caller: Workload,
+  cluster: ClusterIR | undefined,
+  gw: Workload,
+  port: number,
+  seen: DestinationVerdict['request'],
+): GatewayVerdict {
+  const conn = gatewayConnection(model, cluster, gw, port);
+  const none = { identityPresented: false, status: 0, matched: [] };
+  if (conn.transport === 'refused') {
+    return {
+      ...none,
+      mtls: 'DISABLE',
+      transport: 'refused',
+      decision: 'DENY',
+      stage: 'connection',
+      reason: conn.reason,
+    };
+  }
+  const base = connectedTo(conn);
+  const mTLS = base.identityPresented;
+  if (conn.chain.rds) {
+    const reason = `${base.server.name} is an HTTP server: what the bytes ask for decides (explain an HTTP request)`;
+    return { ...base, status: 0, decision: 'DEPENDS', stage: 'authorization', reason, matched: [] };
+  }
+  const facts: RequestFacts = {
+    ...(mTLS ? { principal: caller.identity } : {}),
+    sourceIp: seen.sourceIp,
+    remoteIp: seen.sourceIp,
+    destinationIp: conn.listener.address,
+    host: seen.authority,
+    port,
+    method: '',
+    path: '',
+    headers: {},
+  };
+  return { ...base, ...gatewayL4(model, gw, conn, facts) };
 }

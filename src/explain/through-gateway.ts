@@ -29,7 +29,7 @@ import { followTcp, l4Decision, tcpVerdict } from './tcp-steps.js';
 
 export type GatewayVerdict = Omit<DestinationVerdict, 'workload' | 'share' | 'request'>;
 
-type Connected = Exclude<GatewayConnection, { transport: 'refused' }>;
+export type Connected = Exclude<GatewayConnection, { transport: 'refused' }>;
 
 /** Where a request arrives: the caller's sidecar's view of it, after its route's rewrites. */
 export interface Arrival {
@@ -41,6 +41,19 @@ export interface Arrival {
 
 const onward = (d: Explanation['verdict']): DestinationVerdict['decision'] =>
   d === 'ALLOW' || d === 'DENY' ? d : 'DEPENDS';
+
+/** How a made connection meets the gateway's server: mesh mTLS (the caller's identity arrives) or plaintext. */
+export function connectedTo(conn: Connected) {
+  const mTLS = conn.transport === 'mTLS';
+  const c = conn.chain;
+  const tls: GatewayHop['tls'] = c.tls?.mode ?? (c.serverNames.length > 0 ? 'PASSTHROUGH' : 'plaintext');
+  return {
+    mtls: mTLS ? ('STRICT' as const) : ('DISABLE' as const),
+    transport: conn.transport,
+    identityPresented: mTLS,
+    server: { name: c.servers.join(', '), tls },
+  };
+}
 
 /** The connection, then (if made) what the gateway decides and where it sends the request. */
 export function throughGateway(
@@ -58,15 +71,8 @@ export function throughGateway(
     const none = { mtls: 'DISABLE' as const, transport: 'refused' as const, identityPresented: false, matched: [] };
     return { ...none, status: 503, decision: 'DENY', stage: 'connection', reason };
   }
-  const mTLS = conn.transport === 'mTLS';
-  const tls: GatewayHop['tls'] =
-    conn.chain.tls?.mode ?? (conn.chain.serverNames.length > 0 ? 'PASSTHROUGH' : 'plaintext');
-  const base = {
-    mtls: mTLS ? ('STRICT' as const) : ('DISABLE' as const),
-    transport: conn.transport,
-    identityPresented: mTLS,
-    server: { name: conn.chain.servers.join(', '), tls },
-  };
+  const base = connectedTo(conn);
+  const mTLS = base.identityPresented;
   const headers = Object.fromEntries(Object.entries(a.req.headers).filter(([k]) => !k.startsWith(':')));
   const facts: RequestFacts = {
     ...(mTLS ? { principal: caller.identity } : {}),
@@ -114,7 +120,7 @@ export function throughGateway(
 }
 
 /** An L4 chain: the gateway's L4 rules on the connection, then its tcp route's destinations. */
-function gatewayL4(model: MeshModel, gw: Workload, conn: Connected, facts: RequestFacts) {
+export function gatewayL4(model: MeshModel, gw: Workload, conn: Connected, facts: RequestFacts) {
   const l4: RequestFacts = { ...facts, host: '', method: '', path: '', headers: {} };
   const d = l4Decision(conn.security, l4, 'the gateway');
   if (d.decision !== 'ALLOW') return d;

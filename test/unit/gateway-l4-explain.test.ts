@@ -9,6 +9,8 @@ import { test } from 'node:test';
 import { compileSource } from '../../src/compiler.js';
 import { explain, formatExplanation } from '../../src/explain/explain.js';
 import type { ExplainRequest } from '../../src/explain/explain.js';
+import { buildGraph } from '../../src/explain/graph.js';
+import type { MeshModel } from '../../src/model/mesh-model.js';
 import { L4_POLICIES, l4Mesh } from '../support/gateway-l4-fixture.js';
 
 const model = (() => {
@@ -90,9 +92,73 @@ test("a sidecar's request through the egress gateway: its server (ISTIO_MUTUAL),
   // Another principal: the gateway's own ALLOW policy does not admit it.
   const other = L4_POLICIES.replace('cluster.local/ns/shop/sa/secure', 'cluster.local/ns/shop/sa/someone-else');
   const files = Object.entries(l4Mesh(other)).map(([p, text]) => ({ path: p, text }));
-  const denied = explain(compileSource({ revision: 'r', files }).model!, { from: 'shop/secure-v1', to: 'api.external.example' });
+  const denied = explain(compileSource({ revision: 'r', files }).model!, {
+    from: 'shop/secure-v1',
+    to: 'api.external.example',
+  });
   assert.equal(denied.verdict, 'DENY');
   assert.equal(denied.status, 403);
   assert.equal(denied.destinations[0].stage, 'authorization');
   assert.equal(denied.destinations[0].beyond, undefined);
 });
+
+/** secure-v1 reaches the ingress gateway's ISTIO_MUTUAL TLS server (a tcp route to v2) through a TCP egress port. */
+const TO_MESH_SERVER = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ingress-mesh, namespace: istio-system }
+spec:
+  hosts: [ingress-mesh.istio-system.svc]
+  location: MESH_INTERNAL
+  ports: [{ number: 15443, name: tls, protocol: TLS }]
+  workloadSelector: { labels: { istio: ingressgateway } }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: ingress-mesh, namespace: istio-system }
+spec:
+  host: ingress-mesh.istio-system.svc
+  trafficPolicy: { tls: { mode: ISTIO_MUTUAL, sni: mtls.example.com } }
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: secure-v1, namespace: shop }
+spec:
+  workloadSelector: { labels: { app: secure, version: v1 } }
+  egress:
+    - port: { number: 15443, protocol: TCP, name: tcp }
+      hosts: [istio-system/ingress-mesh.istio-system.svc]
+`;
+
+test("a sidecar's TCP connection to a gateway's ISTIO_MUTUAL L4 server: the gateway's L4 rules, then its tcp route", () => {
+  const files = Object.entries(l4Mesh(L4_POLICIES + TO_MESH_SERVER)).map(([p, text]) => ({ path: p, text }));
+  const r = compileSource({ revision: 'r', files });
+  assert.ok(r.ok, JSON.stringify(r.diagnostics));
+  const e = explain(r.model!, { from: 'shop/secure-v1', to: 'ingress-mesh.istio-system.svc:15443' });
+  const [gw] = e.destinations;
+  assert.equal(gw.workload, 'istio-system/ingress-1', formatExplanation(e, true));
+  assert.equal(gw.transport, 'mTLS');
+  assert.deepEqual(gw.server, { name: 'istio-system/edge/servers[3]', tls: 'ISTIO_MUTUAL' });
+  // The ingress gateway's L4 rules admit 8443 and 31400 from an address block, and a partner principal on 31401.
+  assert.equal(gw.decision, 'DENY');
+  assert.match(gw.reason, /no rule of the ALLOW policies/);
+  assert.ok(!edgesOf(r.model!).includes('shop/secure-v1->istio-system/ingress-1:15443'));
+  // With a rule for the caller's principal on that port: through, and on to v2 over the gateway's mTLS.
+  const rule = `    - from: [{ source: { principals: [cluster.local/ns/shop/sa/secure] } }]
+      to: [{ operation: { ports: ["15443"] } }]
+`;
+  const policies = L4_POLICIES.replace('    - to: [{ operation: { methods: [GET] } }]\n', rule);
+  const files2 = Object.entries(l4Mesh(policies + TO_MESH_SERVER)).map(([p, text]) => ({ path: p, text }));
+  const m2 = compileSource({ revision: 'r', files: files2 }).model!;
+  const ok = explain(m2, { from: 'shop/secure-v1', to: 'ingress-mesh.istio-system.svc:15443' });
+  assert.equal(ok.verdict, 'ALLOW', formatExplanation(ok, true));
+  assert.equal(ok.destinations[0].decidedBy?.name, 'istio-system/ingress/rules[2]');
+  assert.equal(ok.destinations[0].beyond?.route?.name, 'shop/secure/tcp[1]');
+  assert.deepEqual(
+    ok.destinations[0].beyond?.destinations.map((d) => `${d.workload} ${d.transport} ${d.decision}`),
+    ['shop/secure-v2 mTLS ALLOW'],
+  );
+  assert.ok(edgesOf(m2).includes('shop/secure-v1->istio-system/ingress-1:15443'), edgesOf(m2).join('\n'));
+});
+
+const edgesOf = (m: MeshModel) => buildGraph(m).edges.map((e) => `${e.from}->${e.to}:${e.port}`);
