@@ -183,7 +183,10 @@ test('diff reports gateway-only VirtualServices and gateway servers, credentials
 test('diff tells apart edges from outside through one gateway port by their SNI chains, and shows the names', () => {
   const compiled = (files: Record<string, string>) =>
     compileSource({ revision: 'r', files: Object.entries(files).map(([p, text]) => ({ path: p, text })) });
-  const noDeny = L4_POLICIES.replace(/---\napiVersion: security.istio.io\/v1\nkind: AuthorizationPolicy\nmetadata: \{ name: no-b[^]*?---\n/, '---\n');
+  const noDeny = L4_POLICIES.replace(
+    /---\napiVersion: security.istio.io\/v1\nkind: AuthorizationPolicy\nmetadata: \{ name: no-b[^]*?---\n/,
+    '---\n',
+  );
   assert.notEqual(noDeny, L4_POLICIES);
   const d = diffRevisions(compiled(l4Mesh()), compiled(l4Mesh(noDeny)));
   const changed = d.edgesChanged.map((c) => `${c.after.to}:${c.after.port} ${c.after.service}`).sort();
@@ -191,5 +194,8 @@ test('diff tells apart edges from outside through one gateway port by their SNI 
     'istio-system/ingress-1:8443 *.c.example.com',
     'istio-system/ingress-1:8443 a.example.com,b.example.com',
   ]);
-  assert.match(formatDiffMarkdown(d), /`outside` → `istio-system\/ingress-1` port 8443 \(a\.example\.com,b\.example\.com\)/);
+  assert.match(
+    formatDiffMarkdown(d),
+    /`outside` → `istio-system\/ingress-1` port 8443 \(a\.example\.com,b\.example\.com\)/,
+  );
 });
