@@ -206,3 +206,18 @@ spec: { authorization: { default: ALLOW } }
   assert.ok(!edges.some((e) => e.startsWith('outside->istio-system/ingress-1:15443')), edges.join('\n'));
   assert.ok(!edges.some((e) => e.startsWith('outside->istio-system/egress-1')), edges.join('\n'));
 });
+
+test('a route to a service outside the mesh is an edge to its host: the egress gateway -> the external host', () => {
+  const g = graphOf(l4Mesh());
+  const out = g.edges.filter((e) => e.to === 'api.external.example');
+  assert.deepEqual(
+    out.map((e) => `${e.from}->${e.to}:${e.port}`),
+    ['istio-system/egress-1->api.external.example:443'],
+    'the sidecars route the host to the egress gateway, not to it directly',
+  );
+  const [e] = out;
+  assert.equal(e.mtls, 'DISABLE');
+  assert.deepEqual(e.via, ['outside the mesh: no sidecar enforces policy there']);
+  assert.ok(e.flags.some((f) => f.startsWith('TLS SIMPLE originated by the caller (SNI api.external.example')), e.flags.join('; '));
+  assert.deepEqual(g.external, ['api.external.example']);
+});
