@@ -157,6 +157,7 @@ test('gateway L4 servers: outside -> gateway per chain its L4 rules admit, gatew
   const g = graphOf(l4Mesh());
   const edges = g.edges.map((e) => `${e.from}->${e.to}:${e.port} ${e.service}`);
   assert.deepEqual(edges, [
+    'istio-system/egress-1->api.external.example:443 api.external.example',
     'istio-system/ingress-1->shop/secure-v1:443 secure.shop.svc',
     'istio-system/ingress-1->shop/secure-v1:9000 secure.shop.svc',
     'istio-system/ingress-1->shop/secure-v2:443 secure.shop.svc',
@@ -218,6 +219,9 @@ test('a route to a service outside the mesh is an edge to its host: the egress g
   const [e] = out;
   assert.equal(e.mtls, 'DISABLE');
   assert.deepEqual(e.via, ['outside the mesh: no sidecar enforces policy there']);
-  assert.ok(e.flags.some((f) => f.startsWith('TLS SIMPLE originated by the caller (SNI api.external.example')), e.flags.join('; '));
+  assert.ok(
+    e.flags.some((f) => f.startsWith('TLS SIMPLE originated by the caller (SNI api.external.example')),
+    e.flags.join('; '),
+  );
   assert.deepEqual(g.external, ['api.external.example']);
 });

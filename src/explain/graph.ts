@@ -9,7 +9,9 @@
  * to the workloads its routes reach.
  */
 import { formatOrigin } from '../diag/diagnostic.js';
-import { workloadById } from '../model/index.js';
+import { serviceByHost, workloadById } from '../model/index.js';
+import { clusterId } from '../ir/clusters.js';
+import { destinationEndpoints, originationSummary } from './upstream-tls.js';
 import { endpointPort, labelsMatch, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
 import { subsetOf } from '../model/routing.js';
 import { isLoopback, servicesInScope } from '../model/sidecars.js';
@@ -46,6 +48,8 @@ export interface Edge {
 
 export interface Graph {
   workloads: string[];
+  /** Hosts of services outside the mesh that some proxy's routes send to (edges end at the host). */
+  external?: string[];
   /** Workloads that registered themselves, by id: the WorkloadGroup of each. */
   registered: Record<string, string>;
   edges: Edge[];
@@ -312,6 +316,50 @@ function meshEdge(model: MeshModel, caller: Workload, svc: Service, ep: Endpoint
   return edgeOf({ ...base, mtls: sec.mtls }, a, [...flags, ...broad(a)]);
 }
 
+/** The outbound clusters a proxy's routes and TCP forwards send to (not every cluster it has). */
+function routedClusters(ir: ProxyIR): ClusterKey[] {
+  const http = ir.routeTables.flatMap((t) =>
+    t.virtualHosts.flatMap((v) =>
+      v.routes.flatMap((r) => (r.action.kind === 'forward' ? r.action.clusters.map((c) => c.cluster) : [])),
+    ),
+  );
+  return [...http, ...tcpClusters(ir)];
+}
+
+/**
+ * Caller -> a service no sidecar stands behind (outside the mesh), for each one its routes send to: nothing at the
+ * other end enforces policy, so the edge is what the caller's proxy forwards (how: upstream-tls.ts).
+ */
+function externalEdges(model: MeshModel, caller: Workload, ir: ProxyIR): Edge[] {
+  const edges = new Map<string, Edge>();
+  for (const k of routedClusters(ir)) {
+    if (k.direction !== 'outbound' || edges.has(`${k.host}:${k.port}`)) continue;
+    const svc = serviceByHost(model, k.host);
+    const cluster = ir.clusters.find((c) => clusterId(c.key) === clusterId(k));
+    if (!svc) continue;
+    const eps = destinationEndpoints(svc, cluster);
+    const dynamic = cluster?.discovery === 'dfp'; // the name each request asks for
+    if (!dynamic && (eps.length === 0 || eps.some((e) => e.workload && workloadById(model, e.workload)))) continue;
+    const sent = cluster?.originate
+      ? originationSummary(cluster.originate, 'the caller')
+      : 'no TLS originated: sent as the caller sends it';
+    edges.set(`${k.host}:${k.port}`, {
+      from: caller.id,
+      to: svc.host,
+      service: svc.host,
+      port: k.port,
+      mtls: 'DISABLE',
+      methods: ['*'],
+      paths: ['*'],
+      except: [],
+      via: ['outside the mesh: no sidecar enforces policy there'],
+      conditional: false,
+      flags: ['to a service outside the mesh', sent],
+    });
+  }
+  return [...edges.values()];
+}
+
 /** ALLOW rules without `from`: any caller. */
 const broad = (a: Admission) =>
   a.allow
@@ -346,13 +394,20 @@ export function buildGraph(model: MeshModel): Graph {
         }
       }
     }
+    edges.push(...externalEdges(model, caller, ir));
   }
   edges.push(...ingressEdges(model));
   const key = (e: Edge) => `${e.from}|${e.to}|${e.port}|${e.service}`;
   edges.sort((a, b) => key(a).localeCompare(key(b)));
   const ids = model.workloads.flatMap((w) => (w.registered ? [[w.id, w.registered.group] as const] : []));
   const registered = Object.fromEntries(ids);
-  return { workloads: model.workloads.map((w) => w.id), registered, edges };
+  const external = [...new Set(edges.filter((e) => !e.to.includes('/')).map((e) => e.to))].sort();
+  return {
+    workloads: model.workloads.map((w) => w.id),
+    ...(external.length > 0 ? { external } : {}),
+    registered,
+    edges,
+  };
 }
 
 export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermaid'): string {
@@ -365,6 +420,7 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
     const lines = ['digraph mesh {', '  rankdir=LR;', '  node [shape=box, style=rounded];'];
     const attrs = (w: string) => (g.registered[w] ? ` [label="${name(w)}", style="rounded,dashed"]` : '');
     for (const w of g.workloads) lines.push(`  "${w}"${attrs(w)};`);
+    for (const h of g.external ?? []) lines.push(`  "${h}" [shape=ellipse, style=dashed];`);
     for (const e of g.edges)
       lines.push(`  "${e.from}" -> "${e.to}" [label="${label(e)}"${e.flags.length > 0 ? ', color=red' : ''}];`);
     lines.push('}');
@@ -374,6 +430,7 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
     const id = (w: string) => w.replace(/[^A-Za-z0-9]/g, '_');
     const lines = ['flowchart LR'];
     for (const w of g.workloads) lines.push(`  ${id(w)}["${name(w)}"]`);
+    for (const h of g.external ?? []) lines.push(`  ${id(h)}(["${h}"])`);
     for (const e of g.edges) lines.push(`  ${id(e.from)} -->|"${label(e)}"| ${id(e.to)}`);
     return lines.join('\n');
   }
