@@ -12,7 +12,10 @@ import { registeredInstances } from './registered.js';
 const HELP = `Usage: chancery graph [--config DIR] [--format table|json|dot|mermaid] [--state-dir DIR]
 
 Lists every caller -> callee edge that some request could take under the policies: port, methods and paths
-(summarised), mTLS mode, and flags for over-broad rules and plaintext-permitted edges.
+(summarised), mTLS mode, and flags for over-broad rules and plaintext-permitted edges. Gateways add edges from
+"outside" (per server, or per SNI chain of a TLS PASSTHROUGH server), to what their HTTP routes and TCP chains
+reach, and from the sidecars that can reach their ISTIO_MUTUAL servers; a route to a service outside the mesh
+is an edge to its host.
 Workloads registered into WorkloadGroups, as the control plane keeps them in <state-dir>/registrations.json
 (default .chancery), are included like committed ones.`;
 
