@@ -5,8 +5,10 @@
  * cannot make (plaintext to a STRICT callee, mTLS to a DISABLE one) are no edges, and a plaintext connection carries
  * no caller identity, as in explain.ts. Flags over-broad rules (ALLOW without `from`), edges where plaintext is
  * accepted, edges sent in plaintext, and edges an external authorizer (CUSTOM) decides some requests of. A gateway
- * adds edges from `outside` to itself (one per server its own policies let some request through) and from itself
- * to the workloads its routes reach.
+ * adds edges from `outside` to itself (one per filter chain its own policies, HTTP or L4, let something through),
+ * from itself to the workloads its routes and tcp_proxy chains reach, and from the sidecars that connect to one of
+ * its servers (gateway-connection.ts, as explain judges it) and are admitted. A route to a service no sidecar stands
+ * behind is an edge to its host. Every judgement reads the lowered trees (ir/authz.ts) through authz.ts's leaves.
  */
 import { formatOrigin } from '../diag/diagnostic.js';
 import { serviceByHost, workloadById } from '../model/index.js';
