@@ -27,7 +27,8 @@ export function runGraph(argv: string[]): Promise<number> {
       format: { type: 'string', default: 'table' },
     });
     const format = values.format as 'table' | 'json' | 'dot' | 'mermaid';
-    if (!['table', 'json', 'dot', 'mermaid'].includes(format)) throw new UsageError(`--format: "${format}" is not table, json, dot or mermaid`);
+    if (!['table', 'json', 'dot', 'mermaid'].includes(format))
+      throw new UsageError(`--format: "${format}" is not table, json, dot or mermaid`);
     const src = readDirectory(values.config!);
     // With the instances registered into WorkloadGroups that the control plane kept in its state directory.
     const result = compileSource(src.value, src.diagnostics, undefined, {

@@ -210,7 +210,9 @@ function strip(x: unknown): unknown {
 export function formatDiffMarkdown(d: MeshDiff): string {
   const short = (r: string) => (r.startsWith('dir:') ? r : r.slice(0, 12));
   const e = (x: Edge) =>
-    `\`${x.from}\` → \`${x.to}\` port ${x.port}${x.from === OUTSIDE ? ` (${x.service})` : ''}: ${x.methods.join(', ')} ${x.paths.join(', ')}${x.except.length ? ` except ${x.except.join(', ')}` : ''} (mTLS ${x.mtls})${x.flags.length ? ` ⚠ ${x.flags.join('; ')}` : ''}`;
+    `\`${x.from}\` → \`${x.to}\` port ${x.port}${x.from === OUTSIDE ? ` (${x.service})` : ''}: ` +
+    `${x.methods.join(', ')} ${x.paths.join(', ')}${x.except.length ? ` except ${x.except.join(', ')}` : ''} ` +
+    `(mTLS ${x.mtls})${x.flags.length ? ` ⚠ ${x.flags.join('; ')}` : ''}`;
   const out = [`## Mesh changes ${short(d.from)} → ${short(d.to)}`, ''];
   const section = (title: string, lines: string[]) => {
     if (lines.length === 0) return;

@@ -417,7 +417,10 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
   // A registered workload is shown as `id [registered]`.
   const name = (w: string) => (g.registered[w] ? `${w} [registered]` : w);
   const label = (e: Edge) =>
-    `${e.port} ${e.methods.join(',')} ${e.paths.join(',')}${e.except.length ? ` except ${e.except.join(',')}` : ''}${e.mtls === 'STRICT' ? '' : ` [${e.mtls}]`}${e.conditional ? ' (conditional)' : ''}`;
+    `${e.port} ${e.methods.join(',')} ${e.paths.join(',')}` +
+    (e.except.length ? ` except ${e.except.join(',')}` : '') +
+    (e.mtls === 'STRICT' ? '' : ` [${e.mtls}]`) +
+    (e.conditional ? ' (conditional)' : '');
   if (format === 'dot') {
     const lines = ['digraph mesh {', '  rankdir=LR;', '  node [shape=box, style=rounded];'];
     const attrs = (w: string) => (g.registered[w] ? ` [label="${name(w)}", style="rounded,dashed"]` : '');

@@ -228,7 +228,9 @@ export function jwtCheck(sec: InboundSecurityIR, claims: Record<string, unknown>
     return {
       ok: false,
       status: 401,
-      reason: `no RequestAuthentication of the callee accepts issuer "${String(iss)}": jwt_authn rejects the token (401)`,
+      reason:
+        `no RequestAuthentication of the callee accepts issuer "${String(iss)}": ` +
+        'jwt_authn rejects the token (401)',
     };
   const aud = [claims.aud].flat().filter((x) => typeof x === 'string');
   const p = providers.find((x) => x.rule.audiences.length === 0 || x.rule.audiences.some((a) => aud.includes(a)));
@@ -236,7 +238,9 @@ export function jwtCheck(sec: InboundSecurityIR, claims: Record<string, unknown>
     return {
       ok: false,
       status: 403,
-      reason: `the token's audience ${JSON.stringify(claims.aud ?? null)} is not one ${providers[0].name} accepts (${providers[0].rule.audiences.join(', ')}): jwt_authn answers 403`,
+      reason:
+        `the token's audience ${JSON.stringify(claims.aud ?? null)} is not one ${providers[0].name} accepts ` +
+        `(${providers[0].rule.audiences.join(', ')}): jwt_authn answers 403`,
     };
   if (typeof claims.exp === 'number' && claims.exp * 1000 <= now)
     return { ok: false, status: 401, reason: 'the token has expired (401)' };
@@ -287,7 +291,9 @@ export function connection(model: MeshModel, cluster: ClusterIR | undefined, w: 
     return {
       transport: 'refused',
       mtls,
-      reason: `the caller sends plaintext (DestinationRule tls DISABLE or no mesh endpoints) but ${w.id} is STRICT on port ${port}: the connection is refused (503)`,
+      reason:
+        'the caller sends plaintext (DestinationRule tls DISABLE or no mesh endpoints) ' +
+        `but ${w.id} is STRICT on port ${port}: the connection is refused (503)`,
     };
   if (tls && !tls.sans.includes(w.identity))
     return {
