@@ -3,7 +3,8 @@
  * the listener on the port asked for, the server whose filter chain takes it (by SNI for TLS, as Envoy chooses),
  * the gateway's own normalisation, JWT and authorization (remote.ip from X-Forwarded-For and the Mesh's trusted
  * hops), its route table's virtual host for the Host (port ignored, as on gateways) and route; then from the route
- * on as from any proxy (steps.ts): the mesh service's sidecars over mTLS, with the gateway's identity.
+ * on as from any proxy (steps.ts): the mesh service's sidecars over mTLS, with the gateway's identity. A connection
+ * to an L4 server (a tcp_proxy chain) is explain-gateway-l4.ts's.
  */
 import { routeTableId } from '../ir/routes.js';
 import type { ListenerIR, VirtualHostIR } from '../ir/types.js';

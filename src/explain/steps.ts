@@ -2,7 +2,8 @@
  * Stage: explain (Envoy-free). The steps a request goes through that every explanation shares, over the same
  * per-proxy IR the xDS translation uses: Envoy's route matching and rewrites, and from a matched route on, each
  * weighted destination: whether the connection is made (mTLS), JWT verification and authorization at the callee's
- * sidecar. explain.ts starts requests at a sidecar, explain-gateway.ts at a gateway.
+ * sidecar (or, at a gateway's server, through-gateway.ts). explain.ts starts requests at a sidecar,
+ * explain-gateway.ts at a gateway.
  */
 import { isGatewayWorkload } from '../model/gateways.js';
 import { throughGateway } from './through-gateway.js';
