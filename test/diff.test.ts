@@ -11,6 +11,7 @@ import { runDiff } from '../src/cli/diff.js';
 import { compileSource } from '../src/compiler.js';
 import { diffRevisions, formatDiffMarkdown } from '../src/explain/diff.js';
 import { API_WEB_BOT, PolicyDir } from './support/mesh-fixture.js';
+import { L4_POLICIES, l4Mesh } from './support/gateway-l4-fixture.js';
 
 const base = API_WEB_BOT;
 
@@ -177,4 +178,24 @@ test('diff reports gateway-only VirtualServices and gateway servers, credentials
     ['port 443 (https) removed', 'port 8443 (https) added'],
   );
   assert.ok(moved.proxies.changed.includes('edge/gw-1'));
+});
+
+test('diff tells apart edges from outside through one gateway port by their SNI chains, and shows the names', () => {
+  const compiled = (files: Record<string, string>) =>
+    compileSource({ revision: 'r', files: Object.entries(files).map(([p, text]) => ({ path: p, text })) });
+  const noDeny = L4_POLICIES.replace(
+    /---\napiVersion: security.istio.io\/v1\nkind: AuthorizationPolicy\nmetadata: \{ name: no-b[^]*?---\n/,
+    '---\n',
+  );
+  assert.notEqual(noDeny, L4_POLICIES);
+  const d = diffRevisions(compiled(l4Mesh()), compiled(l4Mesh(noDeny)));
+  const changed = d.edgesChanged.map((c) => `${c.after.to}:${c.after.port} ${c.after.service}`).sort();
+  assert.deepEqual(changed, [
+    'istio-system/ingress-1:8443 *.c.example.com',
+    'istio-system/ingress-1:8443 a.example.com,b.example.com',
+  ]);
+  assert.match(
+    formatDiffMarkdown(d),
+    /`outside` → `istio-system\/ingress-1` port 8443 \(a\.example\.com,b\.example\.com\)/,
+  );
 });

@@ -10,11 +10,15 @@ import { compileSource } from '../src/compiler.js';
 import { buildGraph, formatGraph } from '../src/explain/graph.js';
 import { readDirectory } from '../src/source/directory.js';
 import { API_WEB_BOT } from './support/mesh-fixture.js';
+import { l4Mesh } from './support/gateway-l4-fixture.js';
 
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 
 function graphOf(files: Record<string, string> | string) {
-  const src = typeof files === 'string' ? readDirectory(files).value : { revision: 'r', files: Object.entries(files).map(([p, text]) => ({ path: p, text })) };
+  const src =
+    typeof files === 'string'
+      ? readDirectory(files).value
+      : { revision: 'r', files: Object.entries(files).map(([p, text]) => ({ path: p, text })) };
   const r = compileSource(src);
   assert.ok(r.ok, JSON.stringify(r.diagnostics));
   return buildGraph(r.model!);
@@ -84,7 +88,10 @@ spec:
   rules: [{ from: [{ source: { principals: [cluster.local/ns/ns/sa/bot] } }] }]
 `),
   );
-  assert.deepEqual(g.edges.map((e) => `${e.from}->${e.to}`), ['ns/web-1->ns/api-1']);
+  assert.deepEqual(
+    g.edges.map((e) => `${e.from}->${e.to}`),
+    ['ns/web-1->ns/api-1'],
+  );
   assert.deepEqual(g.edges[0].flags, []);
 });
 
@@ -109,7 +116,10 @@ spec:
       to: [{ operation: { paths: ["/np/*"] } }]
 `),
   );
-  assert.deepEqual(g.edges.map((e) => `${e.from}->${e.to} ${e.paths.join(',')}`), ['ns/bot-1->ns/api-1 /np/*', 'ns/web-1->ns/api-1 /np/*']);
+  assert.deepEqual(
+    g.edges.map((e) => `${e.from}->${e.to} ${e.paths.join(',')}`),
+    ['ns/bot-1->ns/api-1 /np/*', 'ns/web-1->ns/api-1 /np/*'],
+  );
   for (const e of g.edges) {
     assert.equal(e.mtls, 'DISABLE');
     assert.deepEqual(e.flags, ['plaintext accepted (DISABLE)', 'sent in plaintext: no caller identity']);
@@ -136,4 +146,82 @@ spec:
 `),
   );
   assert.deepEqual(g.edges, []);
+});
+
+const l4Graph = (policies?: string) => {
+  const g = graphOf(l4Mesh(policies));
+  return g.edges.map((e) => `${e.from}->${e.to}:${e.port} ${e.service}`);
+};
+
+test('gateway L4 servers: outside -> gateway per chain its L4 rules admit, gateway -> what its tcp_proxy reaches', () => {
+  const g = graphOf(l4Mesh());
+  const edges = g.edges.map((e) => `${e.from}->${e.to}:${e.port} ${e.service}`);
+  assert.deepEqual(edges, [
+    'istio-system/egress-1->api.external.example:443 api.external.example',
+    'istio-system/ingress-1->shop/secure-v1:443 secure.shop.svc',
+    'istio-system/ingress-1->shop/secure-v1:9000 secure.shop.svc',
+    'istio-system/ingress-1->shop/secure-v2:443 secure.shop.svc',
+    'istio-system/ingress-1->shop/secure-v2:9000 secure.shop.svc',
+    // 31401 (SIMPLE: no client certificate) cannot match a principals rule; the HTTP-only rule is no L4 rule.
+    'outside->istio-system/ingress-1:31400 *',
+    'outside->istio-system/ingress-1:8443 *.c.example.com',
+    'outside->istio-system/ingress-1:8443 a.example.com,b.example.com',
+    'shop/secure-v1->istio-system/egress-1:80 egressgateway.istio-system.svc',
+    'shop/secure-v2->istio-system/egress-1:80 egressgateway.istio-system.svc',
+  ]);
+  const pass = g.edges.find((e) => e.service === 'a.example.com,b.example.com')!;
+  assert.deepEqual(pass.via, ['istio-system/ingress/rules[0] (p.yaml:7:7 @ r)']);
+  assert.deepEqual(pass.except, ['(some connections)']);
+  assert.ok(
+    pass.flags.includes('from outside, TLS PASSTHROUGH by SNI, tcp route shop/secure/tls[0]'),
+    pass.flags.join('; '),
+  );
+  assert.equal(pass.mtls, 'DISABLE');
+  const tcp = g.edges.find((e) => e.port === 31400)!;
+  assert.ok(tcp.flags.includes('from outside, TCP, tcp route shop/secure/tcp[0]'), tcp.flags.join('; '));
+  const egress = g.edges.find((e) => e.to === 'istio-system/egress-1')!;
+  assert.equal(egress.mtls, 'STRICT');
+  assert.deepEqual(egress.via, ['istio-system/egress/rules[0] (p.yaml:35:7 @ r)']);
+  assert.ok(
+    egress.flags.includes("to the gateway's server istio-system/egress/servers[0] (ISTIO_MUTUAL)"),
+    egress.flags.join('; '),
+  );
+});
+
+test('gateway L4: the mesh default ALLOW opens every chain; a MUTUAL-less principals rule never does', () => {
+  const open = `apiVersion: chancery.dev/v1alpha1
+kind: Mesh
+metadata: { name: mesh }
+spec: { authorization: { default: ALLOW } }
+`;
+  const edges = l4Graph(open);
+  for (const e of [
+    'outside->istio-system/ingress-1:31400 *',
+    'outside->istio-system/ingress-1:31401 tcp.example.com',
+    'outside->istio-system/ingress-1:8443 a.example.com,b.example.com',
+    'istio-system/ingress-1->shop/secure-v1:9000 secure.shop.svc',
+    'shop/secure-v1->istio-system/egress-1:80 egressgateway.istio-system.svc',
+  ])
+    assert.ok(edges.includes(e), `${e} in ${edges.join('\n')}`);
+  // Only mesh workloads complete an ISTIO_MUTUAL handshake: no edge from outside.
+  assert.ok(!edges.some((e) => e.startsWith('outside->istio-system/ingress-1:15443')), edges.join('\n'));
+  assert.ok(!edges.some((e) => e.startsWith('outside->istio-system/egress-1')), edges.join('\n'));
+});
+
+test('a route to a service outside the mesh is an edge to its host: the egress gateway -> the external host', () => {
+  const g = graphOf(l4Mesh());
+  const out = g.edges.filter((e) => e.to === 'api.external.example');
+  assert.deepEqual(
+    out.map((e) => `${e.from}->${e.to}:${e.port}`),
+    ['istio-system/egress-1->api.external.example:443'],
+    'the sidecars route the host to the egress gateway, not to it directly',
+  );
+  const [e] = out;
+  assert.equal(e.mtls, 'DISABLE');
+  assert.deepEqual(e.via, ['outside the mesh: no sidecar enforces policy there']);
+  assert.ok(
+    e.flags.some((f) => f.startsWith('TLS SIMPLE originated by the caller (SNI api.external.example')),
+    e.flags.join('; '),
+  );
+  assert.deepEqual(g.external, ['api.external.example']);
 });

@@ -11,7 +11,7 @@ import { registeredInstances } from './registered.js';
 
 const HELP = `Usage: chancery explain [--config DIR] --from NAMESPACE/WORKLOAD|SERVICE --to HOST[:PORT]
                         [--method GET] [--path /x] [--header k=v ...] [--jwt-claims JSON] [--source-ip IP]
-                        [--ext-authz allow|deny] [--all] [--json] [--state-dir DIR]
+                        [--sni NAME] [--ext-authz allow|deny] [--all] [--json] [--state-dir DIR]
 
 Answers ALLOW or DENY for one request and names the rule that decided (file:line), or says that the mesh default
 did; --all lists every rule that matched. A request that CUSTOM rules send to an external authorizer DEPENDS on
@@ -20,7 +20,9 @@ mixed or DEPENDS answer), 2 on bad usage.
 
 From a gateway workload (one a Gateway selects), the request comes from outside: --to is the Host and the gateway
 port it is sent to (e.g. shop.example.com:443), --source-ip the client's address (default 192.0.2.1), and the
-gateway's own policies decide first (remote.ip from X-Forwarded-For with the Mesh's numTrustedProxies).
+gateway's own policies decide first (remote.ip from X-Forwarded-For with the Mesh's numTrustedProxies). At an L4
+server (TCP, TLS passed through or terminated) it is a connection: --sni names the TLS server name the client sends
+(default: the host of --to), which picks the filter chain.
 
 Workloads registered into WorkloadGroups, as the control plane keeps them in <state-dir>/registrations.json
 (default .chancery), are included like committed ones.`;
@@ -38,6 +40,7 @@ export function runExplain(argv: string[]): Promise<number> {
       'jwt-claims': { type: 'string' },
       'ext-authz': { type: 'string' },
       'source-ip': { type: 'string' },
+      sni: { type: 'string' },
       all: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     });
@@ -73,9 +76,10 @@ export function runExplain(argv: string[]): Promise<number> {
     }
     try {
       const sourceIp = values['source-ip'] ? { sourceIp: values['source-ip'] } : {};
+      const sni = values.sni ? { sni: values.sni } : {};
       const asked = { from: values.from, to: values.to, method: values.method!, path: values.path!, headers };
       const answer = extAuthz ? { extAuthz: extAuthz as 'allow' | 'deny' } : {};
-      const extra = { ...(jwtClaims ? { jwtClaims } : {}), ...answer, ...sourceIp };
+      const extra = { ...(jwtClaims ? { jwtClaims } : {}), ...answer, ...sourceIp, ...sni };
       const e = explain(result.model, { ...asked, ...extra });
       console.log(values.json ? JSON.stringify(e, null, 2) : formatExplanation(e, values.all!));
       return e.verdict === 'ALLOW' ? 0 : 1;

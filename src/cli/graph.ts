@@ -12,7 +12,10 @@ import { registeredInstances } from './registered.js';
 const HELP = `Usage: chancery graph [--config DIR] [--format table|json|dot|mermaid] [--state-dir DIR]
 
 Lists every caller -> callee edge that some request could take under the policies: port, methods and paths
-(summarised), mTLS mode, and flags for over-broad rules and plaintext-permitted edges.
+(summarised), mTLS mode, and flags for over-broad rules and plaintext-permitted edges. Gateways add edges from
+"outside" (per server, or per SNI chain of a TLS PASSTHROUGH server), to what their HTTP routes and TCP chains
+reach, and from the sidecars that can reach their ISTIO_MUTUAL servers; a route to a service outside the mesh
+is an edge to its host.
 Workloads registered into WorkloadGroups, as the control plane keeps them in <state-dir>/registrations.json
 (default .chancery), are included like committed ones.`;
 
@@ -24,7 +27,8 @@ export function runGraph(argv: string[]): Promise<number> {
       format: { type: 'string', default: 'table' },
     });
     const format = values.format as 'table' | 'json' | 'dot' | 'mermaid';
-    if (!['table', 'json', 'dot', 'mermaid'].includes(format)) throw new UsageError(`--format: "${format}" is not table, json, dot or mermaid`);
+    if (!['table', 'json', 'dot', 'mermaid'].includes(format))
+      throw new UsageError(`--format: "${format}" is not table, json, dot or mermaid`);
     const src = readDirectory(values.config!);
     // With the instances registered into WorkloadGroups that the control plane kept in its state directory.
     const result = compileSource(src.value, src.diagnostics, undefined, {

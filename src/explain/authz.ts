@@ -132,7 +132,8 @@ function claimValue(jwt: Record<string, unknown> | undefined, path: string[]): u
   return v;
 }
 
-function principalLeaf(l: PrincipalLeaf, r: RequestFacts): boolean {
+/** One principal leaf (who sends), as Envoy's RBAC Principal evaluates it. */
+export function principalLeaf(l: PrincipalLeaf, r: RequestFacts): boolean {
   switch (l.kind) {
     case 'peer':
       return r.principal !== undefined && stringMatcherMatches(l.match, r.principal);

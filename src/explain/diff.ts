@@ -6,7 +6,7 @@
  */
 import type { CompileResult } from '../compiler.js';
 import { canonicalJson, contentHash } from '../snapshot/canonical.js';
-import { buildGraph, type Edge } from './graph.js';
+import { buildGraph, OUTSIDE, type Edge } from './graph.js';
 import { mtlsModeFor } from '../model/security.js';
 import { inboundPlans } from '../model/sidecars.js';
 
@@ -33,7 +33,8 @@ export interface MeshDiff {
 
 type Change = 'added' | 'removed' | 'changed';
 
-const edgeKey = (e: Edge) => `${e.from} -> ${e.to}:${e.port}`;
+// Edges from outside through one gateway port differ by the names their chains serve (PASSTHROUGH: one per SNI set).
+const edgeKey = (e: Edge) => `${e.from} -> ${e.to}:${e.port}${e.from === OUTSIDE ? ` (${e.service})` : ''}`;
 const edgeBody = (e: Edge) =>
   canonicalJson({ m: e.methods, p: e.paths, x: e.except, t: e.mtls, f: e.flags, c: e.conditional });
 
@@ -209,7 +210,9 @@ function strip(x: unknown): unknown {
 export function formatDiffMarkdown(d: MeshDiff): string {
   const short = (r: string) => (r.startsWith('dir:') ? r : r.slice(0, 12));
   const e = (x: Edge) =>
-    `\`${x.from}\` → \`${x.to}\` port ${x.port}: ${x.methods.join(', ')} ${x.paths.join(', ')}${x.except.length ? ` except ${x.except.join(', ')}` : ''} (mTLS ${x.mtls})${x.flags.length ? ` ⚠ ${x.flags.join('; ')}` : ''}`;
+    `\`${x.from}\` → \`${x.to}\` port ${x.port}${x.from === OUTSIDE ? ` (${x.service})` : ''}: ` +
+    `${x.methods.join(', ')} ${x.paths.join(', ')}${x.except.length ? ` except ${x.except.join(', ')}` : ''} ` +
+    `(mTLS ${x.mtls})${x.flags.length ? ` ⚠ ${x.flags.join('; ')}` : ''}`;
   const out = [`## Mesh changes ${short(d.from)} → ${short(d.to)}`, ''];
   const section = (title: string, lines: string[]) => {
     if (lines.length === 0) return;

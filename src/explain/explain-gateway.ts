@@ -3,13 +3,16 @@
  * the listener on the port asked for, the server whose filter chain takes it (by SNI for TLS, as Envoy chooses),
  * the gateway's own normalisation, JWT and authorization (remote.ip from X-Forwarded-For and the Mesh's trusted
  * hops), its route table's virtual host for the Host (port ignored, as on gateways) and route; then from the route
- * on as from any proxy (steps.ts): the mesh service's sidecars over mTLS, with the gateway's identity.
+ * on as from any proxy (steps.ts): the mesh service's sidecars over mTLS, with the gateway's identity. A connection
+ * to an L4 server (a tcp_proxy chain) is explain-gateway-l4.ts's.
  */
 import { routeTableId } from '../ir/routes.js';
-import type { GatewayChainIR, ListenerIR, VirtualHostIR } from '../ir/types.js';
+import type { ListenerIR, VirtualHostIR } from '../ir/types.js';
 import type { MeshModel, Workload } from '../model/mesh-model.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
 import type { RequestFacts } from './authz.js';
+import { chainFor, longest } from './gateway-connection.js';
+import { explainGatewayL4 } from './explain-gateway-l4.js';
 import { decideAt, ExplainError, followRoute, pathOnly, proxyOf, remoteAddress, routeMatches, where } from './steps.js';
 import type { ExplainRequest, Explanation, GatewayHop, HttpRequest } from './steps.js';
 
@@ -19,9 +22,6 @@ export const DEFAULT_CLIENT_IP = '192.0.2.1';
 /** What an outside request says: the authority (and gateway port) it is sent to, and the rest of explain's inputs. */
 export type GatewayQuestion = Omit<ExplainRequest, 'from'>;
 
-/** The item of the longest name: Envoy prefers the most specific wildcard. */
-const longest = <T>(xs: { x: T; n: number }[]): T | undefined => xs.sort((a, b) => b.n - a.n)[0]?.x;
-
 /** Envoy's domain match: exact, then the longest `*.suffix`, then `*` (the gateway's route tables ignore the port). */
 export function virtualHostFor(vhs: readonly VirtualHostIR[], host: string): VirtualHostIR | undefined {
   const h = host.toLowerCase();
@@ -30,18 +30,6 @@ export function virtualHostFor(vhs: readonly VirtualHostIR[], host: string): Vir
   const covers = (d: string) => d.startsWith('*.') && h.endsWith(d.slice(1));
   const suffix = longest(vhs.flatMap((x) => x.domains.filter(covers).map((d) => ({ x, n: d.length }))));
   return suffix ?? vhs.find((v) => v.domains.includes('*'));
-}
-
-/** The filter chain Envoy picks for an SNI: an exact server name, then the longest wildcard, then the catch-all. */
-function chainFor(l: ListenerIR, sni: string): GatewayChainIR | undefined {
-  const chains = l.gateway!.chains;
-  // Plaintext: one chain; TLS (terminated or passed through): chosen by SNI.
-  if (!chains.some((c) => c.tls || c.serverNames.length > 0)) return chains[0];
-  const named = chains.find((c) => c.serverNames.includes(sni));
-  if (named) return named;
-  const covers = (n: string) => n.startsWith('*.') && sni.endsWith(n.slice(1));
-  const wild = longest(chains.flatMap((x) => x.serverNames.filter(covers).map((n) => ({ x, n: n.length }))));
-  return wild ?? chains.find((c) => c.serverNames.length === 0);
 }
 
 function listenerFor(listeners: ListenerIR[], port: number | undefined): ListenerIR | undefined {
@@ -68,22 +56,16 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
   const from = { workload: gw.id, identity: gw.identity };
   const base: Explanation = { from, to: { host, port }, verdict: 'DENY', routed: false, destinations: [] };
   if (!listener) return { ...base, note: `${gw.id} has no gateway listener on port ${port}: connection refused` };
-  const chain = chainFor(listener, host);
+  // Envoy picks the filter chain by the SNI the client sends (the Host header plays no part in it).
+  const sni = (q.sni ?? host).toLowerCase();
+  const chain = chainFor(listener, sni);
   if (!chain) {
-    return { ...base, note: `no server of ${gw.id} on port ${port} answers the name ${host}: the TLS handshake fails` };
-  }
-  if (chain.tcp) {
-    const kind = chain.tls
-      ? 'terminates TLS and forwards the bytes'
-      : chain.serverNames.length > 0
-        ? 'passes TLS through by SNI (PASSTHROUGH)'
-        : 'forwards TCP';
     const note =
-      `${chain.servers.join(', ')} ${kind} by ${chain.tcp.route}: L4 gateway servers are not explained ` +
-      '(explain covers HTTP requests); see render --proxy for its tcp_proxy';
-    const route = { name: chain.tcp.route, kind: chain.serverNames.length > 0 && !chain.tls ? 'tls' : 'tcp' };
-    return { ...base, verdict: 'DEPENDS', routed: true, egress: `${listener.address}:${port}`, route, note };
+      `no server of ${gw.id} on port ${port} answers the name ${sni}: ` + 'no filter chain, the connection is closed';
+    return { ...base, note };
   }
+  const sourceIp = q.sourceIp ?? DEFAULT_CLIENT_IP;
+  if (chain.tcp) return explainGatewayL4(model, gw, { listener, chain, sni, sourceIp }, base);
   if (chain.tls?.mode === 'ISTIO_MUTUAL') {
     const note =
       `${chain.servers.join(', ')} takes only mesh mTLS (ISTIO_MUTUAL): a client outside the mesh cannot ` +
@@ -98,7 +80,6 @@ export function explainFromGateway(model: MeshModel, gw: Workload, q: GatewayQue
   delete given.host;
   const normalized = normalizePath(q.path ?? '/', model.mesh.pathNormalization);
   if (!normalized.ok) return { ...base, status: 400, note: `the gateway refuses the request: ${normalized.reason}` };
-  const sourceIp = q.sourceIp ?? DEFAULT_CLIENT_IP;
   // The client's X-Forwarded-For as it arrives: nothing of ours is appended before the gateway decides.
   const remoteIp = remoteAddress(given['x-forwarded-for'], sourceIp, model.mesh.numTrustedProxies, '');
   const facts: RequestFacts = {

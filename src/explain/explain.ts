@@ -14,21 +14,17 @@
  *
  * test/e2e/explain.test.ts checks the answers against real Envoy sidecars.
  */
-import { destinationEndpoints, originationSummary, serviceForName } from './upstream-tls.js';
+import { serviceForName } from './upstream-tls.js';
 import { routeTableId } from '../ir/routes.js';
-import type { ClusterIR, ListenerIR } from '../ir/types.js';
-import { serviceByHost, workloadById } from '../model/index.js';
-import { endpointPort, labelsMatch, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
-import { subsetOf } from '../model/routing.js';
-import { isLoopback } from '../model/sidecars.js';
+import type { ListenerIR } from '../ir/types.js';
+import { workloadById } from '../model/index.js';
+import type { MeshModel, Workload } from '../model/mesh-model.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { normalizeAuthority, normalizePath } from '../ir/request-normalization.js';
-import { evaluate, type RequestFacts } from './authz.js';
+import { followTcp, tcpVerdict } from './tcp-steps.js';
 import { explainFromGateway, virtualHostFor } from './explain-gateway.js';
 import { isGatewayWorkload } from '../model/gateways.js';
 import {
-  callerCluster,
-  connection,
   ExplainError,
   followRoute,
   proxyOf,
@@ -125,7 +121,8 @@ function explainRequest(model: MeshModel, q: ExplainRequest, now: number): Expla
     const why =
       sp && !isHttpProtocol(sp.protocol)
         ? `port ${port} of ${host} is ${sp.protocol}: the sidecar's HTTP egress listener has no route for it (404)`
-        : `${authority} is not in ${caller.id}'s Sidecar egress scope: its sidecar has no virtual host for it and answers 404`;
+        : `${authority} is not in ${caller.id}'s Sidecar egress scope: ` +
+          'its sidecar has no virtual host for it and answers 404';
     return { ...base, status: 404, note: why };
   }
   const tableId = routeTableId(hit.t.key);
@@ -174,25 +171,11 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
       `TLS routed by the SNI the client sends (${chains}; any other name: closed); ` + 'explain does not choose by SNI';
     return { ...base, verdict: 'DEPENDS', routed: true, egress, note };
   }
-  const destinations: DestinationVerdict[] = [];
-  const targets = tcp.weighted ?? [{ cluster: tcp.cluster, weight: 100 }];
-  const total = targets.reduce((n, t) => n + t.weight, 0);
-  for (const t of targets) {
-    if (t.cluster.direction !== 'outbound') continue;
-    const cluster = callerCluster(model, caller, t.cluster);
-    const svc = serviceByHost(model, t.cluster.host)!;
-    const sp = svc.ports.find((p) => p.number === (t.cluster as { port: number }).port)!;
-    const subset = t.cluster.subset ? (subsetOf(model, svc.host, t.cluster.subset)?.labels ?? {}) : {};
-    const eps = destinationEndpoints(svc, cluster).filter((e) => labelsMatch(subset, e.labels));
-    for (const ep of eps)
-      destinations.push(tcpDestination(model, caller, cluster, svc, sp, ep, (100 * t.weight) / total / eps.length));
-  }
+  const destinations = followTcp(model, caller, tcp);
   const route = tcp.route ? { route: { name: tcp.route, kind: 'tcp' } } : {};
-  const allowed = destinations.filter((d) => d.decision === 'ALLOW').length;
-  const verdict = allowed === destinations.length && allowed > 0 ? 'ALLOW' : allowed === 0 ? 'DENY' : 'MIXED';
   return {
     ...base,
-    verdict,
+    verdict: tcpVerdict(destinations),
     routed: true,
     egress,
     ...route,
@@ -201,82 +184,54 @@ function explainTcp(model: MeshModel, caller: Workload, host: string, port: numb
   };
 }
 
-/** One endpoint of a TCP destination: the connection and the callee's L4 authorization. */
-function tcpDestination(
-  model: MeshModel,
-  caller: Workload,
-  cluster: ClusterIR | undefined,
-  svc: Service,
-  sp: Service['ports'][number],
-  ep: Service['endpoints'][number],
-  share: number,
-): DestinationVerdict {
-  const epPort = endpointPort(svc, sp, ep);
-  const sourceIp = isLoopback(ep.address) ? '127.0.0.1' : caller.address;
-  const seen = { method: '-', authority: svc.host, path: '-', sourceIp };
-  const w = workloadById(model, ep.workload);
-  if (!w) {
-    const reason = 'the endpoint has no sidecar: nothing enforces policy there';
-    const workload = `${ep.address}:${epPort} (no sidecar)`;
-    const tls = cluster?.originate ? { tls: originationSummary(cluster.originate) } : {};
-    return {
-      workload,
-      share,
-      mtls: 'DISABLE',
-      transport: cluster?.originate ? 'TLS' : 'plaintext',
-      ...tls,
-      identityPresented: false,
-      request: seen,
-      status: 0,
-      decision: 'ALLOW',
-      stage: 'authorization',
-      reason,
-      matched: [],
-    };
+/** What a gateway does with a request it let through: its route, then that route's destinations. */
+function formatOnward(out: string[], b: Explanation, all: boolean, i: string): void {
+  const at = b.route?.at && b.route.at !== '<mesh>' ? ` at ${b.route.at}` : '';
+  if (b.route) out.push(`${i}then the gateway's route ${b.route.name} (${b.route.kind})${at}`);
+  if (b.note) out.push(`${i}${b.note}`);
+  formatDestinations(out, b.destinations, all, `${i}  `);
+}
+
+/** Each destination's verdict, indented by `i` (a gateway's onward destinations are indented further). */
+function formatDestinations(out: string[], ds: DestinationVerdict[], all: boolean, i: string): void {
+  const reg = (g: string | undefined) => (g ? ` (registered into ${g})` : '');
+  for (const d of ds) {
+    const conn =
+      d.transport === 'mTLS'
+        ? 'sent over mTLS'
+        : d.transport === 'TLS'
+          ? `sent over ${d.tls}`
+          : d.transport === 'plaintext'
+            ? 'sent in plaintext, no caller identity'
+            : 'no connection';
+    // A TCP destination (tcp-steps.ts) sees a connection, not a request.
+    const tcp = d.request.method === '-';
+    const unit = `${d.share.toFixed(0)}% of ${tcp ? 'connections' : 'requests'}`;
+    const how = d.server
+      ? `${unit}, server ${d.server.name} (${d.server.tls}), ${conn}`
+      : `${unit}, mTLS ${d.mtls}, ${conn}`;
+    out.push(`${i}${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
+    const seen = tcp
+      ? `a connection to ${d.request.authority}`
+      : `${d.request.method} ${d.request.authority}${d.request.path}`;
+    out.push(`${i}  the callee sees: ${seen} from ${d.request.sourceIp}`);
+    if (d.extAuthz) {
+      const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';
+      out.push(`${i}  asks ${d.extAuthz.provider} first (${d.extAuthz.rule} at ${d.extAuthz.at}${assumed})`);
+      const ia = d.extAuthz.ifAllowed;
+      const denies = 'if it denies: DENY (403, or the status it answers with)';
+      if (ia) out.push(`${i}  if ${d.extAuthz.provider} allows: ${ia.decision} (${ia.status}); ${denies}`);
+    }
+    if (d.decidedBy) out.push(`${i}  decided by ${d.decidedBy.name} at ${d.decidedBy.at}`);
+    if (all) for (const m of d.matched) out.push(`${i}  matched ${m.action} ${m.name} at ${m.at}`);
+    for (const [action, r] of Object.entries(d.dryRun ?? {})) {
+      out.push(
+        `${i}  dry-run ${action.toUpperCase()} policies would say ${r.result}` +
+          `${r.policy ? ` (${r.policy})` : ''}; not enforced`,
+      );
+    }
+    if (d.beyond) formatOnward(out, d.beyond, all, `${i}  `);
   }
-  const conn = connection(model, cluster, w, epPort);
-  if (conn.transport === 'refused') {
-    return {
-      workload: w.id,
-      share,
-      mtls: conn.mtls,
-      transport: 'refused',
-      identityPresented: false,
-      request: seen,
-      status: 0,
-      decision: 'DENY',
-      stage: 'connection',
-      reason: conn.reason,
-      matched: [],
-    };
-  }
-  const sec = conn.inbound.security!;
-  const facts: RequestFacts = {
-    ...(conn.tls ? { principal: caller.identity } : {}),
-    sourceIp,
-    remoteIp: sourceIp,
-    destinationIp: ep.address,
-    host: '',
-    port: epPort,
-    method: '',
-    path: '',
-    headers: {},
-  };
-  const d = evaluate(sec, facts);
-  return {
-    workload: w.id,
-    share,
-    mtls: sec.mtls,
-    transport: conn.tls ? 'mTLS' : 'plaintext',
-    identityPresented: !!conn.tls,
-    request: seen,
-    status: 0,
-    decision: d.allowed ? 'ALLOW' : 'DENY',
-    stage: 'authorization',
-    reason: `${d.reason}${d.allowed ? '' : ': the callee closes the connection'}`,
-    ...(d.decidedBy ? { decidedBy: { name: d.decidedBy.name, at: where(d.decidedBy.at) } } : {}),
-    matched: d.matched.map((m) => ({ name: m.name, action: m.action, at: where(m.at) })),
-  };
 }
 
 export function formatExplanation(e: Explanation, all: boolean): string {
@@ -288,10 +243,11 @@ export function formatExplanation(e: Explanation, all: boolean): string {
   out.push(`  ${g ? "the gateway's identity towards the mesh" : 'caller identity'}: ${e.from.identity}`);
   if (g) {
     const r = g.request;
-    const tls = g.tls === 'plaintext' ? 'plaintext' : `TLS ${g.tls}`;
+    const tls = g.tls === 'plaintext' ? (g.l4 ? 'TCP' : 'plaintext') : `TLS ${g.tls}`;
     out.push(`  from outside to the gateway's listener ${g.listener}, server ${g.server} (${tls})`);
     const remote = r.remoteIp !== r.sourceIp ? ` (remote.ip ${r.remoteIp})` : '';
-    out.push(`    the gateway sees: ${r.method} ${r.authority}${r.path} from ${r.sourceIp}${remote}`);
+    const l4 = g.l4 && (g.l4.sni !== undefined ? `a TLS connection (SNI ${g.l4.sni})` : 'a TCP connection');
+    out.push(`    the gateway sees: ${l4 || `${r.method} ${r.authority}${r.path}`} from ${r.sourceIp}${remote}`);
     out.push(`    ${g.decision} at the gateway: ${g.reason}`);
     if (g.decidedBy) out.push(`    decided by ${g.decidedBy.name} at ${g.decidedBy.at}`);
     if (all) for (const m of g.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
@@ -304,35 +260,6 @@ export function formatExplanation(e: Explanation, all: boolean): string {
       `  route: ${e.route.name} (${e.route.kind})${e.route.at && e.route.at !== '<mesh>' ? ` at ${e.route.at}` : ''}`,
     );
   if (e.note) out.push(`  ${e.note}`);
-  for (const d of e.destinations) {
-    const conn =
-      d.transport === 'mTLS'
-        ? 'sent over mTLS'
-        : d.transport === 'TLS'
-          ? `sent over ${d.tls}`
-          : d.transport === 'plaintext'
-            ? 'sent in plaintext, no caller identity'
-            : 'no connection';
-    const how = `${d.share.toFixed(0)}% of requests, mTLS ${d.mtls}, ${conn}`;
-    out.push(`  ${d.decision} at ${d.workload}${reg(d.registered)} (${how}): ${d.reason}`);
-    out.push(
-      `    the callee sees: ${d.request.method} ${d.request.authority}${d.request.path} from ${d.request.sourceIp}`,
-    );
-    if (d.extAuthz) {
-      const assumed = d.extAuthz.assumed ? `, assumed to ${d.extAuthz.assumed}` : '';
-      out.push(`    asks ${d.extAuthz.provider} first (${d.extAuthz.rule} at ${d.extAuthz.at}${assumed})`);
-      const ia = d.extAuthz.ifAllowed;
-      const denies = 'if it denies: DENY (403, or the status it answers with)';
-      if (ia) out.push(`    if ${d.extAuthz.provider} allows: ${ia.decision} (${ia.status}); ${denies}`);
-    }
-    if (d.decidedBy) out.push(`    decided by ${d.decidedBy.name} at ${d.decidedBy.at}`);
-    if (all) for (const m of d.matched) out.push(`    matched ${m.action} ${m.name} at ${m.at}`);
-    for (const [action, r] of Object.entries(d.dryRun ?? {})) {
-      out.push(
-        `    dry-run ${action.toUpperCase()} policies would say ${r.result}` +
-          `${r.policy ? ` (${r.policy})` : ''}; not enforced`,
-      );
-    }
-  }
+  formatDestinations(out, e.destinations, all, '  ');
   return out.join('\n');
 }

@@ -5,21 +5,26 @@
  * cannot make (plaintext to a STRICT callee, mTLS to a DISABLE one) are no edges, and a plaintext connection carries
  * no caller identity, as in explain.ts. Flags over-broad rules (ALLOW without `from`), edges where plaintext is
  * accepted, edges sent in plaintext, and edges an external authorizer (CUSTOM) decides some requests of. A gateway
- * adds edges from `outside` to itself (one per server its own policies let some request through) and from itself
- * to the workloads its routes reach.
+ * adds edges from `outside` to itself (one per filter chain its own policies, HTTP or L4, let something through),
+ * from itself to the workloads its routes and tcp_proxy chains reach, and from the sidecars that connect to one of
+ * its servers (gateway-connection.ts, as explain judges it) and are admitted. A route to a service no sidecar stands
+ * behind is an edge to its host. Every judgement reads the lowered trees (ir/authz.ts) through authz.ts's leaves.
  */
 import { formatOrigin } from '../diag/diagnostic.js';
-import { workloadById } from '../model/index.js';
-import { endpointPort, labelsMatch, type MeshModel, type Service } from '../model/mesh-model.js';
+import { serviceByHost, workloadById } from '../model/index.js';
+import { clusterId } from '../ir/clusters.js';
+import { destinationEndpoints, originationSummary } from './upstream-tls.js';
+import { endpointPort, labelsMatch, type MeshModel, type Service, type Workload } from '../model/mesh-model.js';
 import { subsetOf } from '../model/routing.js';
 import { isLoopback, servicesInScope } from '../model/sidecars.js';
 import { isHttpProtocol } from '../policy/types.js';
 import { connection, proxyOf } from './explain.js';
 import type { AuthzRuleIR, PermissionLeaf, PrincipalLeaf, StringMatcherIR, Tree } from '../ir/authz.js';
-import type { InboundSecurityIR } from '../ir/types.js';
+import type { ClusterIR, ClusterKey, GatewayChainIR, InboundSecurityIR, ProxyIR, RouteTableKey } from '../ir/types.js';
 import { routeTableId } from '../ir/routes.js';
 import { isGatewayWorkload } from '../model/gateways.js';
-import { ruleMatches, type RequestFacts } from './authz.js';
+import { principalLeaf, stringMatcherMatches, type RequestFacts } from './authz.js';
+import { chainSecurity, gatewayConnection } from './gateway-connection.js';
 
 /** The caller of an ingress edge: any client outside the mesh, arriving at a gateway. */
 export const OUTSIDE = 'outside';
@@ -45,6 +50,8 @@ export interface Edge {
 
 export interface Graph {
   workloads: string[];
+  /** Hosts of services outside the mesh that some proxy's routes send to (edges end at the host). */
+  external?: string[];
   /** Workloads that registered themselves, by id: the WorkloadGroup of each. */
   registered: Record<string, string>;
   edges: Edge[];
@@ -74,77 +81,129 @@ function maybeHolds<L>(t: Tree<L>, leaf: (l: L) => Maybe): Maybe {
   }
 }
 
-/** Whether a rule admits this caller on this port: the connection decides its identity and address leaves. */
+/** A principal leaf for a known caller: the connection decides its identity and address leaves. */
+const knownCaller =
+  (facts: RequestFacts) =>
+  (l: PrincipalLeaf): Maybe =>
+    l.kind === 'header' || l.kind === 'claim' ? 'maybe' : principalLeaf(l, facts);
+
+/** Whether a rule admits this caller on this port. */
 function couldMatch(rule: AuthzRuleIR, facts: RequestFacts): { principal: Maybe; permission: Maybe } {
-  const one = { ...rule, permission: { op: 'any' } as const };
-  return couldMatchWith(rule, facts.port, (l) =>
-    l.kind === 'header' || l.kind === 'claim'
-      ? 'maybe'
-      : ruleMatches({ ...one, principal: { op: 'leaf', leaf: l } }, facts),
-  );
+  return couldMatchWith(rule, facts.port, knownCaller(facts));
+}
+
+/**
+ * The SNI a chain can see: none on plaintext, one of its server names (exact ones decide, wildcards may or may
+ * not), anything on a catch-all TLS chain. Undefined: not known (a sidecar's listener).
+ */
+type SniSeen = { tls: boolean; serverNames: string[] };
+
+function sniLeaf(m: StringMatcherIR, seen: SniSeen | undefined): Maybe {
+  if (!seen) return 'maybe';
+  if (!seen.tls && seen.serverNames.length === 0) return false;
+  const names = seen.serverNames;
+  if (names.length === 0 || names.some((n) => n.includes('*'))) return 'maybe';
+  const hits = names.filter((n) => stringMatcherMatches(m, n)).length;
+  return hits === 0 ? false : hits === names.length ? true : 'maybe';
 }
 
 function couldMatchWith(
   rule: AuthzRuleIR,
   port: number,
   principalLeaf: (l: PrincipalLeaf) => Maybe,
+  sni?: SniSeen,
 ): { principal: Maybe; permission: Maybe } {
   const principal = maybeHolds(rule.principal, principalLeaf);
   const permission = maybeHolds(rule.permission, (l): Maybe =>
-    l.kind === 'destinationPort' ? l.port === port : 'maybe',
+    l.kind === 'destinationPort' ? l.port === port : l.kind === 'sni' ? sniLeaf(l.match, sni) : 'maybe',
   );
   return { principal, permission };
 }
 
+type Judged = { r: AuthzRuleIR; m: { principal: Maybe; permission: Maybe } };
+
+/** What enforced policy lets through on a port: the ALLOW rules that may match (or the default), and carve-outs. */
+interface Admission {
+  allow: Judged[];
+  byDefault: boolean;
+  except: string[];
+}
+
 /**
- * Outside -> gateway: per server (filter chain), whether the gateway's own policies let some request in. An outside
- * client has no mesh identity; its address and headers may be anything, and a client certificate (MUTUAL) may
- * carry any name, so those leaves may hold or not.
+ * Whether some request (or connection) could be allowed, judged on the lowered trees: undefined when a DENY rule
+ * surely matches, or no ALLOW rule may (and the mesh default is DENY, or ALLOW policies apply).
+ */
+function admission(sec: InboundSecurityIR, port: number, leaf: (l: PrincipalLeaf) => Maybe, sni?: SniSeen) {
+  const possible = ({ m }: Judged) => m.principal !== false && m.permission !== false;
+  const enforced = (a: string) => sec.policies.filter((p) => p.action === a && !p.dryRun);
+  const judged = (a: string) =>
+    enforced(a)
+      .flatMap((p) => p.rules)
+      .map((r) => ({ r, m: couldMatchWith(r, port, leaf, sni) }));
+  const deny = judged('DENY');
+  if (deny.some(({ m }) => m.principal === true && m.permission === true)) return undefined;
+  const byDefault = enforced('ALLOW').length === 0;
+  if (byDefault && sec.defaultAction === 'DENY') return undefined;
+  const allow = judged('ALLOW').filter(possible);
+  if (!byDefault && allow.length === 0) return undefined;
+  const carved = deny.filter(possible).flatMap(({ r }) => carvedOut(r, sni !== undefined));
+  return { allow, byDefault, except: [...new Set(carved)].sort() } satisfies Admission;
+}
+
+/** An edge from what its admission allows; `flags` come first, the mesh default's last. */
+function edgeOf(e: Pick<Edge, 'from' | 'to' | 'service' | 'port' | 'mtls'>, a: Admission, flags: string[]): Edge {
+  const all = ['*'];
+  return {
+    ...e,
+    methods: a.byDefault ? all : summarise(a.allow.map(({ r }) => methodsOf(r))),
+    paths: a.byDefault ? all : summarise(a.allow.map(({ r }) => pathsOf(r))),
+    except: a.except,
+    via: a.byDefault ? ['mesh default ALLOW'] : a.allow.map(({ r }) => `${r.name} (${formatOrigin(r.at)})`),
+    conditional: !a.byDefault && a.allow.every(({ m }) => m.principal === 'maybe'),
+    flags: [...new Set([...flags, ...(a.byDefault ? ['allowed by the mesh default'] : [])])],
+  };
+}
+
+/** How an outside client's TLS meets a chain, for people. */
+function outsideTls(chain: GatewayChainIR): string {
+  if (chain.tls) return `TLS ${chain.tls.mode} (credential ${chain.tls.credential})`;
+  return chain.serverNames.length > 0 ? 'TLS PASSTHROUGH by SNI' : chain.tcp ? 'TCP' : 'plaintext';
+}
+
+/**
+ * Outside -> gateway: per server (filter chain), whether the gateway's own policies let some request or connection
+ * in (an L4 chain by its L4 rules). An outside client has no mesh identity; its address and headers may be
+ * anything, and a client certificate (MUTUAL) may carry any name, so those leaves may hold or not.
  */
 function ingressEdges(model: MeshModel): Edge[] {
   const edges: Edge[] = [];
   for (const gw of model.workloads.filter((w) => isGatewayWorkload(model, w))) {
     const ir = proxyOf(model, gw.id);
     for (const l of ir.listeners.filter((x) => x.gateway)) {
-      const sec = l.security!;
       for (const chain of l.gateway!.chains) {
-        if (!chain.rds) continue; // an L4 chain (tcp or tls route): no HTTP edge to judge here
         if (chain.tls?.mode === 'ISTIO_MUTUAL') continue; // only mesh workloads complete its handshake
-        const rds = chain.rds;
-        const hosts = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(rds))?.virtualHosts ?? [];
-        const served = hosts.filter((v) => !v.routes.every((r) => r.action.kind === 'redirect' && r.action.https));
-        if (served.length === 0) continue; // nothing served, or every request redirected to https
+        const served = chain.rds ? servedHosts(ir, chain.rds) : chain.serverNames;
+        if (chain.rds && served.length === 0) continue; // nothing served, or every request redirected to https
         const certificate = chain.tls !== undefined && chain.tls.mode !== 'SIMPLE';
         const leaf = (x: PrincipalLeaf): Maybe => (x.kind === 'peer' ? (certificate ? 'maybe' : false) : 'maybe');
-        const enforced = (a: string) => sec.policies.filter((p) => p.action === a && !p.dryRun).flatMap((p) => p.rules);
-        const deny = enforced('DENY').map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) }));
-        if (deny.some(({ m }) => m.principal === true && m.permission === true)) continue;
-        type Judged = { m: { principal: Maybe; permission: Maybe } };
-        const possible = ({ m }: Judged) => m.principal !== false && m.permission !== false;
-        const allow = enforced('ALLOW')
-          .map((r) => ({ r, m: couldMatchWith(r, l.port, leaf) }))
-          .filter(possible);
-        const byDefault = sec.policies.every((p) => p.action !== 'ALLOW' || p.dryRun) && sec.defaultAction === 'ALLOW';
-        if (allow.length === 0 && !byDefault) continue;
-        const except = [...new Set(deny.filter(possible).flatMap(({ r }) => carvedOut(r)))].sort();
-        const tls = chain.tls ? `TLS ${chain.tls.mode} (credential ${chain.tls.credential})` : 'plaintext';
-        edges.push({
-          from: OUTSIDE,
-          to: gw.id,
-          service: served.flatMap((v) => v.domains).join(','),
-          port: l.port,
-          mtls: 'DISABLE',
-          methods: byDefault ? ['*'] : summarise(allow.map(({ r }) => methodsOf(r))),
-          paths: byDefault ? ['*'] : summarise(allow.map(({ r }) => pathsOf(r))),
-          except,
-          via: byDefault ? ['mesh default ALLOW'] : allow.map(({ r }) => `${r.name} (${formatOrigin(r.at)})`),
-          conditional: !byDefault && allow.every(({ m }) => m.principal === 'maybe'),
-          flags: [`from outside, ${tls}`, ...(byDefault ? ['allowed by the mesh default'] : [])],
-        });
+        const sni = chain.tcp ? { tls: chain.tls !== undefined, serverNames: chain.serverNames } : undefined;
+        const a = admission(chainSecurity(l, chain), l.port, leaf, sni);
+        if (!a) continue;
+        const route = chain.tcp ? `, tcp route ${chain.tcp.route}` : '';
+        const service = served.join(',') || '*';
+        const e = { from: OUTSIDE, to: gw.id, service, port: l.port, mtls: 'DISABLE' as const };
+        edges.push(edgeOf(e, a, [`from outside, ${outsideTls(chain)}${route}`]));
       }
     }
   }
   return edges;
+}
+
+/** The domains of an HTTP chain's route table that some request is served for (not only redirected to https). */
+function servedHosts(ir: ProxyIR, rds: RouteTableKey): string[] {
+  const hosts = ir.routeTables.find((t) => routeTableId(t.key) === routeTableId(rds))?.virtualHosts ?? [];
+  const served = hosts.filter((v) => !v.routes.every((r) => r.action.kind === 'redirect' && r.action.https));
+  return served.flatMap((v) => v.domains);
 }
 
 /** The positive leaves of a permission tree (under no `not`), to summarise what a rule lets through. */
@@ -175,11 +234,11 @@ function pathsOf(rule: AuthzRuleIR): string[] {
 }
 
 /** What a DENY rule that may apply carves out of an edge: its paths, else its methods, else some requests. */
-function carvedOut(r: AuthzRuleIR): string[] {
+function carvedOut(r: AuthzRuleIR, l4 = false): string[] {
   const paths = pathsOf(r);
   if (paths.length > 0) return paths;
   const methods = methodsOf(r);
-  return methods.length > 0 ? methods.map((x) => `${x} *`) : ['(some requests)'];
+  return methods.length > 0 ? methods.map((x) => `${x} *`) : [l4 ? '(some connections)' : '(some requests)'];
 }
 
 const summarise = (lists: string[][]): string[] => {
@@ -205,13 +264,117 @@ function extAuthzFlag(sec: InboundSecurityIR, facts: RequestFacts): string | und
   return `ext-authz ${name} decides some requests (${could.map(({ r }) => r.name).join(', ')})`;
 }
 
+/** The clusters a proxy's TCP egress listeners and gateway L4 chains forward to: the TCP ports it reaches. */
+function tcpClusters(ir: ProxyIR): ClusterKey[] {
+  const forwards = ir.listeners.flatMap((l) => [
+    ...(l.direction === 'outbound' && l.tcp ? (l.tcp.sni ?? [l.tcp]) : []),
+    ...(l.gateway?.chains.flatMap((c) => c.tcp ?? []) ?? []),
+  ]);
+  return forwards.flatMap((t) => t.weighted?.map((c) => c.cluster) ?? [t.cluster]);
+}
+
+type Endpoint = Service['endpoints'][number];
+
+/**
+ * Caller -> one endpoint's workload: the connection its cluster makes (explain.ts's connection(), or a gateway's
+ * server), then what the callee's lowered policies could let through.
+ */
+function meshEdge(model: MeshModel, caller: Workload, svc: Service, ep: Endpoint, port: number, cs: ClusterIR[]) {
+  const callee = workloadById(model, ep.workload)!;
+  const facts = (mTLS: boolean): RequestFacts => ({
+    ...(mTLS ? { principal: caller.identity } : {}),
+    sourceIp: isLoopback(ep.address) ? '127.0.0.1' : caller.address,
+    host: svc.host,
+    port,
+    method: 'GET',
+    path: '/',
+    headers: {},
+  });
+  const base = { from: caller.id, to: callee.id, service: svc.host, port };
+  if (isGatewayWorkload(model, callee)) {
+    // A sidecar to a gateway's server (an egress gateway): the first of its clusters whose connection is made.
+    const conns = cs.map((c) => gatewayConnection(model, c, callee, port));
+    const conn = conns.find((c): c is Exclude<typeof c, { transport: 'refused' }> => c.transport !== 'refused');
+    if (!conn) return undefined;
+    const f = facts(conn.transport === 'mTLS');
+    const a = admission(conn.security, port, knownCaller(f));
+    if (!a) return undefined;
+    const mode = conn.chain.tls?.mode ?? 'plaintext';
+    const flags = [`to the gateway's server ${conn.chain.servers.join(', ')} (${mode})`];
+    if (conn.transport === 'plaintext') flags.push('sent in plaintext: no caller identity');
+    return edgeOf({ ...base, mtls: conn.transport === 'mTLS' ? 'STRICT' : 'DISABLE' }, a, [...flags, ...broad(a)]);
+  }
+  const conn = connection(model, cs[0], callee, port);
+  if (conn.transport === 'refused') return undefined;
+  const sec = conn.inbound.security!;
+  const f = facts(conn.transport === 'mTLS');
+  const a = admission(sec, port, knownCaller(f));
+  if (!a) return undefined;
+  const flags: string[] = [];
+  const ext = extAuthzFlag(sec, f);
+  if (ext) flags.push(ext);
+  if (sec.mtls !== 'STRICT') flags.push(`plaintext accepted (${sec.mtls})`);
+  if (conn.transport === 'plaintext') flags.push('sent in plaintext: no caller identity');
+  return edgeOf({ ...base, mtls: sec.mtls }, a, [...flags, ...broad(a)]);
+}
+
+/** The outbound clusters a proxy's routes and TCP forwards send to (not every cluster it has). */
+function routedClusters(ir: ProxyIR): ClusterKey[] {
+  const http = ir.routeTables.flatMap((t) =>
+    t.virtualHosts.flatMap((v) =>
+      v.routes.flatMap((r) => (r.action.kind === 'forward' ? r.action.clusters.map((c) => c.cluster) : [])),
+    ),
+  );
+  return [...http, ...tcpClusters(ir)];
+}
+
+/**
+ * Caller -> a service no sidecar stands behind (outside the mesh), for each one its routes send to: nothing at the
+ * other end enforces policy, so the edge is what the caller's proxy forwards (how: upstream-tls.ts).
+ */
+function externalEdges(model: MeshModel, caller: Workload, ir: ProxyIR): Edge[] {
+  const edges = new Map<string, Edge>();
+  for (const k of routedClusters(ir)) {
+    if (k.direction !== 'outbound' || edges.has(`${k.host}:${k.port}`)) continue;
+    const svc = serviceByHost(model, k.host);
+    const cluster = ir.clusters.find((c) => clusterId(c.key) === clusterId(k));
+    if (!svc) continue;
+    const eps = destinationEndpoints(svc, cluster);
+    const dynamic = cluster?.discovery === 'dfp'; // the name each request asks for
+    if (!dynamic && (eps.length === 0 || eps.some((e) => e.workload && workloadById(model, e.workload)))) continue;
+    const sent = cluster?.originate
+      ? originationSummary(cluster.originate, 'the caller')
+      : 'no TLS originated: sent as the caller sends it';
+    edges.set(`${k.host}:${k.port}`, {
+      from: caller.id,
+      to: svc.host,
+      service: svc.host,
+      port: k.port,
+      mtls: 'DISABLE',
+      methods: ['*'],
+      paths: ['*'],
+      except: [],
+      via: ['outside the mesh: no sidecar enforces policy there'],
+      conditional: false,
+      flags: ['to a service outside the mesh', sent],
+    });
+  }
+  return [...edges.values()];
+}
+
+/** ALLOW rules without `from`: any caller. */
+const broad = (a: Admission) =>
+  a.allow
+    .filter(({ r }) => r.principal.op === 'any')
+    .map(({ r }) => `over-broad: ${r.name} has no "from" (any caller)`);
+
 export function buildGraph(model: MeshModel): Graph {
   const edges: Edge[] = [];
   for (const caller of model.workloads) {
-    // HTTP ports through the HTTP egress listeners; a TCP port only through a TCP egress listener naming it.
-    const tcp = proxyOf(model, caller.id)
-      .listeners.filter((l) => l.direction === 'outbound' && l.tcp)
-      .flatMap((l) => (l.tcp!.sni ?? [l.tcp!]).flatMap((t) => t.weighted?.map((c) => c.cluster) ?? [t.cluster]));
+    const ir = proxyOf(model, caller.id);
+    // HTTP ports through the HTTP egress listeners (or a gateway's routes); a TCP port only through a TCP egress
+    // listener or a gateway's L4 chain forwarding to it.
+    const tcp = tcpClusters(ir);
     const reachable = (svc: Service, port: number) =>
       tcp.some((k) => k.direction === 'outbound' && k.host === svc.host && k.port === port);
     for (const svc of servicesInScope(caller, model)) {
@@ -219,91 +382,34 @@ export function buildGraph(model: MeshModel): Graph {
         for (const ep of svc.endpoints) {
           const callee = workloadById(model, ep.workload);
           if (!callee || callee.id === caller.id) continue;
-          const port = endpointPort(svc, sp, ep);
-          // The caller's cluster towards this endpoint (a VirtualService may route through subsets): whether the
-          // connection is made at all, and whether it carries the caller's identity (explain.ts's connection()).
-          const cluster = proxyOf(model, caller.id).clusters.find(
+          // The caller's clusters towards this endpoint (a VirtualService may route through subsets).
+          const cs = ir.clusters.filter(
             (c) =>
               c.key.direction === 'outbound' &&
               c.key.host === svc.host &&
               c.key.port === sp.number &&
               (!c.key.subset || labelsMatch(subsetOf(model, svc.host, c.key.subset)?.labels ?? {}, ep.labels)),
           );
-          if (!cluster) continue;
-          const conn = connection(model, cluster, callee, port);
-          if (conn.transport === 'refused') continue;
-          const sec = conn.inbound.security!;
-          const facts: RequestFacts = {
-            ...(conn.transport === 'mTLS' ? { principal: caller.identity } : {}),
-            sourceIp: isLoopback(ep.address) ? '127.0.0.1' : caller.address,
-            host: svc.host,
-            port,
-            method: 'GET',
-            path: '/',
-            headers: {},
-          };
-          const enforced = (a: string) => sec.policies.filter((p) => p.action === a && !p.dryRun);
-          const denyRules = enforced('DENY').flatMap((p) => p.rules.map((r) => ({ r, m: couldMatch(r, facts) })));
-          const blanketDeny = denyRules.some(({ m }) => m.principal === true && m.permission === true);
-          if (blanketDeny) continue;
-          const allowPolicies = enforced('ALLOW');
-          const denied = denyRules
-            .filter(({ m }) => m.principal !== false && m.permission !== false)
-            .flatMap(({ r }) => carvedOut(r));
-          const except = [...new Set(denied)].sort();
-          const flags: string[] = [];
-          const ext = extAuthzFlag(sec, facts);
-          if (ext) flags.push(ext);
-          if (sec.mtls !== 'STRICT') flags.push(`plaintext accepted (${sec.mtls})`);
-          if (conn.transport === 'plaintext') flags.push('sent in plaintext: no caller identity');
-          if (allowPolicies.length === 0) {
-            if (sec.defaultAction === 'DENY') continue;
-            const via = ['mesh default ALLOW'];
-            const all = ['*'];
-            edges.push({
-              from: caller.id,
-              to: callee.id,
-              service: svc.host,
-              port,
-              mtls: sec.mtls,
-              methods: all,
-              paths: all,
-              except,
-              via,
-              conditional: false,
-              flags: [...flags, 'allowed by the mesh default'],
-            });
-            continue;
-          }
-          const onPort = allowPolicies
-            .flatMap((p) => p.rules.map((r) => ({ p, r, m: couldMatch(r, facts) })))
-            .filter(({ m }) => m.principal !== false && m.permission !== false);
-          if (onPort.length === 0) continue;
-          for (const { r } of onPort)
-            if (r.principal.op === 'any') flags.push(`over-broad: ${r.name} has no "from" (any caller)`);
-          edges.push({
-            from: caller.id,
-            to: callee.id,
-            service: svc.host,
-            port,
-            mtls: sec.mtls,
-            methods: summarise(onPort.map(({ r }) => methodsOf(r))),
-            paths: summarise(onPort.map(({ r }) => pathsOf(r))),
-            except,
-            via: onPort.map(({ r }) => `${r.name} (${formatOrigin(r.at)})`),
-            conditional: onPort.every(({ m }) => m.principal === 'maybe'),
-            flags: [...new Set(flags)],
-          });
+          if (cs.length === 0) continue;
+          const e = meshEdge(model, caller, svc, ep, endpointPort(svc, sp, ep), cs);
+          if (e) edges.push(e);
         }
       }
     }
+    edges.push(...externalEdges(model, caller, ir));
   }
   edges.push(...ingressEdges(model));
   const key = (e: Edge) => `${e.from}|${e.to}|${e.port}|${e.service}`;
   edges.sort((a, b) => key(a).localeCompare(key(b)));
   const ids = model.workloads.flatMap((w) => (w.registered ? [[w.id, w.registered.group] as const] : []));
   const registered = Object.fromEntries(ids);
-  return { workloads: model.workloads.map((w) => w.id), registered, edges };
+  const external = [...new Set(edges.filter((e) => !e.to.includes('/')).map((e) => e.to))].sort();
+  return {
+    workloads: model.workloads.map((w) => w.id),
+    ...(external.length > 0 ? { external } : {}),
+    registered,
+    edges,
+  };
 }
 
 export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermaid'): string {
@@ -311,11 +417,15 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
   // A registered workload is shown as `id [registered]`.
   const name = (w: string) => (g.registered[w] ? `${w} [registered]` : w);
   const label = (e: Edge) =>
-    `${e.port} ${e.methods.join(',')} ${e.paths.join(',')}${e.except.length ? ` except ${e.except.join(',')}` : ''}${e.mtls === 'STRICT' ? '' : ` [${e.mtls}]`}${e.conditional ? ' (conditional)' : ''}`;
+    `${e.port} ${e.methods.join(',')} ${e.paths.join(',')}` +
+    (e.except.length ? ` except ${e.except.join(',')}` : '') +
+    (e.mtls === 'STRICT' ? '' : ` [${e.mtls}]`) +
+    (e.conditional ? ' (conditional)' : '');
   if (format === 'dot') {
     const lines = ['digraph mesh {', '  rankdir=LR;', '  node [shape=box, style=rounded];'];
     const attrs = (w: string) => (g.registered[w] ? ` [label="${name(w)}", style="rounded,dashed"]` : '');
     for (const w of g.workloads) lines.push(`  "${w}"${attrs(w)};`);
+    for (const h of g.external ?? []) lines.push(`  "${h}" [shape=ellipse, style=dashed];`);
     for (const e of g.edges)
       lines.push(`  "${e.from}" -> "${e.to}" [label="${label(e)}"${e.flags.length > 0 ? ', color=red' : ''}];`);
     lines.push('}');
@@ -325,6 +435,7 @@ export function formatGraph(g: Graph, format: 'table' | 'json' | 'dot' | 'mermai
     const id = (w: string) => w.replace(/[^A-Za-z0-9]/g, '_');
     const lines = ['flowchart LR'];
     for (const w of g.workloads) lines.push(`  ${id(w)}["${name(w)}"]`);
+    for (const h of g.external ?? []) lines.push(`  ${id(h)}(["${h}"])`);
     for (const e of g.edges) lines.push(`  ${id(e.from)} -->|"${label(e)}"| ${id(e.to)}`);
     return lines.join('\n');
   }

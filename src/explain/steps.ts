@@ -2,9 +2,11 @@
  * Stage: explain (Envoy-free). The steps a request goes through that every explanation shares, over the same
  * per-proxy IR the xDS translation uses: Envoy's route matching and rewrites, and from a matched route on, each
  * weighted destination: whether the connection is made (mTLS), JWT verification and authorization at the callee's
- * sidecar. explain.ts starts requests at a sidecar, explain-gateway.ts at a gateway.
+ * sidecar (or, at a gateway's server, through-gateway.ts). explain.ts starts requests at a sidecar,
+ * explain-gateway.ts at a gateway.
  */
 import { isGatewayWorkload } from '../model/gateways.js';
+import { throughGateway } from './through-gateway.js';
 import { destinationEndpoints, originationSummary } from './upstream-tls.js';
 import { formatOrigin, type Origin } from '../diag/diagnostic.js';
 import { clusterId } from '../ir/clusters.js';
@@ -47,6 +49,8 @@ export interface ExplainRequest {
   extAuthz?: ExtAuthzAnswer;
   /** From a gateway: the outside client's address (default 192.0.2.1). */
   sourceIp?: string;
+  /** From a gateway: the TLS server name the client sends (default: the host of `to`), which picks the chain. */
+  sni?: string;
 }
 
 /** `TLS`: TLS the caller's sidecar originates with certificates of the user's (DestinationRule SIMPLE / MUTUAL). */
@@ -79,6 +83,10 @@ export interface DestinationVerdict {
   dryRun?: { deny?: DryRunResult; allow?: DryRunResult };
   /** A CUSTOM rule sends the request to an external authorizer before DENY and ALLOW. */
   extAuthz?: ExtAuthzStep;
+  /** A gateway's server the connection arrives at (an egress gateway), and how it meets the caller's TLS. */
+  server?: { name: string; tls: GatewayHop['tls'] };
+  /** At a gateway that lets the request through: where it sends it on (its route and destinations). */
+  beyond?: Explanation;
 }
 
 export interface ExtAuthzStep {
@@ -121,9 +129,11 @@ export interface GatewayHop extends Decision {
   listener: string;
   /** `namespace/gateway/servers[i]` whose filter chain takes the request. */
   server: string;
-  tls: 'plaintext' | 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL' | 'ISTIO_MUTUAL';
+  tls: 'plaintext' | 'SIMPLE' | 'MUTUAL' | 'OPTIONAL_MUTUAL' | 'ISTIO_MUTUAL' | 'PASSTHROUGH';
   /** The request as the gateway's filters see it (normalised; remote.ip from X-Forwarded-For and trusted hops). */
   request: { method: string; authority: string; path: string; sourceIp: string; remoteIp: string };
+  /** An L4 server: a connection (no request), forwarded by a tcp or tls route; its SNI when it is TLS. */
+  l4?: { sni?: string };
 }
 
 /** file:line:column, with the commit for Git sources (a directory's content hash says nothing to a reader). */
@@ -219,7 +229,9 @@ export function jwtCheck(sec: InboundSecurityIR, claims: Record<string, unknown>
     return {
       ok: false,
       status: 401,
-      reason: `no RequestAuthentication of the callee accepts issuer "${String(iss)}": jwt_authn rejects the token (401)`,
+      reason:
+        `no RequestAuthentication of the callee accepts issuer "${String(iss)}": ` +
+        'jwt_authn rejects the token (401)',
     };
   const aud = [claims.aud].flat().filter((x) => typeof x === 'string');
   const p = providers.find((x) => x.rule.audiences.length === 0 || x.rule.audiences.some((a) => aud.includes(a)));
@@ -227,7 +239,9 @@ export function jwtCheck(sec: InboundSecurityIR, claims: Record<string, unknown>
     return {
       ok: false,
       status: 403,
-      reason: `the token's audience ${JSON.stringify(claims.aud ?? null)} is not one ${providers[0].name} accepts (${providers[0].rule.audiences.join(', ')}): jwt_authn answers 403`,
+      reason:
+        `the token's audience ${JSON.stringify(claims.aud ?? null)} is not one ${providers[0].name} accepts ` +
+        `(${providers[0].rule.audiences.join(', ')}): jwt_authn answers 403`,
     };
   if (typeof claims.exp === 'number' && claims.exp * 1000 <= now)
     return { ok: false, status: 401, reason: 'the token has expired (401)' };
@@ -278,7 +292,9 @@ export function connection(model: MeshModel, cluster: ClusterIR | undefined, w: 
     return {
       transport: 'refused',
       mtls,
-      reason: `the caller sends plaintext (DestinationRule tls DISABLE or no mesh endpoints) but ${w.id} is STRICT on port ${port}: the connection is refused (503)`,
+      reason:
+        'the caller sends plaintext (DestinationRule tls DISABLE or no mesh endpoints) ' +
+        `but ${w.id} is STRICT on port ${port}: the connection is refused (503)`,
     };
   if (tls && !tls.sans.includes(w.identity))
     return {
@@ -460,7 +476,7 @@ export function followRoute(
           share,
           mtls: 'DISABLE',
           ...(cluster?.originate
-            ? { transport: 'TLS' as const, tls: originationSummary(cluster.originate) }
+            ? { transport: 'TLS' as const, tls: originationSummary(cluster.originate, o.proxy) }
             : { transport: cluster?.tls ? ('refused' as const) : ('plaintext' as const) }),
           identityPresented: false,
           request: seen,
@@ -476,18 +492,9 @@ export function followRoute(
         destinations.push({ workload: w.id, share, request: seen, ...v });
       };
       if (isGatewayWorkload(model, w)) {
-        // An egress (or any) gateway: its server and its own policies decide, then its routes; not followed here.
-        verdict({
-          mtls: 'DISABLE',
-          transport: cluster?.tls ? 'mTLS' : 'plaintext',
-          identityPresented: !!cluster?.tls,
-          decision: 'DEPENDS',
-          stage: 'authorization',
-          reason:
-            `${w.id} is a gateway: its server on port ${epPort} and its own policies decide, then its routes; ` +
-            `explain does not follow requests through a gateway yet (render --proxy ${w.id} shows them)`,
-          matched: [],
-        });
+        // An egress (or any) gateway: its server, its own policies, then its routes (through-gateway.ts).
+        const arrival = { req: upstream, method, sourceIp, destinationIp: ep.address };
+        verdict(throughGateway(model, caller, cluster, w, epPort, arrival, o));
         continue;
       }
       const conn = connection(model, cluster, w, epPort);

@@ -9,7 +9,7 @@ import type { MeshModel, Service, ServiceEndpoint } from '../model/mesh-model.js
 import type { ClusterIR } from '../ir/types.js';
 
 /** How a cluster's originated TLS reads for people, e.g. `TLS MUTUAL originated by the caller's sidecar (...)`. */
-export function originationSummary(o: NonNullable<ClusterIR['originate']>): string {
+export function originationSummary(o: NonNullable<ClusterIR['originate']>, by = "the caller's sidecar"): string {
   const parts = [o.perRequest ? "SNI and server name from each request's Host" : `SNI ${o.sni}`];
   if (o.client) {
     const c = o.client;
@@ -21,7 +21,7 @@ export function originationSummary(o: NonNullable<ClusterIR['originate']>): stri
     const ca = 'caCredential' in v ? `credential ${v.caCredential}'s ca.crt` : v.caFile;
     parts.push(`server verified with ${ca}${v.sans.length > 0 ? ` for ${v.sans.join(', ')}` : ''}`);
   }
-  return `TLS ${o.client ? 'MUTUAL' : 'SIMPLE'} originated by the caller's sidecar (${parts.join(', ')})`;
+  return `TLS ${o.client ? 'MUTUAL' : 'SIMPLE'} originated by ${by} (${parts.join(', ')})`;
 }
 
 /**

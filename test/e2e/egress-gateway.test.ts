@@ -16,6 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import type { ControlPlane } from '../../src/app/control-plane.js';
 import { compileSource } from '../../src/compiler.js';
 import { explain } from '../../src/explain/explain.js';
+import { buildGraph } from '../../src/explain/graph.js';
 import { readDirectory } from '../../src/source/directory.js';
 import type { EnvoyProcess } from '../support/envoy.js';
 import { request, waitFor } from '../support/http.js';
@@ -248,17 +249,30 @@ describe('egress gateway with TLS origination (Istio task) through real Envoy', 
     assert.equal(seen.length, before);
   });
 
-  test('explain: the sidecar routes to the egress gateway over mTLS, and says the gateway decides from there', () => {
+  test('explain and graph follow the request through the egress gateway, as Envoy answers it', async () => {
     const src = readDirectory(policy.dir);
     const model = compileSource(src.value, src.diagnostics).model!;
+    for (const from of ['sleep', 'other'] as const) {
+      const real = await curl(from);
+      const e = explain(model, { from: `default/${from}-1`, to: 'edition.cnn.com', path: '/politics' });
+      assert.equal(e.status, real.status, `${from}: explain said ${e.status}, Envoy ${real.status}`);
+    }
     const e = explain(model, { from: 'default/sleep-1', to: 'edition.cnn.com', path: '/politics' });
     assert.equal(e.route?.name, 'default/direct-cnn-through-egress-gateway/http[0]');
+    const [gw] = e.destinations;
     assert.deepEqual(
-      e.destinations.map((d) => `${d.workload} ${d.transport} ${d.decision}`),
-      ['istio-system/egressgateway-1 mTLS DEPENDS'],
+      [gw.workload, gw.transport, gw.decision, gw.decidedBy?.name],
+      ['istio-system/egressgateway-1', 'mTLS', 'ALLOW', 'istio-system/egress-allow-sleep/rules[0]'],
     );
-    assert.match(e.destinations[0].reason, /is a gateway/);
+    assert.equal(gw.beyond?.route?.name, 'default/direct-cnn-through-egress-gateway/http[1]');
+    assert.match(gw.beyond!.destinations[0].tls ?? '', /TLS SIMPLE originated by the gateway \(SNI edition\.cnn\.com/);
+    const other = explain(model, { from: 'default/other-1', to: 'edition.cnn.com', path: '/politics' });
+    assert.equal(other.destinations[0].stage, 'authorization');
     const outside = explain(model, { from: 'istio-system/egressgateway-1', to: 'edition.cnn.com:80' });
     assert.match(outside.note ?? '', /ISTIO_MUTUAL/);
+    const edges = buildGraph(model).edges.map((x) => `${x.from}->${x.to}:${x.port}`);
+    assert.ok(edges.includes('default/sleep-1->istio-system/egressgateway-1:80'), edges.join(' '));
+    assert.ok(!edges.some((x) => x.startsWith('default/other-1->istio-system')), edges.join(' '));
+    assert.ok(edges.includes('istio-system/egressgateway-1->edition.cnn.com:443'), edges.join(' '));
   });
 });

@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import type { ControlPlane } from '../../src/app/control-plane.js';
 import { compileSource } from '../../src/compiler.js';
 import { explain } from '../../src/explain/explain.js';
+import { buildGraph } from '../../src/explain/graph.js';
 import { readDirectory } from '../../src/source/directory.js';
 import type { EnvoyProcess } from '../support/envoy.js';
 import { waitFor } from '../support/http.js';
@@ -432,10 +433,60 @@ describe('gateway L4 (TLS passthrough, TCP, TLS-terminated TCP) through real Env
     assert.equal(r.got, 'two hello');
   });
 
-  test('explain from the gateway says plainly that L4 servers are not explained', () => {
+  test('explain and graph predict what the gateway does with each connection', async () => {
     const src = readDirectory(policy.dir);
     const model = compileSource(src.value, src.diagnostics).model!;
-    const e = explain(model, { from: 'istio-system/ingressgateway-1', to: 'nginx.example.com:443' });
-    assert.match(e.note ?? '', /TLS passthrough|L4|not explained/i, JSON.stringify(e));
+    const gateway = 'istio-system/ingressgateway-1';
+    const pass = { servername: 'nginx.example.com', ca: ca.certPem };
+    const cases: { to: string; sourceIp?: string; real: () => ReturnType<typeof exchange>; through: RegExp }[] = [
+      { to: 'nginx.example.com:443', real: () => exchange(443, 'GET /', pass), through: /^nginx got/ },
+      {
+        to: 'other.example.com:443',
+        real: () => exchange(443, 'GET /', { ...pass, servername: 'other.example.com' }),
+        through: /^nginx got/,
+      },
+      {
+        to: 'nginx.example.com:443',
+        sourceIp: IP.denied,
+        real: () => exchange(443, 'GET /', { ...pass, localAddress: IP.denied }),
+        through: /^nginx got/,
+      },
+      { to: 'tcp-echo:31400', real: () => exchange(31400, 'x'), through: /^(one|two) x$/ },
+      {
+        to: 'tcp-echo:31400',
+        sourceIp: IP.denied,
+        real: () => exchange(31400, 'x', { localAddress: IP.denied }),
+        through: /^(one|two) x$/,
+      },
+      {
+        to: 'tcp.example.test:31401',
+        real: () => exchange(31401, 'x', { servername: 'tcp.example.test', ca: ca.certPem }),
+        through: /^two x$/,
+      },
+    ];
+    for (const c of cases) {
+      const e = explain(model, { from: gateway, to: c.to, sourceIp: c.sourceIp ?? '127.0.0.1' });
+      const r = await c.real();
+      const what = `${c.to} from ${c.sourceIp ?? 'the client'}: explain ${e.verdict}, Envoy answered ${JSON.stringify(r)}`;
+      assert.equal(e.verdict === 'ALLOW', c.through.test(r.got), what);
+    }
+    // After the 80/20 shift: the weighted destinations, over the gateway's mTLS, each admitting it.
+    const tcp = explain(model, { from: gateway, to: 'tcp-echo:31400' });
+    assert.deepEqual(
+      tcp.destinations.map((d) => `${d.workload} ${d.share} ${d.transport} ${d.decision}`),
+      [`${NS}/tcp-echo-v1 80 mTLS ALLOW`, `${NS}/tcp-echo-v2 20 mTLS ALLOW`],
+    );
+    const nginx = explain(model, { from: gateway, to: 'nginx.example.com:443' });
+    assert.equal(nginx.destinations[0].decidedBy?.name, 'default/nginx-from-gateway/rules[0]');
+    const edges = buildGraph(model).edges.map((x) => `${x.from}->${x.to}:${x.port} ${x.service}`);
+    for (const edge of [
+      `outside->${gateway}:443 nginx.example.com`,
+      `outside->${gateway}:31400 *`,
+      `outside->${gateway}:31401 tcp.example.test`,
+      `${gateway}->default/my-nginx-1:${443} my-nginx`,
+      `${gateway}->${NS}/tcp-echo-v1:9000 ${TCP_ECHO}`,
+      `${gateway}->${NS}/tcp-echo-v2:9000 ${TCP_ECHO}`,
+    ])
+      assert.ok(edges.includes(edge), `${edge} in\n${edges.join('\n')}`);
   });
 });
