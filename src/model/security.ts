@@ -4,8 +4,20 @@
  * selector to the workloads it selects in its namespace. Resolves each workload's effective mTLS mode per port.
  */
 import type { Diagnostics, Origin } from '../diag/diagnostic.js';
-import type { AuthorizationPolicySpec, MtlsSetting, PeerAuthenticationSpec, RequestAuthenticationSpec } from '../policy/security-types.js';
-import { objectRef, type AuthorizationPolicy, type MtlsMode, type PeerAuthentication, type PolicyObject, type RequestAuthentication } from '../policy/types.js';
+import type {
+  AuthorizationPolicySpec,
+  MtlsSetting,
+  PeerAuthenticationSpec,
+  RequestAuthenticationSpec,
+} from '../policy/security-types.js';
+import {
+  objectRef,
+  type AuthorizationPolicy,
+  type MtlsMode,
+  type PeerAuthentication,
+  type PolicyObject,
+  type RequestAuthentication,
+} from '../policy/types.js';
 import { selectByLabels } from './index.js';
 import { labelsMatch, type MeshModel, type Workload } from './mesh-model.js';
 import { track } from './tracking.js';
@@ -28,28 +40,46 @@ export interface SecurityPolicies {
 const scopedOf = new WeakMap<object, Scoped<unknown>>();
 
 /** The model's view of a policy object; the same object for as long as the policy's text is unchanged. */
-export function scoped<S>(o: { meta: { namespace: string; name: string }; spec: S; origin: Origin; at: Record<string, Origin> }): Scoped<S> {
+export function scoped<S>(o: {
+  meta: { namespace: string; name: string };
+  spec: S;
+  origin: Origin;
+  at: Record<string, Origin>;
+}): Scoped<S> {
   let v = scopedOf.get(o) as Scoped<S> | undefined;
-  if (!v) scopedOf.set(o, (v = { namespace: o.meta.namespace, name: o.meta.name, spec: o.spec, origin: o.origin, at: o.at }));
+  if (!v)
+    scopedOf.set(o, (v = { namespace: o.meta.namespace, name: o.meta.name, spec: o.spec, origin: o.origin, at: o.at }));
   return v;
 }
 
 export function collectSecurity(objects: readonly PolicyObject[]): SecurityPolicies {
   return {
     peerAuthentications: objects.filter((o): o is PeerAuthentication => o.kind === 'PeerAuthentication').map(scoped),
-    authorizationPolicies: objects.filter((o): o is AuthorizationPolicy => o.kind === 'AuthorizationPolicy').map(scoped),
-    requestAuthentications: objects.filter((o): o is RequestAuthentication => o.kind === 'RequestAuthentication').map(scoped),
+    authorizationPolicies: objects
+      .filter((o): o is AuthorizationPolicy => o.kind === 'AuthorizationPolicy')
+      .map(scoped),
+    requestAuthentications: objects
+      .filter((o): o is RequestAuthentication => o.kind === 'RequestAuthentication')
+      .map(scoped),
   };
 }
 
-/** Policies that apply to a workload, sorted by namespace and name. */
-export function applicable<S extends { selector?: Record<string, string> }>(list: readonly Scoped<S>[], w: Workload, rootNamespace: string): Scoped<S>[] {
+/**
+ * AuthorizationPolicies or RequestAuthentications that apply to a workload, sorted by namespace and name. Istio
+ * searches the workload's namespace and the root namespace, and attaches a policy without selector or whose
+ * selector's labels the workload has: a root-namespace policy with a selector applies in every namespace.
+ */
+export function applicable<S extends { selector?: Record<string, string> }>(
+  list: readonly Scoped<S>[],
+  w: Workload,
+  rootNamespace: string,
+): Scoped<S>[] {
   const ix = policyIndex(list);
-  const candidates = [
-    ...(ix.get(`${rootNamespace}\0`) ?? []),
-    ...(w.namespace !== rootNamespace ? ix.get(`${w.namespace}\0`) ?? [] : []),
-    ...Object.entries(w.labels).flatMap(([k, v]) => ix.get(`${w.namespace}\0${k}=${v}`) ?? []),
-  ];
+  const namespaces = w.namespace === rootNamespace ? [rootNamespace] : [rootNamespace, w.namespace];
+  const candidates = namespaces.flatMap((ns) => [
+    ...(ix.get(`${ns}\0`) ?? []),
+    ...Object.entries(w.labels).flatMap(([k, v]) => ix.get(`${ns}\0${k}=${v}`) ?? []),
+  ]);
   return [...new Set(candidates)]
     .filter((p) => !p.spec.selector || labelsMatch(p.spec.selector, w.labels))
     .sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
@@ -61,7 +91,9 @@ const policyIndexes = new WeakMap<readonly unknown[], Map<string, Scoped<never>[
  * Policies by `namespace\0` (no selector) or `namespace\0label=value` (the first label of the selector), computed
  * once per list (a model's lists are immutable), so finding a workload's policies does not scan them all.
  */
-function policyIndex<S extends { selector?: Record<string, string> }>(list: readonly Scoped<S>[]): Map<string, Scoped<S>[]> {
+function policyIndex<S extends { selector?: Record<string, string> }>(
+  list: readonly Scoped<S>[],
+): Map<string, Scoped<S>[]> {
   let ix = policyIndexes.get(list) as Map<string, Scoped<S>[]> | undefined;
   if (!ix) {
     ix = new Map();
@@ -85,7 +117,9 @@ export function mtlsModeFor(model: MeshModel, w: Workload, port: number): MtlsMo
   track(`mtls:${w.id}`);
   const root = model.mesh.rootNamespace;
   const pas = model.security.peerAuthentications;
-  const withSelector = pas.filter((p) => p.spec.selector && p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels));
+  const withSelector = pas.filter(
+    (p) => p.spec.selector && p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels),
+  );
   const nsWide = pas.filter((p) => !p.spec.selector && p.namespace === w.namespace);
   const meshWide = pas.filter((p) => !p.spec.selector && p.namespace === root);
   const candidates: MtlsSetting[] = [
@@ -107,9 +141,17 @@ export function checkSecurity(model: MeshModel, diags: Diagnostics): void {
   for (const [kind, list] of lists) {
     for (const p of list) {
       const object = objectRef(kind, p);
-      const none = p.spec.selector && selectByLabels(model.workloads, p.namespace, p.spec.selector).length === 0;
-      if (none && !groupSelected(model.groups, p.namespace, p.spec.selector!)) {
-        diags.report('CH0303', `selector matches no WorkloadEntry in namespace ${p.namespace}`, { location: p.origin, object });
+      // A root-namespace AuthorizationPolicy or RequestAuthentication selects in every namespace (see applicable).
+      const everywhere = p.namespace === root && kind !== 'PeerAuthentication';
+      const where = everywhere ? model.namespaces : [p.namespace];
+      const selects = (ns: string) =>
+        selectByLabels(model.workloads, ns, p.spec.selector!).length > 0 ||
+        groupSelected(model.groups, ns, p.spec.selector!);
+      if (p.spec.selector && !where.some(selects)) {
+        const scope = everywhere
+          ? 'any namespace (a root-namespace policy selects mesh-wide)'
+          : `namespace ${p.namespace}`;
+        diags.report('CH0303', `selector matches no WorkloadEntry in ${scope}`, { location: p.origin, object });
       }
     }
     // Istio allows one namespace-wide (and one mesh-wide) PeerAuthentication; more is ambiguous.
@@ -118,11 +160,15 @@ export function checkSecurity(model: MeshModel, diags: Diagnostics): void {
       for (const p of list.filter((x) => !x.spec.selector)) {
         const prev = seen.get(p.namespace);
         if (prev) {
-          diags.report('CH0403', `namespace ${p.namespace}${p.namespace === root ? ' (the root namespace: mesh-wide)' : ''} already has a PeerAuthentication without selector`, {
-            location: p.origin,
-            object: objectRef(kind, p),
-            related: [{ message: 'the other one', location: prev.origin }],
-          });
+          diags.report(
+            'CH0403',
+            `namespace ${p.namespace}${p.namespace === root ? ' (the root namespace: mesh-wide)' : ''} already has a PeerAuthentication without selector`,
+            {
+              location: p.origin,
+              object: objectRef(kind, p),
+              related: [{ message: 'the other one', location: prev.origin }],
+            },
+          );
         }
         seen.set(p.namespace, p);
       }
