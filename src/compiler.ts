@@ -136,7 +136,7 @@ function* compileSteps(
   if (ok) {
     const m = model.value;
     yield;
-    const affected = previous ? yield* affectedProxies(m, previous.index) : undefined;
+    const affected = previous ? yield* affectedProxies(m, previous.index, previous.model) : undefined;
     const changed = new Map<string, { old?: Dependencies; now?: Dependencies }>();
     for (const w of m.workloads) {
       yield;

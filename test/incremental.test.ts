@@ -99,6 +99,44 @@ test('incremental compile equals a full compile after every kind of edit, and co
       ),
     ['shop/frontend-1'],
   );
+  // Per-workload policy values are carried over from the previous list unless an added or removed policy selects
+  // the workload (ir/dependencies.ts): namespace-wide and mesh-wide policies select without a selector.
+  const policy = (ns: string, name: string, selector: string) =>
+    `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: ${name}, namespace: ${ns} }\n` +
+    `spec:\n${selector}  rules: [{ to: [{ operation: { methods: [GET] } }] }]\n`;
+  expect('a namespace-wide policy', () => files.set('shop/ns-authz.yaml', policy('shop', 'ns', '')), all);
+  expect('a mesh-wide policy', () => files.set('istio-system/mesh-authz.yaml', policy('istio-system', 'm', '')), [
+    ...all,
+    gateway,
+  ]);
+  expect(
+    'a root-namespace policy with a selector selects only there',
+    () =>
+      files.set(
+        'istio-system/gw-authz.yaml',
+        policy('istio-system', 'gw', '  selector: { matchLabels: { app: frontend } }\n'),
+      ),
+    [],
+  );
+  expect(
+    'policies removed',
+    () => {
+      files.delete('shop/ns-authz.yaml');
+      files.delete('istio-system/mesh-authz.yaml');
+      files.delete('istio-system/gw-authz.yaml');
+    },
+    [...all, gateway],
+  );
+  expect('the frontend policy removed', () => files.delete('shop/frontend-authz.yaml'), ['shop/frontend-1']);
+  expect(
+    'the frontend policy back',
+    () =>
+      files.set(
+        'shop/frontend-authz.yaml',
+        'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: fe, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  rules: [{ to: [{ operation: { methods: [GET] } }] }]\n',
+      ),
+    ['shop/frontend-1'],
+  );
   // The backends reach backend.shop.svc through their ./* egress, so its routes are theirs too.
   expect(
     'route weights',
@@ -168,6 +206,24 @@ test('incremental compile equals a full compile after every kind of edit, and co
       ),
     backends,
   );
+  expect(
+    'request authentication issuer',
+    () => edit(files, 'shop/jwt.yaml', 'issuer: "https://issuer.example"', 'issuer: "https://other.example"'),
+    backends,
+  );
+  expect(
+    'a namespace-wide request authentication',
+    () =>
+      files.set(
+        'shop/jwt-ns.yaml',
+        'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: { name: ns, namespace: shop }\nspec:\n  jwtRules: [{ issuer: "https://ns.example", jwksUri: "https://ns.example/jwks" }]\n',
+      ),
+    ['shop/frontend-1', ...backends],
+  );
+  expect('the namespace-wide request authentication removed', () => files.delete('shop/jwt-ns.yaml'), [
+    'shop/frontend-1',
+    ...backends,
+  ]);
   expect(
     'service removed with the egress host naming it',
     () => {

@@ -13,6 +13,7 @@ import { applicable } from '../model/security.js';
 import { boundVirtualServices, gatewaysOf } from '../model/gateways.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { recording, untracked } from '../model/tracking.js';
+import { unchangedKeys } from './model-diff.js';
 
 /** Kinds of key defined by later stages (the IR's shared clusters), to keep imports one-way. */
 const definitions = new Map<string, (model: MeshModel, arg: string) => unknown>();
@@ -73,13 +74,21 @@ export interface DependencyIndex {
   dependents: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
-/** Proxies with a dependency whose value differs in `model`; a generator that pauses every 256 keys. */
-export function* affectedProxies(model: MeshModel, index: DependencyIndex): Generator<void, Set<string>> {
+/**
+ * Proxies with a dependency whose value differs in `model`; a generator that pauses every 256 keys. `previous`,
+ * the model `index` was valued against, spares re-valuing the keys its difference to `model` shows unchanged.
+ */
+export function* affectedProxies(
+  model: MeshModel,
+  index: DependencyIndex,
+  previous?: MeshModel,
+): Generator<void, Set<string>> {
   const memo = memoOf(model);
+  const unchanged = previous ? unchangedKeys(previous, model) : () => false;
   const out = new Set<string>();
   let n = 0;
   for (const [k, v] of index.values) {
-    if (valueOf(model, k, memo) !== v) for (const id of index.dependents.get(k) ?? []) out.add(id);
+    if (!unchanged(k) && valueOf(model, k, memo) !== v) for (const id of index.dependents.get(k) ?? []) out.add(id);
     if (++n % 256 === 0) yield;
   }
   return out;
@@ -89,7 +98,10 @@ export function* affectedProxies(model: MeshModel, index: DependencyIndex): Gene
  * The index after a compile: `before` with the proxies in `changed` (recompiled: their new dependencies; removed:
  * none) updated. `before` is left as it is: a rejected revision must not disturb the result it keeps.
  */
-export function updatedIndex(before: DependencyIndex | undefined, changed: ReadonlyMap<string, { old?: Dependencies; now?: Dependencies }>): DependencyIndex {
+export function updatedIndex(
+  before: DependencyIndex | undefined,
+  changed: ReadonlyMap<string, { old?: Dependencies; now?: Dependencies }>,
+): DependencyIndex {
   const values = new Map(before?.values);
   const dependents = new Map(before?.dependents);
   const own = new Set<string>(); // keys whose set is already a copy of this update's
@@ -172,11 +184,17 @@ function compute(model: MeshModel, key: string): string {
   // identity while unchanged (see buildModel), so the value is remembered per (workload, list, mesh).
   switch (kind) {
     case 'mtls':
-      return perWorkload(kind, w, model.security.peerAuthentications, model.mesh, () => hashOf(peerAuthenticationsOf(model, w)));
+      return perWorkload(kind, w, model.security.peerAuthentications, model.mesh, () =>
+        hashOf(peerAuthenticationsOf(model, w)),
+      );
     case 'authz':
-      return perWorkload(kind, w, model.security.authorizationPolicies, model.mesh, () => hashOf(applicable(model.security.authorizationPolicies, w, root)));
+      return perWorkload(kind, w, model.security.authorizationPolicies, model.mesh, () =>
+        hashOf(applicable(model.security.authorizationPolicies, w, root)),
+      );
     case 'reqauthn':
-      return perWorkload(kind, w, model.security.requestAuthentications, model.mesh, () => hashOf(applicable(model.security.requestAuthentications, w, root)));
+      return perWorkload(kind, w, model.security.requestAuthentications, model.mesh, () =>
+        hashOf(applicable(model.security.requestAuthentications, w, root)),
+      );
     case 'rl':
       return perWorkload(kind, w, model.routing.rateLimits, model.mesh, () => hashOf(rateLimitsFor(model, w)));
     case 'tel':
@@ -205,7 +223,9 @@ function perWorkload(kind: string, w: object, list: object, mesh: object, comput
 function peerAuthenticationsOf(model: MeshModel, w: Workload): unknown[] {
   const root = model.mesh.rootNamespace;
   return model.security.peerAuthentications.filter((p) =>
-    p.spec.selector ? p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels) : p.namespace === w.namespace || p.namespace === root,
+    p.spec.selector
+      ? p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels)
+      : p.namespace === w.namespace || p.namespace === root,
   );
 }
 
