@@ -48,6 +48,8 @@ function step(files: Files, previous: CompileResult | undefined, what: string): 
   const full = compileSource(src);
   assert.ok(full.ok, `${what}: ${JSON.stringify(full.diagnostics.filter((d) => d.severity === 'error'))}`);
   assert.equal(inc.revision, full.revision);
+  // Checks memoized across revisions (host checks of unchanged Sidecars) must report what a full compile reports.
+  assert.deepEqual(inc.diagnostics, full.diagnostics, `${what}: diagnostics`);
   const [a, b] = [shape(inc), shape(full)];
   assert.deepEqual(
     a.map((x) => x[0]),
@@ -163,8 +165,15 @@ test('incremental compile equals a full compile after every kind of edit, and co
   );
   const payments =
     'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: payments, namespace: shop }\nspec:\n  hosts: [payments.shop.svc]\n  ports: [{ number: 80, name: http, protocol: HTTP }]\n  endpoints: [{ address: 10.0.0.1 }]\n';
+  // A host naming an empty namespace is a warning; the host checks are remembered while services keep their shape.
+  expect('a warning', () => edit(files, 'shop/sidecars.yaml', 'hosts: ["./*"]', 'hosts: ["./*", "empty/*"]'), [
+    'shop/backend-1',
+  ]);
+  assert.ok(r.diagnostics.some((d) => d.code === 'CH0302'));
   expect('a new service joins the wildcard scopes only', () => files.set('shop/payments.yaml', payments), backends);
   expect('endpoint change', () => files.set('shop/payments.yaml', payments.replace('10.0.0.1', '10.0.0.2')), backends);
+  assert.ok(r.diagnostics.some((d) => d.code === 'CH0302'));
+  expect('the warning fixed', () => edit(files, 'shop/sidecars.yaml', ', "empty/*"', ''), ['shop/backend-1']);
   expect(
     'egress host added',
     () => edit(files, 'shop/sidecars.yaml', '"./backend.shop.svc"', '"./backend.shop.svc", "./payments.shop.svc"'),
@@ -308,4 +317,17 @@ test('at benchmark scale an endpoint flap or a policy edit recompiles only the p
   files.set('proxies/client-3.yaml', proxyFile(3, size, 1));
   r = step(files, r, 'policy edit');
   assert.equal(r.compiled, 1);
+});
+
+test('a revision the checks reject reports what a full compile reports', () => {
+  const files = readTree('examples/mesh');
+  // The last compile before the incremental one must be `first`: the checks remember their latest inputs.
+  const first = compileSource(sourceOf(files));
+  // The frontend's Sidecar is unchanged, but the service its egress names is gone: its host check runs again.
+  edit(files, 'shop/services.yaml', 'hosts: [backend.shop.svc]', 'hosts: [backend2.shop.svc]');
+  const src = sourceOf(files);
+  const [inc, full] = [compileSource(src, [], first), compileSource(src)];
+  assert.equal(full.ok, false);
+  assert.ok(full.diagnostics.some((d) => d.code === 'CH0301'));
+  assert.deepEqual(inc.diagnostics, full.diagnostics);
 });
