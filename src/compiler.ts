@@ -202,7 +202,9 @@ function* encodeSteps(
       if (!errors.has(key)) errors.set(key, encodeDiagnostic(err, revision));
     }
   }
-  if (errors.size === 0) cache.sweep(() => snapshots.values());
+  // A cache new to this compile holds only what these snapshots use; sweeping it would find nothing to drop.
+  if (errors.size === 0 && previous) cache.sweep(() => snapshots.values());
+  else if (errors.size === 0) cache.allInUse();
   return { snapshots, errors: [...errors.values()] };
 }
 
