@@ -120,6 +120,13 @@ test('incremental compile equals a full compile after every kind of edit, and co
       ),
     [],
   );
+  // An empty selector selects like none (applicable indexes it so): mesh-wide from the root namespace.
+  expect(
+    'a root-namespace policy with an empty selector',
+    () => files.set('istio-system/empty-authz.yaml', policy('istio-system', 'e', '  selector: { matchLabels: {} }\n')),
+    [...all, gateway],
+  );
+  expect('policies removed', () => files.delete('istio-system/empty-authz.yaml'), [...all, gateway]);
   expect(
     'policies removed',
     () => {

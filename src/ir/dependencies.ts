@@ -13,7 +13,7 @@ import { applicable } from '../model/security.js';
 import { boundVirtualServices, gatewaysOf } from '../model/gateways.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { recording, untracked } from '../model/tracking.js';
-import { unchangedKeys } from './model-diff.js';
+import { knownUnchangedKeys, unchangedKeys } from './model-diff.js';
 
 /** Kinds of key defined by later stages (the IR's shared clusters), to keep imports one-way. */
 const definitions = new Map<string, (model: MeshModel, arg: string) => unknown>();
@@ -29,19 +29,24 @@ export function defineDependency(kind: string, lookup: (model: MeshModel, arg: s
  */
 export class DerivedCache<V> {
   private model?: MeshModel;
+  /** The model `before`'s entries hold for: each was computed or carried over in it. */
+  private previous?: MeshModel;
   private now = new Map<string, { value: V; deps: Dependencies }>();
   private before = new Map<string, { value: V; deps: Dependencies }>();
 
   get(model: MeshModel, key: string, compute: () => V): V {
     if (model !== this.model) {
       this.before = this.model ? this.now : new Map();
+      this.previous = this.model;
       this.now = new Map();
       this.model = model;
     }
     let entry = this.now.get(key);
     if (!entry) {
       const old = this.before.get(key);
-      if (old && dependenciesHold(model, old.deps)) entry = old;
+      // What a compile found unchanged from `previous` to `model` need not be valued again.
+      const unchanged = this.previous && knownUnchangedKeys(this.previous, model);
+      if (old && dependenciesHold(model, old.deps, unchanged)) entry = old;
       else {
         const { value, keys } = recording(compute);
         entry = { value, deps: dependencyValues(model, keys) };
@@ -133,9 +138,13 @@ export function updatedIndex(
 }
 
 /** Whether every dependency has the same value in `model` as when it was recorded. */
-export function dependenciesHold(model: MeshModel, deps: Dependencies): boolean {
+export function dependenciesHold(
+  model: MeshModel,
+  deps: Dependencies,
+  unchanged: (key: string) => boolean = () => false,
+): boolean {
   const memo = memoOf(model);
-  for (const [k, v] of deps) if (valueOf(model, k, memo) !== v) return false;
+  for (const [k, v] of deps) if (!unchanged(k) && valueOf(model, k, memo) !== v) return false;
   return true;
 }
 

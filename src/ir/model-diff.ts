@@ -5,18 +5,30 @@
  * key of the mesh. "Certainly" is the rule: a key this cannot decide is re-valued, because a key wrongly taken as
  * unchanged leaves a proxy with old configuration (an old AuthorizationPolicy, say).
  */
-import { serviceByHost, workloadById } from '../model/index.js';
+import { selectByLabels, serviceByHost, workloadById } from '../model/index.js';
 import type { MeshModel } from '../model/mesh-model.js';
-import { applicable, type Scoped } from '../model/security.js';
+import type { Scoped } from '../model/security.js';
 import { untracked } from '../model/tracking.js';
 
 /** How a per-workload policy list changed: not at all, by these policies (added or removed), or unknowably. */
-type ListChange = 'same' | 'other' | { changed: Scoped<{ selector?: Record<string, string> }>[] };
+type ListChange = 'same' | 'other' | { selected: Set<string> };
 
 /** A predicate on keys: true when the key's value in `now` is the one it had in `before`. */
 export function unchangedKeys(before: MeshModel, now: MeshModel): (key: string) => boolean {
-  return untracked(() => diff(before, now));
+  let byBefore = diffs.get(now);
+  if (!byBefore) diffs.set(now, (byBefore = new WeakMap()));
+  let pred = byBefore.get(before);
+  if (!pred) byBefore.set(before, (pred = untracked(() => diff(before, now))));
+  return pred;
 }
+
+/** The predicate for (before, now) if a compile already computed it; a pure function of the two models. */
+export function knownUnchangedKeys(before: MeshModel, now: MeshModel): ((key: string) => boolean) | undefined {
+  return diffs.get(now)?.get(before);
+}
+
+/** By the newer model, then the older; weak both ways, so a model's predicate never keeps an older model alive. */
+const diffs = new WeakMap<MeshModel, WeakMap<MeshModel, (key: string) => boolean>>();
 
 function diff(before: MeshModel, now: MeshModel): (key: string) => boolean {
   const meshSame = before.mesh === now.mesh;
@@ -44,14 +56,13 @@ function diff(before: MeshModel, now: MeshModel): (key: string) => boolean {
   // Authorization and request authentication apply the policies that select the workload (`applicable`); the
   // other lists' values are only known to be functions of (workload, list, Mesh) (see ir/dependencies.ts).
   const lists: Record<string, ListChange> = {
-    authz: selectedChange(before.security.authorizationPolicies, now.security.authorizationPolicies),
-    reqauthn: selectedChange(before.security.requestAuthentications, now.security.requestAuthentications),
+    authz: selectedChange(before.security.authorizationPolicies, now.security.authorizationPolicies, now),
+    reqauthn: selectedChange(before.security.requestAuthentications, now.security.requestAuthentications, now),
     mtls: before.security.peerAuthentications === now.security.peerAuthentications ? 'same' : 'other',
     rl: before.routing.rateLimits === now.routing.rateLimits ? 'same' : 'other',
     tel: before.telemetry === now.telemetry ? 'same' : 'other',
     gw: before.gateways.list === now.gateways.list ? 'same' : 'other',
   };
-  const root = now.mesh.rootNamespace;
   return (key) => {
     if (key === 'mesh') return meshSame;
     const colon = key.indexOf(':');
@@ -69,10 +80,30 @@ function diff(before: MeshModel, now: MeshModel): (key: string) => boolean {
     const change = lists[kind];
     if (change === undefined || !meshSame || workloads.has(arg)) return false;
     if (change === 'same' || change === 'other') return change === 'same';
-    const w = untracked(() => workloadById(now, arg));
     // The sorted subset of the list selecting the workload is the same objects unless a changed policy selects it.
-    return w === undefined || applicable(change.changed, w, root).length === 0;
+    return !change.selected.has(arg);
   };
+}
+
+/**
+ * Ids of the workloads of `model` that any of `policies` may select: at least those `applicable` gives it to. A
+ * policy selects only in its own namespace; without a selector (or an empty one, which `applicable` indexes like
+ * none) it applies to its namespace, or to every workload from the root namespace.
+ */
+function selectedBy(policies: readonly Scoped<{ selector?: Record<string, string> }>[], model: MeshModel): Set<string> {
+  const root = model.mesh.rootNamespace;
+  const ids = new Set<string>();
+  for (const p of policies) {
+    const selector = p.spec.selector;
+    const pool =
+      selector && Object.keys(selector).length > 0
+        ? selectByLabels(model.workloads, p.namespace, selector)
+        : p.namespace === root
+          ? model.workloads
+          : model.workloads.filter((w) => w.namespace === p.namespace);
+    for (const w of pool) ids.add(w.id);
+  }
+  return ids;
 }
 
 /** Ids whose object differs between the two lists (changed, added or removed). */
@@ -95,10 +126,15 @@ function changedIds<T>(
   return out;
 }
 
-function selectedChange<T extends object>(before: readonly T[], now: readonly T[]): ListChange {
+function selectedChange<T extends Scoped<{ selector?: Record<string, string> }>>(
+  before: readonly T[],
+  now: readonly T[],
+  model: MeshModel,
+): ListChange {
   if (before === now) return 'same';
   const inNow = new Set<T>(now);
   const inBefore = new Set<T>(before);
   const changed = [...now.filter((p) => !inBefore.has(p)), ...before.filter((p) => !inNow.has(p))];
-  return { changed: changed as unknown as Scoped<{ selector?: Record<string, string> }>[] };
+  // Workloads unchanged between the models (the only ones this decides) are the same objects in both.
+  return { selected: selectedBy(changed, model) };
 }
