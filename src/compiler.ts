@@ -14,6 +14,7 @@ import { compileProxy } from './ir/compile.js';
 import {
   affectedProxies,
   dependencyValues,
+  emptyIndex,
   updatedIndex,
   type Dependencies,
   type DependencyIndex,
@@ -132,7 +133,7 @@ function* compileSteps(
   const proxies = new Map<string, CompiledProxy>();
   const ok = !hasErrors(diagnostics);
   let compiled = 0;
-  let index: DependencyIndex = { values: new Map(), dependents: new Map() };
+  let index: DependencyIndex = emptyIndex();
   if (ok) {
     const m = model.value;
     yield;
@@ -170,7 +171,7 @@ function* compileSteps(
     cache,
     encodeMs,
     compiled,
-    index: refused ? { values: new Map(), dependents: new Map() } : index,
+    index: refused ? emptyIndex() : index,
   };
 }
 

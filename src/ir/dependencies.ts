@@ -14,6 +14,7 @@ import { boundVirtualServices, gatewaysOf } from '../model/gateways.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { recording, untracked } from '../model/tracking.js';
 import { knownUnchangedKeys, unchangedKeys } from './model-diff.js';
+import type { Dependencies, DependencyIndex } from './dependency-index.js';
 
 /** Kinds of key defined by later stages (the IR's shared clusters), to keep imports one-way. */
 const definitions = new Map<string, (model: MeshModel, arg: string) => unknown>();
@@ -57,8 +58,7 @@ export class DerivedCache<V> {
   }
 }
 
-/** Key -> value, for the model a proxy was compiled from. */
-export type Dependencies = ReadonlyMap<string, string>;
+export { emptyIndex, updatedIndex, type Dependencies, type DependencyIndex } from './dependency-index.js';
 
 const ABSENT = '-';
 const values = new WeakMap<MeshModel, Map<string, string>>();
@@ -71,16 +71,7 @@ export function dependencyValues(model: MeshModel, keys: Iterable<string>): Depe
 }
 
 /**
- * For a whole compile result: which proxies depend on each key, and the key's value in the latest model. A new
- * model is checked key by key (each distinct part of the model once), not proxy by proxy.
- */
-export interface DependencyIndex {
-  values: ReadonlyMap<string, string>;
-  dependents: ReadonlyMap<string, ReadonlySet<string>>;
-}
-
-/**
- * Proxies with a dependency whose value differs in `model`; a generator that pauses every 256 keys. `previous`,
+ * Proxies with a dependency whose value differs in `model`; a generator that pauses every few hundred keys. `previous`,
  * the model `index` was valued against, spares re-valuing the keys its difference to `model` shows unchanged.
  */
 export function* affectedProxies(
@@ -92,49 +83,13 @@ export function* affectedProxies(
   const unchanged = previous ? unchangedKeys(previous, model) : () => false;
   const out = new Set<string>();
   let n = 0;
-  for (const [k, v] of index.values) {
-    if (!unchanged(k) && valueOf(model, k, memo) !== v) for (const id of index.dependents.get(k) ?? []) out.add(id);
-    if (++n % 256 === 0) yield;
+  for (const chunk of index.chunks) {
+    for (const [k, e] of chunk) {
+      if (!unchanged(k) && valueOf(model, k, memo) !== e.value) for (const id of e.dependents) out.add(id);
+    }
+    if (++n % 16 === 0) yield; // ~16 x 50 keys
   }
   return out;
-}
-
-/**
- * The index after a compile: `before` with the proxies in `changed` (recompiled: their new dependencies; removed:
- * none) updated. `before` is left as it is: a rejected revision must not disturb the result it keeps.
- */
-export function updatedIndex(
-  before: DependencyIndex | undefined,
-  changed: ReadonlyMap<string, { old?: Dependencies; now?: Dependencies }>,
-): DependencyIndex {
-  const values = new Map(before?.values);
-  const dependents = new Map(before?.dependents);
-  const own = new Set<string>(); // keys whose set is already a copy of this update's
-  const setOf = (k: string): Set<string> => {
-    if (!own.has(k)) {
-      own.add(k);
-      dependents.set(k, new Set(dependents.get(k)));
-    }
-    return dependents.get(k) as Set<string>;
-  };
-  for (const [id, { old }] of changed) {
-    for (const k of old?.keys() ?? []) {
-      const set = setOf(k);
-      set.delete(id);
-      if (set.size === 0) {
-        dependents.delete(k);
-        values.delete(k);
-        own.delete(k);
-      }
-    }
-  }
-  for (const [id, { now }] of changed) {
-    for (const [k, v] of now ?? []) {
-      setOf(k).add(id);
-      values.set(k, v);
-    }
-  }
-  return { values, dependents };
 }
 
 /** Whether every dependency has the same value in `model` as when it was recorded. */
