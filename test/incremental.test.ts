@@ -41,16 +41,30 @@ const shape = (r: CompileResult) =>
     ),
   ]);
 
-/** Compiles `files` both ways, asserts they agree, and returns the incremental result. */
-function step(files: Files, previous: CompileResult | undefined, what: string): CompileResult {
+type Check = () => void;
+
+/**
+ * Compiles `files` incrementally and from scratch, asserts they agree, and returns the incremental result. With
+ * `deferred`, the full compile and the comparison wait there until the caller runs them: the process-wide caches
+ * (shared clusters) then see one model after another, as in a server, and carry their entries over.
+ */
+function step(files: Files, previous: CompileResult | undefined, what: string, deferred?: Check[]): CompileResult {
   const src = sourceOf(files);
   const inc = compileSource(src, [], previous);
+  const a = shape(inc);
+  const compare = () => compareWithFull(src, inc, a, what);
+  if (deferred) deferred.push(compare);
+  else compare();
+  return inc;
+}
+
+function compareWithFull(src: PolicySource, inc: CompileResult, a: ReturnType<typeof shape>, what: string): void {
   const full = compileSource(src);
   assert.ok(full.ok, `${what}: ${JSON.stringify(full.diagnostics.filter((d) => d.severity === 'error'))}`);
   assert.equal(inc.revision, full.revision);
   // Checks memoized across revisions (host checks of unchanged Sidecars) must report what a full compile reports.
   assert.deepEqual(inc.diagnostics, full.diagnostics, `${what}: diagnostics`);
-  const [a, b] = [shape(inc), shape(full)];
+  const b = shape(full);
   assert.deepEqual(
     a.map((x) => x[0]),
     b.map((x) => x[0]),
@@ -60,7 +74,6 @@ function step(files: Files, previous: CompileResult | undefined, what: string): 
     assert.ok(a[i][1] === b[i][1], `${what}: IR of ${a[i][0]} differs from a full compile`);
     assert.ok(a[i][2] === b[i][2], `${what}: resources of ${a[i][0]} differ from a full compile`);
   }
-  return inc;
 }
 
 const edit = (files: Files, file: string, from: string | RegExp, to: string) => {
@@ -70,14 +83,23 @@ const edit = (files: Files, file: string, from: string | RegExp, to: string) => 
   files.set(file, next);
 };
 
-test('incremental compile equals a full compile after every kind of edit, and compiles only what an edit affects', () => {
+for (const chained of [false, true]) {
+  const how = chained ? ', compiles chained' : '';
+  test(`incremental compile equals a full compile after every kind of edit, compiling only what it affects${how}`, () => {
+    const deferred: Check[] = [];
+    everyKindOfEdit(chained ? deferred : undefined);
+    for (const check of deferred) check();
+  });
+}
+
+function everyKindOfEdit(deferred?: Check[]): void {
   const files = readTree('examples/mesh');
-  let r = step(files, undefined, 'initial');
+  let r = step(files, undefined, 'initial', deferred);
   assert.equal(r.compiled, 4);
   const expect = (what: string, apply: () => void, compiled: string[]) => {
     const before = r;
     apply();
-    r = step(files, before, what);
+    r = step(files, before, what, deferred);
     const recompiled = [...r.proxies]
       .filter(([id, p]) => before.proxies.get(id)?.resources !== p.resources)
       .map(([id]) => id)
@@ -304,14 +326,15 @@ test('incremental compile equals a full compile after every kind of edit, and co
     },
     ['shop/frontend-1', 'shop/backend-1', 'ops/tools-1', gateway],
   );
-});
+}
 
 test('at benchmark scale an endpoint flap or a policy edit recompiles only the proxies that see it', () => {
   const size: MeshSize = { name: 'T', services: 200, endpointsPerService: 5, proxies: 200, scope: 20 };
   const files: Files = new Map();
   for (let i = 0; i < size.services; i++) files.set(`services/svc-${i}.yaml`, serviceFile(i, size.endpointsPerService));
   for (let p = 0; p < size.proxies; p++) files.set(`proxies/client-${p}.yaml`, proxyFile(p, size));
-  let r = step(files, undefined, 'initial');
+  const deferred: Check[] = [];
+  let r = step(files, undefined, 'initial', deferred);
   const seeing = (host: string) =>
     [...r.proxies.values()].filter((p) =>
       p.ir.clusters.some((c) => c.key.direction === 'outbound' && c.key.host === host),
@@ -319,11 +342,12 @@ test('at benchmark scale an endpoint flap or a policy edit recompiles only the p
   const flapped = seeing('svc-5.bench.svc');
   assert.ok(flapped > 0 && flapped < 50);
   files.set('services/svc-5.yaml', serviceFile(5, size.endpointsPerService, true));
-  r = step(files, r, 'endpoint flap');
+  r = step(files, r, 'endpoint flap', deferred);
   assert.equal(r.compiled, flapped);
   files.set('proxies/client-3.yaml', proxyFile(3, size, 1));
-  r = step(files, r, 'policy edit');
+  r = step(files, r, 'policy edit', deferred);
   assert.equal(r.compiled, 1);
+  for (const check of deferred) check();
 });
 
 test('a revision the checks reject reports what a full compile reports', () => {

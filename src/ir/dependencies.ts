@@ -16,12 +16,33 @@ import { recording, untracked } from '../model/tracking.js';
 import { knownUnchangedKeys, unchangedKeys } from './model-diff.js';
 import type { Dependencies, DependencyIndex } from './dependency-index.js';
 
-/** Kinds of key defined by later stages (the IR's shared clusters), to keep imports one-way. */
-const definitions = new Map<string, (model: MeshModel, arg: string) => unknown>();
+/** Says, from the difference of two models, that a key's value is certainly the same in `now` as in `before`. */
+export type HeldOver = (before: MeshModel, now: MeshModel, arg: string, unchanged: (key: string) => boolean) => boolean;
 
-/** Defines keys `<kind>:<arg>` whose value is the hash of `lookup(model, arg)`. */
-export function defineDependency(kind: string, lookup: (model: MeshModel, arg: string) => unknown): void {
-  definitions.set(kind, lookup);
+/** Kinds of key defined by later stages (the IR's shared clusters), to keep imports one-way. */
+const definitions = new Map<string, { lookup: (model: MeshModel, arg: string) => unknown; heldOver?: HeldOver }>();
+
+/**
+ * Defines keys `<kind>:<arg>` whose value is the hash of `lookup(model, arg)`; `heldOver`, if given, spares
+ * re-valuing a key it vouches for.
+ */
+export function defineDependency(
+  kind: string,
+  lookup: (model: MeshModel, arg: string) => unknown,
+  heldOver?: HeldOver,
+): void {
+  definitions.set(kind, { lookup, ...(heldOver ? { heldOver } : {}) });
+}
+
+/** The keys certainly unchanged from `before` to `now`: the model difference's, and the defined kinds' own. */
+function unchangedFrom(before: MeshModel, now: MeshModel): (key: string) => boolean {
+  const unchanged = unchangedKeys(before, now);
+  return (key) => {
+    if (unchanged(key)) return true;
+    const colon = key.indexOf(':');
+    const heldOver = colon > 0 ? definitions.get(key.slice(0, colon))?.heldOver : undefined;
+    return heldOver !== undefined && heldOver(before, now, key.slice(colon + 1), unchanged);
+  };
 }
 
 /**
@@ -36,12 +57,7 @@ export class DerivedCache<V> {
   private before = new Map<string, { value: V; deps: Dependencies }>();
 
   get(model: MeshModel, key: string, compute: () => V): V {
-    if (model !== this.model) {
-      this.before = this.model ? this.now : new Map();
-      this.previous = this.model;
-      this.now = new Map();
-      this.model = model;
-    }
+    if (model !== this.model) this.rotate(model);
     let entry = this.now.get(key);
     if (!entry) {
       const old = this.before.get(key);
@@ -55,6 +71,28 @@ export class DerivedCache<V> {
       this.now.set(key, entry);
     }
     return entry.value;
+  }
+
+  /**
+   * What `get(now, key)` does when `before`'s entry holds, without valuing its dependencies: when every one of
+   * them is certainly unchanged, the entry is carried over into `now` (the same object) and this returns true.
+   */
+  carryOver(key: string, before: MeshModel, now: MeshModel, unchanged: (key: string) => boolean): boolean {
+    if (this.model === before) this.rotate(now);
+    if (this.model !== now || this.previous !== before) return false;
+    if (this.now.has(key)) return this.now.get(key) === this.before.get(key);
+    const entry = this.before.get(key);
+    if (!entry) return false;
+    for (const k of entry.deps.keys()) if (!unchanged(k)) return false;
+    this.now.set(key, entry);
+    return true;
+  }
+
+  private rotate(model: MeshModel): void {
+    this.before = this.model ? this.now : new Map();
+    this.previous = this.model;
+    this.now = new Map();
+    this.model = model;
   }
 }
 
@@ -80,7 +118,7 @@ export function* affectedProxies(
   previous?: MeshModel,
 ): Generator<void, Set<string>> {
   const memo = memoOf(model);
-  const unchanged = previous ? unchangedKeys(previous, model) : () => false;
+  const unchanged = previous ? unchangedFrom(previous, model) : () => false;
   const out = new Set<string>();
   let n = 0;
   for (const chunk of index.chunks) {
@@ -140,7 +178,7 @@ function compute(model: MeshModel, key: string): string {
       return hashOf(boundVirtualServices(model, arg));
   }
   const defined = definitions.get(kind);
-  if (defined) return hashOf(defined(model, arg));
+  if (defined) return hashOf(defined.lookup(model, arg));
   const w = workloadById(model, arg);
   if (!w) return ABSENT;
   const root = model.mesh.rootNamespace;

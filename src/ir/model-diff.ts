@@ -53,6 +53,8 @@ function diff(before: MeshModel, now: MeshModel): (key: string) => boolean {
       if (s) namespaces.add(s.namespace);
     }
   }
+  const virtualServices = changedKeys(before.routing.virtualServices, now.routing.virtualServices);
+  const destinationRules = changedKeys(before.routing.destinationRules, now.routing.destinationRules);
   // Authorization and request authentication apply the policies that select the workload (`applicable`); the
   // other lists' values are only known to be functions of (workload, list, Mesh) (see ir/dependencies.ts).
   const lists: Record<string, ListChange> = {
@@ -76,6 +78,10 @@ function diff(before: MeshModel, now: MeshModel): (key: string) => boolean {
         return arg === '*' ? hosts.size === 0 : !namespaces.has(arg);
       case 'wl':
         return !workloads.has(arg);
+      case 'vs':
+        return !virtualServices.has(arg);
+      case 'dr':
+        return !destinationRules.has(arg);
     }
     const change = lists[kind];
     if (change === undefined || !meshSame || workloads.has(arg)) return false;
@@ -104,6 +110,15 @@ function selectedBy(policies: readonly Scoped<{ selector?: Record<string, string
     for (const w of pool) ids.add(w.id);
   }
   return ids;
+}
+
+/** Keys whose value differs between the two maps (changed, added or removed). */
+function changedKeys<V>(before: ReadonlyMap<string, V>, now: ReadonlyMap<string, V>): Set<string> {
+  const out = new Set<string>();
+  if (before === now) return out;
+  for (const [k, v] of now) if (before.get(k) !== v) out.add(k);
+  for (const k of before.keys()) if (!now.has(k)) out.add(k);
+  return out;
 }
 
 /** Ids whose object differs between the two lists (changed, added or removed). */
