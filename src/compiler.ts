@@ -14,6 +14,7 @@ import { compileProxy } from './ir/compile.js';
 import {
   affectedProxies,
   dependencyValues,
+  emptyIndex,
   updatedIndex,
   type Dependencies,
   type DependencyIndex,
@@ -132,11 +133,11 @@ function* compileSteps(
   const proxies = new Map<string, CompiledProxy>();
   const ok = !hasErrors(diagnostics);
   let compiled = 0;
-  let index: DependencyIndex = { values: new Map(), dependents: new Map() };
+  let index: DependencyIndex = emptyIndex();
   if (ok) {
     const m = model.value;
     yield;
-    const affected = previous ? yield* affectedProxies(m, previous.index) : undefined;
+    const affected = previous ? yield* affectedProxies(m, previous.index, previous.model) : undefined;
     const changed = new Map<string, { old?: Dependencies; now?: Dependencies }>();
     for (const w of m.workloads) {
       yield;
@@ -170,7 +171,7 @@ function* compileSteps(
     cache,
     encodeMs,
     compiled,
-    index: refused ? { values: new Map(), dependents: new Map() } : index,
+    index: refused ? emptyIndex() : index,
   };
 }
 
@@ -202,7 +203,9 @@ function* encodeSteps(
       if (!errors.has(key)) errors.set(key, encodeDiagnostic(err, revision));
     }
   }
-  if (errors.size === 0) cache.sweep(() => snapshots.values());
+  // A cache new to this compile holds only what these snapshots use; sweeping it would find nothing to drop.
+  if (errors.size === 0 && previous) cache.sweep(() => snapshots.values());
+  else if (errors.size === 0) cache.allInUse();
   return { snapshots, errors: [...errors.values()] };
 }
 

@@ -41,14 +41,30 @@ const shape = (r: CompileResult) =>
     ),
   ]);
 
-/** Compiles `files` both ways, asserts they agree, and returns the incremental result. */
-function step(files: Files, previous: CompileResult | undefined, what: string): CompileResult {
+type Check = () => void;
+
+/**
+ * Compiles `files` incrementally and from scratch, asserts they agree, and returns the incremental result. With
+ * `deferred`, the full compile and the comparison wait there until the caller runs them: the process-wide caches
+ * (shared clusters) then see one model after another, as in a server, and carry their entries over.
+ */
+function step(files: Files, previous: CompileResult | undefined, what: string, deferred?: Check[]): CompileResult {
   const src = sourceOf(files);
   const inc = compileSource(src, [], previous);
+  const a = shape(inc);
+  const compare = () => compareWithFull(src, inc, a, what);
+  if (deferred) deferred.push(compare);
+  else compare();
+  return inc;
+}
+
+function compareWithFull(src: PolicySource, inc: CompileResult, a: ReturnType<typeof shape>, what: string): void {
   const full = compileSource(src);
   assert.ok(full.ok, `${what}: ${JSON.stringify(full.diagnostics.filter((d) => d.severity === 'error'))}`);
   assert.equal(inc.revision, full.revision);
-  const [a, b] = [shape(inc), shape(full)];
+  // Checks memoized across revisions (host checks of unchanged Sidecars) must report what a full compile reports.
+  assert.deepEqual(inc.diagnostics, full.diagnostics, `${what}: diagnostics`);
+  const b = shape(full);
   assert.deepEqual(
     a.map((x) => x[0]),
     b.map((x) => x[0]),
@@ -58,7 +74,6 @@ function step(files: Files, previous: CompileResult | undefined, what: string): 
     assert.ok(a[i][1] === b[i][1], `${what}: IR of ${a[i][0]} differs from a full compile`);
     assert.ok(a[i][2] === b[i][2], `${what}: resources of ${a[i][0]} differ from a full compile`);
   }
-  return inc;
 }
 
 const edit = (files: Files, file: string, from: string | RegExp, to: string) => {
@@ -68,14 +83,23 @@ const edit = (files: Files, file: string, from: string | RegExp, to: string) => 
   files.set(file, next);
 };
 
-test('incremental compile equals a full compile after every kind of edit, and compiles only what an edit affects', () => {
+for (const chained of [false, true]) {
+  const how = chained ? ', compiles chained' : '';
+  test(`incremental compile equals a full compile after every kind of edit, compiling only what it affects${how}`, () => {
+    const deferred: Check[] = [];
+    everyKindOfEdit(chained ? deferred : undefined);
+    for (const check of deferred) check();
+  });
+}
+
+function everyKindOfEdit(deferred?: Check[]): void {
   const files = readTree('examples/mesh');
-  let r = step(files, undefined, 'initial');
+  let r = step(files, undefined, 'initial', deferred);
   assert.equal(r.compiled, 4);
   const expect = (what: string, apply: () => void, compiled: string[]) => {
     const before = r;
     apply();
-    r = step(files, before, what);
+    r = step(files, before, what, deferred);
     const recompiled = [...r.proxies]
       .filter(([id, p]) => before.proxies.get(id)?.resources !== p.resources)
       .map(([id]) => id)
@@ -92,6 +116,51 @@ test('incremental compile equals a full compile after every kind of edit, and co
   expect('authorization rule', () => edit(files, 'shop/authorization.yaml', '"/admin/*"', '"/internal/*"'), backends);
   expect(
     'new policy selecting the frontend',
+    () =>
+      files.set(
+        'shop/frontend-authz.yaml',
+        'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: fe, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  rules: [{ to: [{ operation: { methods: [GET] } }] }]\n',
+      ),
+    ['shop/frontend-1'],
+  );
+  // Per-workload policy values are carried over from the previous list unless an added or removed policy selects
+  // the workload (ir/dependencies.ts): namespace-wide and mesh-wide policies select without a selector.
+  const policy = (ns: string, name: string, selector: string) =>
+    `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: ${name}, namespace: ${ns} }\n` +
+    `spec:\n${selector}  rules: [{ to: [{ operation: { methods: [GET] } }] }]\n`;
+  expect('a namespace-wide policy', () => files.set('shop/ns-authz.yaml', policy('shop', 'ns', '')), all);
+  expect('a mesh-wide policy', () => files.set('istio-system/mesh-authz.yaml', policy('istio-system', 'm', '')), [
+    ...all,
+    gateway,
+  ]);
+  expect(
+    'a root-namespace policy with a selector selects only there',
+    () =>
+      files.set(
+        'istio-system/gw-authz.yaml',
+        policy('istio-system', 'gw', '  selector: { matchLabels: { app: frontend } }\n'),
+      ),
+    [],
+  );
+  // An empty selector selects like none (applicable indexes it so): mesh-wide from the root namespace.
+  expect(
+    'a root-namespace policy with an empty selector',
+    () => files.set('istio-system/empty-authz.yaml', policy('istio-system', 'e', '  selector: { matchLabels: {} }\n')),
+    [...all, gateway],
+  );
+  expect('policies removed', () => files.delete('istio-system/empty-authz.yaml'), [...all, gateway]);
+  expect(
+    'policies removed',
+    () => {
+      files.delete('shop/ns-authz.yaml');
+      files.delete('istio-system/mesh-authz.yaml');
+      files.delete('istio-system/gw-authz.yaml');
+    },
+    [...all, gateway],
+  );
+  expect('the frontend policy removed', () => files.delete('shop/frontend-authz.yaml'), ['shop/frontend-1']);
+  expect(
+    'the frontend policy back',
     () =>
       files.set(
         'shop/frontend-authz.yaml',
@@ -125,8 +194,15 @@ test('incremental compile equals a full compile after every kind of edit, and co
   );
   const payments =
     'apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: { name: payments, namespace: shop }\nspec:\n  hosts: [payments.shop.svc]\n  ports: [{ number: 80, name: http, protocol: HTTP }]\n  endpoints: [{ address: 10.0.0.1 }]\n';
+  // A host naming an empty namespace is a warning; the host checks are remembered while services keep their shape.
+  expect('a warning', () => edit(files, 'shop/sidecars.yaml', 'hosts: ["./*"]', 'hosts: ["./*", "empty/*"]'), [
+    'shop/backend-1',
+  ]);
+  assert.ok(r.diagnostics.some((d) => d.code === 'CH0302'));
   expect('a new service joins the wildcard scopes only', () => files.set('shop/payments.yaml', payments), backends);
   expect('endpoint change', () => files.set('shop/payments.yaml', payments.replace('10.0.0.1', '10.0.0.2')), backends);
+  assert.ok(r.diagnostics.some((d) => d.code === 'CH0302'));
+  expect('the warning fixed', () => edit(files, 'shop/sidecars.yaml', ', "empty/*"', ''), ['shop/backend-1']);
   expect(
     'egress host added',
     () => edit(files, 'shop/sidecars.yaml', '"./backend.shop.svc"', '"./backend.shop.svc", "./payments.shop.svc"'),
@@ -168,6 +244,24 @@ test('incremental compile equals a full compile after every kind of edit, and co
       ),
     backends,
   );
+  expect(
+    'request authentication issuer',
+    () => edit(files, 'shop/jwt.yaml', 'issuer: "https://issuer.example"', 'issuer: "https://other.example"'),
+    backends,
+  );
+  expect(
+    'a namespace-wide request authentication',
+    () =>
+      files.set(
+        'shop/jwt-ns.yaml',
+        'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: { name: ns, namespace: shop }\nspec:\n  jwtRules: [{ issuer: "https://ns.example", jwksUri: "https://ns.example/jwks" }]\n',
+      ),
+    ['shop/frontend-1', ...backends],
+  );
+  expect('the namespace-wide request authentication removed', () => files.delete('shop/jwt-ns.yaml'), [
+    'shop/frontend-1',
+    ...backends,
+  ]);
   expect(
     'service removed with the egress host naming it',
     () => {
@@ -232,14 +326,15 @@ test('incremental compile equals a full compile after every kind of edit, and co
     },
     ['shop/frontend-1', 'shop/backend-1', 'ops/tools-1', gateway],
   );
-});
+}
 
 test('at benchmark scale an endpoint flap or a policy edit recompiles only the proxies that see it', () => {
   const size: MeshSize = { name: 'T', services: 200, endpointsPerService: 5, proxies: 200, scope: 20 };
   const files: Files = new Map();
   for (let i = 0; i < size.services; i++) files.set(`services/svc-${i}.yaml`, serviceFile(i, size.endpointsPerService));
   for (let p = 0; p < size.proxies; p++) files.set(`proxies/client-${p}.yaml`, proxyFile(p, size));
-  let r = step(files, undefined, 'initial');
+  const deferred: Check[] = [];
+  let r = step(files, undefined, 'initial', deferred);
   const seeing = (host: string) =>
     [...r.proxies.values()].filter((p) =>
       p.ir.clusters.some((c) => c.key.direction === 'outbound' && c.key.host === host),
@@ -247,9 +342,23 @@ test('at benchmark scale an endpoint flap or a policy edit recompiles only the p
   const flapped = seeing('svc-5.bench.svc');
   assert.ok(flapped > 0 && flapped < 50);
   files.set('services/svc-5.yaml', serviceFile(5, size.endpointsPerService, true));
-  r = step(files, r, 'endpoint flap');
+  r = step(files, r, 'endpoint flap', deferred);
   assert.equal(r.compiled, flapped);
   files.set('proxies/client-3.yaml', proxyFile(3, size, 1));
-  r = step(files, r, 'policy edit');
+  r = step(files, r, 'policy edit', deferred);
   assert.equal(r.compiled, 1);
+  for (const check of deferred) check();
+});
+
+test('a revision the checks reject reports what a full compile reports', () => {
+  const files = readTree('examples/mesh');
+  // The last compile before the incremental one must be `first`: the checks remember their latest inputs.
+  const first = compileSource(sourceOf(files));
+  // The frontend's Sidecar is unchanged, but the service its egress names is gone: its host check runs again.
+  edit(files, 'shop/services.yaml', 'hosts: [backend.shop.svc]', 'hosts: [backend2.shop.svc]');
+  const src = sourceOf(files);
+  const [inc, full] = [compileSource(src, [], first), compileSource(src)];
+  assert.equal(full.ok, false);
+  assert.ok(full.diagnostics.some((d) => d.code === 'CH0301'));
+  assert.deepEqual(inc.diagnostics, full.diagnostics);
 });

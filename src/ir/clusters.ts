@@ -63,8 +63,14 @@ function sharedCluster(model: MeshModel, id: string): ClusterIR {
   });
 }
 
-// A proxy that uses a shared cluster depends on it as a whole.
-defineDependency('cl', outboundClusterOf);
+// A proxy that uses a shared cluster depends on it as a whole. The cluster stands while its service does and its
+// own dependencies are unchanged (then the cache carries over the same object).
+defineDependency(
+  'cl',
+  outboundClusterOf,
+  (before, now, id, unchanged) =>
+    unchanged(`svc:${id.split('|')[1]}`) && sharedClusters.carryOver(id, before, now, unchanged),
+);
 
 function buildOutboundCluster(model: MeshModel, svc: Service, port: number, subset?: string): ClusterIR {
   track('mesh');

@@ -13,13 +13,36 @@ import { applicable } from '../model/security.js';
 import { boundVirtualServices, gatewaysOf } from '../model/gateways.js';
 import { telemetryFor } from '../model/telemetry.js';
 import { recording, untracked } from '../model/tracking.js';
+import { knownUnchangedKeys, unchangedKeys } from './model-diff.js';
+import type { Dependencies, DependencyIndex } from './dependency-index.js';
+
+/** Says, from the difference of two models, that a key's value is certainly the same in `now` as in `before`. */
+export type HeldOver = (before: MeshModel, now: MeshModel, arg: string, unchanged: (key: string) => boolean) => boolean;
 
 /** Kinds of key defined by later stages (the IR's shared clusters), to keep imports one-way. */
-const definitions = new Map<string, (model: MeshModel, arg: string) => unknown>();
+const definitions = new Map<string, { lookup: (model: MeshModel, arg: string) => unknown; heldOver?: HeldOver }>();
 
-/** Defines keys `<kind>:<arg>` whose value is the hash of `lookup(model, arg)`. */
-export function defineDependency(kind: string, lookup: (model: MeshModel, arg: string) => unknown): void {
-  definitions.set(kind, lookup);
+/**
+ * Defines keys `<kind>:<arg>` whose value is the hash of `lookup(model, arg)`; `heldOver`, if given, spares
+ * re-valuing a key it vouches for.
+ */
+export function defineDependency(
+  kind: string,
+  lookup: (model: MeshModel, arg: string) => unknown,
+  heldOver?: HeldOver,
+): void {
+  definitions.set(kind, { lookup, ...(heldOver ? { heldOver } : {}) });
+}
+
+/** The keys certainly unchanged from `before` to `now`: the model difference's, and the defined kinds' own. */
+function unchangedFrom(before: MeshModel, now: MeshModel): (key: string) => boolean {
+  const unchanged = unchangedKeys(before, now);
+  return (key) => {
+    if (unchanged(key)) return true;
+    const colon = key.indexOf(':');
+    const heldOver = colon > 0 ? definitions.get(key.slice(0, colon))?.heldOver : undefined;
+    return heldOver !== undefined && heldOver(before, now, key.slice(colon + 1), unchanged);
+  };
 }
 
 /**
@@ -28,19 +51,19 @@ export function defineDependency(kind: string, lookup: (model: MeshModel, arg: s
  */
 export class DerivedCache<V> {
   private model?: MeshModel;
+  /** The model `before`'s entries hold for: each was computed or carried over in it. */
+  private previous?: MeshModel;
   private now = new Map<string, { value: V; deps: Dependencies }>();
   private before = new Map<string, { value: V; deps: Dependencies }>();
 
   get(model: MeshModel, key: string, compute: () => V): V {
-    if (model !== this.model) {
-      this.before = this.model ? this.now : new Map();
-      this.now = new Map();
-      this.model = model;
-    }
+    if (model !== this.model) this.rotate(model);
     let entry = this.now.get(key);
     if (!entry) {
       const old = this.before.get(key);
-      if (old && dependenciesHold(model, old.deps)) entry = old;
+      // What a compile found unchanged from `previous` to `model` need not be valued again.
+      const unchanged = this.previous && knownUnchangedKeys(this.previous, model);
+      if (old && dependenciesHold(model, old.deps, unchanged)) entry = old;
       else {
         const { value, keys } = recording(compute);
         entry = { value, deps: dependencyValues(model, keys) };
@@ -49,10 +72,31 @@ export class DerivedCache<V> {
     }
     return entry.value;
   }
+
+  /**
+   * What `get(now, key)` does when `before`'s entry holds, without valuing its dependencies: when every one of
+   * them is certainly unchanged, the entry is carried over into `now` (the same object) and this returns true.
+   */
+  carryOver(key: string, before: MeshModel, now: MeshModel, unchanged: (key: string) => boolean): boolean {
+    if (this.model === before) this.rotate(now);
+    if (this.model !== now || this.previous !== before) return false;
+    if (this.now.has(key)) return this.now.get(key) === this.before.get(key);
+    const entry = this.before.get(key);
+    if (!entry) return false;
+    for (const k of entry.deps.keys()) if (!unchanged(k)) return false;
+    this.now.set(key, entry);
+    return true;
+  }
+
+  private rotate(model: MeshModel): void {
+    this.before = this.model ? this.now : new Map();
+    this.previous = this.model;
+    this.now = new Map();
+    this.model = model;
+  }
 }
 
-/** Key -> value, for the model a proxy was compiled from. */
-export type Dependencies = ReadonlyMap<string, string>;
+export { emptyIndex, updatedIndex, type Dependencies, type DependencyIndex } from './dependency-index.js';
 
 const ABSENT = '-';
 const values = new WeakMap<MeshModel, Map<string, string>>();
@@ -65,65 +109,35 @@ export function dependencyValues(model: MeshModel, keys: Iterable<string>): Depe
 }
 
 /**
- * For a whole compile result: which proxies depend on each key, and the key's value in the latest model. A new
- * model is checked key by key (each distinct part of the model once), not proxy by proxy.
+ * Proxies with a dependency whose value differs in `model`; a generator that pauses every few hundred keys. `previous`,
+ * the model `index` was valued against, spares re-valuing the keys its difference to `model` shows unchanged.
  */
-export interface DependencyIndex {
-  values: ReadonlyMap<string, string>;
-  dependents: ReadonlyMap<string, ReadonlySet<string>>;
-}
-
-/** Proxies with a dependency whose value differs in `model`; a generator that pauses every 256 keys. */
-export function* affectedProxies(model: MeshModel, index: DependencyIndex): Generator<void, Set<string>> {
+export function* affectedProxies(
+  model: MeshModel,
+  index: DependencyIndex,
+  previous?: MeshModel,
+): Generator<void, Set<string>> {
   const memo = memoOf(model);
+  const unchanged = previous ? unchangedFrom(previous, model) : () => false;
   const out = new Set<string>();
   let n = 0;
-  for (const [k, v] of index.values) {
-    if (valueOf(model, k, memo) !== v) for (const id of index.dependents.get(k) ?? []) out.add(id);
-    if (++n % 256 === 0) yield;
+  for (const chunk of index.chunks) {
+    for (const [k, e] of chunk) {
+      if (!unchanged(k) && valueOf(model, k, memo) !== e.value) for (const id of e.dependents) out.add(id);
+    }
+    if (++n % 16 === 0) yield; // ~16 x 50 keys
   }
   return out;
 }
 
-/**
- * The index after a compile: `before` with the proxies in `changed` (recompiled: their new dependencies; removed:
- * none) updated. `before` is left as it is: a rejected revision must not disturb the result it keeps.
- */
-export function updatedIndex(before: DependencyIndex | undefined, changed: ReadonlyMap<string, { old?: Dependencies; now?: Dependencies }>): DependencyIndex {
-  const values = new Map(before?.values);
-  const dependents = new Map(before?.dependents);
-  const own = new Set<string>(); // keys whose set is already a copy of this update's
-  const setOf = (k: string): Set<string> => {
-    if (!own.has(k)) {
-      own.add(k);
-      dependents.set(k, new Set(dependents.get(k)));
-    }
-    return dependents.get(k) as Set<string>;
-  };
-  for (const [id, { old }] of changed) {
-    for (const k of old?.keys() ?? []) {
-      const set = setOf(k);
-      set.delete(id);
-      if (set.size === 0) {
-        dependents.delete(k);
-        values.delete(k);
-        own.delete(k);
-      }
-    }
-  }
-  for (const [id, { now }] of changed) {
-    for (const [k, v] of now ?? []) {
-      setOf(k).add(id);
-      values.set(k, v);
-    }
-  }
-  return { values, dependents };
-}
-
 /** Whether every dependency has the same value in `model` as when it was recorded. */
-export function dependenciesHold(model: MeshModel, deps: Dependencies): boolean {
+export function dependenciesHold(
+  model: MeshModel,
+  deps: Dependencies,
+  unchanged: (key: string) => boolean = () => false,
+): boolean {
   const memo = memoOf(model);
-  for (const [k, v] of deps) if (valueOf(model, k, memo) !== v) return false;
+  for (const [k, v] of deps) if (!unchanged(k) && valueOf(model, k, memo) !== v) return false;
   return true;
 }
 
@@ -164,7 +178,7 @@ function compute(model: MeshModel, key: string): string {
       return hashOf(boundVirtualServices(model, arg));
   }
   const defined = definitions.get(kind);
-  if (defined) return hashOf(defined(model, arg));
+  if (defined) return hashOf(defined.lookup(model, arg));
   const w = workloadById(model, arg);
   if (!w) return ABSENT;
   const root = model.mesh.rootNamespace;
@@ -172,11 +186,17 @@ function compute(model: MeshModel, key: string): string {
   // identity while unchanged (see buildModel), so the value is remembered per (workload, list, mesh).
   switch (kind) {
     case 'mtls':
-      return perWorkload(kind, w, model.security.peerAuthentications, model.mesh, () => hashOf(peerAuthenticationsOf(model, w)));
+      return perWorkload(kind, w, model.security.peerAuthentications, model.mesh, () =>
+        hashOf(peerAuthenticationsOf(model, w)),
+      );
     case 'authz':
-      return perWorkload(kind, w, model.security.authorizationPolicies, model.mesh, () => hashOf(applicable(model.security.authorizationPolicies, w, root)));
+      return perWorkload(kind, w, model.security.authorizationPolicies, model.mesh, () =>
+        hashOf(applicable(model.security.authorizationPolicies, w, root)),
+      );
     case 'reqauthn':
-      return perWorkload(kind, w, model.security.requestAuthentications, model.mesh, () => hashOf(applicable(model.security.requestAuthentications, w, root)));
+      return perWorkload(kind, w, model.security.requestAuthentications, model.mesh, () =>
+        hashOf(applicable(model.security.requestAuthentications, w, root)),
+      );
     case 'rl':
       return perWorkload(kind, w, model.routing.rateLimits, model.mesh, () => hashOf(rateLimitsFor(model, w)));
     case 'tel':
@@ -205,7 +225,9 @@ function perWorkload(kind: string, w: object, list: object, mesh: object, comput
 function peerAuthenticationsOf(model: MeshModel, w: Workload): unknown[] {
   const root = model.mesh.rootNamespace;
   return model.security.peerAuthentications.filter((p) =>
-    p.spec.selector ? p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels) : p.namespace === w.namespace || p.namespace === root,
+    p.spec.selector
+      ? p.namespace === w.namespace && labelsMatch(p.spec.selector, w.labels)
+      : p.namespace === w.namespace || p.namespace === root,
   );
 }
 

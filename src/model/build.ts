@@ -18,7 +18,7 @@ import { selectByLabels } from './index.js';
 import { collectGroups, groupSelected, registeredEntries, type Group, type RegisteredInstance } from './groups.js';
 import { CONTROL_PLANE_SERVICE_ACCOUNT, controlPlaneIdentity, spiffeId } from './mesh-model.js';
 import type { MeshModel, Service, ServiceEndpoint, Workload } from './mesh-model.js';
-import { checkListenerConflicts, checkSidecarHosts } from './sidecars.js';
+import { checkListenerConflicts, checkSidecarHosts, noteServiceShapes } from './sidecars.js';
 import { checkSecurity, collectSecurity } from './security.js';
 import { checkExtAuthz } from './ext-authz.js';
 import { checkTelemetry, collectTelemetry } from './telemetry.js';
@@ -170,6 +170,7 @@ export function* buildModelSteps(
     model.gateways.list = sameList(model.gateways.list, previous.gateways.list);
     model.services = sameList(model.services, previous.services);
     if (same(model.mesh, previous.mesh, 6)) model.mesh = previous.mesh;
+    noteServiceShapes(model.services, previous.services);
   }
   yield;
   for (const [i, sc] of sidecars.entries()) {

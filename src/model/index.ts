@@ -17,7 +17,11 @@ function indexOf(model: MeshModel): Index {
   let ix = indexes.get(model);
   if (!ix) {
     const servicesByNamespace = new Map<string, Service[]>();
-    for (const s of model.services) servicesByNamespace.set(s.namespace, [...(servicesByNamespace.get(s.namespace) ?? []), s]);
+    for (const s of model.services) {
+      const list = servicesByNamespace.get(s.namespace);
+      if (list) list.push(s);
+      else servicesByNamespace.set(s.namespace, [s]);
+    }
     ix = {
       serviceByHost: new Map(model.services.map((s) => [s.host, s])),
       servicesByNamespace,
@@ -70,7 +74,11 @@ export function memoPerModel<K, V>(fn: (model: MeshModel, key: K) => V): (model:
   return (model, key) => {
     let c = caches.get(model);
     if (!c) caches.set(model, (c = new Map()));
-    if (!c.has(key)) c.set(key, untracked(() => fn(model, key)));
+    if (!c.has(key))
+      c.set(
+        key,
+        untracked(() => fn(model, key)),
+      );
     return c.get(key)!;
   };
 }
@@ -79,7 +87,11 @@ export function memoPerModel<K, V>(fn: (model: MeshModel, key: K) => V): (model:
  * Workloads a label selector picks in a namespace, through an index of (namespace, label=value) pairs, so that
  * selecting does not scan every workload.
  */
-export function selectByLabels<T extends { namespace: string; labels: Record<string, string> }>(items: readonly T[], ns: string, selector: Record<string, string>): T[] {
+export function selectByLabels<T extends { namespace: string; labels: Record<string, string> }>(
+  items: readonly T[],
+  ns: string,
+  selector: Record<string, string>,
+): T[] {
   const entries = Object.entries(selector);
   if (entries.length === 0) return items.filter((w) => w.namespace === ns);
   const ix = labelIndex(items);
@@ -93,7 +105,9 @@ export function selectByLabels<T extends { namespace: string; labels: Record<str
 
 const labelIndexes = new WeakMap<readonly unknown[], Map<string, unknown[]>>();
 
-function labelIndex<T extends { namespace: string; labels: Record<string, string> }>(items: readonly T[]): Map<string, T[]> {
+function labelIndex<T extends { namespace: string; labels: Record<string, string> }>(
+  items: readonly T[],
+): Map<string, T[]> {
   let ix = labelIndexes.get(items) as Map<string, T[]> | undefined;
   if (!ix) {
     ix = new Map();

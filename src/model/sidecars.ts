@@ -199,15 +199,35 @@ export function checkSidecarHosts(sc: Sidecar, model: MeshModel, diags: Diagnost
   // What it reports depends on the Sidecar, the services and the namespaces alone; unchanged ones (the same
   // objects, see buildModel) give the same reports, so a revision checks only the Sidecars it changed.
   const namespaces = model.namespaces.join();
+  const services = serviceShapes.get(model.services) ?? model.services;
   const seen = hostChecks.get(sc);
-  if (seen && seen.services === model.services && seen.namespaces === namespaces) return diags.addAll(seen.reports);
+  if (seen && seen.services === services && seen.namespaces === namespaces) return diags.addAll(seen.reports);
   const own = new Diagnostics();
   checkHosts(sc, model, own);
-  hostChecks.set(sc, { services: model.services, namespaces, reports: own.items });
+  hostChecks.set(sc, { services, namespaces, reports: own.items });
   diags.addAll(own.items);
 }
 
-const hostChecks = new WeakMap<Sidecar, { services: readonly Service[]; namespaces: string; reports: Diagnostic[] }>();
+const hostChecks = new WeakMap<Sidecar, { services: object; namespaces: string; reports: Diagnostic[] }>();
+
+/**
+ * A token per services list for what the host checks read of it: each service's host, namespace and ports, not its
+ * endpoints. An endpoint change gives a new list with the previous list's token, so no Sidecar is checked again.
+ * Keyed by list identity; the token is a pure function of the lists' contents, so models of several compiles may
+ * share it.
+ */
+const serviceShapes = new WeakMap<readonly Service[], object>();
+
+/** Gives `now` the token of `before` when their services differ at most in endpoints. */
+export function noteServiceShapes(now: readonly Service[], before: readonly Service[]): void {
+  if (now === before || serviceShapes.has(now)) return;
+  const sameShape = (a: Service, b: Service) =>
+    a === b ||
+    (a.host === b.host && a.namespace === b.namespace && JSON.stringify(a.ports) === JSON.stringify(b.ports));
+  if (now.length === before.length && now.every((s, i) => sameShape(s, before[i]))) {
+    serviceShapes.set(now, serviceShapes.get(before) ?? before);
+  }
+}
 
 function checkHosts(sc: Sidecar, model: MeshModel, diags: Diagnostics): void {
   const object = objectRef('Sidecar', sc.meta);

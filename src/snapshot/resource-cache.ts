@@ -59,7 +59,8 @@ export class ResourceCache {
     const version = contentHash(JSON.stringify(json));
     const key = `${typeUrl}\0${version}`;
     const hit = this.entries.get(key);
-    if (hit && hit.name === name) return hit.origins === origins || sameOrigins(hit.origins, origins) ? hit : { ...hit, origins };
+    if (hit && hit.name === name)
+      return hit.origins === origins || sameOrigins(hit.origins, origins) ? hit : { ...hit, origins };
     let body: Uint8Array;
     try {
       body = encodeJson(messageName(typeUrl), json, `${messageName(typeUrl)} ${name}`);
@@ -69,7 +70,14 @@ export class ResourceCache {
     }
     this.encodes++;
     const any = protobuf.Writer.create().uint32(10).string(typeUrl).uint32(18).bytes(body).finish();
-    const delta = protobuf.Writer.create().uint32(10).string(version).uint32(18).bytes(any).uint32(26).string(name).finish();
+    const delta = protobuf.Writer.create()
+      .uint32(10)
+      .string(version)
+      .uint32(18)
+      .bytes(any)
+      .uint32(26)
+      .string(name)
+      .finish();
     const entry: EncodedResource = { typeUrl, name, version, any, delta, json, origins };
     this.entries.set(key, entry);
     return entry;
@@ -83,8 +91,17 @@ export class ResourceCache {
   sweep(snapshots: () => Iterable<Snapshot>): void {
     if (this.entries.size < this.sizeAfterSweep * 1.25 + 1000) return;
     const live = new Set<string>();
-    for (const s of snapshots()) for (const t of s.types.values()) for (const r of t.resources.values()) live.add(`${r.typeUrl}\0${r.version}`);
+    for (const s of snapshots())
+      for (const t of s.types.values()) for (const r of t.resources.values()) live.add(`${r.typeUrl}\0${r.version}`);
     for (const k of this.entries.keys()) if (!live.has(k)) this.entries.delete(k);
+    this.sizeAfterSweep = this.entries.size;
+  }
+
+  /**
+   * Every entry is in use (a new cache that one compile's snapshots just filled): nothing to sweep, and the next
+   * sweep waits for growth from here.
+   */
+  allInUse(): void {
     this.sizeAfterSweep = this.entries.size;
   }
 
@@ -94,5 +111,11 @@ export class ResourceCache {
 }
 
 function sameOrigins(a: Origin[], b: Origin[]): boolean {
-  return a.length === b.length && a.every((o, i) => o.file === b[i].file && o.line === b[i].line && o.column === b[i].column && o.revision === b[i].revision);
+  return (
+    a.length === b.length &&
+    a.every(
+      (o, i) =>
+        o.file === b[i].file && o.line === b[i].line && o.column === b[i].column && o.revision === b[i].revision,
+    )
+  );
 }

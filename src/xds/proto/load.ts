@@ -95,3 +95,17 @@ export function messageType(fullName: string): protobuf.Type {
   if (!(t instanceof protobuf.Type)) throw new Error(`protobuf message type not loaded: ${fullName}`);
   return t;
 }
+
+/** Resolved types by name: protobufjs resolves a dotted name by walking the namespace tree on every call. */
+const types = new Map<string, protobuf.Type>();
+
+/** Looks up a message type by full name (with or without leading dot), cached. */
+export function lookupType(name: string): protobuf.Type {
+  let t = types.get(name);
+  if (!t) {
+    const found = envoyRoot().lookup(name.startsWith('.') ? name.slice(1) : name);
+    if (!(found instanceof protobuf.Type)) throw new Error(`protobuf message type not loaded: ${name}`);
+    types.set(name, (t = found));
+  }
+  return t;
+}

@@ -9,7 +9,10 @@
  */
 import Long from 'long';
 import protobuf from 'protobufjs';
-import { envoyRoot } from './load.js';
+import { encodeDirect, Unsupported } from './direct.js';
+import { lookupType } from './load.js';
+
+export { lookupType };
 
 /**
  * Where in a message a field is, built only when an error names it: joining path strings for every field of every
@@ -64,20 +67,6 @@ const INT32_RANGE: Record<string, [number, number]> = {
 };
 const INT64_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 
-/** Looks up a message type by full name (with or without leading dot). */
-/** Resolved types by name: protobufjs resolves a dotted name by walking the namespace tree on every call. */
-const types = new Map<string, protobuf.Type>();
-
-export function lookupType(name: string): protobuf.Type {
-  let t = types.get(name);
-  if (!t) {
-    const found = envoyRoot().lookup(name.startsWith('.') ? name.slice(1) : name);
-    if (!(found instanceof protobuf.Type)) throw new Error(`protobuf message type not loaded: ${name}`);
-    types.set(name, (t = found));
-  }
-  return t;
-}
-
 /** protobufjs computes `fullName` by walking to the root and joining, on every read; it was most of encoding. */
 const fullNames = new WeakMap<protobuf.Type, string>();
 
@@ -107,6 +96,12 @@ export function fromJson(typeName: string, json: unknown, path = '$'): protobuf.
 /** Encodes proto3 JSON as protobuf bytes of `typeName` (strictly). */
 export function encodeJson(typeName: string, json: unknown, path = '$'): Uint8Array {
   const type = lookupType(typeName);
+  try {
+    return encodeDirect(type, json);
+  } catch (err) {
+    if (!(err instanceof Unsupported)) throw err;
+  }
+  // The fast path declined (an error, or a form it does not write): this one raises the error with its path.
   return type.encode(messageFromJson(type, json, path)).finish();
 }
 
@@ -138,7 +133,9 @@ function messageFromJson(type: protobuf.Type, json: unknown, path: Path): protob
     if (full === '.google.protobuf.Value') return type.create(valueFromJson(json, path));
     if (full === '.google.protobuf.ListValue') {
       if (!Array.isArray(json)) throw new ProtoShapeError(path, 'expected an array (ListValue)');
-      return type.create({ values: json.map((v, i) => lookupType('google.protobuf.Value').create(valueFromJson(v, at(path, `[${i}]`)))) });
+      return type.create({
+        values: json.map((v, i) => lookupType('google.protobuf.Value').create(valueFromJson(v, at(path, `[${i}]`)))),
+      });
     }
   }
   const full = fullNameOf(type);
@@ -297,7 +294,10 @@ function valueField(snake: string): string {
   let name = valueFields.get(snake);
   if (name === undefined) {
     const fields = lookupType('google.protobuf.Value').fields;
-    valueFields.set(snake, (name = fields[snake] ? snake : snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())));
+    valueFields.set(
+      snake,
+      (name = fields[snake] ? snake : snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())),
+    );
   }
   return name;
 }
@@ -403,8 +403,12 @@ function valueToJson(v: Record<string, unknown>): unknown {
   if (has('number_value')) return get('number_value');
   if (has('string_value')) return get('string_value');
   if (has('bool_value')) return get('bool_value');
-  if (has('struct_value')) return messageToJson(lookupType('google.protobuf.Struct'), get('struct_value') as protobuf.Message);
-  if (has('list_value')) return ((get('list_value') as Record<string, unknown>).values as Record<string, unknown>[] | undefined ?? []).map(valueToJson);
+  if (has('struct_value'))
+    return messageToJson(lookupType('google.protobuf.Struct'), get('struct_value') as protobuf.Message);
+  if (has('list_value'))
+    return (((get('list_value') as Record<string, unknown>).values as Record<string, unknown>[] | undefined) ?? []).map(
+      valueToJson,
+    );
   return null;
 }
 
