@@ -133,14 +133,15 @@ function everyKindOfEdit(deferred?: Check[]): void {
     ...all,
     gateway,
   ]);
+  // As Istio attaches it: a root-namespace policy with a selector selects the matching workloads of every namespace.
   expect(
-    'a root-namespace policy with a selector selects only there',
+    'a root-namespace policy with a selector selects in every namespace',
     () =>
       files.set(
         'istio-system/gw-authz.yaml',
         policy('istio-system', 'gw', '  selector: { matchLabels: { app: frontend } }\n'),
       ),
-    [],
+    ['shop/frontend-1'],
   );
   // An empty selector selects like none (applicable indexes it so): mesh-wide from the root namespace.
   expect(

@@ -5,7 +5,8 @@
  * key of the mesh. "Certainly" is the rule: a key this cannot decide is re-valued, because a key wrongly taken as
  * unchanged leaves a proxy with old configuration (an old AuthorizationPolicy, say).
  */
-import { selectByLabels, serviceByHost, workloadById } from '../model/index.js';
+import { serviceByHost, workloadById } from '../model/index.js';
+import { labelsMatch } from '../model/mesh-model.js';
 import type { MeshModel } from '../model/mesh-model.js';
 import type { Scoped } from '../model/security.js';
 import { untracked } from '../model/tracking.js';
@@ -93,20 +94,17 @@ function diff(before: MeshModel, now: MeshModel): (key: string) => boolean {
 
 /**
  * Ids of the workloads of `model` that any of `policies` may select: at least those `applicable` gives it to. A
- * policy selects only in its own namespace; without a selector (or an empty one, which `applicable` indexes like
- * none) it applies to its namespace, or to every workload from the root namespace.
+ * policy selects in its own namespace, a root-namespace one in every namespace; without a selector (or an empty
+ * one, which `applicable` indexes like none) it applies to all of that.
  */
 function selectedBy(policies: readonly Scoped<{ selector?: Record<string, string> }>[], model: MeshModel): Set<string> {
   const root = model.mesh.rootNamespace;
   const ids = new Set<string>();
   for (const p of policies) {
     const selector = p.spec.selector;
+    const scope = p.namespace === root ? model.workloads : model.workloads.filter((w) => w.namespace === p.namespace);
     const pool =
-      selector && Object.keys(selector).length > 0
-        ? selectByLabels(model.workloads, p.namespace, selector)
-        : p.namespace === root
-          ? model.workloads
-          : model.workloads.filter((w) => w.namespace === p.namespace);
+      selector && Object.keys(selector).length > 0 ? scope.filter((w) => labelsMatch(selector, w.labels)) : scope;
     for (const w of pool) ids.add(w.id);
   }
   return ids;
