@@ -8,7 +8,7 @@
  */
 import Long from 'long';
 import protobuf from 'protobufjs';
-import { lookupType } from './load.js';
+import { lookupType, WRAPPERS } from './load.js';
 
 /** Not handled here: the caller encodes the resource with the full strict codec instead. */
 export class Unsupported extends Error {}
@@ -43,18 +43,6 @@ interface TypePlan {
   byKey: Map<string, FieldPlan>;
   wrapperScalar?: string;
 }
-
-const WRAPPERS: Record<string, string> = {
-  '.google.protobuf.DoubleValue': 'double',
-  '.google.protobuf.FloatValue': 'float',
-  '.google.protobuf.Int64Value': 'int64',
-  '.google.protobuf.UInt64Value': 'uint64',
-  '.google.protobuf.Int32Value': 'int32',
-  '.google.protobuf.UInt32Value': 'uint32',
-  '.google.protobuf.BoolValue': 'bool',
-  '.google.protobuf.StringValue': 'string',
-  '.google.protobuf.BytesValue': 'bytes',
-};
 
 const basic = protobuf.types.basic as Record<string, number | undefined>;
 const packedTypes = protobuf.types.packed as Record<string, number | undefined>;

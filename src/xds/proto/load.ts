@@ -109,3 +109,16 @@ export function lookupType(name: string): protobuf.Type {
   }
   return t;
 }
+
+/** Well-known wrapper messages and the scalar each wraps (proto3 JSON writes a wrapper as its bare value). */
+export const WRAPPERS: Record<string, string> = {
+  '.google.protobuf.DoubleValue': 'double',
+  '.google.protobuf.FloatValue': 'float',
+  '.google.protobuf.Int64Value': 'int64',
+  '.google.protobuf.UInt64Value': 'uint64',
+  '.google.protobuf.Int32Value': 'int32',
+  '.google.protobuf.UInt32Value': 'uint32',
+  '.google.protobuf.BoolValue': 'bool',
+  '.google.protobuf.StringValue': 'string',
+  '.google.protobuf.BytesValue': 'bytes',
+};

@@ -10,7 +10,7 @@
 import Long from 'long';
 import protobuf from 'protobufjs';
 import { encodeDirect, Unsupported } from './direct.js';
-import { lookupType } from './load.js';
+import { lookupType, WRAPPERS } from './load.js';
 
 export { lookupType };
 
@@ -45,18 +45,6 @@ export class ProtoShapeError extends Error {
 }
 
 const TYPE_URL_PREFIX = 'type.googleapis.com/';
-
-const WRAPPERS: Record<string, string> = {
-  '.google.protobuf.DoubleValue': 'double',
-  '.google.protobuf.FloatValue': 'float',
-  '.google.protobuf.Int64Value': 'int64',
-  '.google.protobuf.UInt64Value': 'uint64',
-  '.google.protobuf.Int32Value': 'int32',
-  '.google.protobuf.UInt32Value': 'uint32',
-  '.google.protobuf.BoolValue': 'bool',
-  '.google.protobuf.StringValue': 'string',
-  '.google.protobuf.BytesValue': 'bytes',
-};
 
 const INT32_RANGE: Record<string, [number, number]> = {
   int32: [-0x80000000, 0x7fffffff],
