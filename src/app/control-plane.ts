@@ -350,29 +350,23 @@ export class ControlPlane {
     };
     this.revisions.push(record);
     if (this.revisions.length > HISTORY_LIMIT) this.revisions.shift();
+    // `file:line:column CODE message` of each error, for the history and the log alike.
+    const where = (d: Diagnostic) =>
+      d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>';
+    const errors = diagnostics.filter((d) => d.severity === 'error').map((d) => `${where(d)} ${d.code} ${d.message}`);
     this.telemetry.revisions.add(1, { status: record.status });
     this.history.append({
       kind: 'revision',
       revision: record.revision,
       status: record.status,
-      errors: diagnostics
-        .filter((d) => d.severity === 'error')
-        .map(
-          (d) =>
-            `${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`,
-        ),
+      errors,
     });
     this.telemetry.compileTime.record(compileMs / 1000, { status: record.status });
     if (!base || !result.model) {
       this.log.warn('revision rejected; proxies keep the last good configuration', {
         revision: result.revision,
         kept: this.current?.result.revision,
-        errors: diagnostics
-          .filter((d) => d.severity === 'error')
-          .map(
-            (d) =>
-              `${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`,
-          ),
+        errors,
       });
       return record;
     }

@@ -20,7 +20,8 @@ export function runCheck(argv: string[]): Promise<number> {
     const { values, positionals } = parse(argv, options, true);
     if (positionals.length !== 1) throw new UsageError('check takes exactly one directory');
     const format = values.format ?? 'human';
-    if (!['human', 'json', 'github'].includes(format)) throw new UsageError(`--format: "${format}" is not human, json or github`);
+    if (!['human', 'json', 'github'].includes(format))
+      throw new UsageError(`--format: "${format}" is not human, json or github`);
     const src = readDirectory(positionals[0]);
     const dir = values['credentials-dir'];
     const credentials = dir ? { credentials: directoryLookup(dir) } : {};

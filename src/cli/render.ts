@@ -49,11 +49,18 @@ export function runRender(argv: string[]): Promise<number> {
     }
     const doc: Record<string, object[]> = {};
     for (const [typeUrl, list] of proxy.resources) doc[SHORT_NAME[typeUrl]] = list.map((r) => r.json);
-    console.log(values.format === 'json' ? JSON.stringify(doc, null, 2) : stringify(doc, { aliasDuplicateObjects: false }));
+    console.log(
+      values.format === 'json' ? JSON.stringify(doc, null, 2) : stringify(doc, { aliasDuplicateObjects: false }),
+    );
     if (values.envoy) {
-      const bin = values['envoy-bin'] ?? process.env.ENVOY_BIN ?? (existsSync('.envoy/envoy/_bin/envoy') ? '.envoy/envoy/_bin/envoy' : 'envoy');
+      const bin =
+        values['envoy-bin'] ??
+        process.env.ENVOY_BIN ??
+        (existsSync('.envoy/envoy/_bin/envoy') ? '.envoy/envoy/_bin/envoy' : 'envoy');
       const v = await validateWithEnvoy(bin, proxy.resources, proxy.ir.node.identity, credentialNamesOf(proxy.ir));
-      console.error(v.ok ? `envoy --mode validate: ok (${bin})` : `envoy --mode validate rejected the configuration:\n${v.output}`);
+      console.error(
+        v.ok ? `envoy --mode validate: ok (${bin})` : `envoy --mode validate rejected the configuration:\n${v.output}`,
+      );
       return v.ok ? 0 : 1;
     }
     return 0;
