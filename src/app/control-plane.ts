@@ -234,7 +234,9 @@ export class ControlPlane {
     const follow = (hash: string) => followRotationStep(this.rotationDeps(), () => replica!.acknowledge(hash), 60_000);
     await replica?.followTrust(this.settings.stateDir, (hash) => {
       void this.enqueue(async () => this.followXdsCa());
-      void follow(hash).catch(() => undefined);
+      void follow(hash).catch((err) =>
+        this.log.error('following a root rotation step failed', { trust: hash, error: (err as Error).message }),
+      );
     });
     await this.replica?.startStatus(this.ads.registry);
     await this.reload().catch(() => undefined);
