@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm test`: installs what the tests need (npm packages, a pinned real Envoy, Debian's chromium and etcd-server) when missing, then runs every
-// test file under test/ with node's built-in test runner. Extra arguments are passed to it (e.g. a file list).
+// `npm test`: installs what the tests need (npm packages, a pinned real Envoy, Debian's chromium and etcd-server)
+// when missing, then runs every test file under test/ with node's built-in test runner. Extra arguments are passed
+// to it (e.g. a file list).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';

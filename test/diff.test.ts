@@ -84,7 +84,10 @@ spec:
     assert.equal(md.code, 0, md.out);
     assert.match(
       md.out,
-      /### New allowed connections\n\n- `ns\/bot-1` → `ns\/api-1` port 8080: \* \* \(mTLS PERMISSIVE\) ⚠ plaintext accepted \(PERMISSIVE\)/,
+      new RegExp(
+        '### New allowed connections\n\n- `ns/bot-1` → `ns/api-1` port 8080: \\* \\* \\(mTLS PERMISSIVE\\) ' +
+          '⚠ plaintext accepted \\(PERMISSIVE\\)',
+      ),
     );
     assert.match(md.out, /### Removed connections\n\n- `ns\/web-1` → `ns\/api-1` port 8080/);
     assert.match(md.out, /`ns\/api-1` port 8080: STRICT → PERMISSIVE/);

@@ -153,7 +153,9 @@ const l4Graph = (policies?: string) => {
   return g.edges.map((e) => `${e.from}->${e.to}:${e.port} ${e.service}`);
 };
 
-test('gateway L4 servers: outside -> gateway per chain its L4 rules admit, gateway -> what its tcp_proxy reaches', () => {
+const L4_EDGES =
+  'gateway L4 servers: outside -> gateway per chain its L4 rules admit, gateway -> what its tcp_proxy reaches';
+test(L4_EDGES, () => {
   const g = graphOf(l4Mesh());
   const edges = g.edges.map((e) => `${e.from}->${e.to}:${e.port} ${e.service}`);
   assert.deepEqual(edges, [

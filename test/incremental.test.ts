@@ -83,9 +83,25 @@ const edit = (files: Files, file: string, from: string | RegExp, to: string) => 
   files.set(file, next);
 };
 
+const FRONTEND_GET = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: fe, namespace: shop }
+spec:
+  selector: { matchLabels: { app: frontend } }
+  rules: [{ to: [{ operation: { methods: [GET] } }] }]
+`;
+
+const NAMESPACE_JWT = `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: ns, namespace: shop }
+spec:
+  jwtRules: [{ issuer: "https://ns.example", jwksUri: "https://ns.example/jwks" }]
+`;
+
 for (const chained of [false, true]) {
   const how = chained ? ', compiles chained' : '';
-  test(`incremental compile equals a full compile after every kind of edit, compiling only what it affects${how}`, () => {
+  const name = 'incremental compile equals a full compile after every kind of edit, compiling only what it affects';
+  test(`${name}${how}`, () => {
     const deferred: Check[] = [];
     everyKindOfEdit(chained ? deferred : undefined);
     for (const check of deferred) check();
@@ -114,15 +130,9 @@ function everyKindOfEdit(deferred?: Check[]): void {
 
   expect('a comment', () => files.set('mesh.yaml', files.get('mesh.yaml') + '# nothing\n'), []);
   expect('authorization rule', () => edit(files, 'shop/authorization.yaml', '"/admin/*"', '"/internal/*"'), backends);
-  expect(
-    'new policy selecting the frontend',
-    () =>
-      files.set(
-        'shop/frontend-authz.yaml',
-        'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: fe, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  rules: [{ to: [{ operation: { methods: [GET] } }] }]\n',
-      ),
-    ['shop/frontend-1'],
-  );
+  expect('new policy selecting the frontend', () => files.set('shop/frontend-authz.yaml', FRONTEND_GET), [
+    'shop/frontend-1',
+  ]);
   // Per-workload policy values are carried over from the previous list unless an added or removed policy selects
   // the workload (ir/dependencies.ts): namespace-wide and mesh-wide policies select without a selector.
   const policy = (ns: string, name: string, selector: string) =>
@@ -160,15 +170,7 @@ function everyKindOfEdit(deferred?: Check[]): void {
     [...all, gateway],
   );
   expect('the frontend policy removed', () => files.delete('shop/frontend-authz.yaml'), ['shop/frontend-1']);
-  expect(
-    'the frontend policy back',
-    () =>
-      files.set(
-        'shop/frontend-authz.yaml',
-        'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: fe, namespace: shop }\nspec:\n  selector: { matchLabels: { app: frontend } }\n  rules: [{ to: [{ operation: { methods: [GET] } }] }]\n',
-      ),
-    ['shop/frontend-1'],
-  );
+  expect('the frontend policy back', () => files.set('shop/frontend-authz.yaml', FRONTEND_GET), ['shop/frontend-1']);
   // The backends reach backend.shop.svc through their ./* egress, so its routes are theirs too.
   expect(
     'route weights',
@@ -250,15 +252,10 @@ function everyKindOfEdit(deferred?: Check[]): void {
     () => edit(files, 'shop/jwt.yaml', 'issuer: "https://issuer.example"', 'issuer: "https://other.example"'),
     backends,
   );
-  expect(
-    'a namespace-wide request authentication',
-    () =>
-      files.set(
-        'shop/jwt-ns.yaml',
-        'apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: { name: ns, namespace: shop }\nspec:\n  jwtRules: [{ issuer: "https://ns.example", jwksUri: "https://ns.example/jwks" }]\n',
-      ),
-    ['shop/frontend-1', ...backends],
-  );
+  expect('a namespace-wide request authentication', () => files.set('shop/jwt-ns.yaml', NAMESPACE_JWT), [
+    'shop/frontend-1',
+    ...backends,
+  ]);
   expect('the namespace-wide request authentication removed', () => files.delete('shop/jwt-ns.yaml'), [
     'shop/frontend-1',
     ...backends,

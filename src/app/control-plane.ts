@@ -15,6 +15,7 @@ import { SvidManager } from '../ca/svids.js';
 import type { XdsCa } from '../ca/xds-ca.js';
 import { compileSourceInSlices, type CompiledProxy, type CompileResult } from '../compiler.js';
 import type { Diagnostic, Result } from '../diag/diagnostic.js';
+import { diagnosticLine } from '../diag/format.js';
 import { controlPlaneIdentity } from '../model/mesh-model.js';
 import { MESH_DEFAULTS } from '../policy/types.js';
 import { groupOfInstance, type RegisteredInstance } from '../model/groups.js';
@@ -352,10 +353,7 @@ export class ControlPlane {
     };
     this.revisions.push(record);
     if (this.revisions.length > HISTORY_LIMIT) this.revisions.shift();
-    // `file:line:column CODE message` of each error, for the history and the log alike.
-    const where = (d: Diagnostic) =>
-      d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>';
-    const errors = diagnostics.filter((d) => d.severity === 'error').map((d) => `${where(d)} ${d.code} ${d.message}`);
+    const errors = diagnostics.filter((d) => d.severity === 'error').map(diagnosticLine);
     this.telemetry.revisions.add(1, { status: record.status });
     this.history.append({
       kind: 'revision',

@@ -111,6 +111,8 @@ export function runServe(argv: string[]): Promise<number> {
       throw new UsageError('--registration-grace must be a duration such as 30s (at most 24h)');
     }
     const adminPort = parsePort(values['admin-port']!, '--admin-port');
+    const plaintext = values['xds-plaintext-port'];
+    const plaintextPort = plaintext ? parsePort(plaintext, '--xds-plaintext-port') : undefined;
     let admin: AdminConfig;
     try {
       admin = adminSettings(values);
@@ -126,11 +128,7 @@ export function runServe(argv: string[]): Promise<number> {
         ...(otlp ? { otlpTracesEndpoint: otlp } : {}),
         ...(values.git ? { git: { repo: values.git, branch: values.branch!, subdir: values.path!, pollMs } } : {}),
         xdsAddress: `${values['xds-host']}:${parsePort(values['xds-port']!, '--xds-port')}`,
-        ...(values['xds-plaintext-port']
-          ? {
-              xdsPlaintextAddress: `${values['xds-host']}:${parsePort(values['xds-plaintext-port'], '--xds-plaintext-port')}`,
-            }
-          : {}),
+        ...(plaintextPort !== undefined ? { xdsPlaintextAddress: `${values['xds-host']}:${plaintextPort}` } : {}),
         ...(values['ca-cert']
           ? {
               ca: {

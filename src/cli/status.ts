@@ -5,6 +5,8 @@
  */
 import { adminRequest, DEFAULT_ADMIN, DEFAULT_STATE_DIR } from './admin-client.js';
 import { command, parse } from './args.js';
+import { formatPlace } from '../diag/diagnostic.js';
+import { diagnosticLine } from '../diag/format.js';
 
 const HELP = `Usage: chancery status [--admin ${DEFAULT_ADMIN}] [--json] [--state-dir ${DEFAULT_STATE_DIR}]
 
@@ -68,14 +70,12 @@ export function formatStatus(s: Status): string {
   out.push('REVISIONS');
   for (const r of s.revisions.slice(0, 10)) {
     const c = r.convergence;
-    const conv = c
-      ? ` ${c.synced}/${c.connected} proxies${c.rejected ? `, ${c.rejected} rejected` : ''}${c.ms !== undefined ? `, converged in ${c.ms} ms` : ''}`
-      : '';
+    const rejected = c?.rejected ? `, ${c.rejected} rejected` : '';
+    const converged = c?.ms !== undefined ? `, converged in ${c.ms} ms` : '';
+    const conv = c ? ` ${c.synced}/${c.connected} proxies${rejected}${converged}` : '';
     out.push(`  ${short(r.revision)}  ${r.status.padEnd(8)} ${r.at}${conv}`);
     for (const d of r.diagnostics.filter((x) => x.severity === 'error').slice(0, 20)) {
-      out.push(
-        `      ${d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>'} ${d.code} ${d.message}`,
-      );
+      out.push(`      ${diagnosticLine(d)}`);
     }
   }
   out.push('');
@@ -89,14 +89,13 @@ export function formatStatus(s: Status): string {
     const on = p.replica ? `  on ${p.replica}` : '';
     out.push(`  ${p.id}  ${state}  runs ${runs}${on}  (${p.variant}, connected ${p.connectedAt})${reg}`);
     for (const [type, t] of Object.entries(p.types)) {
-      const line = `      ${type}: acked ${t.acked ? `${t.acked.version} @ ${short(t.acked.revision)}` : '-'}${t.pending ? `, pending ${t.sent?.version}` : ''}`;
-      out.push(line);
+      const acked = t.acked ? `${t.acked.version} @ ${short(t.acked.revision)}` : '-';
+      out.push(`      ${type}: acked ${acked}${t.pending ? `, pending ${t.sent?.version}` : ''}`);
       if (t.lastNack) {
         out.push(`        NACK at ${t.lastNack.at} (revision ${short(t.lastNack.revision)}): ${t.lastNack.message}`);
         for (const r of t.lastNack.resources) {
-          out.push(
-            `          ${r.name} <- ${r.origins.map((o) => `${o.file}:${o.line}:${o.column}`).join(', ') || 'no policy origin'}`,
-          );
+          const from = r.origins.map(formatPlace).join(', ') || 'no policy origin';
+          out.push(`          ${r.name} <- ${from}`);
         }
       }
     }

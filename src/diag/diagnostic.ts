@@ -84,7 +84,12 @@ export function sortDiagnostics(ds: readonly Diagnostic[]): Diagnostic[] {
   });
 }
 
+/** `file:line:column`, or `<mesh>` for what no policy line stands for. */
+export function formatPlace(o: Pick<Origin, 'file' | 'line' | 'column'> | undefined): string {
+  return o ? `${o.file}:${o.line}:${o.column}` : '<mesh>';
+}
+
 export function formatOrigin(o: Origin | undefined): string {
   if (!o) return '<mesh>';
-  return `${o.file}:${o.line}:${o.column}${o.revision ? ` @ ${o.revision.slice(0, 12)}` : ''}`;
+  return `${formatPlace(o)}${o.revision ? ` @ ${o.revision.slice(0, 12)}` : ''}`;
 }

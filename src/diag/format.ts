@@ -1,14 +1,13 @@
 /**
  * Diagnostic formatters: human text with a caret excerpt, JSON, and GitHub workflow annotations.
  */
-import { formatOrigin, type Diagnostic } from './diagnostic.js';
+import { formatOrigin, formatPlace, type Diagnostic } from './diagnostic.js';
 
 /** `file:line:col: severity CODE: message`, then the source line and a caret under the column. */
 export function formatHuman(ds: readonly Diagnostic[], sources: ReadonlyMap<string, string> = new Map()): string {
   const out: string[] = [];
   for (const d of ds) {
-    const where = d.location ? `${d.location.file}:${d.location.line}:${d.location.column}` : '<mesh>';
-    out.push(`${where}: ${d.severity} ${d.code}: ${d.message}${d.object ? ` (${d.object})` : ''}`);
+    out.push(`${formatPlace(d.location)}: ${d.severity} ${d.code}: ${d.message}${d.object ? ` (${d.object})` : ''}`);
     const text = d.location ? sources.get(d.location.file) : undefined;
     if (text !== undefined && d.location) {
       const line = text.split('\n')[d.location.line - 1];
@@ -21,6 +20,11 @@ export function formatHuman(ds: readonly Diagnostic[], sources: ReadonlyMap<stri
     for (const r of d.related ?? []) out.push(`      note: ${r.message} at ${formatOrigin(r.location)}`);
   }
   return out.join('\n');
+}
+
+/** One line: `file:line:column CODE message` (logs, history, status). */
+export function diagnosticLine(d: Pick<Diagnostic, 'location' | 'message'> & { code: string }): string {
+  return `${formatPlace(d.location)} ${d.code} ${d.message}`;
 }
 
 export function formatJson(ds: readonly Diagnostic[]): string {

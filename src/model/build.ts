@@ -245,9 +245,10 @@ function attachSidecars(
     if (sc.spec.workloadSelector) continue;
     const prev = nsDefaults.get(sc.meta.namespace);
     if (prev) {
+      const other = objectRef('Sidecar', prev.meta);
       diags.report(
         'CH0403',
-        `namespace ${sc.meta.namespace} already has a Sidecar without workloadSelector (${objectRef('Sidecar', prev.meta)})`,
+        `namespace ${sc.meta.namespace} already has a Sidecar without workloadSelector (${other})`,
         {
           location: sc.origin,
           object: objectRef('Sidecar', sc.meta),

@@ -160,15 +160,12 @@ export function checkSecurity(model: MeshModel, diags: Diagnostics): void {
       for (const p of list.filter((x) => !x.spec.selector)) {
         const prev = seen.get(p.namespace);
         if (prev) {
-          diags.report(
-            'CH0403',
-            `namespace ${p.namespace}${p.namespace === root ? ' (the root namespace: mesh-wide)' : ''} already has a PeerAuthentication without selector`,
-            {
-              location: p.origin,
-              object: objectRef(kind, p),
-              related: [{ message: 'the other one', location: prev.origin }],
-            },
-          );
+          const which = `namespace ${p.namespace}${p.namespace === root ? ' (the root namespace: mesh-wide)' : ''}`;
+          diags.report('CH0403', `${which} already has a PeerAuthentication without selector`, {
+            location: p.origin,
+            object: objectRef(kind, p),
+            related: [{ message: 'the other one', location: prev.origin }],
+          });
         }
         seen.set(p.namespace, p);
       }

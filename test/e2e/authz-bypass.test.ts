@@ -78,6 +78,15 @@ spec:
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
+metadata: { name: api-root-deny, namespace: istio-system }
+spec:
+  selector: { matchLabels: { app: api } } # in the root namespace: the api workloads of every namespace (Istio)
+  action: DENY
+  rules:
+    - to: [{ operation: { paths: ["/rootdeny/*"] } }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
 metadata: { name: pub-allow, namespace: ns }
 spec:
   selector: { matchLabels: { app: pub } }
@@ -147,6 +156,9 @@ const CASES: Case[] = [
   api('/h', false, { headers: { 'x-user': ['admin', 'admin'] } }),
   api('/h', false, { headers: { 'x-user': ['admin', 'guest'] } }),
   api('/h', true, { headers: { 'x-user': ['guest', 'admin'] }, appSees: ['x-user', 'guest'] }),
+  // A DENY in the root namespace with a selector reaches the api workload in its own namespace.
+  api('/rootdeny/x', false),
+  api('//rootdeny/x', false),
   // What stays allowed (a rule that cannot tell these apart would be useless), and what the app then sees.
   api('/ok', true),
   api('/ok/./x', true),

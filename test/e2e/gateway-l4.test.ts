@@ -467,7 +467,8 @@ describe('gateway L4 (TLS passthrough, TCP, TLS-terminated TCP) through real Env
     for (const c of cases) {
       const e = explain(model, { from: gateway, to: c.to, sourceIp: c.sourceIp ?? '127.0.0.1' });
       const r = await c.real();
-      const what = `${c.to} from ${c.sourceIp ?? 'the client'}: explain ${e.verdict}, Envoy answered ${JSON.stringify(r)}`;
+      const from = c.sourceIp ?? 'the client';
+      const what = `${c.to} from ${from}: explain ${e.verdict}, Envoy answered ${JSON.stringify(r)}`;
       assert.equal(e.verdict === 'ALLOW', c.through.test(r.got), what);
     }
     // After the 80/20 shift: the weighted destinations, over the gateway's mTLS, each admitting it.

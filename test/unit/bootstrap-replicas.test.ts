@@ -12,7 +12,9 @@ import { validateEnvoyConfig } from '../support/envoy.js';
 
 const xdsCluster = (config: any) => config.static_resources.clusters.find((c: any) => c.name === 'chancery-xds');
 
-test('bootstrap --xds-address with three replicas lists them all in the ADS cluster, and Envoy accepts it', async () => {
+const ALL_REPLICAS =
+  'bootstrap --xds-address with three replicas lists them all in the ADS cluster, and Envoy accepts it';
+test(ALL_REPLICAS, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'chancery-bootstrap-replicas-'));
   try {
     const base = ['--config', 'examples/mesh', '--workload', 'shop/frontend-1', '--state-dir', dir];

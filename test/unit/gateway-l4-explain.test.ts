@@ -130,7 +130,9 @@ spec:
       hosts: [istio-system/ingress-mesh.istio-system.svc]
 `;
 
-test("a sidecar's TCP connection to a gateway's ISTIO_MUTUAL L4 server: the gateway's L4 rules, then its tcp route", () => {
+const TO_L4_SERVER =
+  "a sidecar's TCP connection to a gateway's ISTIO_MUTUAL L4 server: the gateway's L4 rules, then its tcp route";
+test(TO_L4_SERVER, () => {
   const files = Object.entries(l4Mesh(L4_POLICIES + TO_MESH_SERVER)).map(([p, text]) => ({ path: p, text }));
   const r = compileSource({ revision: 'r', files });
   assert.ok(r.ok, JSON.stringify(r.diagnostics));
